@@ -1,0 +1,43 @@
+#pragma once
+
+// Metrics as an interface so that modules count things without depending on a metrics
+// library. The agent's implementation is the prometheus-cpp adapter
+// (agent/src/prometheus_metrics.cc); tests use a FakeMetrics or the real adapter.
+//
+// Handles returned by Counter()/Gauge() stay valid for the registry's lifetime and are
+// safe to use from any thread. Looking a handle up takes a lock: look it up once, keep it.
+
+#include <map>
+#include <string>
+
+namespace edge {
+
+using Labels = std::map<std::string, std::string>;
+
+class CounterHandle {
+ public:
+  virtual ~CounterHandle() = default;
+  virtual void Inc(double by = 1.0) = 0;
+  virtual double Value() const = 0;
+};
+
+class GaugeHandle {
+ public:
+  virtual ~GaugeHandle() = default;
+  virtual void Set(double v) = 0;
+  virtual void Add(double by) = 0;
+  virtual double Value() const = 0;
+};
+
+class Metrics {
+ public:
+  virtual ~Metrics() = default;
+  // `name` follows Prometheus conventions (counters end in _total). The same name must
+  // always be used with the same help text and label keys.
+  virtual CounterHandle& Counter(const std::string& name, const std::string& help,
+                                 const Labels& labels = {}) = 0;
+  virtual GaugeHandle& Gauge(const std::string& name, const std::string& help,
+                             const Labels& labels = {}) = 0;
+};
+
+}  // namespace edge
