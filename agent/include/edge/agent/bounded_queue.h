@@ -1,0 +1,77 @@
+#pragma once
+
+// A bounded multi-producer, single-consumer queue between the MQTT callback thread and the
+// pipeline thread.
+//
+// When full, Push() drops the OLDEST element to make room and reports it, so that ingest
+// never blocks the MQTT client and the newest readings win; the caller counts the drop.
+// Thread-safe. Close() wakes the consumer; after Close() pushes are refused and PopBatch()
+// returns what is left, then nothing.
+
+#include <chrono>
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+namespace edge::agent {
+
+template <typename T>
+class BoundedQueue {
+ public:
+  explicit BoundedQueue(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+
+  enum class PushResult { kOk, kDroppedOldest, kClosed };
+
+  PushResult Push(T&& item) {
+    PushResult result = PushResult::kOk;
+    {
+      std::lock_guard lock(mu_);
+      if (closed_) return PushResult::kClosed;
+      if (items_.size() >= capacity_) {
+        items_.pop_front();
+        result = PushResult::kDroppedOldest;
+      }
+      items_.push_back(std::move(item));
+    }
+    cv_.notify_one();
+    return result;
+  }
+
+  // Moves up to `max` items into `out` (cleared first). Waits up to `timeout` for the first
+  // item. Returns false once the queue is closed and empty.
+  bool PopBatch(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {
+    out.clear();
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    while (!items_.empty() && out.size() < max) {
+      out.push_back(std::move(items_.front()));
+      items_.pop_front();
+    }
+    return !(closed_ && out.empty());
+  }
+
+  void Close() {
+    {
+      std::lock_guard lock(mu_);
+      closed_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  size_t size() const {
+    std::lock_guard lock(mu_);
+    return items_.size();
+  }
+  size_t capacity() const { return capacity_; }
+
+ private:
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<T> items_;  // guarded by mu_
+  bool closed_ = false;  // guarded by mu_
+};
+
+}  // namespace edge::agent

@@ -1,0 +1,308 @@
+#include "edge/agent/runtime.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <csignal>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include "edge/agent/bounded_queue.h"
+#include "edge/agent/http_server.h"
+#include "edge/agent/ingest.h"
+#include "edge/agent/pipeline.h"
+#include "edge/agent/prometheus_metrics.h"
+#include "edge/agent/store.h"
+#include "edge/cloudsync/uplink.h"
+#include "edge/rules/policy.h"
+
+#ifndef EDGE_AGENT_VERSION
+#define EDGE_AGENT_VERSION "0.0.0"
+#endif
+
+namespace edge::agent {
+namespace {
+
+namespace asio = boost::asio;
+
+// Drain budget after SIGTERM, well inside Kubernetes' default 30 s grace period and the
+// 5 s we promise: ingest disconnect 1 s, pipeline commit, uplink last attempt 2 s.
+constexpr int64_t kIngestStopMs = 1000;
+constexpr int64_t kUplinkStopMs = 2000;
+
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot read: " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string Trim(std::string s) {
+  const char* ws = " \t\r\n";
+  s.erase(s.find_last_not_of(ws) + 1);
+  s.erase(0, s.find_first_not_of(ws));
+  return s;
+}
+
+// The outbox as the uplink sees it: the network thread's own read connection.
+class StoreOutboxSource final : public cloudsync::OutboxSource {
+ public:
+  StoreOutboxSource(StoreReader& reader, std::string node, Metrics& metrics)
+      : reader_(reader),
+        node_(std::move(node)),
+        pending_(metrics.Gauge("edge_agent_outbox_pending", "Rows in the outbox")),
+        errors_(metrics.Counter("edge_agent_store_errors_total", "Failed SQLite operations",
+                                {{"op", "uplink"}})) {}
+
+  Result<std::vector<cloudsync::OutboxItem>> Fetch(size_t max_items, size_t max_bytes) override {
+    auto rows = reader_.Fetch(max_items, max_bytes);
+    if (!rows.ok()) {
+      errors_.Inc();
+      return rows.status();
+    }
+    std::vector<cloudsync::OutboxItem> items;
+    items.reserve(rows->size());
+    for (auto& r : *rows) {
+      items.push_back({r.seq, RecordId(node_, reader_.epoch(), r.seq), std::move(r.kind),
+                       r.created_ms, std::move(r.payload)});
+    }
+    return items;
+  }
+
+  Status Ack(const std::vector<int64_t>& seqs) override {
+    auto deleted = reader_.Delete(seqs);
+    if (!deleted.ok()) {
+      errors_.Inc();
+      return deleted.status();
+    }
+    pending_.Add(-static_cast<double>(*deleted));
+    return Status::Ok();
+  }
+
+ private:
+  StoreReader& reader_;
+  std::string node_;
+  GaugeHandle& pending_;
+  CounterHandle& errors_;
+};
+
+}  // namespace
+
+const char* AgentVersion() { return EDGE_AGENT_VERSION; }
+
+int RunAgent(const Config& config) {
+  SystemClock clock;
+  PrometheusMetrics metrics;
+  metrics
+      .Gauge("edge_agent_build_info", "Always 1; labels carry the agent version",
+             {{"version", AgentVersion()}})
+      .Set(1);
+  metrics.Gauge("edge_agent_start_time_seconds", "Wall-clock start time of the agent process")
+      .Set(static_cast<double>(clock.WallMs()) / 1000.0);
+
+  // Policy: a bad file at startup is a configuration error.
+  rules::Policy policy;
+  if (!config.policy_file.empty()) {
+    auto text = ReadFile(config.policy_file);
+    if (!text.ok()) {
+      spdlog::critical("policy: {}", text.error());
+      return 2;
+    }
+    auto parsed = rules::ParsePolicy(*text, config.policy_file);
+    if (!parsed.ok()) {
+      spdlog::critical("policy: {}", parsed.error());
+      return 2;
+    }
+    policy = std::move(*parsed);
+  } else {
+    spdlog::warn("no policy file configured: readings are received but no rule runs");
+  }
+  const size_t rule_count = policy.rules.size();
+  metrics.Gauge("edge_agent_policy_rules", "Rules in the active policy")
+      .Set(static_cast<double>(rule_count));
+
+  // Store: writer for the pipeline, reader for the uplink.
+  StoreOptions store_options{config.store.path};
+  OpenReport report;
+  auto writer = StoreWriter::Open(store_options, &report);
+  if (!writer.ok()) {
+    spdlog::critical("store: {}", writer.error());
+    return 2;
+  }
+  auto& recoveries = metrics.Counter("edge_agent_store_recoveries_total",
+                                     "Corrupt databases moved aside and replaced at start");
+  if (report.recovered) {
+    recoveries.Inc();
+    spdlog::error("store: database {} was unusable ({}); moved aside to {} and replaced",
+                  config.store.path, report.reason, report.moved_aside_path);
+  }
+  auto reader = StoreReader::Open(store_options);
+  if (!reader.ok()) {
+    spdlog::critical("store: {}", reader.error());
+    return 2;
+  }
+  spdlog::info("store {} open (epoch {}{})", config.store.path, (*writer)->epoch(),
+               report.created ? ", new" : "");
+
+  asio::io_context io(1);
+  auto work = asio::make_work_guard(io);
+
+  // Ingest queue: the MQTT callback thread pushes, the pipeline thread pops.
+  BoundedQueue<RawMessage> queue(config.queue_capacity);
+  auto& queue_drops = metrics.Counter("edge_agent_messages_dropped_total",
+                                      "MQTT messages dropped before processing, by reason",
+                                      {{"reason", "queue_full"}});
+  auto& queue_depth =
+      metrics.Gauge("edge_agent_ingest_queue_depth", "MQTT messages waiting for the pipeline");
+  metrics.Gauge("edge_agent_ingest_queue_capacity", "Capacity of the ingest queue")
+      .Set(static_cast<double>(queue.capacity()));
+
+  IngestOptions ingest_options;
+  ingest_options.url = config.mqtt.url;
+  ingest_options.client_id =
+      config.mqtt.client_id.empty() ? "edge-agent-" + config.node_id : config.mqtt.client_id;
+  ingest_options.topics = config.mqtt.topics;
+  ingest_options.qos = config.mqtt.qos;
+  ingest_options.username = config.mqtt.username;
+  ingest_options.ca_file = config.mqtt.ca_file;
+  ingest_options.keepalive_ms = config.mqtt.keepalive_ms;
+  if (!config.mqtt.password_file.empty()) {
+    auto pw = ReadFile(config.mqtt.password_file);
+    if (!pw.ok()) {
+      spdlog::critical("mqtt.password_file: {}", pw.error());
+      return 2;
+    }
+    ingest_options.password = Trim(*pw);
+  }
+  auto ingest = CreatePahoIngest(
+      io, ingest_options,
+      [&queue, &queue_drops](RawMessage&& m) {
+        if (queue.Push(std::move(m)) == BoundedQueue<RawMessage>::PushResult::kDroppedOldest) {
+          queue_drops.Inc();
+        }
+      },
+      metrics, clock);
+
+  // Uplink (optional: without a console the agent still detects and stores).
+  StoreOutboxSource outbox(**reader, config.node_id, metrics);
+  std::unique_ptr<cloudsync::Uplink> uplink;
+  if (!config.console.url.empty()) {
+    cloudsync::UplinkOptions u;
+    u.console_url = config.console.url;
+    u.node_id = config.node_id;
+    u.token_file = config.console.token_file;
+    u.ca_file = config.console.ca_file;
+    u.batch_max_items = config.console.batch_max_items;
+    u.timeout_ms = config.console.timeout_ms;
+    u.backoff_initial_ms = config.console.backoff_initial_ms;
+    u.backoff_max_ms = config.console.backoff_max_ms;
+    if (Status s = cloudsync::ValidateUplinkOptions(u); !s) {
+      spdlog::critical("console: {}", s.message());
+      return 2;
+    }
+    uplink = cloudsync::CreateUplink(io, u, outbox, metrics, clock);
+  } else {
+    spdlog::warn("no console configured: alerts stay in the local outbox");
+  }
+
+  // HTTP endpoints.
+  HttpServerOptions http_options;
+  http_options.listen = config.http.listen;
+  cloudsync::Uplink* uplink_ptr = uplink.get();
+  Ingest* ingest_ptr = ingest.get();
+  auto server = StartHttpServer(
+      io, http_options,
+      [&metrics, &queue, &queue_depth, ingest_ptr, uplink_ptr](
+          std::string_view method, std::string_view target) -> HttpResponse {
+        const std::string_view path = target.substr(0, target.find('?'));
+        if (method != "GET" && method != "HEAD") {
+          return {405, "text/plain; charset=utf-8", "method not allowed\n"};
+        }
+        if (path == "/metrics") {
+          queue_depth.Set(static_cast<double>(queue.size()));
+          return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
+        }
+        if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+        if (path == "/readyz") {
+          std::string why;
+          if (!ingest_ptr->Connected()) why += "mqtt: not connected\n";
+          if (uplink_ptr != nullptr && !uplink_ptr->Authorized()) {
+            why += "console: token rejected (401)\n";
+          }
+          if (why.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
+          return {503, "text/plain; charset=utf-8", why};
+        }
+        return {404, "text/plain; charset=utf-8", "not found\n"};
+      });
+  if (!server.ok()) {
+    spdlog::critical("{}", server.error());
+    return 2;
+  }
+
+  PipelineOptions pipeline_options;
+  pipeline_options.node_id = config.node_id;
+  pipeline_options.decode.max_payload_bytes = config.mqtt.max_payload_bytes;
+  pipeline_options.commit_interval_ms = config.store.commit_interval_ms;
+  Pipeline pipeline(pipeline_options, queue, rules::Engine(std::move(policy)), **writer, metrics,
+                    clock, [uplink_ptr] {
+                      if (uplink_ptr != nullptr) uplink_ptr->Notify();
+                    });
+
+  // Termination signals are handled on the network thread; the main thread waits.
+  std::promise<int> stop_signal;
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&stop_signal](const boost::system::error_code& ec, int sig) {
+    stop_signal.set_value(ec ? 0 : sig);
+  });
+
+  std::thread network([&io] {
+    for (;;) {
+      try {
+        io.run();
+        return;
+      } catch (const std::exception& e) {
+        spdlog::error("network thread: unhandled exception: {}", e.what());
+      }
+    }
+  });
+  std::thread pipeline_thread([&pipeline] { pipeline.Run(); });
+
+  ingest->Start();
+  if (uplink) uplink->Start();
+  spdlog::info("edge-agent {} running: node {}, mqtt {}, {} rule(s), http {}:{}, console {}",
+               AgentVersion(), config.node_id, config.mqtt.url, rule_count,
+               config.http.listen.substr(0, config.http.listen.rfind(':')), (*server)->port(),
+               config.console.url.empty() ? "none" : config.console.url);
+
+  const int sig = stop_signal.get_future().get();
+  const auto t0 = std::chrono::steady_clock::now();
+  spdlog::info("signal {} received: draining", sig);
+
+  ingest->Stop(kIngestStopMs);
+  queue.Close();
+  pipeline_thread.join();
+  if (uplink) {
+    // Shared: the callback may run after we gave up waiting.
+    auto stopped = std::make_shared<std::promise<void>>();
+    auto done = stopped->get_future();
+    uplink->Stop(kUplinkStopMs, [stopped] { stopped->set_value(); });
+    done.wait_for(std::chrono::milliseconds(kUplinkStopMs + 500));
+  }
+  (*server)->Stop();
+  work.reset();
+  io.stop();
+  network.join();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count();
+  spdlog::info("stopped after draining for {} ms", ms);
+  return 0;
+}
+
+}  // namespace edge::agent
