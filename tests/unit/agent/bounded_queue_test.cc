@@ -1,0 +1,55 @@
+#include "edge/agent/bounded_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+namespace edge::agent {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(BoundedQueue, DropsOldestWhenFull) {
+  BoundedQueue<int> q(3);
+  EXPECT_EQ(q.Push(1), BoundedQueue<int>::PushResult::kOk);
+  EXPECT_EQ(q.Push(2), BoundedQueue<int>::PushResult::kOk);
+  EXPECT_EQ(q.Push(3), BoundedQueue<int>::PushResult::kOk);
+  EXPECT_EQ(q.Push(4), BoundedQueue<int>::PushResult::kDroppedOldest);
+  std::vector<int> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, (std::vector<int>{2, 3, 4}));
+}
+
+TEST(BoundedQueue, PopBatchTakesAtMostMax) {
+  BoundedQueue<int> q(10);
+  for (int i = 0; i < 5; ++i) (void)q.Push(int{i});
+  std::vector<int> out;
+  ASSERT_TRUE(q.PopBatch(out, 2, 0ms));
+  EXPECT_EQ(out, (std::vector<int>{0, 1}));
+  EXPECT_EQ(q.size(), 3u);
+}
+
+TEST(BoundedQueue, CloseRefusesPushesAndDrainsTheRest) {
+  BoundedQueue<int> q(10);
+  (void)q.Push(7);
+  q.Close();
+  EXPECT_EQ(q.Push(8), BoundedQueue<int>::PushResult::kClosed);
+  std::vector<int> out;
+  EXPECT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, std::vector<int>{7});
+  EXPECT_FALSE(q.PopBatch(out, 10, 0ms));
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(BoundedQueue, CloseWakesAWaitingConsumer) {
+  BoundedQueue<int> q(10);
+  std::vector<int> out;
+  bool result = true;
+  std::thread consumer([&] { result = q.PopBatch(out, 10, 60s); });
+  q.Close();
+  consumer.join();  // would hang for a minute if Close() did not wake it
+  EXPECT_FALSE(result);
+}
+
+}  // namespace
+}  // namespace edge::agent
