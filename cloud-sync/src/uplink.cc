@@ -1,0 +1,662 @@
+// The uplink loop and its HTTP/1.1 client (Beast over plain TCP). This is the only
+// translation unit of edge::cloudsync that includes Beast or Asio.
+
+#include "edge/cloudsync/uplink.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <chrono>
+#include <exception>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <sstream>
+#include <utility>
+
+#include "edge/cloudsync/backoff.h"
+#include "edge/cloudsync/batch_codec.h"
+#include "edge/cloudsync/console_url.h"
+#include "edge/cloudsync/gzip.h"
+
+namespace edge::cloudsync {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using SteadyTime = std::chrono::steady_clock::time_point;
+using std::chrono::milliseconds;
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr size_t kGzipThresholdBytes = 1024;
+constexpr size_t kMaxReplyBodyBytes = 8 << 20;
+constexpr size_t kMaxTokenFileBytes = 64 << 10;
+constexpr int64_t kTokenRefreshMs = 60'000;
+constexpr size_t kLogSnippetBytes = 200;
+constexpr const char* kBatchesPath = "/v1/batches";
+
+Result<std::string> ReadTokenFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error("cannot open token file '" + path + "'");
+  std::string text(kMaxTokenFileBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  if (in.bad()) return Status::Error("cannot read token file '" + path + "'");
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxTokenFileBytes) {
+    return Status::Error("token file '" + path + "' is larger than 64 KiB");
+  }
+  const auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
+  const auto first = std::find_if_not(text.begin(), text.end(), is_space);
+  const auto last = std::find_if_not(text.rbegin(), text.rend(), is_space).base();
+  if (first >= last) return Status::Error("token file '" + path + "' is empty");
+  std::string token(first, last);
+  if (std::any_of(token.begin(), token.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u < 0x20 || u == 0x7f;
+      })) {
+    return Status::Error("token file '" + path + "' holds control characters or several lines");
+  }
+  return token;
+}
+
+// Printable excerpt of an untrusted reply body for a log line.
+std::string Snippet(std::string_view body) {
+  std::string out;
+  for (char c : body.substr(0, kLogSnippetBytes)) {
+    const auto u = static_cast<unsigned char>(c);
+    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
+  }
+  if (body.size() > kLogSnippetBytes) out += "...";
+  return out;
+}
+
+milliseconds Remaining(SteadyTime deadline) {
+  const auto left =
+      std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(left, milliseconds(0));
+}
+
+struct HttpReply {
+  bool transport_ok = false;
+  std::string error;              // when !transport_ok
+  bool stale_connection = false;  // a reused keep-alive connection was found closed
+  bool wrote_request = false;
+  unsigned status = 0;
+  std::string body;
+  std::string retry_after;
+};
+
+// One keep-alive HTTP/1.1 connection, reopened on demand. Used by one coroutine at a time.
+class HttpConnection {
+ public:
+  explicit HttpConnection(asio::any_io_executor ex) : ex_(ex), resolver_(ex) {}
+
+  bool IsOpen() const { return stream_.has_value() && stream_->socket().is_open(); }
+
+  // Aborts whatever is in flight (its completion reports an error) and drops the socket.
+  void Close() {
+    if (resolve_wake_) resolve_wake_->cancel();
+    if (stream_) {
+      beast::error_code ignored;
+      stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      stream_->close();
+    }
+  }
+
+  // Every step is bounded by `deadline`. Never throws for network conditions.
+  asio::awaitable<HttpReply> Post(const ConsoleUrl& url, const std::string& target,
+                                  const std::string& authorization, std::string body, bool gzipped,
+                                  SteadyTime deadline) {
+    HttpReply reply;
+    const bool reused = IsOpen();
+    if (!reused) {
+      std::optional<tcp::resolver::results_type> endpoints;
+      reply.error = co_await Resolve(url, deadline, endpoints);
+      if (!endpoints) co_return reply;
+      stream_.emplace(ex_);
+      buffer_.clear();
+      stream_->expires_after(Remaining(deadline));
+      auto [ec, endpoint] = co_await stream_->async_connect(*endpoints, kUseTuple);
+      if (ec) {
+        reply.error = "connect to " + url.HostHeader() + ": " + ec.message();
+        Drop();
+        co_return reply;
+      }
+    }
+
+    http::request<http::string_body> req{http::verb::post, target, 11};
+    req.set(http::field::host, url.HostHeader());
+    req.set(http::field::user_agent, "edge-agent");
+    req.set(http::field::content_type, "application/json");
+    req.set(http::field::accept, "application/json");
+    if (!authorization.empty()) req.set(http::field::authorization, authorization);
+    if (gzipped) req.set(http::field::content_encoding, "gzip");
+    req.keep_alive(true);
+    req.body() = std::move(body);
+    req.prepare_payload();
+
+    stream_->expires_after(Remaining(deadline));
+    auto [wec, written] = co_await http::async_write(*stream_, req, kUseTuple);
+    if (wec) {
+      reply.error = "write: " + wec.message();
+      reply.stale_connection = reused && IsStaleError(wec);
+      Drop();
+      co_return reply;
+    }
+    reply.wrote_request = true;
+
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxReplyBodyBytes);
+    stream_->expires_after(Remaining(deadline));
+    auto [rec, read] = co_await http::async_read(*stream_, buffer_, parser, kUseTuple);
+    if (rec) {
+      reply.error = "read: " + rec.message();
+      reply.stale_connection = reused && read == 0 && IsStaleError(rec);
+      Drop();
+      co_return reply;
+    }
+    stream_->expires_never();
+    http::response<http::string_body> res = parser.release();
+    reply.transport_ok = true;
+    reply.status = res.result_int();
+    if (auto it = res.find(http::field::retry_after); it != res.end()) {
+      reply.retry_after = std::string(it->value());
+    }
+    reply.body = std::move(res.body());
+    if (!res.keep_alive()) Drop();
+    co_return reply;
+  }
+
+ private:
+  // The peer closing an idle keep-alive connection shows up as one of these.
+  static bool IsStaleError(const beast::error_code& ec) {
+    return ec == http::error::end_of_stream || ec == asio::error::eof ||
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+  }
+
+  void Drop() {
+    Close();
+    stream_.reset();
+    buffer_.clear();
+  }
+
+  // The system resolver cannot be interrupted, so the coroutine waits on a timer that the
+  // resolve completion cancels: a hung lookup then costs a late callback, not a stuck loop.
+  asio::awaitable<std::string> Resolve(const ConsoleUrl& url, SteadyTime deadline,
+                                       std::optional<tcp::resolver::results_type>& out) {
+    struct Lookup {
+      explicit Lookup(asio::any_io_executor ex) : wake(ex) {}
+      asio::steady_timer wake;
+      bool done = false;
+      beast::error_code ec;
+      tcp::resolver::results_type results;
+    };
+    auto lookup = std::make_shared<Lookup>(ex_);
+    lookup->wake.expires_at(deadline);
+    resolve_wake_ = std::shared_ptr<asio::steady_timer>(lookup, &lookup->wake);
+    resolver_.async_resolve(url.host, std::to_string(url.port),
+                            [lookup](const beast::error_code& ec, tcp::resolver::results_type r) {
+                              lookup->done = true;
+                              lookup->ec = ec;
+                              lookup->results = std::move(r);
+                              lookup->wake.cancel();
+                            });
+    co_await lookup->wake.async_wait(kUseTuple);
+    resolve_wake_.reset();
+    if (!lookup->done) co_return "resolve " + url.host + ": timed out or aborted";
+    if (lookup->ec) co_return "resolve " + url.host + ": " + lookup->ec.message();
+    out = std::move(lookup->results);
+    co_return std::string();
+  }
+
+  asio::any_io_executor ex_;
+  tcp::resolver resolver_;
+  std::optional<beast::tcp_stream> stream_;
+  beast::flat_buffer buffer_;  // holds bytes read past a reply on a kept-alive connection
+  std::shared_ptr<asio::steady_timer> resolve_wake_;
+};
+
+enum class Outcome { kOk, kRetry, kRejected, kUnauthorized, kLocalError };
+
+struct SendResult {
+  Outcome outcome = Outcome::kRetry;
+  std::optional<int64_t> retry_after_ms;
+  size_t acked = 0;
+};
+
+// Owns the loop state; everything below runs on the io_context thread except the public
+// entry points, which post to it. Kept alive by its coroutine and pending handlers.
+class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
+ public:
+  UplinkLoop(asio::io_context& io, UplinkOptions options, OutboxSource& source, Metrics& metrics,
+             Clock& clock)
+      : io_(io),
+        options_(std::move(options)),
+        source_(source),
+        clock_(clock),
+        backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
+                 options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
+        conn_(io.get_executor()),
+        wait_timer_(io),
+        stop_timer_(io),
+        max_items_(std::max<size_t>(1, options_.batch_max_items)),
+        max_bytes_(std::max<size_t>(1, options_.batch_max_bytes)) {
+    const std::string uploads_help = "Batch uploads to the console by result";
+    uploads_ok_ = &metrics.Counter("edge_agent_uploads_total", uploads_help, {{"result", "ok"}});
+    uploads_retry_ =
+        &metrics.Counter("edge_agent_uploads_total", uploads_help, {{"result", "retry"}});
+    uploads_rejected_ =
+        &metrics.Counter("edge_agent_uploads_total", uploads_help, {{"result", "rejected"}});
+    uploads_unauthorized_ =
+        &metrics.Counter("edge_agent_uploads_total", uploads_help, {{"result", "unauthorized"}});
+    bytes_ = &metrics.Counter("edge_agent_uplink_bytes_total",
+                              "Request body bytes sent to the console (after compression)");
+    items_ = &metrics.Counter("edge_agent_uplink_items_total",
+                              "Outbox items acknowledged by the console");
+    backoff_gauge_ = &metrics.Gauge("edge_agent_uplink_backoff_seconds",
+                                    "Current uplink retry delay in seconds, 0 when healthy");
+    backoff_gauge_->Set(0);
+    if (auto url = ParseConsoleUrl(options_.console_url); url.ok()) {
+      url_ = std::move(url.value());
+      target_ = url_->Target(kBatchesPath);
+    } else {
+      spdlog::error("uplink: {}", url.error());
+    }
+  }
+
+  bool Authorized() const { return authorized_.load(); }
+
+  void Start() {
+    asio::post(io_, [self = shared_from_this()] {
+      if (self->started_ || self->stopping_) return;
+      self->started_ = true;
+      asio::co_spawn(self->io_, self->Run(), [self](std::exception_ptr e) {
+        if (e) self->LogException("uplink loop ended", e);
+      });
+    });
+  }
+
+  void Notify() {
+    // Coalesces bursts of commits into one posted wake-up.
+    if (notify_posted_.exchange(true)) return;
+    asio::post(io_, [self = shared_from_this()] {
+      self->notify_posted_ = false;
+      self->notified_ = true;
+      if (self->waiting_ == Waiting::kIdle) self->wait_timer_.cancel();
+    });
+  }
+
+  void Stop(int64_t deadline_ms, std::function<void()> cb) {
+    asio::post(io_, [self = shared_from_this(), deadline_ms, cb = std::move(cb)]() mutable {
+      self->OnStop(deadline_ms, std::move(cb));
+    });
+  }
+
+ private:
+  enum class Waiting { kNone, kIdle, kBackoff };
+
+  void OnStop(int64_t deadline_ms, std::function<void()> cb) {
+    if (cb) stop_callbacks_.push_back(std::move(cb));
+    if (stopped_) {
+      RunStopCallbacks();
+      return;
+    }
+    const SteadyTime deadline =
+        std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(0, deadline_ms));
+    if (!started_) {
+      stopping_ = true;
+      Finish();
+      return;
+    }
+    if (stopping_ && deadline >= stop_deadline_) return;
+    stopping_ = true;
+    stop_deadline_ = deadline;
+    wait_timer_.cancel();
+    stop_timer_.expires_at(deadline);
+    stop_timer_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
+      if (ec || self->stopped_) return;
+      // Out of time: abort the request in flight so the loop can finish.
+      self->conn_.Close();
+      self->wait_timer_.cancel();
+    });
+  }
+
+  asio::awaitable<void> Run() {
+    while (!stopping_) {
+      std::exception_ptr failure;
+      try {
+        co_await Step();
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        LogException("uplink step failed", failure);
+        co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
+      }
+    }
+    try {
+      co_await FinalAttempt();
+    } catch (...) {
+      LogException("uplink final attempt failed", std::current_exception());
+    }
+    Finish();
+  }
+
+  // One round: fetch a batch, send it, then wait as the outcome requires.
+  asio::awaitable<void> Step() {
+    notified_ = false;
+    auto batch = source_.Fetch(max_items_, max_bytes_);
+    if (!batch.ok()) {
+      spdlog::error("uplink: reading the outbox failed: {}", batch.error());
+      co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
+      co_return;
+    }
+    if (batch->empty()) {
+      // The backlog is drained: batches shrunk after a 413 may grow back.
+      max_items_ = std::max<size_t>(1, options_.batch_max_items);
+      max_bytes_ = std::max<size_t>(1, options_.batch_max_bytes);
+      if (!notified_) co_await Wait(Waiting::kIdle, options_.idle_poll_ms);
+      co_return;
+    }
+    const SteadyTime deadline =
+        std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
+    const SendResult result = co_await SendBatch(*batch, deadline);
+    switch (result.outcome) {
+      case Outcome::kOk:
+        if (result.acked > 0) {
+          backoff_.Reset();
+          backoff_gauge_->Set(0);
+          co_return;  // more rows may be waiting: send back-to-back
+        }
+        // Nothing of the batch was acknowledged: resending at once would spin.
+        spdlog::warn("uplink: console acknowledged none of {} items", batch->size());
+        co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
+        co_return;
+      case Outcome::kRetry:
+        co_await Wait(Waiting::kBackoff, result.retry_after_ms
+                                             ? backoff_.NextDelayMs(*result.retry_after_ms)
+                                             : backoff_.NextDelayMs());
+        co_return;
+      case Outcome::kUnauthorized:
+        co_await Wait(Waiting::kBackoff, backoff_.max_ms());
+        co_return;
+      case Outcome::kRejected:
+      case Outcome::kLocalError:
+        co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
+        co_return;
+    }
+  }
+
+  // After Stop(): send what is pending while the console answers and time is left; the
+  // first failure ends it (no retries past shutdown).
+  asio::awaitable<void> FinalAttempt() {
+    while (Remaining(stop_deadline_) > milliseconds(0)) {
+      auto batch = source_.Fetch(max_items_, max_bytes_);
+      if (!batch.ok() || batch->empty()) co_return;
+      const SteadyTime deadline =
+          std::min(stop_deadline_, std::chrono::steady_clock::now() +
+                                       milliseconds(std::max<int64_t>(1, options_.timeout_ms)));
+      const SendResult result = co_await SendBatch(*batch, deadline);
+      if (result.outcome != Outcome::kOk || result.acked == 0) co_return;
+    }
+  }
+
+  asio::awaitable<SendResult> SendBatch(const std::vector<OutboxItem>& items, SteadyTime deadline) {
+    SendResult result;
+    if (!url_) {
+      uploads_retry_->Inc();
+      co_return result;
+    }
+    RefreshToken(false);
+
+    EncodedBatch encoded = EncodeBatchBody(options_.node_id, clock_.WallMs(), items);
+    if (encoded.invalid_payloads > 0) {
+      spdlog::warn("uplink: {} outbox payloads are not valid JSON; sent as strings",
+                   encoded.invalid_payloads);
+    }
+    std::string body = std::move(encoded.body);
+    bool gzipped = false;
+    if (options_.gzip && body.size() >= kGzipThresholdBytes) {
+      if (auto compressed = GzipCompress(body); compressed.ok()) {
+        body = std::move(compressed.value());
+        gzipped = true;
+      } else {
+        spdlog::warn("uplink: {}; sending uncompressed", compressed.error());
+      }
+    }
+
+    const std::string authorization = token_.empty() ? std::string() : "Bearer " + token_;
+    HttpReply reply;
+    for (int round = 0; round < 2; ++round) {
+      reply = co_await conn_.Post(*url_, target_, authorization, body, gzipped, deadline);
+      if (reply.wrote_request) bytes_->Inc(static_cast<double>(body.size()));
+      // A kept-alive connection the console closed while idle is retried once, fresh.
+      if (!reply.stale_connection || Remaining(deadline) == milliseconds(0)) break;
+    }
+
+    if (!reply.transport_ok) {
+      spdlog::warn("uplink: POST {} failed: {}", target_, reply.error);
+      uploads_retry_->Inc();
+      co_return result;
+    }
+    const unsigned status = reply.status;
+    if (status == 200) {
+      auto acked_ids = ParseAckResponse(reply.body);
+      if (!acked_ids.ok()) {
+        spdlog::warn("uplink: malformed 200 reply ({}): {}", acked_ids.error(),
+                     Snippet(reply.body));
+        uploads_retry_->Inc();
+        co_return result;
+      }
+      uploads_ok_->Inc();
+      MarkAuthorized(true);
+      const std::vector<int64_t> seqs = AckedSeqs(items, *acked_ids);
+      if (seqs.empty()) {
+        result.outcome = Outcome::kOk;
+        co_return result;
+      }
+      if (Status s = source_.Ack(seqs); !s.ok()) {
+        // The rows stay and are sent again; the console deduplicates them by id.
+        spdlog::error("uplink: deleting {} acknowledged rows failed: {}", seqs.size(), s.message());
+        result.outcome = Outcome::kLocalError;
+        co_return result;
+      }
+      items_->Inc(static_cast<double>(seqs.size()));
+      result.outcome = Outcome::kOk;
+      result.acked = seqs.size();
+      co_return result;
+    }
+    if (status == 401) {
+      uploads_unauthorized_->Inc();
+      MarkAuthorized(false);
+      spdlog::error("uplink: console rejected the node token (401); re-reading {}",
+                    options_.token_file);
+      RefreshToken(true);
+      result.outcome = Outcome::kUnauthorized;
+      co_return result;
+    }
+    if (status >= 500 || status == 429 || status == 408) {
+      if (status == 429 || status == 503)
+        result.retry_after_ms = ParseRetryAfterMs(reply.retry_after);
+      spdlog::warn("uplink: console answered {}: {}", status, Snippet(reply.body));
+      uploads_retry_->Inc();
+      co_return result;
+    }
+    // Other statuses (400, 403, 413, redirects, ...) will not get better by resending the
+    // same batch. Until rows can be dead-lettered the batch is retried with backoff.
+    uploads_rejected_->Inc();
+    spdlog::error("uplink: console rejected a batch of {} items with {}: {}", items.size(), status,
+                  Snippet(reply.body));
+    if (status == 413) {
+      // Smaller batches may fit; the limits are restored once the backlog is drained.
+      max_items_ = std::max<size_t>(1, std::min(max_items_, items.size()) / 2);
+      max_bytes_ = std::max<size_t>(1, max_bytes_ / 2);
+    }
+    result.outcome = Outcome::kRejected;
+    co_return result;
+  }
+
+  // Waits on the shared timer; Notify() cuts idle waits short, Stop() any wait.
+  asio::awaitable<void> Wait(Waiting kind, int64_t delay_ms) {
+    if (stopping_) co_return;
+    if (kind == Waiting::kBackoff) {
+      backoff_gauge_->Set(static_cast<double>(delay_ms) / 1000.0);
+    }
+    waiting_ = kind;
+    wait_timer_.expires_after(milliseconds(std::max<int64_t>(0, delay_ms)));
+    co_await wait_timer_.async_wait(kUseTuple);
+    waiting_ = Waiting::kNone;
+  }
+
+  void RefreshToken(bool force) {
+    const int64_t now = clock_.MonotonicMs();
+    if (!force && token_read_ && now - token_read_ms_ < kTokenRefreshMs) return;
+    token_read_ = true;
+    token_read_ms_ = now;
+    auto token = ReadTokenFile(options_.token_file);
+    if (!token.ok()) {
+      spdlog::error("uplink: {}; keeping the previous token", token.error());
+      return;
+    }
+    token_ = std::move(token.value());
+  }
+
+  void MarkAuthorized(bool value) {
+    if (authorized_.exchange(value) != value && value) {
+      spdlog::info("uplink: console accepted the node token again");
+    }
+  }
+
+  void Finish() {
+    stopped_ = true;
+    stop_timer_.cancel();
+    wait_timer_.cancel();
+    conn_.Close();
+    backoff_gauge_->Set(0);
+    RunStopCallbacks();
+  }
+
+  void RunStopCallbacks() {
+    std::vector<std::function<void()>> callbacks;
+    callbacks.swap(stop_callbacks_);
+    for (auto& cb : callbacks) {
+      try {
+        cb();
+      } catch (...) {
+        LogException("uplink stop callback threw", std::current_exception());
+      }
+    }
+  }
+
+  static void LogException(const char* what, std::exception_ptr e) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("{}: {}", what, ex.what());
+    } catch (...) {
+      spdlog::error("{}: unknown exception", what);
+    }
+  }
+
+  asio::io_context& io_;
+  const UplinkOptions options_;
+  OutboxSource& source_;
+  Clock& clock_;
+  std::optional<ConsoleUrl> url_;
+  std::string target_;
+
+  CounterHandle* uploads_ok_ = nullptr;
+  CounterHandle* uploads_retry_ = nullptr;
+  CounterHandle* uploads_rejected_ = nullptr;
+  CounterHandle* uploads_unauthorized_ = nullptr;
+  CounterHandle* bytes_ = nullptr;
+  CounterHandle* items_ = nullptr;
+  GaugeHandle* backoff_gauge_ = nullptr;
+
+  // Touched from any thread.
+  std::atomic<bool> authorized_{true};
+  std::atomic<bool> notify_posted_{false};
+
+  // Everything below is owned by the io_context thread.
+  Backoff backoff_;
+  HttpConnection conn_;
+  asio::steady_timer wait_timer_;
+  asio::steady_timer stop_timer_;
+  size_t max_items_;
+  size_t max_bytes_;
+  std::string token_;
+  bool token_read_ = false;
+  int64_t token_read_ms_ = 0;
+  Waiting waiting_ = Waiting::kNone;
+  bool notified_ = false;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool stopped_ = false;
+  SteadyTime stop_deadline_{};
+  std::vector<std::function<void()>> stop_callbacks_;
+};
+
+class AsioUplink final : public Uplink {
+ public:
+  explicit AsioUplink(std::shared_ptr<UplinkLoop> loop) : loop_(std::move(loop)) {}
+  // The loop keeps running on its own if not stopped; see the lifetime note in uplink.h.
+  ~AsioUplink() override = default;
+
+  void Start() override { loop_->Start(); }
+  void Notify() override { loop_->Notify(); }
+  void Stop(int64_t deadline_ms, std::function<void()> completion_cb) override {
+    loop_->Stop(deadline_ms, std::move(completion_cb));
+  }
+  bool Authorized() const override { return loop_->Authorized(); }
+
+ private:
+  std::shared_ptr<UplinkLoop> loop_;
+};
+
+}  // namespace
+
+std::unique_ptr<Uplink> CreateUplink(asio::io_context& io, UplinkOptions options,
+                                     OutboxSource& source, Metrics& metrics, Clock& clock) {
+  return std::make_unique<AsioUplink>(
+      std::make_shared<UplinkLoop>(io, std::move(options), source, metrics, clock));
+}
+
+Status ValidateUplinkOptions(const UplinkOptions& options) {
+  auto url = ParseConsoleUrl(options.console_url);
+  if (!url.ok()) return url.status();
+  if (url->tls) {
+    return Status::Error("console URL '" + options.console_url +
+                         "': https is not supported yet; use http:// (for example behind a "
+                         "TLS-terminating proxy)");
+  }
+  if (options.node_id.empty()) return Status::Error("uplink: node id is empty");
+  if (auto token = ReadTokenFile(options.token_file); !token.ok()) return token.status();
+  if (options.batch_max_items == 0) return Status::Error("uplink: batch_max_items must be > 0");
+  if (options.batch_max_bytes == 0) return Status::Error("uplink: batch_max_bytes must be > 0");
+  if (options.timeout_ms <= 0) return Status::Error("uplink: timeout_ms must be > 0");
+  if (options.backoff_initial_ms <= 0) {
+    return Status::Error("uplink: backoff_initial_ms must be > 0");
+  }
+  if (options.backoff_max_ms < options.backoff_initial_ms) {
+    return Status::Error("uplink: backoff_max_ms must be >= backoff_initial_ms");
+  }
+  if (options.idle_poll_ms <= 0) return Status::Error("uplink: idle_poll_ms must be > 0");
+  return Status::Ok();
+}
+
+}  // namespace edge::cloudsync

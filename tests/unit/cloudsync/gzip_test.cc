@@ -1,0 +1,90 @@
+#include "edge/cloudsync/gzip.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <random>
+
+namespace edge::cloudsync {
+namespace {
+
+// Independent decoder straight on zlib, so the round trip does not only test itself.
+std::string ZlibGunzip(const std::string& in) {
+  z_stream zs{};
+  EXPECT_EQ(inflateInit2(&zs, 15 + 16), Z_OK);
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  std::string out;
+  char buf[4096];
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    zs.next_out = reinterpret_cast<Bytef*>(buf);
+    zs.avail_out = sizeof buf;
+    rc = inflate(&zs, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - zs.avail_out);
+  }
+  EXPECT_EQ(rc, Z_STREAM_END);
+  inflateEnd(&zs);
+  return out;
+}
+
+std::string RandomBytes(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string s(n, '\0');
+  for (char& c : s) c = static_cast<char>(rng() & 0xff);
+  return s;
+}
+
+TEST(Gzip, CompressedOutputIsGzipThatZlibDecodes) {
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += R"({"sensor":"plant/boiler1/temp","value":97.5},)";
+  auto gz = GzipCompress(text);
+  ASSERT_TRUE(gz.ok()) << gz.error();
+  ASSERT_GE(gz->size(), 2u);
+  EXPECT_EQ(static_cast<unsigned char>((*gz)[0]), 0x1f);  // gzip magic
+  EXPECT_EQ(static_cast<unsigned char>((*gz)[1]), 0x8b);
+  EXPECT_LT(gz->size(), text.size() / 10);
+  EXPECT_EQ(ZlibGunzip(*gz), text);
+}
+
+TEST(Gzip, RoundTripsEmptyBinaryAndLargeInput) {
+  for (const std::string& input :
+       {std::string(), std::string("x"), RandomBytes(300'000, 1), std::string(3 << 20, 'a')}) {
+    auto gz = GzipCompress(input, 1);
+    ASSERT_TRUE(gz.ok());
+    auto back = GzipDecompress(*gz, input.size());
+    ASSERT_TRUE(back.ok()) << back.error();
+    EXPECT_EQ(*back, input);
+    EXPECT_EQ(ZlibGunzip(*gz), input);
+  }
+}
+
+TEST(Gzip, RejectsBadLevel) {
+  EXPECT_FALSE(GzipCompress("abc", 10).ok());
+  EXPECT_FALSE(GzipCompress("abc", -2).ok());
+}
+
+TEST(Gunzip, RejectsCorruptTruncatedAndTrailingInput) {
+  const std::string text(10'000, 'z');
+  auto gz = GzipCompress(text);
+  ASSERT_TRUE(gz.ok());
+  EXPECT_FALSE(GzipDecompress("", 1 << 20).ok());
+  EXPECT_FALSE(GzipDecompress("not gzip at all", 1 << 20).ok());
+  EXPECT_FALSE(GzipDecompress(gz->substr(0, gz->size() - 4), 1 << 20).ok());
+  EXPECT_FALSE(GzipDecompress(gz->substr(0, 5), 1 << 20).ok());
+  EXPECT_FALSE(GzipDecompress(*gz + "junk", 1 << 20).ok());
+  std::string flipped = *gz;
+  flipped[flipped.size() - 6] ^= 0x55;  // crc32 mismatch
+  EXPECT_FALSE(GzipDecompress(flipped, 1 << 20).ok());
+  EXPECT_FALSE(GzipDecompress(RandomBytes(1000, 7), 1 << 20).ok());
+}
+
+TEST(Gunzip, StopsAtOutputLimit) {
+  auto gz = GzipCompress(std::string(1 << 20, '\0'));
+  ASSERT_TRUE(gz.ok());
+  EXPECT_FALSE(GzipDecompress(*gz, 1000).ok());
+  EXPECT_TRUE(GzipDecompress(*gz, 1 << 20).ok());
+}
+
+}  // namespace
+}  // namespace edge::cloudsync

@@ -1,0 +1,748 @@
+// Uplink against a real HTTP server on 127.0.0.1 (Beast, in this process) and an in-memory
+// outbox. Timers are real: options use millisecond backoffs so each test stays short.
+
+#include "edge/cloudsync/uplink.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "edge/cloudsync/backoff.h"
+#include "edge/cloudsync/gzip.h"
+
+namespace edge::cloudsync {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using std::chrono::milliseconds;
+using Steady = std::chrono::steady_clock;
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+constexpr char kToken[] = "secret-token";
+
+// ---------------------------------------------------------------------------------------
+// Test doubles.
+
+class FakeCounter final : public CounterHandle {
+ public:
+  void Inc(double by) override { value_ = value_ + by; }
+  double Value() const override { return value_; }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+class FakeGauge final : public GaugeHandle {
+ public:
+  void Set(double v) override { value_ = v; }
+  void Add(double by) override { value_ = value_ + by; }
+  double Value() const override { return value_; }
+
+ private:
+  std::atomic<double> value_{0};
+};
+
+class FakeMetrics final : public Metrics {
+ public:
+  CounterHandle& Counter(const std::string& name, const std::string&,
+                         const Labels& labels) override {
+    std::lock_guard lock(mu_);
+    auto& slot = counters_[Key(name, labels)];
+    if (!slot) slot = std::make_unique<FakeCounter>();
+    return *slot;
+  }
+  GaugeHandle& Gauge(const std::string& name, const std::string&, const Labels& labels) override {
+    std::lock_guard lock(mu_);
+    auto& slot = gauges_[Key(name, labels)];
+    if (!slot) slot = std::make_unique<FakeGauge>();
+    return *slot;
+  }
+  double CounterValue(const std::string& name, const Labels& labels = {}) {
+    return Counter(name, "", labels).Value();
+  }
+  double Uploads(const std::string& result) {
+    return CounterValue("edge_agent_uploads_total", {{"result", result}});
+  }
+  double GaugeValue(const std::string& name) { return Gauge(name, "", {}).Value(); }
+
+ private:
+  static std::string Key(const std::string& name, const Labels& labels) {
+    std::string key = name;
+    for (const auto& [k, v] : labels) key += "|" + k + "=" + v;
+    return key;
+  }
+  std::mutex mu_;  // guards both maps
+  std::map<std::string, std::unique_ptr<FakeCounter>> counters_;
+  std::map<std::string, std::unique_ptr<FakeGauge>> gauges_;
+};
+
+class FakeOutbox final : public OutboxSource {
+ public:
+  void Add(int count, size_t payload_pad = 0) {
+    std::lock_guard lock(mu_);
+    for (int i = 0; i < count; ++i) {
+      const int64_t seq = next_seq_++;
+      OutboxItem item;
+      item.seq = seq;
+      item.id = "node-1:00ff:" + std::to_string(seq);
+      item.kind = "alert";
+      item.created_ms = 1'700'000'000'000 + seq;
+      item.payload_json = R"({"rule":"r1","value":)" + std::to_string(seq) + R"(,"pad":")" +
+                          std::string(payload_pad, 'p') + R"("})";
+      rows_[seq] = std::move(item);
+    }
+  }
+  Result<std::vector<OutboxItem>> Fetch(size_t max_items, size_t max_bytes) override {
+    std::lock_guard lock(mu_);
+    ++fetches_;
+    std::vector<OutboxItem> out;
+    size_t bytes = 0;
+    for (const auto& [seq, item] : rows_) {
+      if (out.size() >= max_items) break;
+      if (!out.empty() && bytes + item.payload_json.size() > max_bytes) break;
+      bytes += item.payload_json.size();
+      out.push_back(item);
+    }
+    return out;
+  }
+  Status Ack(const std::vector<int64_t>& seqs) override {
+    std::lock_guard lock(mu_);
+    ack_calls_.push_back(seqs);
+    for (int64_t seq : seqs) rows_.erase(seq);
+    return Status::Ok();
+  }
+  size_t Size() {
+    std::lock_guard lock(mu_);
+    return rows_.size();
+  }
+  std::set<int64_t> Seqs() {
+    std::lock_guard lock(mu_);
+    std::set<int64_t> out;
+    for (const auto& [seq, item] : rows_) out.insert(seq);
+    return out;
+  }
+  std::vector<std::vector<int64_t>> AckCalls() {
+    std::lock_guard lock(mu_);
+    return ack_calls_;
+  }
+  int Fetches() {
+    std::lock_guard lock(mu_);
+    return fetches_;
+  }
+
+ private:
+  std::mutex mu_;  // guards everything below
+  std::map<int64_t, OutboxItem> rows_;
+  int64_t next_seq_ = 1;
+  std::vector<std::vector<int64_t>> ack_calls_;
+  int fetches_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------
+// A small console: real HTTP/1.1 with keep-alive over loopback, on its own thread.
+
+struct ConsoleRequest {
+  std::string target;
+  std::string authorization;
+  std::string content_encoding;
+  nlohmann::json json;  // decoded body (discarded if not JSON)
+  Steady::time_point at;
+};
+
+struct ConsoleReply {
+  unsigned status = 200;
+  std::string body;
+  std::string retry_after;
+  bool hang = false;   // read the request, never answer
+  bool close = false;  // Connection: close after answering
+};
+
+ConsoleReply Reply(unsigned status, std::string body, std::string retry_after = "") {
+  ConsoleReply reply;
+  reply.status = status;
+  reply.body = std::move(body);
+  reply.retry_after = std::move(retry_after);
+  return reply;
+}
+
+ConsoleReply Hang() {
+  ConsoleReply reply;
+  reply.hang = true;
+  return reply;
+}
+
+// Acks every id in the batch, like the real console.
+ConsoleReply AckAll(const ConsoleRequest& req) {
+  nlohmann::json acked = nlohmann::json::array();
+  for (const auto& item : req.json["items"]) acked.push_back(item["id"]);
+  return Reply(200, nlohmann::json{{"accepted", acked.size()}, {"acked", acked}}.dump());
+}
+
+class TestConsole {
+ public:
+  using Handler = std::function<ConsoleReply(const ConsoleRequest&, int index)>;
+
+  explicit TestConsole(uint16_t port = 0) : acceptor_(io_) {
+    const tcp::endpoint endpoint(asio::ip::make_address("127.0.0.1"), port);
+    acceptor_.open(endpoint.protocol());
+    acceptor_.set_option(asio::socket_base::reuse_address(true));
+    acceptor_.bind(endpoint);
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    asio::co_spawn(io_, Accept(), asio::detached);
+    thread_ = std::thread([this] { io_.run(); });
+  }
+  ~TestConsole() {
+    io_.stop();
+    thread_.join();
+  }
+
+  uint16_t port() const { return port_; }
+  void SetHandler(Handler handler) {
+    std::lock_guard lock(mu_);
+    handler_ = std::move(handler);
+  }
+  std::vector<ConsoleRequest> Requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+  size_t RequestCount() {
+    std::lock_guard lock(mu_);
+    return requests_.size();
+  }
+  int Connections() const { return connections_.load(); }
+
+ private:
+  asio::awaitable<void> Accept() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kUseTuple);
+      if (ec) co_return;
+      ++connections_;
+      asio::co_spawn(io_, Serve(std::move(socket)), asio::detached);
+    }
+  }
+
+  asio::awaitable<void> Serve(tcp::socket socket) {
+    beast::flat_buffer buffer;
+    for (;;) {
+      http::request<http::string_body> req;
+      auto [ec, n] = co_await http::async_read(socket, buffer, req, kUseTuple);
+      if (ec) co_return;
+      ConsoleRequest record;
+      record.target = std::string(req.target());
+      record.authorization = std::string(req[http::field::authorization]);
+      record.content_encoding = std::string(req[http::field::content_encoding]);
+      record.at = Steady::now();
+      std::string body = req.body();
+      if (record.content_encoding == "gzip") {
+        auto plain = GzipDecompress(body, 64 << 20);
+        body = plain.ok() ? plain.value() : std::string();
+      }
+      record.json = nlohmann::json::parse(body, nullptr, false);
+      ConsoleReply reply;
+      {
+        std::lock_guard lock(mu_);
+        const int index = static_cast<int>(requests_.size());
+        requests_.push_back(record);
+        if (record.authorization != std::string("Bearer ") + kToken) {
+          reply = Reply(401, R"({"error":"unknown token"})");
+        } else if (handler_) {
+          reply = handler_(record, index);
+        } else {
+          reply = AckAll(record);
+        }
+      }
+      if (reply.hang) {
+        asio::steady_timer forever(io_, std::chrono::hours(1));
+        co_await forever.async_wait(kUseTuple);
+        co_return;
+      }
+      http::response<http::string_body> res{static_cast<http::status>(reply.status), 11};
+      res.set(http::field::content_type, "application/json");
+      if (!reply.retry_after.empty()) res.set(http::field::retry_after, reply.retry_after);
+      res.keep_alive(!reply.close && req.keep_alive());
+      res.body() = reply.body;
+      res.prepare_payload();
+      auto [wec, wn] = co_await http::async_write(socket, res, kUseTuple);
+      if (wec || !res.keep_alive()) co_return;
+    }
+  }
+
+  asio::io_context io_;
+  tcp::acceptor acceptor_;
+  uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<int> connections_{0};
+  std::mutex mu_;  // guards handler_ and requests_
+  Handler handler_;
+  std::vector<ConsoleRequest> requests_;
+};
+
+// A loopback port with nothing listening (bound once to get a number, then released).
+uint16_t ClosedPort() {
+  asio::io_context io;
+  tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  return acceptor.local_endpoint().port();
+}
+
+// ---------------------------------------------------------------------------------------
+
+class UplinkTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("uplink_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+    WriteToken(std::string("  ") + kToken + "\n");
+    thread_ = std::thread([this] { io_.run(); });
+  }
+
+  void TearDown() override {
+    if (uplink_) {
+      std::promise<void> stopped;
+      uplink_->Stop(0, [&stopped] { stopped.set_value(); });
+      EXPECT_EQ(stopped.get_future().wait_for(std::chrono::seconds(3)), std::future_status::ready);
+    }
+    work_.reset();
+    io_.stop();
+    thread_.join();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void WriteToken(const std::string& text) {
+    std::ofstream(dir_ / "token", std::ios::trunc) << text;
+  }
+
+  UplinkOptions Options(uint16_t port) {
+    UplinkOptions o;
+    o.console_url = "http://127.0.0.1:" + std::to_string(port);
+    o.node_id = "node-1";
+    o.token_file = (dir_ / "token").string();
+    o.timeout_ms = 1'000;
+    o.backoff_initial_ms = 10;
+    o.backoff_max_ms = 50;
+    o.idle_poll_ms = 50;
+    o.jitter_seed = 1234;
+    return o;
+  }
+
+  void StartUplink(UplinkOptions options) {
+    ASSERT_TRUE(ValidateUplinkOptions(options).ok());
+    uplink_ = CreateUplink(io_, std::move(options), outbox_, metrics_, clock_);
+    uplink_->Start();
+  }
+
+  // Polls a condition until it holds or the timeout passes.
+  static bool WaitFor(const std::function<bool()>& condition,
+                      milliseconds timeout = milliseconds(2'500)) {
+    const auto until = Steady::now() + timeout;
+    while (!condition()) {
+      if (Steady::now() > until) return false;
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+    return true;
+  }
+
+  std::filesystem::path dir_;
+  FakeOutbox outbox_;
+  FakeMetrics metrics_;
+  SystemClock clock_;
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::thread thread_;
+  std::unique_ptr<Uplink> uplink_;
+};
+
+TEST_F(UplinkTest, DeliversAllRowsInBatchesOverOneConnection) {
+  TestConsole console;
+  outbox_.Add(1'200, 40);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("ok"), 3);  // 500 + 500 + 200
+  EXPECT_EQ(metrics_.Uploads("retry"), 0);
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_uplink_items_total"), 1'200);
+  EXPECT_GT(metrics_.CounterValue("edge_agent_uplink_bytes_total"), 0);
+  EXPECT_EQ(metrics_.GaugeValue("edge_agent_uplink_backoff_seconds"), 0);
+  EXPECT_TRUE(uplink_->Authorized());
+  EXPECT_EQ(console.Connections(), 1);  // keep-alive reuse
+
+  std::set<std::string> ids;
+  for (const ConsoleRequest& req : console.Requests()) {
+    EXPECT_EQ(req.target, "/v1/batches");
+    EXPECT_EQ(req.authorization, "Bearer secret-token");
+    EXPECT_EQ(req.content_encoding, "gzip");
+    ASSERT_FALSE(req.json.is_discarded());
+    EXPECT_EQ(req.json["node"], "node-1");
+    EXPECT_TRUE(req.json["sent_ms"].is_number_integer());
+    for (const auto& item : req.json["items"]) {
+      EXPECT_TRUE(item["payload"].is_object());
+      EXPECT_EQ(item["kind"], "alert");
+      ids.insert(item["id"].get<std::string>());
+    }
+  }
+  EXPECT_EQ(ids.size(), 1'200u);
+}
+
+TEST_F(UplinkTest, SmallBodiesAreSentUncompressedAndGzipCanBeDisabled) {
+  TestConsole console;
+  outbox_.Add(1);
+  UplinkOptions options = Options(console.port());
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(console.Requests().at(0).content_encoding, "");
+  // Bytes on the wire equal the plain body here.
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_uplink_bytes_total"),
+            static_cast<double>(console.Requests().at(0).json.dump().size()));
+}
+
+TEST_F(UplinkTest, RetriesServiceUnavailableThenDeliversOnce) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int index) {
+    return index < 2 ? Reply(503, "busy") : AckAll(req);
+  });
+  outbox_.Add(5);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("retry"), 2);
+  EXPECT_EQ(metrics_.Uploads("ok"), 1);
+  ASSERT_EQ(outbox_.AckCalls().size(), 1u);
+  EXPECT_EQ(outbox_.AckCalls()[0], (std::vector<int64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(console.RequestCount(), 3u);
+}
+
+TEST_F(UplinkTest, HonoursRetryAfterCappedAtBackoffMax) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int index) {
+    return index == 0 ? Reply(429, "slow down", "1") : AckAll(req);
+  });
+  outbox_.Add(1);
+  UplinkOptions options = Options(console.port());
+  options.backoff_initial_ms = 1;
+  options.backoff_max_ms = 300;  // Retry-After 1 s is capped to 300 ms
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  const auto requests = console.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const auto gap = requests[1].at - requests[0].at;
+  EXPECT_GE(gap, milliseconds(290));
+  EXPECT_LT(gap, milliseconds(900));
+  EXPECT_EQ(metrics_.Uploads("retry"), 1);
+}
+
+TEST_F(UplinkTest, BacksOffWhileConsoleIsDownThenDrains) {
+  const uint16_t port = ClosedPort();
+  outbox_.Add(20);
+  StartUplink(Options(port));
+
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("retry") >= 3; }));
+  EXPECT_EQ(outbox_.Size(), 20u);
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_uplink_bytes_total"), 0);
+
+  TestConsole console(port);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("ok"), 1);
+  EXPECT_EQ(metrics_.GaugeValue("edge_agent_uplink_backoff_seconds"), 0);
+}
+
+TEST_F(UplinkTest, ConsoleDownWaitsTheJitteredBackoffBetweenAttempts) {
+  outbox_.Add(1);
+  UplinkOptions options = Options(ClosedPort());
+  options.backoff_initial_ms = 20;
+  options.backoff_max_ms = 160;
+  // Same seed, same delays: the loop cannot make its fifth attempt before their sum.
+  Backoff expected(options.backoff_initial_ms, options.backoff_max_ms, options.jitter_seed);
+  int64_t min_total_ms = 0;
+  for (int i = 0; i < 4; ++i) min_total_ms += expected.NextDelayMs();
+
+  const auto begin = Steady::now();
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("retry") >= 5; }));
+  EXPECT_GE(Steady::now() - begin, milliseconds(min_total_ms));
+  EXPECT_EQ(outbox_.Size(), 1u);
+}
+
+TEST_F(UplinkTest, UnauthorizedUntilTheTokenFileIsFixed) {
+  TestConsole console;
+  WriteToken("wrong-token\n");
+  outbox_.Add(3);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("unauthorized") >= 1; }));
+  EXPECT_FALSE(uplink_->Authorized());
+  EXPECT_EQ(outbox_.Size(), 3u);
+  EXPECT_TRUE(outbox_.AckCalls().empty());
+
+  WriteToken(std::string(kToken) + "\n");  // re-read after the next 401
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_TRUE(uplink_->Authorized());
+}
+
+TEST_F(UplinkTest, DeletesOnlyAcknowledgedRows) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    nlohmann::json acked = {"someone-else:1:1"};
+    for (const auto& item : req.json["items"]) {
+      const std::string id = item["id"];
+      if ((id.back() - '0') % 2 == 0) acked.push_back(id);  // even sequence numbers only
+    }
+    return Reply(200, nlohmann::json{{"acked", acked}}.dump());
+  });
+  outbox_.Add(6);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return !outbox_.AckCalls().empty(); }));
+  EXPECT_EQ(outbox_.AckCalls()[0], (std::vector<int64_t>{2, 4, 6}));
+  EXPECT_EQ(outbox_.Seqs(), (std::set<int64_t>{1, 3, 5}));
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_uplink_items_total"), 3);
+  // The rest is offered again, but a batch with nothing acked backs off instead of spinning.
+  ASSERT_TRUE(WaitFor([&] { return console.RequestCount() >= 3; }));
+  EXPECT_EQ(outbox_.Seqs(), (std::set<int64_t>{1, 3, 5}));
+}
+
+TEST_F(UplinkTest, MalformedOkReplyIsRetriedAndDeletesNothing) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int index) {
+    if (index == 0) return Reply(200, "<html>proxy</html>");
+    if (index == 1) return Reply(200, R"({"acked":"all"})");
+    return AckAll(req);
+  });
+  outbox_.Add(4);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("retry"), 2);
+  EXPECT_EQ(metrics_.Uploads("ok"), 1);
+  EXPECT_EQ(outbox_.AckCalls().size(), 1u);
+}
+
+TEST_F(UplinkTest, RejectedBatchIsCountedKeptAndBackedOff) {
+  TestConsole console;
+  console.SetHandler(
+      [](const ConsoleRequest&, int) { return Reply(400, R"({"error":"missing field"})"); });
+  outbox_.Add(2);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("rejected") >= 2; }));
+  EXPECT_EQ(outbox_.Size(), 2u);
+  EXPECT_EQ(metrics_.Uploads("ok"), 0);
+  EXPECT_TRUE(uplink_->Authorized());
+}
+
+TEST_F(UplinkTest, PayloadTooLargeShrinksTheNextBatch) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    return req.json["items"].size() > 10 ? Reply(413, "too big") : AckAll(req);
+  });
+  outbox_.Add(40);
+  UplinkOptions options = Options(console.port());
+  options.batch_max_items = 40;
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("rejected"), 2);  // 40 -> 20 -> 10 fits
+}
+
+TEST_F(UplinkTest, TimeoutCountsAsRetry) {
+  TestConsole console;
+  console.SetHandler(
+      [](const ConsoleRequest& req, int index) { return index == 0 ? Hang() : AckAll(req); });
+  outbox_.Add(2);
+  UplinkOptions options = Options(console.port());
+  options.timeout_ms = 200;
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("retry"), 1);
+  const auto requests = console.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_GE(requests[1].at - requests[0].at, milliseconds(190));
+  EXPECT_EQ(console.Connections(), 2);  // the timed-out connection is not reused
+}
+
+TEST_F(UplinkTest, ReconnectsWhenTheConsoleClosesConnections) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    ConsoleReply reply = AckAll(req);
+    reply.close = true;
+    return reply;
+  });
+  outbox_.Add(30);
+  UplinkOptions options = Options(console.port());
+  options.batch_max_items = 10;
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(metrics_.Uploads("ok"), 3);
+  EXPECT_EQ(metrics_.Uploads("retry"), 0);
+  EXPECT_EQ(console.Connections(), 3);
+}
+
+TEST_F(UplinkTest, NotifyWakesAnIdleLoop) {
+  TestConsole console;
+  UplinkOptions options = Options(console.port());
+  options.idle_poll_ms = 60'000;
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Fetches() >= 1; }));
+
+  outbox_.Add(2);
+  uplink_->Notify();
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(1'000)));
+}
+
+TEST_F(UplinkTest, IdleLoopPollsWithoutNotify) {
+  TestConsole console;
+  StartUplink(Options(console.port()));  // idle_poll_ms = 50
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Fetches() >= 1; }));
+  outbox_.Add(1);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(1'000)));
+}
+
+TEST_F(UplinkTest, StopSendsPendingRowsThenCompletes) {
+  TestConsole console;
+  UplinkOptions options = Options(console.port());
+  options.idle_poll_ms = 60'000;
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Fetches() >= 1; }));
+  outbox_.Add(7);  // no Notify: only the final attempt can send these
+
+  std::promise<void> stopped;
+  uplink_->Stop(2'000, [&stopped] { stopped.set_value(); });
+  ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  EXPECT_EQ(outbox_.Size(), 0u);
+  uplink_.reset();
+}
+
+TEST_F(UplinkTest, StopReturnsWithinDeadlineWhenConsoleHangs) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest&, int) { return Hang(); });
+  outbox_.Add(3);
+  UplinkOptions options = Options(console.port());
+  options.timeout_ms = 10'000;
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return console.RequestCount() >= 1; }));
+
+  std::promise<void> stopped;
+  const auto begin = Steady::now();
+  uplink_->Stop(300, [&stopped] { stopped.set_value(); });
+  ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  const auto took = Steady::now() - begin;
+  EXPECT_GE(took, milliseconds(250));
+  EXPECT_LT(took, milliseconds(1'000));
+  EXPECT_EQ(outbox_.Size(), 3u);  // nothing acknowledged, nothing deleted
+  uplink_.reset();
+}
+
+TEST_F(UplinkTest, StopWhileConsoleIsDownEndsQuickly) {
+  outbox_.Add(3);
+  UplinkOptions options = Options(ClosedPort());
+  options.backoff_initial_ms = 5'000;
+  options.backoff_max_ms = 5'000;
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("retry") >= 1; }));
+
+  std::promise<void> stopped;
+  const auto begin = Steady::now();
+  uplink_->Stop(1'000, [&stopped] { stopped.set_value(); });
+  ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  EXPECT_LT(Steady::now() - begin, milliseconds(500));  // one refused attempt, no backoff
+  EXPECT_EQ(outbox_.Size(), 3u);
+  uplink_.reset();
+}
+
+TEST_F(UplinkTest, StopBeforeStartStillCompletesAndSecondStopToo) {
+  uplink_ = CreateUplink(io_, Options(ClosedPort()), outbox_, metrics_, clock_);
+  std::promise<void> first;
+  std::promise<void> second;
+  uplink_->Stop(1'000, [&first] { first.set_value(); });
+  uplink_->Stop(1'000, [&second] { second.set_value(); });
+  EXPECT_EQ(first.get_future().wait_for(std::chrono::seconds(1)), std::future_status::ready);
+  EXPECT_EQ(second.get_future().wait_for(std::chrono::seconds(1)), std::future_status::ready);
+  uplink_->Start();  // ignored after Stop
+  EXPECT_EQ(outbox_.Fetches(), 0);
+}
+
+TEST_F(UplinkTest, UnknownHostIsARetryNotACrash) {
+  UplinkOptions options = Options(80);
+  options.console_url = "http://no-such-host.invalid:8080";
+  outbox_.Add(1);
+  uplink_ = CreateUplink(io_, options, outbox_, metrics_, clock_);
+  uplink_->Start();
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("retry") >= 1; }, milliseconds(2'800)));
+  EXPECT_EQ(outbox_.Size(), 1u);
+}
+
+// ---------------------------------------------------------------------------------------
+
+class ValidateUplinkOptionsTest : public UplinkTest {};
+
+TEST_F(ValidateUplinkOptionsTest, AcceptsGoodOptions) {
+  EXPECT_TRUE(ValidateUplinkOptions(Options(8080)).ok());
+}
+
+TEST_F(ValidateUplinkOptionsTest, RejectsBadUrlAndHttps) {
+  UplinkOptions options = Options(8080);
+  options.console_url = "console:8080";
+  EXPECT_FALSE(ValidateUplinkOptions(options).ok());
+  options.console_url = "https://console:8443";
+  const Status status = ValidateUplinkOptions(options);
+  EXPECT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("https"), std::string::npos);
+}
+
+TEST_F(ValidateUplinkOptionsTest, RejectsMissingOrEmptyTokenFile) {
+  UplinkOptions options = Options(8080);
+  options.token_file = (dir_ / "absent").string();
+  EXPECT_FALSE(ValidateUplinkOptions(options).ok());
+  WriteToken(" \n\t\n");
+  EXPECT_FALSE(ValidateUplinkOptions(Options(8080)).ok());
+  WriteToken("two\nlines\n");
+  EXPECT_FALSE(ValidateUplinkOptions(Options(8080)).ok());
+}
+
+TEST_F(ValidateUplinkOptionsTest, RejectsNonsenseNumbers) {
+  const std::vector<std::function<void(UplinkOptions&)>> breakers = {
+      [](UplinkOptions& o) { o.node_id.clear(); },
+      [](UplinkOptions& o) { o.batch_max_items = 0; },
+      [](UplinkOptions& o) { o.batch_max_bytes = 0; },
+      [](UplinkOptions& o) { o.timeout_ms = 0; },
+      [](UplinkOptions& o) { o.backoff_initial_ms = 0; },
+      [](UplinkOptions& o) { o.backoff_max_ms = 1; },
+      [](UplinkOptions& o) { o.idle_poll_ms = -1; },
+  };
+  for (const auto& breaker : breakers) {
+    UplinkOptions options = Options(8080);
+    breaker(options);
+    EXPECT_FALSE(ValidateUplinkOptions(options).ok());
+  }
+}
+
+}  // namespace
+}  // namespace edge::cloudsync
