@@ -1,0 +1,115 @@
+#pragma once
+
+// The agent's configuration: defaults, a YAML file, EDGE_AGENT_* environment variables and
+// command-line overrides, in that order of precedence (main applies them in turn). Every
+// key is listed once in ConfigKeys(), which drives the file parser, the environment
+// names, overrides, --help and docs/configuration.md.
+//
+// Parsing is strict: an unknown key, a value of the wrong type, a bad duration or an
+// out-of-range value is an error that names the key and, for files, the position as
+// "file:line:col: message" (1-based). None of these functions throws.
+//
+// Values that need no other key are checked as they are set (type and range). Validate
+// checks the finished configuration as a whole, including what one key requires of
+// another (console.token_file when console.url is set, a node_id at all).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edge/common/status.h"
+
+namespace edge::agent {
+
+struct MqttConfig {
+  // tcp://HOST:PORT or ssl://HOST:PORT; mqtt:// and mqtts:// are accepted when setting
+  // and stored as tcp:// and ssl://.
+  std::string url = "tcp://127.0.0.1:1883";
+  std::vector<std::string> topics{"#"};  // subscriptions, MQTT wildcards allowed
+  std::string client_id;                 // empty: MqttClientId() derives one from node_id
+  int qos = 1;                           // 0..2
+  std::string username;                  // empty: anonymous
+  std::string password_file;             // file holding the password; empty: none
+  std::string ca_file;                   // PEM CA bundle for ssl://; empty: system CAs
+  size_t max_payload_bytes = 65536;      // larger messages are rejected (too_large)
+  int64_t keepalive_ms = 30000;          // whole seconds, 1s..65535s
+};
+
+struct StoreConfig {
+  std::string path = "/var/lib/edge-agent/edge-agent.db";
+  int64_t commit_interval_ms = 100;  // group-commit window: readings lost on a crash
+};
+
+struct HttpConfig {
+  std::string listen = "0.0.0.0:9102";  // HOST:PORT for /metrics, /healthz, /readyz
+};
+
+struct ConsoleConfig {
+  std::string url;         // http(s)://HOST[:PORT][/PATH]; empty: uplink disabled
+  std::string token_file;  // bearer token file; required when url is set
+  std::string ca_file;     // PEM CA bundle for https://; empty: system CAs
+  size_t batch_max_items = 500;
+  int64_t timeout_ms = 10000;  // per request
+  int64_t backoff_initial_ms = 500;
+  int64_t backoff_max_ms = 30000;
+};
+
+struct Config {
+  std::string node_id;  // [A-Za-z0-9_.-]+, required
+  MqttConfig mqtt;
+  StoreConfig store;
+  HttpConfig http;
+  ConsoleConfig console;
+  std::string policy_file;         // local policy file; empty: none
+  std::string log_level = "info";  // trace|debug|info|warn|error
+  size_t queue_capacity = 65536;   // ingest queue, in messages
+};
+
+// Parses a YAML configuration. Keys not in the text keep their defaults; an empty text
+// gives the defaults. All errors are reported, one per line, each as
+// "<source_name>:<line>:<col>: <message>"; an unknown key suggests the closest known one:
+// "unknown key 'nod_id' (did you mean 'node_id'?)". Does not call Validate.
+Result<Config> ParseConfig(std::string_view yaml_text, const std::string& source_name);
+
+// Reads and parses a file. A read error is "<path>: cannot read: <strerror>".
+Result<Config> LoadConfigFile(const std::string& path);
+
+// Largest configuration file LoadConfigFile reads.
+inline constexpr size_t kMaxConfigBytes = 1 << 20;
+
+// Reads a whole file of at most `max_bytes`. Errors: "<path>: cannot read: <strerror>",
+// "<path>: larger than <max_bytes> bytes".
+Result<std::string> ReadTextFile(const std::string& path, size_t max_bytes);
+
+// Sets one key from text, as a command-line flag would: `key` is the dotted name
+// ("mqtt.url", "console.timeout"), `value` as written in the file ("10s"); mqtt.topics
+// takes a comma-separated list. An error names the key. On error `c` is unchanged.
+Status ApplyOverride(Config& c, std::string_view key, std::string_view value);
+
+// For each key, reads EDGE_AGENT_<KEY> ('.' -> '_', upper case: EDGE_AGENT_MQTT_URL,
+// EDGE_AGENT_POLICY) through `getenv` and applies the ones that are set (a set but
+// empty variable sets an empty value). Errors name the variable; all are reported.
+Status ApplyEnvironment(
+    Config& c, const std::function<std::optional<std::string>(const std::string&)>& getenv);
+
+// Checks the whole configuration; all problems are reported, separated by "; ".
+Status Validate(const Config& c);
+
+// The MQTT client id to use: mqtt.client_id, or "edge-agent-<node_id>" when it is empty.
+std::string MqttClientId(const Config& c);
+
+struct ConfigKey {
+  std::string_view key;            // dotted, as in ApplyOverride: "mqtt.url"
+  std::string_view env;            // "EDGE_AGENT_MQTT_URL"
+  std::string_view default_value;  // as it would be written in the file; may be empty
+  std::string_view description;
+};
+
+// Every configuration key, in file order. The views point to static storage.
+const std::vector<ConfigKey>& ConfigKeys();
+
+}  // namespace edge::agent

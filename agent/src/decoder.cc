@@ -1,0 +1,418 @@
+#include "edge/agent/decoder.h"
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <system_error>
+
+namespace edge::agent {
+namespace {
+
+using nlohmann::json;
+
+// 9999-12-31T23:59:59.999Z; anything later is not a time a sensor meant to send.
+constexpr int64_t kMaxTimestampMs = 253'402'300'799'999;
+// Numeric timestamps below this are epoch seconds (1e11 s is the year 5138; 1e11 ms is
+// March 1973), at or above it epoch milliseconds.
+constexpr double kSecondsLimit = 1e11;
+
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool IsTimestampKey(std::string_view key) {
+  return EqualsIgnoreCase(key, "ts") || EqualsIgnoreCase(key, "timestamp") ||
+         EqualsIgnoreCase(key, "time");
+}
+
+// from_chars reports both overflow and underflow as out of range without a value. Decide
+// which one it was from the text: the decimal exponent of the first significant digit
+// plus the written exponent is positive only for huge magnitudes. `s` is text that
+// from_chars consumed completely.
+bool OutOfRangeIsOverflow(std::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  int64_t magnitude = 0;
+  bool significant = false;
+  for (; i < s.size() && IsDigit(s[i]); ++i) {
+    if (significant || s[i] != '0') {
+      if (significant) ++magnitude;
+      significant = true;
+    }
+  }
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    for (; i < s.size() && IsDigit(s[i]); ++i) {
+      if (significant) continue;
+      --magnitude;
+      if (s[i] != '0') significant = true;
+    }
+  }
+  int64_t exponent = 0;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    bool negative = false;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) negative = s[i++] == '-';
+    for (; i < s.size() && IsDigit(s[i]); ++i) {
+      if (exponent < 1'000'000'000) exponent = exponent * 10 + (s[i] - '0');
+    }
+    if (negative) exponent = -exponent;
+  }
+  return magnitude + exponent > 0;
+}
+
+enum class NumberText { kNotNumber, kFinite, kNonFinite };
+
+// Reads the whole of `s` as a decimal number (an optional leading '+' is allowed).
+NumberText ParseNumberText(std::string_view s, double& value) {
+  if (!s.empty() && s.front() == '+') {
+    s.remove_prefix(1);
+    if (s.empty() || !(IsDigit(s.front()) || s.front() == '.')) return NumberText::kNotNumber;
+  }
+  const char* end = s.data() + s.size();
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(s.data(), end, v, std::chars_format::general);
+  if (ptr != end) return NumberText::kNotNumber;
+  if (ec == std::errc::result_out_of_range) {
+    if (OutOfRangeIsOverflow(s)) return NumberText::kNonFinite;
+    value = (!s.empty() && s.front() == '-') ? -0.0 : 0.0;
+    return NumberText::kFinite;
+  }
+  if (ec != std::errc()) return NumberText::kNotNumber;
+  if (!std::isfinite(v)) return NumberText::kNonFinite;
+  value = v;
+  return NumberText::kFinite;
+}
+
+// Epoch seconds (< 1e11) or milliseconds, fractions allowed.
+std::optional<int64_t> TimestampFromNumber(double v) {
+  if (!std::isfinite(v) || v < 0) return std::nullopt;
+  const double ms = v < kSecondsLimit ? v * 1000.0 : v;
+  if (ms > static_cast<double>(kMaxTimestampMs)) return std::nullopt;
+  return static_cast<int64_t>(std::llround(ms));
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date.
+int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2 ? 1 : 0;
+  const int64_t era = (y >= 0 ? y : y - 399) / 400;
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+bool IsLeap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int64_t DaysInMonth(int64_t y, int64_t m) {
+  constexpr int64_t kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  return m == 2 && IsLeap(y) ? 29 : kDays[m - 1];
+}
+
+// Reads exactly `n` digits at `s[i]`, advancing `i`.
+bool Digits(std::string_view s, size_t& i, size_t n, int64_t& out) {
+  if (s.size() - i < n) return false;
+  int64_t v = 0;
+  for (size_t k = 0; k < n; ++k, ++i) {
+    if (!IsDigit(s[i])) return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  out = v;
+  return true;
+}
+
+// YYYY-MM-DD(T| )HH:MM[:SS[(.|,)fraction]][Z|(+|-)HH[[:]MM]]; no zone means UTC.
+std::optional<int64_t> ParseIso8601(std::string_view s) {
+  size_t i = 0;
+  int64_t year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millis = 0;
+  if (!Digits(s, i, 4, year) || i >= s.size() || s[i++] != '-') return std::nullopt;
+  if (!Digits(s, i, 2, month) || i >= s.size() || s[i++] != '-') return std::nullopt;
+  if (!Digits(s, i, 2, day) || i >= s.size()) return std::nullopt;
+  const char sep = s[i++];
+  if (sep != 'T' && sep != 't' && sep != ' ') return std::nullopt;
+  if (!Digits(s, i, 2, hour) || i >= s.size() || s[i++] != ':') return std::nullopt;
+  if (!Digits(s, i, 2, minute)) return std::nullopt;
+  if (i < s.size() && s[i] == ':') {
+    ++i;
+    if (!Digits(s, i, 2, second)) return std::nullopt;
+    if (i < s.size() && (s[i] == '.' || s[i] == ',')) {
+      ++i;
+      const size_t start = i;
+      int64_t scale = 100;
+      for (; i < s.size() && IsDigit(s[i]); ++i) {
+        millis += (s[i] - '0') * scale;  // digits past milliseconds are truncated
+        scale /= 10;
+      }
+      if (i == start) return std::nullopt;
+    }
+  }
+  int64_t offset_minutes = 0;
+  if (i < s.size()) {
+    const char zone = s[i++];
+    if (zone == 'Z' || zone == 'z') {
+      if (i != s.size()) return std::nullopt;
+    } else if (zone == '+' || zone == '-') {
+      int64_t oh = 0, om = 0;
+      if (!Digits(s, i, 2, oh)) return std::nullopt;
+      if (i < s.size() && s[i] == ':') ++i;
+      if (i < s.size() && !Digits(s, i, 2, om)) return std::nullopt;
+      if (i != s.size() || oh > 23 || om > 59) return std::nullopt;
+      offset_minutes = (oh * 60 + om) * (zone == '-' ? -1 : 1);
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (month < 1 || month > 12 || day < 1 || day > DaysInMonth(year, month) || hour > 23 ||
+      minute > 59 || second > 59) {
+    return std::nullopt;
+  }
+  const int64_t seconds = DaysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
+                          second - offset_minutes * 60;
+  const int64_t ms = seconds * 1000 + millis;
+  if (ms < 0 || ms > kMaxTimestampMs) return std::nullopt;
+  return ms;
+}
+
+std::optional<int64_t> TimestampFromString(std::string_view s) {
+  s = Trim(s);
+  double v = 0;
+  if (ParseNumberText(s, v) == NumberText::kFinite) return TimestampFromNumber(v);
+  return ParseIso8601(s);
+}
+
+// SAX handler for nlohmann::json::sax_parse. It appends readings to `out` as leaves
+// arrive and keeps one path string that grows and shrinks with the nesting, so a reading
+// costs one string copy. Returning false from any event stops the parse; `reject_` then
+// says why.
+class ReadingCollector {
+ public:
+  ReadingCollector(std::string_view topic, const DecodeOptions& options,
+                   std::vector<rules::Reading>& out)
+      : topic_(topic), options_(options), out_(out), start_(out.size()) {
+    path_.reserve(topic.size() + 64);
+    path_.assign(topic);
+    const int depth = options.max_depth < 0 ? 0 : options.max_depth;
+    max_depth_ = static_cast<size_t>(depth);
+    frames_.reserve(max_depth_ < 16 ? max_depth_ : 16);
+  }
+
+  std::optional<RejectReason> reject() const { return reject_; }
+  std::optional<int64_t> timestamp() const { return timestamp_; }
+
+  bool null() {
+    BeginValue();
+    pending_timestamp_ = false;  // `"ts": null` counts as no timestamp
+    pending_value_ = false;
+    return true;
+  }
+
+  bool boolean(bool v) {
+    BeginValue();
+    if (pending_timestamp_) return Reject(RejectReason::kBadTimestamp);
+    return Emit(v ? 1.0 : 0.0);
+  }
+
+  bool number_integer(json::number_integer_t v) { return Number(static_cast<double>(v)); }
+  bool number_unsigned(json::number_unsigned_t v) { return Number(static_cast<double>(v)); }
+  bool number_float(json::number_float_t v, const json::string_t& /*text*/) { return Number(v); }
+
+  bool string(json::string_t& v) {
+    BeginValue();
+    pending_value_ = false;
+    if (pending_timestamp_) {
+      pending_timestamp_ = false;
+      return SetTimestamp(TimestampFromString(v));
+    }
+    return true;  // other strings carry no reading
+  }
+
+  bool binary(json::binary_t& /*v*/) { return true; }  // not produced by text JSON
+
+  bool start_object(std::size_t /*elements*/) { return StartContainer(false); }
+  bool end_object() { return EndContainer(); }
+  bool start_array(std::size_t /*elements*/) { return StartContainer(true); }
+  bool end_array() { return EndContainer(); }
+
+  bool key(json::string_t& k) {
+    Frame& frame = frames_.back();
+    path_.resize(frame.path_len);
+    path_ += '/';
+    path_ += k;
+    if (frames_.size() == 1) {
+      pending_timestamp_ = IsTimestampKey(k);
+      pending_value_ = k == "value";
+    }
+    return true;
+  }
+
+  bool parse_error(std::size_t /*position*/, const std::string& /*last_token*/,
+                   const nlohmann::detail::exception& ex) {
+    // 406 is nlohmann's "number overflow" (a literal such as 1e999).
+    return Reject(ex.id == 406 ? RejectReason::kNonFinite : RejectReason::kNotJson);
+  }
+
+ private:
+  struct Frame {
+    bool is_array;
+    size_t path_len;  // length of path_ naming this container
+    size_t next_index;
+  };
+
+  bool Reject(RejectReason reason) {
+    if (!reject_) reject_ = reason;
+    return false;
+  }
+
+  // Positions path_ on the next element when inside an array; keys do it for objects.
+  void BeginValue() {
+    if (frames_.empty() || !frames_.back().is_array) return;
+    Frame& frame = frames_.back();
+    path_.resize(frame.path_len);
+    path_ += '/';
+    char digits[24];
+    const auto result = std::to_chars(digits, digits + sizeof(digits), frame.next_index);
+    path_.append(digits, result.ptr);
+    ++frame.next_index;
+  }
+
+  bool Number(double v) {
+    BeginValue();
+    if (pending_timestamp_) {
+      pending_timestamp_ = false;
+      return SetTimestamp(TimestampFromNumber(v));
+    }
+    return Emit(v);
+  }
+
+  bool Emit(double v) {
+    if (out_.size() - start_ >= options_.max_readings) {
+      return Reject(RejectReason::kTooManyReadings);
+    }
+    const bool as_topic = pending_value_;
+    pending_value_ = false;
+    out_.push_back(rules::Reading{as_topic ? std::string(topic_) : path_, 0, v});
+    return true;
+  }
+
+  bool SetTimestamp(std::optional<int64_t> ts) {
+    if (!ts) return Reject(RejectReason::kBadTimestamp);
+    if (!timestamp_) timestamp_ = ts;  // the first timestamp key wins
+    return true;
+  }
+
+  bool StartContainer(bool is_array) {
+    BeginValue();
+    if (pending_timestamp_) return Reject(RejectReason::kBadTimestamp);
+    pending_value_ = false;
+    if (frames_.size() >= max_depth_) return Reject(RejectReason::kTooDeep);
+    frames_.push_back(Frame{is_array, path_.size(), 0});
+    return true;
+  }
+
+  bool EndContainer() {
+    frames_.pop_back();
+    return true;
+  }
+
+  std::string_view topic_;
+  const DecodeOptions& options_;
+  std::vector<rules::Reading>& out_;
+  size_t start_;
+  size_t max_depth_;
+  std::string path_;
+  std::vector<Frame> frames_;
+  bool pending_timestamp_ = false;  // the next value belongs to a top-level timestamp key
+  bool pending_value_ = false;      // the next value belongs to the top-level `value` key
+  std::optional<int64_t> timestamp_;
+  std::optional<RejectReason> reject_;
+};
+
+}  // namespace
+
+std::string_view ReasonLabel(RejectReason reason) {
+  switch (reason) {
+    case RejectReason::kTooLarge:
+      return "too_large";
+    case RejectReason::kEmpty:
+      return "empty";
+    case RejectReason::kNotJson:
+      return "not_json";
+    case RejectReason::kNoNumbers:
+      return "no_numbers";
+    case RejectReason::kNonFinite:
+      return "non_finite";
+    case RejectReason::kBadTimestamp:
+      return "bad_timestamp";
+    case RejectReason::kTooDeep:
+      return "too_deep";
+    case RejectReason::kTooManyReadings:
+      return "too_many_readings";
+  }
+  return "unknown";
+}
+
+std::optional<RejectReason> DecodePayload(std::string_view topic, std::string_view payload,
+                                          int64_t receive_ts_ms, const DecodeOptions& options,
+                                          std::vector<rules::Reading>& out) {
+  if (payload.size() > options.max_payload_bytes) return RejectReason::kTooLarge;
+  const std::string_view text = Trim(payload);
+  if (text.empty()) return RejectReason::kEmpty;
+
+  // Plain number text is the most common payload; it skips the JSON parser entirely.
+  const char first = text.front();
+  if (first != '{' && first != '[' && first != '"') {
+    double value = 0;
+    switch (ParseNumberText(text, value)) {
+      case NumberText::kFinite:
+        if (options.max_readings == 0) return RejectReason::kTooManyReadings;
+        out.push_back(rules::Reading{std::string(topic), receive_ts_ms, value});
+        return std::nullopt;
+      case NumberText::kNonFinite:
+        return RejectReason::kNonFinite;
+      case NumberText::kNotNumber:
+        break;  // maybe `true`/`false`/`null`, else the parser reports not_json
+    }
+  }
+
+  const size_t start = out.size();
+  ReadingCollector collector(topic, options, out);
+  bool parsed = false;
+  try {
+    parsed = json::sax_parse(text.data(), text.data() + text.size(), &collector,
+                             json::input_format_t::json, /*strict=*/true);
+  } catch (...) {
+    // The handler never throws; only allocation failure can get here. Treat the
+    // message as unreadable rather than let it take the pipeline down.
+    parsed = false;
+  }
+  if (!parsed) {
+    out.resize(start, rules::Reading{});
+    return collector.reject().value_or(RejectReason::kNotJson);
+  }
+  if (out.size() == start) return RejectReason::kNoNumbers;
+  const int64_t ts = collector.timestamp().value_or(receive_ts_ms);
+  for (size_t i = start; i < out.size(); ++i) out[i].ts_ms = ts;
+  return std::nullopt;
+}
+
+}  // namespace edge::agent
