@@ -1,0 +1,320 @@
+#include "edge/console/api.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "edge/console/codec.h"
+
+namespace edge::console {
+namespace {
+
+using nlohmann::json;
+
+constexpr const char* kTokens =
+    "node-1 tok-node-1-0123456789\n"
+    "node-2 tok-node-2-0123456789\n"
+    "admin  tok-admin-0123456789\n";
+constexpr const char* kNode1 = "Bearer tok-node-1-0123456789";
+constexpr const char* kNode2 = "Bearer tok-node-2-0123456789";
+constexpr const char* kAdmin = "Bearer tok-admin-0123456789";
+
+json AlertItem(const std::string& id, int64_t ts_ms, const std::string& node = "node-1",
+               const std::string& rule = "boiler-overheat") {
+  return json{{"id", id},
+              {"kind", "alert"},
+              {"created_ms", ts_ms + 5},
+              {"payload",
+               {{"node", node},
+                {"rule", rule},
+                {"sensor", "plant/boiler1/temp"},
+                {"severity", "critical"},
+                {"state", "firing"},
+                {"value", 97.5},
+                {"ts_ms", ts_ms}}}};
+}
+
+json BatchOf(const std::string& node, json items) {
+  return json{{"node", node}, {"sent_ms", 1764167000123}, {"items", std::move(items)}};
+}
+
+HttpRequest Post(const std::string& auth, std::string body) {
+  HttpRequest r;
+  r.method = "POST";
+  r.target = "/v1/batches";
+  r.authorization = auth;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
+}
+
+HttpRequest Get(const std::string& target, const std::string& auth) {
+  HttpRequest r;
+  r.method = "GET";
+  r.target = target;
+  r.authorization = auth;
+  return r;
+}
+
+std::string Header(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return {};
+}
+
+// Fails every call, as a broken disk would.
+class FailingStore final : public ConsoleStore {
+ public:
+  Result<StoreOutcome> StoreBatch(const Batch&, int64_t) override {
+    return Status::Error("disk I/O error");
+  }
+  Result<std::vector<StoredAlert>> Alerts(const AlertQuery&) override {
+    return Status::Error("disk I/O error");
+  }
+  Result<std::vector<StoredAlert>> LatestAlerts(int64_t) override {
+    return Status::Error("disk I/O error");
+  }
+  Result<std::vector<NodeActivity>> Activity() override { return Status::Error("disk I/O error"); }
+};
+
+class ConsoleApiTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(testing::TempDir()) /
+           ("console_api_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    auto tokens = TokenTable::Parse(kTokens, "tokens");
+    ASSERT_TRUE(tokens.ok()) << tokens.error();
+    tokens_ = std::make_unique<TokenTable>(std::move(tokens.value()));
+    auto store = OpenSqliteConsoleStore((dir_ / "console.db").string());
+    ASSERT_TRUE(store.ok()) << store.error();
+    store_ = std::move(store.value());
+    api_ = std::make_unique<ConsoleApi>(*tokens_, *store_, clock_, log_);
+  }
+  void TearDown() override {
+    api_.reset();
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  HttpResponse Send(const HttpRequest& r) { return api_->Handle(r); }
+
+  std::filesystem::path dir_;
+  FakeClock clock_{1'764'167'001'000};
+  NullLog log_;
+  std::unique_ptr<TokenTable> tokens_;
+  std::unique_ptr<ConsoleStore> store_;
+  std::unique_ptr<ConsoleApi> api_;
+};
+
+TEST_F(ConsoleApiTest, BatchIsStoredAndAcked) {
+  const json batch =
+      BatchOf("node-1", {AlertItem("node-1:e:1", 100), AlertItem("node-1:e:2", 200)});
+  HttpResponse r = Send(Post(kNode1, batch.dump()));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  EXPECT_EQ(body["accepted"], 2);
+  EXPECT_EQ(body["duplicates"], 0);
+  EXPECT_EQ(body["acked"], json({"node-1:e:1", "node-1:e:2"}));
+}
+
+TEST_F(ConsoleApiTest, ResentBatchIsAckedAsDuplicates) {
+  const std::string batch = BatchOf("node-1", {AlertItem("node-1:e:1", 100)}).dump();
+  ASSERT_EQ(Send(Post(kNode1, batch)).status, 200);
+  HttpResponse r = Send(Post(kNode1, batch));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json body = json::parse(r.body);
+  EXPECT_EQ(body["accepted"], 0);
+  EXPECT_EQ(body["duplicates"], 1);
+  EXPECT_EQ(body["acked"], json({"node-1:e:1"}));
+}
+
+TEST_F(ConsoleApiTest, GzipBatchIsAccepted) {
+  HttpRequest req = Post(kNode1, Gzip(BatchOf("node-1", {AlertItem("node-1:e:1", 100)}).dump()));
+  req.content_encoding = "gzip";
+  HttpResponse r = Send(req);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["accepted"], 1);
+}
+
+TEST_F(ConsoleApiTest, GzipBombIs413) {
+  HttpRequest req = Post(kNode1, Gzip(std::string(9 * 1024 * 1024, ' ')));
+  req.content_encoding = "gzip";
+  EXPECT_EQ(Send(req).status, 413);
+}
+
+TEST_F(ConsoleApiTest, CorruptGzipIs400) {
+  HttpRequest req = Post(kNode1, "not gzip at all");
+  req.content_encoding = "gzip";
+  HttpResponse r = Send(req);
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(json::parse(r.body).contains("error"));
+}
+
+TEST_F(ConsoleApiTest, UnsupportedContentEncodingIs415) {
+  HttpRequest req = Post(kNode1, BatchOf("node-1", json::array()).dump());
+  req.content_encoding = "br";
+  EXPECT_EQ(Send(req).status, 415);
+}
+
+TEST_F(ConsoleApiTest, MissingTokenIs401WithChallenge) {
+  HttpResponse r = Send(Post("", BatchOf("node-1", json::array()).dump()));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(Header(r, "WWW-Authenticate").find("Bearer"), std::string::npos);
+}
+
+TEST_F(ConsoleApiTest, UnknownTokenIs401) {
+  EXPECT_EQ(Send(Post("Bearer wrong", BatchOf("node-1", json::array()).dump())).status, 401);
+  EXPECT_EQ(Send(Get("/v1/alerts", "Bearer wrong")).status, 401);
+  EXPECT_EQ(Send(Get("/v1/nodes", "Basic dG9rLWFkbWluLTAxMjM0NTY3ODk=")).status, 401);
+}
+
+TEST_F(ConsoleApiTest, BatchForAnotherNodeIs403AndNotStored) {
+  HttpResponse r = Send(Post(kNode2, BatchOf("node-1", {AlertItem("node-1:e:1", 100)}).dump()));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_TRUE(json::parse(r.body).contains("error"));
+  EXPECT_EQ(json::parse(Send(Get("/v1/alerts", kAdmin)).body).size(), 0u);
+}
+
+TEST_F(ConsoleApiTest, AdminTokenCannotPostBatches) {
+  EXPECT_EQ(Send(Post(kAdmin, BatchOf("admin", json::array()).dump())).status, 403);
+}
+
+TEST_F(ConsoleApiTest, NodeTokenOnAdminEndpointsIs403) {
+  EXPECT_EQ(Send(Get("/v1/alerts", kNode1)).status, 403);
+  EXPECT_EQ(Send(Get("/v1/nodes", kNode1)).status, 403);
+  EXPECT_EQ(Send(Get("/", kNode1)).status, 403);
+}
+
+TEST_F(ConsoleApiTest, MalformedBatchIs400WithError) {
+  for (const std::string body : {"{", "[]", R"({"node":"node-1","sent_ms":1})",
+                                 R"({"node":"node-1","sent_ms":"1","items":[]})"}) {
+    HttpResponse r = Send(Post(kNode1, body));
+    EXPECT_EQ(r.status, 400) << body;
+    EXPECT_TRUE(json::parse(r.body)["error"].is_string()) << body;
+  }
+}
+
+TEST_F(ConsoleApiTest, StoreFailureIs5xxWithoutAck) {
+  FailingStore failing;
+  ConsoleApi api(*tokens_, failing, clock_, log_);
+  HttpResponse r = api.Handle(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:1", 1)}).dump()));
+  EXPECT_GE(r.status, 500);
+  EXPECT_FALSE(json::parse(r.body).contains("acked"));
+  EXPECT_GE(api.Handle(Get("/v1/alerts", kAdmin)).status, 500);
+  EXPECT_GE(api.Handle(Get("/v1/nodes", kAdmin)).status, 500);
+  EXPECT_GE(api.Handle(Get("/", kAdmin)).status, 500);
+}
+
+TEST_F(ConsoleApiTest, AlertsCarryIdAndReceivedMsOldestFirst) {
+  ASSERT_EQ(Send(Post(kNode1, BatchOf("node-1",
+                                      {AlertItem("node-1:e:2", 200), AlertItem("node-1:e:1", 100)})
+                                  .dump()))
+                .status,
+            200);
+  HttpResponse r = Send(Get("/v1/alerts", kAdmin));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json alerts = json::parse(r.body);
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0]["id"], "node-1:e:1");
+  EXPECT_EQ(alerts[0]["received_ms"], clock_.WallMs());
+  EXPECT_EQ(alerts[0]["rule"], "boiler-overheat");
+  EXPECT_EQ(alerts[0]["value"], 97.5);
+  EXPECT_EQ(alerts[1]["id"], "node-1:e:2");
+}
+
+TEST_F(ConsoleApiTest, AlertsQueryFiltersByNodeSinceAndLimit) {
+  ASSERT_EQ(Send(Post(kNode1,
+                      BatchOf("node-1", {AlertItem("node-1:e:1", 100), AlertItem("node-1:e:2", 200),
+                                         AlertItem("node-1:e:3", 300)})
+                          .dump()))
+                .status,
+            200);
+  ASSERT_EQ(
+      Send(Post(kNode2, BatchOf("node-2", {AlertItem("node-2:e:1", 250, "node-2")}).dump())).status,
+      200);
+  const auto ids = [&](const std::string& target) {
+    HttpResponse r = Send(Get(target, kAdmin));
+    EXPECT_EQ(r.status, 200) << target << ": " << r.body;
+    std::vector<std::string> out;
+    for (const auto& a : json::parse(r.body)) out.push_back(a["id"]);
+    return out;
+  };
+  EXPECT_EQ(ids("/v1/alerts?node=node-2"), (std::vector<std::string>{"node-2:e:1"}));
+  EXPECT_EQ(ids("/v1/alerts?since=200"),
+            (std::vector<std::string>{"node-1:e:2", "node-2:e:1", "node-1:e:3"}));
+  EXPECT_EQ(ids("/v1/alerts?limit=1"), (std::vector<std::string>{"node-1:e:1"}));
+  EXPECT_EQ(ids("/v1/alerts?node=node%2D1&since=150&limit=10"),
+            (std::vector<std::string>{"node-1:e:2", "node-1:e:3"}));
+  EXPECT_EQ(ids("/v1/alerts?limit=999999").size(), 4u);
+}
+
+TEST_F(ConsoleApiTest, BadAlertsQueryIs400) {
+  for (const std::string target :
+       {"/v1/alerts?since=abc", "/v1/alerts?limit=-1", "/v1/alerts?limit=", "/v1/alerts?limit=1x",
+        "/v1/alerts?node=%zz", "/v1/alerts?since=99999999999999999999999"}) {
+    EXPECT_EQ(Send(Get(target, kAdmin)).status, 400) << target;
+  }
+}
+
+TEST_F(ConsoleApiTest, NodesListsEveryTokenNode) {
+  ASSERT_EQ(Send(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:1", 100)}).dump())).status,
+            200);
+  HttpResponse r = Send(Get("/v1/nodes", kAdmin));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json nodes = json::parse(r.body);
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[0], json({{"node", "node-1"}, {"last_seen_ms", clock_.WallMs()}, {"alerts", 1}}));
+  EXPECT_EQ(nodes[1], json({{"node", "node-2"}, {"last_seen_ms", nullptr}, {"alerts", 0}}));
+}
+
+TEST_F(ConsoleApiTest, HealthzNeedsNoToken) {
+  HttpResponse r = Send(Get("/healthz", ""));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "ok\n");
+}
+
+TEST_F(ConsoleApiTest, UnknownPathIs404) {
+  EXPECT_EQ(Send(Get("/v2/batches", kAdmin)).status, 404);
+  EXPECT_EQ(Send(Get("/v1/alerts/extra", kAdmin)).status, 404);
+}
+
+TEST_F(ConsoleApiTest, WrongMethodIs405WithAllow) {
+  HttpResponse r = Send(Get("/v1/batches", kNode1));
+  EXPECT_EQ(r.status, 405);
+  EXPECT_EQ(Header(r, "Allow"), "POST");
+  HttpRequest del = Get("/v1/alerts", kAdmin);
+  del.method = "DELETE";
+  EXPECT_EQ(Send(del).status, 405);
+}
+
+TEST_F(ConsoleApiTest, DashboardEscapesStoredText) {
+  ASSERT_EQ(Send(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:1", 100, "node-1",
+                                                           "<script>alert('x')</script>")})
+                                  .dump()))
+                .status,
+            200);
+  HttpResponse r = Send(Get("/", kAdmin));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(r.body.find("<script>"), std::string::npos);
+  EXPECT_NE(r.body.find("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"), std::string::npos);
+  EXPECT_NE(r.body.find("node-2"), std::string::npos);
+}
+
+TEST_F(ConsoleApiTest, DashboardAcceptsBasicAuthWithAdminTokenAsPassword) {
+  // base64("ops:tok-admin-0123456789")
+  EXPECT_EQ(Send(Get("/", "Basic b3BzOnRvay1hZG1pbi0wMTIzNDU2Nzg5")).status, 200);
+  HttpResponse r = Send(Get("/", ""));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_NE(Header(r, "WWW-Authenticate").find("Basic"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edge::console

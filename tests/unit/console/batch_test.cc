@@ -1,0 +1,184 @@
+#include "edge/console/batch.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace edge::console {
+namespace {
+
+using nlohmann::json;
+
+json AlertPayload() {
+  return json{{"node", "node-1"},
+              {"rule", "boiler-overheat"},
+              {"sensor", "plant/boiler1/temp"},
+              {"severity", "critical"},
+              {"state", "firing"},
+              {"value", 97.5},
+              {"ts_ms", 1764167000050},
+              {"started_ms", 1764166990050},
+              {"episode", "boiler-overheat|plant/boiler1/temp|1764166990050"},
+              {"context", json::array({json::array({1764166999050, 96.1})})}};
+}
+
+json ValidBatch() {
+  return json{{"node", "node-1"},
+              {"sent_ms", 1764167000123},
+              {"items", json::array({json{{"id", "node-1:5f3a9c0e12ab44d1:17"},
+                                          {"kind", "alert"},
+                                          {"created_ms", 1764167000100},
+                                          {"payload", AlertPayload()}}})}};
+}
+
+Result<Batch> Parse(const json& j) { return ParseBatch(j.dump()); }
+
+TEST(ParseBatch, AcceptsProtocolExample) {
+  auto batch = Parse(ValidBatch());
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  EXPECT_EQ(batch->node, "node-1");
+  EXPECT_EQ(batch->sent_ms, 1764167000123);
+  ASSERT_EQ(batch->items.size(), 1u);
+  const BatchItem& item = batch->items[0];
+  EXPECT_EQ(item.id, "node-1:5f3a9c0e12ab44d1:17");
+  EXPECT_EQ(item.created_ms, 1764167000100);
+  ASSERT_TRUE(item.alert.has_value());
+  EXPECT_EQ(item.alert->rule, "boiler-overheat");
+  EXPECT_EQ(item.alert->sensor, "plant/boiler1/temp");
+  EXPECT_EQ(item.alert->severity, "critical");
+  EXPECT_EQ(item.alert->state, "firing");
+  EXPECT_EQ(item.alert->ts_ms, 1764167000050);
+  EXPECT_EQ(json::parse(item.payload_json), AlertPayload());
+}
+
+TEST(ParseBatch, AcceptsEmptyItems) {
+  json j = ValidBatch();
+  j["items"] = json::array();
+  auto batch = Parse(j);
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  EXPECT_TRUE(batch->items.empty());
+}
+
+TEST(ParseBatch, KeepsUnknownKindWithoutAlertFields) {
+  json j = ValidBatch();
+  j["items"][0]["kind"] = "rollup";
+  j["items"][0]["payload"] = json{{"anything", json::array({1, 2})}};
+  auto batch = Parse(j);
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  EXPECT_FALSE(batch->items[0].alert.has_value());
+  EXPECT_EQ(json::parse(batch->items[0].payload_json), j["items"][0]["payload"]);
+}
+
+TEST(ParseBatch, RejectsMalformedJson) {
+  EXPECT_FALSE(ParseBatch("{\"node\": \"node-1\",").ok());
+  EXPECT_FALSE(ParseBatch("").ok());
+  EXPECT_FALSE(ParseBatch("\xff\xfe").ok());
+}
+
+TEST(ParseBatch, RejectsNonObjectBody) {
+  EXPECT_FALSE(ParseBatch("[]").ok());
+  EXPECT_FALSE(ParseBatch("42").ok());
+}
+
+TEST(ParseBatch, RejectsDeepNesting) {
+  json j = ValidBatch();
+  std::string text = j.dump();
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  text.insert(text.size() - 1, ",\"extra\":" + deep);
+  auto batch = ParseBatch(text);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.error().find("nested"), std::string::npos);
+}
+
+TEST(ParseBatch, BracketsInsideStringsDoNotCountAsNesting) {
+  json j = ValidBatch();
+  j["items"][0]["payload"]["rule"] = std::string(200, '[');
+  EXPECT_TRUE(Parse(j).ok());
+}
+
+class ParseBatchMissing : public testing::TestWithParam<std::string> {};
+
+TEST_P(ParseBatchMissing, TopLevelFieldIsRejectedNamingIt) {
+  json j = ValidBatch();
+  j.erase(GetParam());
+  auto batch = Parse(j);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.error().find(GetParam()), std::string::npos) << batch.error();
+}
+INSTANTIATE_TEST_SUITE_P(Fields, ParseBatchMissing, testing::Values("node", "sent_ms", "items"));
+
+class ParseBatchMissingItemField : public testing::TestWithParam<std::string> {};
+
+TEST_P(ParseBatchMissingItemField, IsRejectedNamingIt) {
+  json j = ValidBatch();
+  j["items"][0].erase(GetParam());
+  auto batch = Parse(j);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.error().find(GetParam()), std::string::npos) << batch.error();
+  EXPECT_NE(batch.error().find("items[0]"), std::string::npos) << batch.error();
+}
+INSTANTIATE_TEST_SUITE_P(Fields, ParseBatchMissingItemField,
+                         testing::Values("id", "kind", "created_ms", "payload"));
+
+class ParseBatchMissingAlertField : public testing::TestWithParam<std::string> {};
+
+TEST_P(ParseBatchMissingAlertField, IsRejectedNamingIt) {
+  json j = ValidBatch();
+  j["items"][0]["payload"].erase(GetParam());
+  auto batch = Parse(j);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.error().find(GetParam()), std::string::npos) << batch.error();
+}
+INSTANTIATE_TEST_SUITE_P(Fields, ParseBatchMissingAlertField,
+                         testing::Values("rule", "sensor", "severity", "state", "ts_ms"));
+
+TEST(ParseBatch, RejectsWrongTypes) {
+  const std::vector<std::pair<json::json_pointer, json>> cases = {
+      {json::json_pointer("/node"), 7},
+      {json::json_pointer("/node"), ""},
+      {json::json_pointer("/sent_ms"), "1764167000123"},
+      {json::json_pointer("/sent_ms"), 1.5},
+      {json::json_pointer("/items"), json::object()},
+      {json::json_pointer("/items/0"), "node-1:a:1"},
+      {json::json_pointer("/items/0/id"), 17},
+      {json::json_pointer("/items/0/kind"), nullptr},
+      {json::json_pointer("/items/0/created_ms"), "5"},
+      {json::json_pointer("/items/0/created_ms"), 18446744073709551615u},
+      {json::json_pointer("/items/0/payload"), json::array()},
+      {json::json_pointer("/items/0/payload/ts_ms"), 1.0e12},
+      {json::json_pointer("/items/0/payload/rule"), json::array()},
+      {json::json_pointer("/items/0/payload/state"), "pending"},
+  };
+  for (const auto& [pointer, value] : cases) {
+    json j = ValidBatch();
+    j[pointer] = value;
+    EXPECT_FALSE(Parse(j).ok()) << pointer.to_string() << " = " << value.dump();
+  }
+}
+
+TEST(ParseBatch, RejectsItemIdOfAnotherNode) {
+  json j = ValidBatch();
+  j["items"][0]["id"] = "node-2:5f3a9c0e12ab44d1:17";
+  EXPECT_FALSE(Parse(j).ok());
+  j["items"][0]["id"] = "node-1";
+  EXPECT_FALSE(Parse(j).ok());
+  j["items"][0]["id"] = "node-10:5f3a:1";
+  EXPECT_FALSE(Parse(j).ok());
+}
+
+TEST(ParseBatch, RejectsAlertPayloadNamingAnotherNode) {
+  json j = ValidBatch();
+  j["items"][0]["payload"]["node"] = "node-2";
+  auto batch = Parse(j);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.error().find("node"), std::string::npos);
+}
+
+TEST(ParseBatch, RejectsOverlongId) {
+  json j = ValidBatch();
+  j["items"][0]["id"] = "node-1:" + std::string(kMaxIdBytes, 'a');
+  EXPECT_FALSE(Parse(j).ok());
+}
+
+}  // namespace
+}  // namespace edge::console

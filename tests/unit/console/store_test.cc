@@ -1,0 +1,239 @@
+#include "edge/console/store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace edge::console {
+namespace {
+
+BatchItem Alert(const std::string& id, int64_t ts_ms, const std::string& state = "firing") {
+  BatchItem item;
+  item.id = id;
+  item.kind = "alert";
+  item.created_ms = ts_ms + 1;
+  item.alert = AlertFields{"boiler-overheat", "plant/boiler1/temp", "critical", state, ts_ms};
+  item.payload_json = nlohmann::json{
+      {"rule", "boiler-overheat"},
+      {"sensor", "plant/boiler1/temp"},
+      {"severity", "critical"},
+      {"state", state},
+      {"ts_ms", ts_ms}}.dump();
+  return item;
+}
+
+Batch MakeBatch(const std::string& node, std::vector<BatchItem> items) {
+  Batch b;
+  b.node = node;
+  b.sent_ms = 1;
+  b.items = std::move(items);
+  return b;
+}
+
+class SqliteConsoleStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(testing::TempDir()) /
+           ("console_store_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto opened = OpenSqliteConsoleStore((dir_ / "console.db").string());
+    ASSERT_TRUE(opened.ok()) << opened.error();
+    store_ = std::move(opened.value());
+  }
+  std::vector<std::string> AlertIds(const AlertQuery& q) {
+    auto alerts = store_->Alerts(q);
+    EXPECT_TRUE(alerts.ok()) << alerts.error();
+    std::vector<std::string> ids;
+    if (alerts.ok()) {
+      for (const auto& a : *alerts) ids.push_back(a.id);
+    }
+    return ids;
+  }
+
+  std::filesystem::path dir_;
+  std::unique_ptr<ConsoleStore> store_;
+};
+
+TEST_F(SqliteConsoleStoreTest, SameIdTwiceIsStoredOnceAndAckedBothTimes) {
+  const Batch batch = MakeBatch("node-1", {Alert("node-1:e:1", 100)});
+  auto first = store_->StoreBatch(batch, 1000);
+  ASSERT_TRUE(first.ok()) << first.error();
+  EXPECT_EQ(first->accepted, 1);
+  EXPECT_EQ(first->duplicates, 0);
+  EXPECT_EQ(first->acked, (std::vector<std::string>{"node-1:e:1"}));
+  EXPECT_EQ(first->new_alert_items, (std::vector<size_t>{0}));
+
+  auto second = store_->StoreBatch(batch, 2000);
+  ASSERT_TRUE(second.ok()) << second.error();
+  EXPECT_EQ(second->accepted, 0);
+  EXPECT_EQ(second->duplicates, 1);
+  EXPECT_EQ(second->acked, (std::vector<std::string>{"node-1:e:1"}));
+  EXPECT_TRUE(second->new_alert_items.empty());
+
+  EXPECT_EQ(AlertIds({}), (std::vector<std::string>{"node-1:e:1"}));
+}
+
+TEST_F(SqliteConsoleStoreTest, RepeatWithinOneBatchCountsAsDuplicateAndIsAckedOnce) {
+  auto outcome = store_->StoreBatch(
+      MakeBatch("node-1", {Alert("node-1:e:1", 100), Alert("node-1:e:1", 100)}), 1000);
+  ASSERT_TRUE(outcome.ok()) << outcome.error();
+  EXPECT_EQ(outcome->accepted, 1);
+  EXPECT_EQ(outcome->duplicates, 1);
+  EXPECT_EQ(outcome->acked, (std::vector<std::string>{"node-1:e:1"}));
+}
+
+TEST_F(SqliteConsoleStoreTest, MixedBatchAcksNewAndDuplicateIdsInOrder) {
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:2", 200)}), 1000).ok());
+  auto outcome = store_->StoreBatch(
+      MakeBatch("node-1",
+                {Alert("node-1:e:1", 100), Alert("node-1:e:2", 200), Alert("node-1:e:3", 300)}),
+      2000);
+  ASSERT_TRUE(outcome.ok()) << outcome.error();
+  EXPECT_EQ(outcome->accepted, 2);
+  EXPECT_EQ(outcome->duplicates, 1);
+  EXPECT_EQ(outcome->acked, (std::vector<std::string>{"node-1:e:1", "node-1:e:2", "node-1:e:3"}));
+  EXPECT_EQ(outcome->new_alert_items, (std::vector<size_t>{0, 2}));
+}
+
+TEST_F(SqliteConsoleStoreTest, StoredItemsSurviveReopen) {
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 1000).ok());
+  Reopen();
+  auto again = store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 2000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->duplicates, 1);
+  auto alerts = store_->Alerts({});
+  ASSERT_TRUE(alerts.ok());
+  ASSERT_EQ(alerts->size(), 1u);
+  EXPECT_EQ((*alerts)[0].received_ms, 1000);
+}
+
+TEST_F(SqliteConsoleStoreTest, NonAlertItemsAreStoredButNotListedAsAlerts) {
+  BatchItem status;
+  status.id = "node-1:e:9";
+  status.kind = "status";
+  status.created_ms = 5;
+  status.payload_json = R"({"uptime_s":10})";
+  auto outcome = store_->StoreBatch(MakeBatch("node-1", {status}), 1000);
+  ASSERT_TRUE(outcome.ok()) << outcome.error();
+  EXPECT_EQ(outcome->accepted, 1);
+  EXPECT_TRUE(outcome->new_alert_items.empty());
+  EXPECT_TRUE(AlertIds({}).empty());
+  auto repeat = store_->StoreBatch(MakeBatch("node-1", {status}), 1001);
+  ASSERT_TRUE(repeat.ok());
+  EXPECT_EQ(repeat->duplicates, 1);
+}
+
+TEST_F(SqliteConsoleStoreTest, AlertsAreOrderedByTsThenId) {
+  ASSERT_TRUE(
+      store_
+          ->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:3", 300), Alert("node-1:e:b", 100),
+                                            Alert("node-1:e:a", 100)}),
+                       1000)
+          .ok());
+  EXPECT_EQ(AlertIds({}), (std::vector<std::string>{"node-1:e:a", "node-1:e:b", "node-1:e:3"}));
+}
+
+TEST_F(SqliteConsoleStoreTest, AlertsFilterByNodeSinceAndLimit) {
+  ASSERT_TRUE(
+      store_
+          ->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100), Alert("node-1:e:2", 200),
+                                            Alert("node-1:e:3", 300)}),
+                       1000)
+          .ok());
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-2", {Alert("node-2:e:1", 150)}), 1000).ok());
+
+  AlertQuery by_node;
+  by_node.node = "node-2";
+  EXPECT_EQ(AlertIds(by_node), (std::vector<std::string>{"node-2:e:1"}));
+
+  AlertQuery since;
+  since.since_ms = 150;
+  EXPECT_EQ(AlertIds(since), (std::vector<std::string>{"node-2:e:1", "node-1:e:2", "node-1:e:3"}));
+
+  AlertQuery limited;
+  limited.limit = 2;
+  EXPECT_EQ(AlertIds(limited), (std::vector<std::string>{"node-1:e:1", "node-2:e:1"}));
+
+  AlertQuery combined;
+  combined.node = "node-1";
+  combined.since_ms = 200;
+  combined.limit = 1;
+  EXPECT_EQ(AlertIds(combined), (std::vector<std::string>{"node-1:e:2"}));
+
+  AlertQuery unknown;
+  unknown.node = "node-9";
+  EXPECT_TRUE(AlertIds(unknown).empty());
+}
+
+TEST_F(SqliteConsoleStoreTest, AlertColumnsAndPayloadRoundTrip) {
+  ASSERT_TRUE(
+      store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100, "resolved")}), 1234).ok());
+  auto alerts = store_->Alerts({});
+  ASSERT_TRUE(alerts.ok());
+  ASSERT_EQ(alerts->size(), 1u);
+  const StoredAlert& a = (*alerts)[0];
+  EXPECT_EQ(a.node, "node-1");
+  EXPECT_EQ(a.received_ms, 1234);
+  EXPECT_EQ(a.fields.rule, "boiler-overheat");
+  EXPECT_EQ(a.fields.sensor, "plant/boiler1/temp");
+  EXPECT_EQ(a.fields.severity, "critical");
+  EXPECT_EQ(a.fields.state, "resolved");
+  EXPECT_EQ(a.fields.ts_ms, 100);
+  EXPECT_EQ(nlohmann::json::parse(a.payload_json)["state"], "resolved");
+}
+
+TEST_F(SqliteConsoleStoreTest, LatestAlertsAreNewestFirst) {
+  ASSERT_TRUE(
+      store_
+          ->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100), Alert("node-1:e:2", 300),
+                                            Alert("node-1:e:3", 200)}),
+                       1000)
+          .ok());
+  auto latest = store_->LatestAlerts(2);
+  ASSERT_TRUE(latest.ok());
+  ASSERT_EQ(latest->size(), 2u);
+  EXPECT_EQ((*latest)[0].id, "node-1:e:2");
+  EXPECT_EQ((*latest)[1].id, "node-1:e:3");
+}
+
+TEST_F(SqliteConsoleStoreTest, ActivityReportsLastSeenAndAlertCounts) {
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 1000).ok());
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:2", 200)}), 2000).ok());
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-2", {}), 3000).ok());
+  auto activity = store_->Activity();
+  ASSERT_TRUE(activity.ok()) << activity.error();
+  ASSERT_EQ(activity->size(), 2u);
+  EXPECT_EQ((*activity)[0].node, "node-1");
+  EXPECT_EQ((*activity)[0].last_seen_ms, 2000);
+  EXPECT_EQ((*activity)[0].alerts, 2);
+  EXPECT_EQ((*activity)[1].node, "node-2");
+  EXPECT_EQ((*activity)[1].last_seen_ms, 3000);
+  EXPECT_EQ((*activity)[1].alerts, 0);
+}
+
+TEST_F(SqliteConsoleStoreTest, UsesWriteAheadLog) {
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 1000).ok());
+  EXPECT_TRUE(std::filesystem::exists(dir_ / "console.db-wal"));
+}
+
+TEST(OpenSqliteConsoleStore, FailsForUnwritableLocation) {
+  auto store = OpenSqliteConsoleStore("/nonexistent/dir/console.db");
+  ASSERT_FALSE(store.ok());
+  EXPECT_NE(store.error().find("/nonexistent/dir/console.db"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edge::console

@@ -1,0 +1,114 @@
+#include "edge/console/tokens.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace edge::console {
+namespace {
+
+constexpr const char* kGood =
+    "# node-id  token\n"
+    "node-1     tok-node-1-0123456789\n"
+    "\n"
+    "  node-2\ttok-node-2-0123456789   # comment after entry\n"
+    "admin      tok-admin-0123456789\n";
+
+TEST(TokenTable, ParsesEntriesIgnoringCommentsAndBlankLines) {
+  auto table = TokenTable::Parse(kGood, "tokens.txt");
+  ASSERT_TRUE(table.ok()) << table.error();
+  EXPECT_EQ(table->Nodes(), (std::vector<std::string>{"node-1", "node-2"}));
+  EXPECT_TRUE(table->has_admin());
+}
+
+TEST(TokenTable, AuthenticatesNodeTokenAsItsNode) {
+  auto table = TokenTable::Parse(kGood, "tokens.txt");
+  ASSERT_TRUE(table.ok());
+  auto who = table->Authenticate("tok-node-2-0123456789");
+  ASSERT_TRUE(who.has_value());
+  EXPECT_EQ(who->node, "node-2");
+  EXPECT_FALSE(who->admin);
+}
+
+TEST(TokenTable, AuthenticatesAdminToken) {
+  auto table = TokenTable::Parse(kGood, "tokens.txt");
+  ASSERT_TRUE(table.ok());
+  auto who = table->Authenticate("tok-admin-0123456789");
+  ASSERT_TRUE(who.has_value());
+  EXPECT_TRUE(who->admin);
+}
+
+TEST(TokenTable, RejectsUnknownEmptyAndPrefixTokens) {
+  auto table = TokenTable::Parse(kGood, "tokens.txt");
+  ASSERT_TRUE(table.ok());
+  EXPECT_FALSE(table->Authenticate("nope").has_value());
+  EXPECT_FALSE(table->Authenticate("").has_value());
+  EXPECT_FALSE(table->Authenticate("tok-node-1-012345678").has_value());
+  EXPECT_FALSE(table->Authenticate("tok-node-1-01234567890").has_value());
+}
+
+TEST(TokenTable, LineWithOneFieldIsAnErrorNamingFileAndLine) {
+  auto table = TokenTable::Parse("node-1 tok-aaaaaaaaaaaaaaaa\n# c\nnode-2\n", "/etc/t.txt");
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.error().rfind("/etc/t.txt:3: ", 0), 0u) << table.error();
+}
+
+TEST(TokenTable, LineWithThreeFieldsIsAnError) {
+  auto table = TokenTable::Parse("node-1 tok-a extra\n", "t");
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.error().rfind("t:1: ", 0), 0u) << table.error();
+}
+
+TEST(TokenTable, DuplicateNodeIsAnError) {
+  auto table = TokenTable::Parse("node-1 tok-a\nnode-1 tok-b\n", "t");
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.error().rfind("t:2: ", 0), 0u) << table.error();
+}
+
+TEST(TokenTable, DuplicateTokenIsAnError) {
+  auto table = TokenTable::Parse("node-1 tok-a\nnode-2 tok-a\n", "t");
+  ASSERT_FALSE(table.ok());
+  EXPECT_EQ(table.error().rfind("t:2: ", 0), 0u) << table.error();
+}
+
+TEST(TokenTable, NodeNameWithInvalidCharacterIsAnError) {
+  EXPECT_FALSE(TokenTable::Parse("node/1 tok-a\n", "t").ok());
+  EXPECT_FALSE(TokenTable::Parse("<b> tok-a\n", "t").ok());
+  EXPECT_FALSE(TokenTable::Parse(std::string(129, 'n') + " tok-a\n", "t").ok());
+}
+
+TEST(TokenTable, TokenWithNonAsciiByteIsAnError) {
+  EXPECT_FALSE(TokenTable::Parse("node-1 tok\xc3\xa9\n", "t").ok());
+}
+
+TEST(TokenTable, CrLfLineEndingsAreAccepted) {
+  auto table = TokenTable::Parse("node-1 tok-a\r\nadmin tok-b\r\n", "t");
+  ASSERT_TRUE(table.ok()) << table.error();
+  EXPECT_TRUE(table->Authenticate("tok-a").has_value());
+}
+
+TEST(TokenTable, ReportsShortTokens) {
+  auto table = TokenTable::Parse("node-1 short\nnode-2 0123456789abcdef\n", "t");
+  ASSERT_TRUE(table.ok());
+  EXPECT_EQ(table->NodesWithShortTokens(), (std::vector<std::string>{"node-1"}));
+}
+
+TEST(TokenTable, LoadsFileFromDisk) {
+  const auto dir = std::filesystem::path(testing::TempDir()) / "console_tokens_test";
+  std::filesystem::create_directories(dir);
+  const auto path = (dir / "tokens.txt").string();
+  std::ofstream(path) << kGood;
+  auto table = TokenTable::Load(path);
+  ASSERT_TRUE(table.ok()) << table.error();
+  EXPECT_EQ(table->Nodes().size(), 2u);
+}
+
+TEST(TokenTable, MissingFileIsAnError) {
+  auto table = TokenTable::Load("/nonexistent/dir/tokens.txt");
+  ASSERT_FALSE(table.ok());
+  EXPECT_NE(table.error().find("/nonexistent/dir/tokens.txt"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edge::console

@@ -1,0 +1,51 @@
+#pragma once
+
+// Validation of an uploaded batch (docs/protocol.md, "Upload a batch"). The body is
+// untrusted network input: ParseBatch never throws and reports the first problem found as a
+// message suitable for the {"error": ...} reply of a 400.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "edge/common/status.h"
+
+namespace edge::console {
+
+// Columns extracted from an alert payload for queries.
+struct AlertFields {
+  std::string rule;
+  std::string sensor;
+  std::string severity;
+  std::string state;  // "firing" or "resolved"
+  int64_t ts_ms = 0;
+};
+
+struct BatchItem {
+  std::string id;  // "NODE:STORE_EPOCH:SEQUENCE"; starts with the batch's node and ':'
+  std::string kind;
+  int64_t created_ms = 0;
+  std::string payload_json;          // the payload object, re-serialized compactly
+  std::optional<AlertFields> alert;  // set exactly when kind == "alert"
+};
+
+struct Batch {
+  std::string node;
+  int64_t sent_ms = 0;
+  std::vector<BatchItem> items;
+};
+
+// Limits applied by ParseBatch.
+inline constexpr size_t kMaxJsonDepth = 64;
+inline constexpr size_t kMaxIdBytes = 256;
+inline constexpr size_t kMaxNameBytes = 1024;  // node, kind and alert string fields
+
+// Parses and validates a batch. Requires node (non-empty string), sent_ms (integer) and
+// items (array); each item needs id, kind (non-empty strings), created_ms (integer) and
+// payload (object). An alert payload needs rule, sensor, severity (strings), state
+// ("firing"/"resolved") and ts_ms (integer); its optional "node" must equal the batch's.
+Result<Batch> ParseBatch(std::string_view json);
+
+}  // namespace edge::console

@@ -1,0 +1,62 @@
+#pragma once
+
+// The console's HTTP/1.1 server: accepts connections and passes each complete request to a
+// RequestHandler, all on one event-loop thread (the thread that calls Run()).
+//
+// Every network operation has a deadline: a request (headers and body) must arrive within
+// read_timeout of the previous response, a response must be written within write_timeout.
+// Oversized headers get 431, oversized bodies 413, unparseable requests 400; the
+// connection is closed after those.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "edge/common/status.h"
+#include "edge/console/http.h"
+#include "edge/console/log.h"
+
+namespace edge::console {
+
+struct ListenAddress {
+  std::string host;  // IPv4 or IPv6 literal, without brackets
+  uint16_t port = 0;
+};
+
+// "127.0.0.1:8080", "0.0.0.0:0", "[::1]:8080". Host names are not resolved.
+Result<ListenAddress> ParseListenAddress(std::string_view text);
+
+struct ServerOptions {
+  ListenAddress listen{"127.0.0.1", 0};  // port 0 picks a free port
+  std::chrono::milliseconds read_timeout{30'000};
+  std::chrono::milliseconds write_timeout{30'000};
+  // After Stop(): requests already being received or answered get this long to finish.
+  std::chrono::milliseconds shutdown_grace{1'500};
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 8 * 1024 * 1024;  // on the wire; 413 beyond
+  size_t max_connections = 256;             // further connections are closed at once
+  bool handle_signals = false;              // SIGINT/SIGTERM call Stop()
+};
+
+class Server {
+ public:
+  virtual ~Server() = default;
+  // The bound port (the real one when ServerOptions::listen.port was 0).
+  virtual uint16_t port() const = 0;
+  // Serves until Stop() and until in-flight requests are finished or the grace period
+  // ends. Call once, from the thread that is to run the event loop.
+  virtual void Run() = 0;
+  // Stops accepting, closes idle connections, lets in-flight requests finish. Thread-safe;
+  // may be called before Run().
+  virtual void Stop() = 0;
+};
+
+// Binds and listens (so port() is known and clients may connect before Run()). The
+// handler and log are borrowed and must outlive the server.
+Result<std::unique_ptr<Server>> CreateServer(const ServerOptions& options, RequestHandler& handler,
+                                             Log& log);
+
+}  // namespace edge::console

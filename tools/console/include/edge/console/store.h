@@ -1,0 +1,68 @@
+#pragma once
+
+// The console's durable store. Stored items are never changed or deleted by the console.
+//
+// Not thread-safe: one owner (the console's event-loop thread) calls it.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "edge/common/status.h"
+#include "edge/console/batch.h"
+
+namespace edge::console {
+
+struct StoreOutcome {
+  int64_t accepted = 0;    // items stored by this call
+  int64_t duplicates = 0;  // items whose id was already held (also repeats inside the batch)
+  std::vector<std::string> acked;       // every distinct id of the batch, in batch order
+  std::vector<size_t> new_alert_items;  // indexes into Batch::items of newly stored alerts
+};
+
+struct AlertQuery {
+  std::optional<std::string> node;
+  std::optional<int64_t> since_ms;  // ts_ms >= since_ms
+  int64_t limit = 1000;
+};
+
+struct StoredAlert {
+  std::string id;
+  int64_t received_ms = 0;
+  std::string node;
+  AlertFields fields;
+  std::string payload_json;
+};
+
+struct NodeActivity {
+  std::string node;
+  std::optional<int64_t> last_seen_ms;  // last accepted batch; nullopt if never
+  int64_t alerts = 0;                   // alert events held for the node
+};
+
+class ConsoleStore {
+ public:
+  virtual ~ConsoleStore() = default;
+
+  // Stores the batch's items in one transaction, skipping ids already held, and records
+  // `received_ms` as the node's last_seen_ms. On failure nothing is stored: the caller must
+  // not acknowledge anything.
+  virtual Result<StoreOutcome> StoreBatch(const Batch& batch, int64_t received_ms) = 0;
+
+  // Alerts matching `query`, oldest first (by ts_ms, then id).
+  virtual Result<std::vector<StoredAlert>> Alerts(const AlertQuery& query) = 0;
+
+  // The `limit` alerts with the greatest ts_ms, newest first.
+  virtual Result<std::vector<StoredAlert>> LatestAlerts(int64_t limit) = 0;
+
+  // Every node that has sent a batch or has alerts, sorted by node.
+  virtual Result<std::vector<NodeActivity>> Activity() = 0;
+};
+
+// Opens (creating if needed) an SQLite database at `path` in WAL mode with
+// synchronous=FULL, so that a committed batch survives power loss before it is acked.
+Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path);
+
+}  // namespace edge::console

@@ -1,0 +1,443 @@
+#include "edge/console/api.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <ctime>
+#include <exception>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "edge/console/batch.h"
+#include "edge/console/codec.h"
+
+namespace edge::console {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse JsonResponse(int status, const json& body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  return r;
+}
+
+HttpResponse ErrorResponse(int status, std::string_view message) {
+  return JsonResponse(status, json{{"error", message}});
+}
+
+HttpResponse Unauthorized(bool basic_challenge) {
+  HttpResponse r = ErrorResponse(401, "missing or unknown token");
+  r.headers.emplace_back("WWW-Authenticate", basic_challenge ? R"(Basic realm="edge-console")"
+                                                             : R"(Bearer realm="edge-console")");
+  return r;
+}
+
+HttpResponse MethodNotAllowed(std::string_view allow) {
+  HttpResponse r = ErrorResponse(405, "method not allowed");
+  r.headers.emplace_back("Allow", std::string(allow));
+  return r;
+}
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::optional<std::string> Base64Decode(std::string_view in) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    int v;
+    if (c >= 'A' && c <= 'Z') {
+      v = c - 'A';
+    } else if (c >= 'a' && c <= 'z') {
+      v = c - 'a' + 26;
+    } else if (c >= '0' && c <= '9') {
+      v = c - '0' + 52;
+    } else if (c == '+') {
+      v = 62;
+    } else if (c == '/') {
+      v = 63;
+    } else if (c == '=') {
+      break;
+    } else {
+      return std::nullopt;
+    }
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xffu));
+    }
+  }
+  return out;
+}
+
+// The token from "Bearer TOKEN", or with `allow_basic` from the password of
+// "Basic base64(USER:TOKEN)" (what a browser sends for the dashboard).
+std::string ExtractToken(std::string_view authorization, bool allow_basic) {
+  authorization = Trim(authorization);
+  const size_t space = authorization.find(' ');
+  if (space == std::string_view::npos) return {};
+  const std::string_view scheme = authorization.substr(0, space);
+  const std::string_view credentials = Trim(authorization.substr(space + 1));
+  if (EqualsIgnoreCase(scheme, "Bearer")) return std::string(credentials);
+  if (allow_basic && EqualsIgnoreCase(scheme, "Basic")) {
+    const auto decoded = Base64Decode(credentials);
+    if (!decoded) return {};
+    const size_t colon = decoded->find(':');
+    return colon == std::string::npos ? std::string() : decoded->substr(colon + 1);
+  }
+  return {};
+}
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+std::optional<std::string> PercentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '+') {
+      out.push_back(' ');
+    } else if (in[i] == '%') {
+      if (i + 2 >= in.size()) return std::nullopt;
+      const int hi = HexValue(in[i + 1]);
+      const int lo = HexValue(in[i + 2]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      out.push_back(static_cast<char>(hi * 16 + lo));
+      i += 2;
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+// Query parameters; a repeated key keeps its last value.
+std::optional<std::map<std::string, std::string>> ParseQuery(std::string_view query) {
+  std::map<std::string, std::string> params;
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view pair = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (pair.empty()) continue;
+    const size_t eq = pair.find('=');
+    auto key = PercentDecode(pair.substr(0, eq));
+    auto value =
+        PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
+    if (!key || !value) return std::nullopt;
+    params[*key] = *value;
+  }
+  return params;
+}
+
+std::optional<int64_t> ParseInt64(std::string_view text) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return v;
+}
+
+std::string HtmlEscape(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (char c : in) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// "2025-11-26 14:23:20.123Z"; the raw number when it is outside what gmtime handles.
+std::string FormatUtcMs(int64_t ms) {
+  const int64_t seconds = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+  const auto millis = static_cast<int>(ms - seconds * 1000);
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
+    return std::to_string(ms);
+  }
+  char buf[32];
+  const size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  char frac[8];
+  std::snprintf(frac, sizeof(frac), ".%03dZ", millis);
+  return std::string(buf, n) + frac;
+}
+
+}  // namespace
+
+ConsoleApi::ConsoleApi(const TokenTable& tokens, ConsoleStore& store, const Clock& clock, Log& log,
+                       ApiOptions options)
+    : tokens_(tokens), store_(store), clock_(clock), log_(log), options_(options) {}
+
+HttpResponse ConsoleApi::Handle(const HttpRequest& request) {
+  try {
+    return Route(request);
+  } catch (const std::exception& e) {
+    log_.Write(LogLevel::kError, "request failed",
+               {{"method", request.method}, {"target", request.target}, {"error", e.what()}});
+  } catch (...) {
+    log_.Write(LogLevel::kError, "request failed",
+               {{"method", request.method}, {"target", request.target}, {"error", "unknown"}});
+  }
+  return ErrorResponse(500, "internal error");
+}
+
+HttpResponse ConsoleApi::Route(const HttpRequest& request) {
+  const std::string_view target = request.target;
+  const size_t question = target.find('?');
+  const std::string_view path = target.substr(0, question);
+  const std::string_view query =
+      question == std::string_view::npos ? std::string_view() : target.substr(question + 1);
+  const bool get = request.method == "GET";
+
+  if (path == "/healthz") {
+    if (!get) return MethodNotAllowed("GET");
+    HttpResponse r;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = "ok\n";
+    return r;
+  }
+  if (path == "/v1/batches") {
+    if (request.method != "POST") return MethodNotAllowed("POST");
+    return PostBatches(request);
+  }
+  if (path == "/v1/alerts") {
+    if (!get) return MethodNotAllowed("GET");
+    return GetAlerts(request, query);
+  }
+  if (path == "/v1/nodes") {
+    if (!get) return MethodNotAllowed("GET");
+    return GetNodes(request);
+  }
+  if (path == "/") {
+    if (!get) return MethodNotAllowed("GET");
+    return GetDashboard(request);
+  }
+  return ErrorResponse(404, "not found");
+}
+
+HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
+  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
+  if (!principal) return Unauthorized(false);
+  if (principal->admin) return ErrorResponse(403, "batches need a node token");
+
+  std::string decoded;
+  const std::string* body = &request.body;
+  const std::string_view encoding = Trim(request.content_encoding);
+  if (EqualsIgnoreCase(encoding, "gzip")) {
+    Gunzipped g = Gunzip(request.body, options_.max_decompressed_body_bytes);
+    if (g.code == GunzipCode::kTooLarge) return ErrorResponse(413, g.error);
+    if (g.code != GunzipCode::kOk) return ErrorResponse(400, g.error);
+    decoded = std::move(g.data);
+    body = &decoded;
+  } else if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
+    return ErrorResponse(415, "unsupported Content-Encoding (use gzip or none)");
+  }
+  if (body->size() > options_.max_decompressed_body_bytes) {
+    return ErrorResponse(413, "body too large");
+  }
+
+  Result<Batch> batch = ParseBatch(*body);
+  if (!batch) {
+    log_.Write(LogLevel::kWarn, "batch rejected",
+               {{"node", principal->node}, {"status", int64_t{400}}, {"error", batch.error()}});
+    return ErrorResponse(400, batch.error());
+  }
+  if (batch->node != principal->node) {
+    log_.Write(LogLevel::kWarn, "batch rejected",
+               {{"node", principal->node}, {"status", int64_t{403}}, {"batch_node", batch->node}});
+    return ErrorResponse(403, "batch node differs from the token's node");
+  }
+
+  Result<StoreOutcome> outcome = store_.StoreBatch(*batch, clock_.WallMs());
+  if (!outcome) {
+    log_.Write(LogLevel::kError, "storing batch failed",
+               {{"node", batch->node}, {"error", outcome.error()}});
+    return ErrorResponse(503, "store unavailable, retry later");
+  }
+  for (size_t index : outcome->new_alert_items) {
+    const BatchItem& item = batch->items[index];
+    log_.Write(LogLevel::kInfo, "alert stored",
+               {{"node", batch->node},
+                {"rule", item.alert->rule},
+                {"sensor", item.alert->sensor},
+                {"severity", item.alert->severity},
+                {"state", item.alert->state},
+                {"ts_ms", item.alert->ts_ms},
+                {"id", item.id}});
+  }
+  log_.Write(LogLevel::kDebug, "batch stored",
+             {{"node", batch->node},
+              {"accepted", outcome->accepted},
+              {"duplicates", outcome->duplicates}});
+  return JsonResponse(200, json{{"accepted", outcome->accepted},
+                                {"duplicates", outcome->duplicates},
+                                {"acked", outcome->acked}});
+}
+
+HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view query) {
+  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
+  if (!principal) return Unauthorized(false);
+  if (!principal->admin) return ErrorResponse(403, "alerts need the admin token");
+
+  const auto params = ParseQuery(query);
+  if (!params) return ErrorResponse(400, "malformed query string");
+  AlertQuery q;
+  q.limit = options_.default_alert_limit;
+  if (const auto it = params->find("node"); it != params->end()) q.node = it->second;
+  if (const auto it = params->find("since"); it != params->end()) {
+    q.since_ms = ParseInt64(it->second);
+    if (!q.since_ms) return ErrorResponse(400, "'since' must be an integer (ms)");
+  }
+  if (const auto it = params->find("limit"); it != params->end()) {
+    const auto limit = ParseInt64(it->second);
+    if (!limit || *limit < 0) return ErrorResponse(400, "'limit' must be a non-negative integer");
+    q.limit = std::min(*limit, options_.max_alert_limit);
+  }
+
+  Result<std::vector<StoredAlert>> alerts = store_.Alerts(q);
+  if (!alerts) {
+    log_.Write(LogLevel::kError, "querying alerts failed", {{"error", alerts.error()}});
+    return ErrorResponse(503, "store unavailable, retry later");
+  }
+  json out = json::array();
+  for (const StoredAlert& a : *alerts) {
+    json element = json::parse(a.payload_json, nullptr, /*allow_exceptions=*/false);
+    if (!element.is_object()) {
+      log_.Write(LogLevel::kError, "stored payload unreadable", {{"id", a.id}});
+      continue;
+    }
+    element["id"] = a.id;
+    element["received_ms"] = a.received_ms;
+    if (!element.contains("node")) element["node"] = a.node;
+    out.push_back(std::move(element));
+  }
+  return JsonResponse(200, out);
+}
+
+Result<std::vector<NodeActivity>> ConsoleApi::FleetView() {
+  Result<std::vector<NodeActivity>> activity = store_.Activity();
+  if (!activity) return activity.status();
+  std::map<std::string, NodeActivity> by_node;
+  for (NodeActivity& a : *activity) by_node[a.node] = std::move(a);
+  std::vector<NodeActivity> fleet;
+  for (const std::string& node : tokens_.Nodes()) {
+    NodeActivity a;
+    if (auto it = by_node.find(node); it != by_node.end()) a = std::move(it->second);
+    a.node = node;
+    fleet.push_back(std::move(a));
+  }
+  return fleet;
+}
+
+HttpResponse ConsoleApi::GetNodes(const HttpRequest& request) {
+  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
+  if (!principal) return Unauthorized(false);
+  if (!principal->admin) return ErrorResponse(403, "nodes need the admin token");
+  Result<std::vector<NodeActivity>> fleet = FleetView();
+  if (!fleet) {
+    log_.Write(LogLevel::kError, "querying nodes failed", {{"error", fleet.error()}});
+    return ErrorResponse(503, "store unavailable, retry later");
+  }
+  json out = json::array();
+  for (const NodeActivity& a : *fleet) {
+    out.push_back(json{{"node", a.node},
+                       {"last_seen_ms", a.last_seen_ms ? json(*a.last_seen_ms) : json(nullptr)},
+                       {"alerts", a.alerts}});
+  }
+  return JsonResponse(200, out);
+}
+
+HttpResponse ConsoleApi::GetDashboard(const HttpRequest& request) {
+  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, true));
+  if (!principal) return Unauthorized(true);
+  if (!principal->admin) return ErrorResponse(403, "the dashboard needs the admin token");
+  Result<std::vector<NodeActivity>> fleet = FleetView();
+  Result<std::vector<StoredAlert>> alerts = store_.LatestAlerts(options_.dashboard_alerts);
+  if (!fleet || !alerts) {
+    log_.Write(LogLevel::kError, "rendering dashboard failed",
+               {{"error", fleet ? alerts.error() : fleet.error()}});
+    return ErrorResponse(503, "store unavailable, retry later");
+  }
+
+  std::string html;
+  html += "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">";
+  html += "<title>edge-console</title><style>";
+  html += "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}";
+  html += "table{border-collapse:collapse;margin-bottom:2em}";
+  html += "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:left}";
+  html += "th{background:#f3f3f3}.firing{color:#b00020;font-weight:bold}.resolved{color:#1b5e20}";
+  html += "</style></head><body>\n<h1>edge-console</h1>\n";
+  html += "<p>Rendered " + HtmlEscape(FormatUtcMs(clock_.WallMs())) + "</p>\n";
+
+  html += "<h2>Nodes</h2>\n<table><tr><th>node</th><th>last seen (UTC)</th><th>alerts</th></tr>\n";
+  for (const NodeActivity& a : *fleet) {
+    html += "<tr><td>" + HtmlEscape(a.node) + "</td><td>" +
+            (a.last_seen_ms ? HtmlEscape(FormatUtcMs(*a.last_seen_ms)) : std::string("never")) +
+            "</td><td>" + std::to_string(a.alerts) + "</td></tr>\n";
+  }
+  html += "</table>\n";
+
+  html += "<h2>Latest " + std::to_string(options_.dashboard_alerts) + " alerts</h2>\n";
+  html += "<table><tr><th>time (UTC)</th><th>node</th><th>rule</th><th>sensor</th>";
+  html += "<th>severity</th><th>state</th></tr>\n";
+  for (const StoredAlert& a : *alerts) {
+    const std::string state_class = a.fields.state == "firing" ? "firing" : "resolved";
+    html += "<tr><td>" + HtmlEscape(FormatUtcMs(a.fields.ts_ms)) + "</td><td>" +
+            HtmlEscape(a.node) + "</td><td>" + HtmlEscape(a.fields.rule) + "</td><td>" +
+            HtmlEscape(a.fields.sensor) + "</td><td>" + HtmlEscape(a.fields.severity) +
+            "</td><td class=\"" + state_class + "\">" + HtmlEscape(a.fields.state) + "</td></tr>\n";
+  }
+  html += "</table>\n</body></html>\n";
+
+  HttpResponse r;
+  r.content_type = "text/html; charset=utf-8";
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("Content-Security-Policy",
+                         "default-src 'none'; style-src 'unsafe-inline'");
+  r.body = std::move(html);
+  return r;
+}
+
+}  // namespace edge::console

@@ -1,0 +1,315 @@
+// Beast adapter: the only console file that includes Boost.Beast/Asio. One io_context,
+// run by the thread that calls Run(); every member below is touched only on that thread
+// except where noted.
+
+#include <array>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http.hpp>
+#include <chrono>
+#include <csignal>
+#include <exception>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "edge/console/server.h"
+
+namespace edge::console {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
+// After a 413/431/400 the peer may still be sending; reading (and discarding) for a moment
+// lets it see our reply instead of a connection reset.
+constexpr std::chrono::milliseconds kDrainTime{1000};
+constexpr size_t kMaxDrainBytes = 8 * 1024 * 1024;
+
+bool IsHttpParseError(const beast::error_code& ec) {
+  return ec.category() == http::make_error_code(http::error::bad_target).category();
+}
+
+class BeastServer final : public Server {
+ public:
+  BeastServer(const ServerOptions& options, RequestHandler& handler, Log& log)
+      : options_(options),
+        handler_(handler),
+        log_(log),
+        acceptor_(ioc_),
+        signals_(ioc_),
+        grace_timer_(ioc_) {}
+
+  Status Bind() {
+    beast::error_code ec;
+    const auto address = asio::ip::make_address(options_.listen.host, ec);
+    if (ec) return Status::Error("invalid listen address '" + options_.listen.host + "'");
+    const tcp::endpoint endpoint(address, options_.listen.port);
+    const auto fail = [&](const char* what) {
+      return Status::Error(std::string("cannot ") + what + " " + options_.listen.host + ":" +
+                           std::to_string(options_.listen.port) + ": " + ec.message());
+    };
+    if (acceptor_.open(endpoint.protocol(), ec)) return fail("open socket for");
+    if (acceptor_.set_option(asio::socket_base::reuse_address(true), ec)) return fail("configure");
+    if (acceptor_.bind(endpoint, ec)) return fail("bind");
+    if (acceptor_.listen(asio::socket_base::max_listen_connections, ec)) return fail("listen on");
+    port_ = acceptor_.local_endpoint(ec).port();
+    if (ec) return fail("query the port of");
+    return Status::Ok();
+  }
+
+  uint16_t port() const override { return port_; }
+
+  void Run() override {
+    if (options_.handle_signals) {
+      signals_.add(SIGINT);
+      signals_.add(SIGTERM);
+      signals_.async_wait([this](const beast::error_code& ec, int signal) {
+        if (ec) return;
+        log_.Write(LogLevel::kInfo, "signal received, shutting down",
+                   {{"signal", int64_t{signal}}});
+        BeginShutdown();
+      });
+    }
+    asio::co_spawn(ioc_, AcceptLoop(), [this](std::exception_ptr e) { LogFault(e, "accept"); });
+    // run() returns when the acceptor, signals, timers and every connection are done.
+    for (;;) {
+      try {
+        ioc_.run();
+        break;
+      } catch (...) {
+        LogFault(std::current_exception(), "event loop");
+      }
+    }
+  }
+
+  // Thread-safe: only posts to the loop.
+  void Stop() override {
+    asio::post(ioc_, [this] { BeginShutdown(); });
+  }
+
+ private:
+  struct Connection {
+    explicit Connection(tcp::socket socket) : stream(std::move(socket)) {}
+    beast::tcp_stream stream;
+    // Set while waiting for a request; lets shutdown tell idle connections from ones that
+    // are part-way through receiving a request.
+    http::request_parser<http::string_body>* parser = nullptr;
+  };
+
+  void LogFault(std::exception_ptr e, const char* where) {
+    if (!e) return;
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+      // `what` already says it was not a std::exception.
+    }
+    log_.Write(LogLevel::kError, "unexpected fault", {{"where", where}, {"error", what}});
+  }
+
+  asio::awaitable<void> AcceptLoop() {
+    for (;;) {
+      auto [ec, socket] = co_await acceptor_.async_accept(kUseTuple);
+      if (stopping_) co_return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) co_return;
+        log_.Write(LogLevel::kWarn, "accept failed", {{"error", ec.message()}});
+        // Out of descriptors or similar: back off instead of spinning.
+        asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
+        co_await pause.async_wait(kUseTuple);
+        continue;
+      }
+      if (connections_.size() >= options_.max_connections) {
+        log_.Write(LogLevel::kWarn, "connection limit reached, closing new connection",
+                   {{"limit", static_cast<int64_t>(options_.max_connections)}});
+        beast::error_code ignored;
+        socket.close(ignored);
+        continue;
+      }
+      auto connection = std::make_shared<Connection>(std::move(socket));
+      connections_.insert(connection);
+      asio::co_spawn(ioc_, Serve(connection),
+                     [this](std::exception_ptr e) { LogFault(e, "connection"); });
+    }
+  }
+
+  asio::awaitable<void> Serve(std::shared_ptr<Connection> connection) {
+    try {
+      co_await ServeRequests(*connection);
+    } catch (...) {
+      LogFault(std::current_exception(), "connection");
+    }
+    beast::error_code ignored;
+    connection->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    connection->stream.close();
+    connections_.erase(connection);
+    if (stopping_ && connections_.empty()) grace_timer_.cancel();
+  }
+
+  asio::awaitable<void> ServeRequests(Connection& c) {
+    beast::flat_buffer buffer;
+    while (!stopping_) {
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
+      parser.body_limit(options_.max_body_bytes);
+      c.parser = &parser;
+      c.stream.expires_after(options_.read_timeout);
+      auto [ec, bytes] = co_await http::async_read(c.stream, buffer, parser, kUseTuple);
+      c.parser = nullptr;
+      if (ec) {
+        // Timeouts, resets, the peer closing and our own shutdown end the connection quietly.
+        if (!IsHttpParseError(ec) || ec == http::error::end_of_stream) co_return;
+        const int status = ec == http::error::body_limit     ? 413
+                           : ec == http::error::header_limit ? 431
+                                                             : 400;
+        co_await WriteError(c, status, ec.message());
+        co_return;
+      }
+      http::request<http::string_body> request = parser.release();
+      HttpRequest in;
+      in.method = std::string(request.method_string());
+      in.target = std::string(request.target());
+      in.authorization = std::string(request[http::field::authorization]);
+      in.content_encoding = std::string(request[http::field::content_encoding]);
+      in.content_type = std::string(request[http::field::content_type]);
+      in.body = std::move(request.body());
+
+      HttpResponse out = handler_.Handle(in);
+      http::response<http::string_body> response{static_cast<http::status>(out.status),
+                                                 request.version()};
+      response.set(http::field::server, "edge-console");
+      response.set(http::field::content_type, out.content_type);
+      for (const auto& [name, value] : out.headers) response.set(name, value);
+      response.body() = std::move(out.body);
+      response.keep_alive(request.keep_alive() && !stopping_);
+      response.prepare_payload();
+
+      c.stream.expires_after(options_.write_timeout);
+      auto [write_ec, written] = co_await http::async_write(c.stream, response, kUseTuple);
+      if (write_ec || !response.keep_alive()) co_return;
+    }
+  }
+
+  // Answers a request that could not be read completely, then closes the connection.
+  asio::awaitable<void> WriteError(Connection& c, int status, const std::string& reason) {
+    http::response<http::string_body> response{static_cast<http::status>(status), 11};
+    response.set(http::field::server, "edge-console");
+    response.set(http::field::content_type, "application/json");
+    std::string safe_reason = reason;
+    for (char& ch : safe_reason) {
+      if (ch == '"' || ch == '\\' || static_cast<unsigned char>(ch) < 0x20) ch = ' ';
+    }
+    response.body() = R"({"error":")" + safe_reason + R"("})";
+    response.keep_alive(false);
+    response.prepare_payload();
+    c.stream.expires_after(options_.write_timeout);
+    auto [ec, written] = co_await http::async_write(c.stream, response, kUseTuple);
+    if (ec) co_return;
+    beast::error_code ignored;
+    c.stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    c.stream.expires_after(kDrainTime);
+    std::array<char, 16 * 1024> scratch;
+    size_t drained = 0;
+    while (drained < kMaxDrainBytes) {
+      auto [read_ec, n] = co_await c.stream.async_read_some(asio::buffer(scratch), kUseTuple);
+      if (read_ec) break;
+      drained += n;
+    }
+  }
+
+  void BeginShutdown() {
+    if (stopping_) return;
+    stopping_ = true;
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+    signals_.cancel(ignored);
+    for (const auto& c : connections_) {
+      // Idle keep-alive connections close now; the others finish their request first.
+      if (c->parser != nullptr && !c->parser->got_some()) c->stream.cancel();
+    }
+    if (connections_.empty()) return;
+    grace_timer_.expires_after(options_.shutdown_grace);
+    grace_timer_.async_wait([this](const beast::error_code& ec) {
+      if (ec) return;
+      if (!connections_.empty()) {
+        log_.Write(LogLevel::kWarn, "closing connections still busy after the grace period",
+                   {{"connections", static_cast<int64_t>(connections_.size())}});
+      }
+      for (const auto& c : connections_) c->stream.cancel();
+    });
+  }
+
+  const ServerOptions options_;
+  RequestHandler& handler_;
+  Log& log_;
+  // Declared before everything that does I/O through it, so it is destroyed last.
+  asio::io_context ioc_{1};
+  tcp::acceptor acceptor_;
+  asio::signal_set signals_;
+  asio::steady_timer grace_timer_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  bool stopping_ = false;
+  uint16_t port_ = 0;  // written by Bind() before any other thread can see the server
+};
+
+}  // namespace
+
+Result<ListenAddress> ParseListenAddress(std::string_view text) {
+  std::string_view host;
+  std::string_view port;
+  if (!text.empty() && text.front() == '[') {
+    const size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::Error("listen address must look like [IPV6]:PORT");
+    }
+    host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const size_t colon = text.rfind(':');
+    if (colon == std::string_view::npos || text.find(':') != colon) {
+      return Status::Error("listen address must look like ADDR:PORT (IPv6 as [ADDR]:PORT)");
+    }
+    host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  if (host.empty()) return Status::Error("listen address has no host");
+  beast::error_code ec;
+  asio::ip::make_address(std::string(host), ec);
+  if (ec) return Status::Error("listen host must be an IP address: '" + std::string(host) + "'");
+  if (port.empty() || port.size() > 5) return Status::Error("listen port must be 0-65535");
+  unsigned value = 0;
+  for (char ch : port) {
+    if (ch < '0' || ch > '9') return Status::Error("listen port must be 0-65535");
+    value = value * 10 + static_cast<unsigned>(ch - '0');
+  }
+  if (value > 65535) return Status::Error("listen port must be 0-65535");
+  return ListenAddress{std::string(host), static_cast<uint16_t>(value)};
+}
+
+Result<std::unique_ptr<Server>> CreateServer(const ServerOptions& options, RequestHandler& handler,
+                                             Log& log) {
+  try {
+    auto server = std::make_unique<BeastServer>(options, handler, log);
+    if (Status s = server->Bind(); !s) return s;
+    return std::unique_ptr<Server>(std::move(server));
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cannot start the HTTP server: ") + e.what());
+  }
+}
+
+}  // namespace edge::console

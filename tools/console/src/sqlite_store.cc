@@ -1,0 +1,290 @@
+// SQLite adapter for ConsoleStore; the only file that includes sqlite3.h.
+
+#include <sqlite3.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "edge/console/store.h"
+
+namespace edge::console {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+// One table for every item kind; the alert columns are NULL for other kinds. The partial
+// indexes serve GET /v1/alerts (ordered by ts_ms, id), optionally per node.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS items (
+  id          TEXT PRIMARY KEY NOT NULL,
+  node        TEXT NOT NULL,
+  kind        TEXT NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL,
+  payload     TEXT NOT NULL,
+  rule        TEXT,
+  sensor      TEXT,
+  severity    TEXT,
+  state       TEXT,
+  ts_ms       INTEGER
+);
+CREATE INDEX IF NOT EXISTS items_alerts_by_ts ON items (ts_ms, id) WHERE kind = 'alert';
+CREATE INDEX IF NOT EXISTS items_alerts_by_node ON items (node, ts_ms, id) WHERE kind = 'alert';
+CREATE TABLE IF NOT EXISTS nodes (
+  node         TEXT PRIMARY KEY NOT NULL,
+  last_seen_ms INTEGER NOT NULL
+);
+)sql";
+
+constexpr const char* kAlertColumns =
+    "SELECT id, received_ms, node, rule, sensor, severity, state, ts_ms, payload FROM items ";
+
+struct DbCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+struct StmtFinalizer {
+  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+};
+using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
+using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+
+std::string ColumnText(sqlite3_stmt* stmt, int col) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+  if (text == nullptr) return {};
+  return std::string(text, static_cast<size_t>(sqlite3_column_bytes(stmt, col)));
+}
+
+class SqliteConsoleStore final : public ConsoleStore {
+ public:
+  explicit SqliteConsoleStore(DbPtr db) : db_(std::move(db)) {}
+
+  Status Init() {
+    // WAL lets readers proceed during a write; synchronous=FULL makes every commit durable
+    // before StoreBatch returns, which is what an ack promises.
+    Result<std::string> mode = QueryText("PRAGMA journal_mode=WAL");
+    if (!mode) return mode.status();
+    if (*mode != "wal") return Status::Error("cannot enable WAL (journal_mode is " + *mode + ")");
+    if (Status s = Exec("PRAGMA synchronous=FULL"); !s) return s;
+    if (sqlite3_busy_timeout(db_.get(), 5000) != SQLITE_OK) return DbError("busy_timeout");
+    Result<std::string> version = QueryText("PRAGMA user_version");
+    if (!version) return version.status();
+    if (std::stoi(*version) > kSchemaVersion) {
+      return Status::Error("database schema version " + *version + " is newer than supported " +
+                           std::to_string(kSchemaVersion));
+    }
+    if (Status s = Exec(kSchema); !s) return s;
+    if (Status s = Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion)); !s) return s;
+    if (Status s = Prepare(
+            "INSERT OR IGNORE INTO items (id, node, kind, created_ms, received_ms, payload, rule,"
+            " sensor, severity, state, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+            "?11)",
+            &insert_item_);
+        !s) {
+      return s;
+    }
+    if (Status s = Prepare("INSERT INTO nodes (node, last_seen_ms) VALUES (?1, ?2)"
+                           " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
+                           &touch_node_);
+        !s) {
+      return s;
+    }
+    return Status::Ok();
+  }
+
+  Result<StoreOutcome> StoreBatch(const Batch& batch, int64_t received_ms) override {
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s) return s;
+    Result<StoreOutcome> outcome = InsertAll(batch, received_ms);
+    if (!outcome) {
+      // The transaction may already be gone (SQLite rolls back on some errors).
+      if (sqlite3_get_autocommit(db_.get()) == 0) (void)Exec("ROLLBACK");
+      return outcome;
+    }
+    if (Status s = Exec("COMMIT"); !s) {
+      if (sqlite3_get_autocommit(db_.get()) == 0) (void)Exec("ROLLBACK");
+      return s;
+    }
+    return outcome;
+  }
+
+  Result<std::vector<StoredAlert>> Alerts(const AlertQuery& query) override {
+    std::string sql = std::string(kAlertColumns) + "WHERE kind = 'alert'";
+    if (query.node) sql += " AND node = ?1";
+    if (query.since_ms) sql += " AND ts_ms >= ?2";
+    sql += " ORDER BY ts_ms, id LIMIT ?3";
+    StmtPtr stmt;
+    if (Status s = Prepare(sql, &stmt); !s) return s;
+    if (query.node) BindText(stmt.get(), 1, *query.node);
+    if (query.since_ms) sqlite3_bind_int64(stmt.get(), 2, *query.since_ms);
+    sqlite3_bind_int64(stmt.get(), 3, query.limit);
+    return ReadAlerts(stmt.get());
+  }
+
+  Result<std::vector<StoredAlert>> LatestAlerts(int64_t limit) override {
+    StmtPtr stmt;
+    if (Status s = Prepare(std::string(kAlertColumns) +
+                               "WHERE kind = 'alert' ORDER BY ts_ms DESC, id DESC LIMIT ?1",
+                           &stmt);
+        !s) {
+      return s;
+    }
+    sqlite3_bind_int64(stmt.get(), 1, limit);
+    return ReadAlerts(stmt.get());
+  }
+
+  Result<std::vector<NodeActivity>> Activity() override {
+    std::map<std::string, NodeActivity> by_node;
+    StmtPtr seen;
+    if (Status s = Prepare("SELECT node, last_seen_ms FROM nodes", &seen); !s) return s;
+    int rc;
+    while ((rc = sqlite3_step(seen.get())) == SQLITE_ROW) {
+      NodeActivity& a = by_node[ColumnText(seen.get(), 0)];
+      a.last_seen_ms = sqlite3_column_int64(seen.get(), 1);
+    }
+    if (rc != SQLITE_DONE) return DbError("reading nodes");
+    StmtPtr counts;
+    if (Status s =
+            Prepare("SELECT node, COUNT(*) FROM items WHERE kind = 'alert' GROUP BY node", &counts);
+        !s) {
+      return s;
+    }
+    while ((rc = sqlite3_step(counts.get())) == SQLITE_ROW) {
+      by_node[ColumnText(counts.get(), 0)].alerts = sqlite3_column_int64(counts.get(), 1);
+    }
+    if (rc != SQLITE_DONE) return DbError("counting alerts");
+    std::vector<NodeActivity> out;
+    out.reserve(by_node.size());
+    for (auto& [node, activity] : by_node) {
+      activity.node = node;
+      out.push_back(std::move(activity));
+    }
+    return out;
+  }
+
+ private:
+  Result<StoreOutcome> InsertAll(const Batch& batch, int64_t received_ms) {
+    StoreOutcome outcome;
+    std::unordered_set<std::string_view> seen_in_batch;
+    sqlite3_stmt* stmt = insert_item_.get();
+    for (size_t i = 0; i < batch.items.size(); ++i) {
+      const BatchItem& item = batch.items[i];
+      sqlite3_reset(stmt);
+      sqlite3_clear_bindings(stmt);
+      BindText(stmt, 1, item.id);
+      BindText(stmt, 2, batch.node);
+      BindText(stmt, 3, item.kind);
+      sqlite3_bind_int64(stmt, 4, item.created_ms);
+      sqlite3_bind_int64(stmt, 5, received_ms);
+      BindText(stmt, 6, item.payload_json);
+      if (item.alert) {
+        BindText(stmt, 7, item.alert->rule);
+        BindText(stmt, 8, item.alert->sensor);
+        BindText(stmt, 9, item.alert->severity);
+        BindText(stmt, 10, item.alert->state);
+        sqlite3_bind_int64(stmt, 11, item.alert->ts_ms);
+      }
+      const int rc = sqlite3_step(stmt);
+      if (rc != SQLITE_DONE) return DbError("storing item " + item.id);
+      if (sqlite3_changes(db_.get()) == 1) {
+        ++outcome.accepted;
+        if (item.alert) outcome.new_alert_items.push_back(i);
+      } else {
+        ++outcome.duplicates;
+      }
+      if (seen_in_batch.insert(item.id).second) outcome.acked.push_back(item.id);
+    }
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+
+    sqlite3_stmt* touch = touch_node_.get();
+    sqlite3_reset(touch);
+    BindText(touch, 1, batch.node);
+    sqlite3_bind_int64(touch, 2, received_ms);
+    const int rc = sqlite3_step(touch);
+    sqlite3_reset(touch);
+    if (rc != SQLITE_DONE) return DbError("updating node last_seen_ms");
+    return outcome;
+  }
+
+  Result<std::vector<StoredAlert>> ReadAlerts(sqlite3_stmt* stmt) {
+    std::vector<StoredAlert> out;
+    int rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+      StoredAlert a;
+      a.id = ColumnText(stmt, 0);
+      a.received_ms = sqlite3_column_int64(stmt, 1);
+      a.node = ColumnText(stmt, 2);
+      a.fields.rule = ColumnText(stmt, 3);
+      a.fields.sensor = ColumnText(stmt, 4);
+      a.fields.severity = ColumnText(stmt, 5);
+      a.fields.state = ColumnText(stmt, 6);
+      a.fields.ts_ms = sqlite3_column_int64(stmt, 7);
+      a.payload_json = ColumnText(stmt, 8);
+      out.push_back(std::move(a));
+    }
+    if (rc != SQLITE_DONE) return DbError("reading alerts");
+    return out;
+  }
+
+  // Bound text must outlive the step that uses it (SQLITE_STATIC: no copy is made).
+  static void BindText(sqlite3_stmt* stmt, int index, const std::string& text) {
+    sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  }
+
+  Status Exec(const std::string& sql) {
+    char* error = nullptr;
+    if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
+      std::string message = error != nullptr ? error : sqlite3_errmsg(db_.get());
+      sqlite3_free(error);
+      return Status::Error("sqlite: " + message);
+    }
+    return Status::Ok();
+  }
+
+  Result<std::string> QueryText(const std::string& sql) {
+    StmtPtr stmt;
+    if (Status s = Prepare(sql, &stmt); !s) return s;
+    if (sqlite3_step(stmt.get()) != SQLITE_ROW) return DbError(sql);
+    return ColumnText(stmt.get(), 0);
+  }
+
+  Status Prepare(const std::string& sql, StmtPtr* out) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_.get(), sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr) !=
+        SQLITE_OK) {
+      return DbError("prepare");
+    }
+    out->reset(stmt);
+    return Status::Ok();
+  }
+
+  Status DbError(const std::string& what) {
+    return Status::Error("sqlite: " + what + ": " + sqlite3_errmsg(db_.get()));
+  }
+
+  // Statements are declared after db_ so they are finalized before the database closes.
+  DbPtr db_;
+  StmtPtr insert_item_;
+  StmtPtr touch_node_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path) {
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    return Status::Error(path + ": cannot open database: " +
+                         (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
+  }
+  auto store = std::make_unique<SqliteConsoleStore>(std::move(db));
+  if (Status s = store->Init(); !s) return Status::Error(path + ": " + s.message());
+  return std::unique_ptr<ConsoleStore>(std::move(store));
+}
+
+}  // namespace edge::console

@@ -1,0 +1,134 @@
+#include "edge/console/tokens.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace edge::console {
+namespace {
+
+constexpr size_t kMaxNodeBytes = 128;
+constexpr size_t kShortTokenBytes = 16;
+
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+bool ValidNode(std::string_view node) {
+  if (node.empty() || node.size() > kMaxNodeBytes) return false;
+  return std::all_of(node.begin(), node.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+bool ValidToken(std::string_view token) {
+  return std::all_of(token.begin(), token.end(), [](char c) {
+    const auto u = static_cast<unsigned char>(c);
+    return u > 0x20 && u < 0x7f;
+  });
+}
+
+std::vector<std::string_view> SplitFields(std::string_view line) {
+  std::vector<std::string_view> fields;
+  size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && IsSpace(line[i])) ++i;
+    const size_t start = i;
+    while (i < line.size() && !IsSpace(line[i])) ++i;
+    if (i > start) fields.push_back(line.substr(start, i - start));
+  }
+  return fields;
+}
+
+// Compares without an early exit, so the time taken does not reveal how long a matching
+// prefix of a guessed token was.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = static_cast<unsigned char>(
+        diff | (static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i])));
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view source) {
+  TokenTable table;
+  size_t line_no = 0;
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const size_t end = std::min(text.find('\n', pos), text.size());
+    std::string_view line = text.substr(pos, end - pos);
+    pos = end + 1;
+    ++line_no;
+    if (const size_t hash = line.find('#'); hash != std::string_view::npos) {
+      line = line.substr(0, hash);
+    }
+    const auto fields = SplitFields(line);
+    if (fields.empty()) continue;
+    const auto fail = [&](const std::string& what) {
+      return Status::Error(std::string(source) + ":" + std::to_string(line_no) + ": " + what);
+    };
+    if (fields.size() != 2) {
+      return fail("expected 'NODE TOKEN', found " + std::to_string(fields.size()) + " field(s)");
+    }
+    const std::string_view node = fields[0];
+    const std::string_view token = fields[1];
+    if (!ValidNode(node)) {
+      return fail("node name must be 1-128 characters of [A-Za-z0-9._-]");
+    }
+    if (!ValidToken(token)) return fail("token contains a control or non-ASCII character");
+    for (const Entry& e : table.entries_) {
+      if (e.node == node) return fail("node '" + std::string(node) + "' listed twice");
+      if (e.token == token) return fail("token already used by node '" + e.node + "'");
+    }
+    table.entries_.push_back(Entry{std::string(node), std::string(token)});
+  }
+  return table;
+}
+
+Result<TokenTable> TokenTable::Load(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot open token file");
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) return Status::Error(path + ": cannot read token file");
+  return Parse(contents.str(), path);
+}
+
+std::optional<Principal> TokenTable::Authenticate(std::string_view token) const {
+  std::optional<Principal> found;
+  if (token.empty()) return found;
+  // Visit every entry so the position of the match does not show in the timing.
+  for (const Entry& e : entries_) {
+    if (ConstantTimeEquals(e.token, token)) found = Principal{e.node, e.node == "admin"};
+  }
+  return found;
+}
+
+std::vector<std::string> TokenTable::Nodes() const {
+  std::vector<std::string> nodes;
+  for (const Entry& e : entries_) {
+    if (e.node != "admin") nodes.push_back(e.node);
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+bool TokenTable::has_admin() const {
+  return std::any_of(entries_.begin(), entries_.end(),
+                     [](const Entry& e) { return e.node == "admin"; });
+}
+
+std::vector<std::string> TokenTable::NodesWithShortTokens() const {
+  std::vector<std::string> nodes;
+  for (const Entry& e : entries_) {
+    if (e.token.size() < kShortTokenBytes) nodes.push_back(e.node);
+  }
+  return nodes;
+}
+
+}  // namespace edge::console
