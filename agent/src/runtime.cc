@@ -165,8 +165,7 @@ int RunAgent(const Config& config) {
 
   IngestOptions ingest_options;
   ingest_options.url = config.mqtt.url;
-  ingest_options.client_id =
-      config.mqtt.client_id.empty() ? "edge-agent-" + config.node_id : config.mqtt.client_id;
+  ingest_options.client_id = MqttClientId(config);
   ingest_options.topics = config.mqtt.topics;
   ingest_options.qos = config.mqtt.qos;
   ingest_options.username = config.mqtt.username;

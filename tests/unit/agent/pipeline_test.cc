@@ -47,7 +47,9 @@ class PipelineTest : public ::testing::Test {
     auto r = StoreReader::Open({dir_.File("agent.db")});
     EXPECT_TRUE(r.ok());
     std::vector<nlohmann::json> out;
-    for (auto& row : *(*r)->Fetch(1000, 1 << 24)) out.push_back(nlohmann::json::parse(row.payload));
+    auto rows = (*r)->Fetch(1000, 1 << 24);  // keep the Result alive while iterating
+    EXPECT_TRUE(rows.ok());
+    for (auto& row : *rows) out.push_back(nlohmann::json::parse(row.payload));
     return out;
   }
 
@@ -65,10 +67,10 @@ class PipelineTest : public ::testing::Test {
 };
 
 TEST_F(PipelineTest, ThresholdCrossingCommitsFiringThenResolvedAlerts) {
-  Feed({{"sensors/a/temp", R"({"value": 20, "ts": 1000})"},
-        {"sensors/a/temp", R"({"value": 55, "ts": 2000})"},
-        {"sensors/a/temp", R"({"value": 47, "ts": 3000})"},
-        {"sensors/a/temp", R"({"value": 44, "ts": 4000})"}});
+  Feed({{"sensors/a/temp", R"({"value": 20, "ts": 1700000001000})"},
+        {"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})"},
+        {"sensors/a/temp", R"({"value": 47, "ts": 1700000003000})"},
+        {"sensors/a/temp", R"({"value": 44, "ts": 1700000004000})"}});
   auto rows = Outbox();
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0]["state"], "firing");
@@ -77,9 +79,9 @@ TEST_F(PipelineTest, ThresholdCrossingCommitsFiringThenResolvedAlerts) {
   EXPECT_EQ(rows[0]["node"], "node-1");
   EXPECT_EQ(rows[0]["severity"], "critical");
   EXPECT_EQ(rows[0]["value"], 55.0);
-  EXPECT_EQ(rows[0]["ts_ms"], 2000);
+  EXPECT_EQ(rows[0]["ts_ms"], 1700000002000);
   EXPECT_EQ(rows[1]["state"], "resolved");
-  EXPECT_EQ(rows[1]["started_ms"], 2000);
+  EXPECT_EQ(rows[1]["started_ms"], 1700000002000);
   EXPECT_EQ(rows[1]["episode"], rows[0]["episode"]);
   EXPECT_FALSE(rows[0]["context"].empty());
   EXPECT_EQ(Metric("edge_agent_alerts_raised_total", {{"rule", "hot"}, {"severity", "critical"}}),
