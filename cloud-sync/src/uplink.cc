@@ -13,11 +13,15 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
 #include <cctype>
 #include <chrono>
 #include <exception>
@@ -74,6 +78,27 @@ Result<std::string> ReadTokenFile(const std::string& path) {
   return token;
 }
 
+// Client TLS context for https consoles: peer verification against ca_file, or against the
+// system trust store when ca_file is empty; TLS 1.2 or newer.
+Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  beast::error_code ec;
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1,
+                   ec);
+  if (!ec) ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+  if (ec) return Status::Error("TLS setup: " + ec.message());
+  if (ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    if (ec) return Status::Error("TLS: cannot load the system CA store: " + ec.message());
+  } else {
+    ctx->load_verify_file(ca_file, ec);
+    if (ec) return Status::Error("TLS: cannot load CA file '" + ca_file + "': " + ec.message());
+  }
+  return ctx;
+}
+
 // Printable excerpt of an untrusted reply body for a log line.
 std::string Snippet(std::string_view body) {
   std::string out;
@@ -101,20 +126,28 @@ struct HttpReply {
   std::string retry_after;
 };
 
-// One keep-alive HTTP/1.1 connection, reopened on demand. Used by one coroutine at a time.
+// One keep-alive HTTP/1.1 connection over TCP or TLS, reopened on demand. Used by one
+// coroutine at a time. With a TLS context every connection verifies the console's
+// certificate chain and host name.
 class HttpConnection {
  public:
-  explicit HttpConnection(asio::any_io_executor ex) : ex_(ex), resolver_(ex) {}
+  HttpConnection(asio::any_io_executor ex, asio::ssl::context* tls)
+      : ex_(ex), tls_context_(tls), resolver_(ex) {}
 
-  bool IsOpen() const { return stream_.has_value() && stream_->socket().is_open(); }
+  bool IsOpen() const {
+    if (tls_) return beast::get_lowest_layer(*tls_).socket().is_open();
+    return tcp_.has_value() && tcp_->socket().is_open();
+  }
 
   // Aborts whatever is in flight (its completion reports an error) and drops the socket.
+  // TLS sessions are not shut down politely: the console must cope with that anyway.
   void Close() {
     if (resolve_wake_) resolve_wake_->cancel();
-    if (stream_) {
+    beast::tcp_stream* lowest = tls_ ? &beast::get_lowest_layer(*tls_) : tcp_ ? &*tcp_ : nullptr;
+    if (lowest != nullptr) {
       beast::error_code ignored;
-      stream_->socket().shutdown(tcp::socket::shutdown_both, ignored);
-      stream_->close();
+      lowest->socket().shutdown(tcp::socket::shutdown_both, ignored);
+      lowest->close();
     }
   }
 
@@ -125,15 +158,9 @@ class HttpConnection {
     HttpReply reply;
     const bool reused = IsOpen();
     if (!reused) {
-      std::optional<tcp::resolver::results_type> endpoints;
-      reply.error = co_await Resolve(url, deadline, endpoints);
-      if (!endpoints) co_return reply;
-      stream_.emplace(ex_);
-      buffer_.clear();
-      stream_->expires_after(Remaining(deadline));
-      auto [ec, endpoint] = co_await stream_->async_connect(*endpoints, kUseTuple);
-      if (ec) {
-        reply.error = "connect to " + url.HostHeader() + ": " + ec.message();
+      Drop();
+      reply.error = co_await Connect(url, deadline);
+      if (!reply.error.empty()) {
         Drop();
         co_return reply;
       }
@@ -150,27 +177,42 @@ class HttpConnection {
     req.body() = std::move(body);
     req.prepare_payload();
 
-    stream_->expires_after(Remaining(deadline));
-    auto [wec, written] = co_await http::async_write(*stream_, req, kUseTuple);
+    if (tls_) {
+      co_await Exchange(*tls_, req, reused, deadline, reply);
+    } else {
+      co_await Exchange(*tcp_, req, reused, deadline, reply);
+    }
+    co_return reply;
+  }
+
+ private:
+  // Writes the request and reads the reply on an open stream; drops the connection on any
+  // error or when the console does not keep it alive.
+  template <typename Stream>
+  asio::awaitable<void> Exchange(Stream& stream, http::request<http::string_body>& req, bool reused,
+                                 SteadyTime deadline, HttpReply& reply) {
+    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
+    lowest.expires_after(Remaining(deadline));
+    auto [wec, written] = co_await http::async_write(stream, req, kUseTuple);
     if (wec) {
       reply.error = "write: " + wec.message();
       reply.stale_connection = reused && IsStaleError(wec);
       Drop();
-      co_return reply;
+      co_return;
     }
     reply.wrote_request = true;
 
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxReplyBodyBytes);
-    stream_->expires_after(Remaining(deadline));
-    auto [rec, read] = co_await http::async_read(*stream_, buffer_, parser, kUseTuple);
+    lowest.expires_after(Remaining(deadline));
+    auto [rec, read] = co_await http::async_read(stream, buffer_, parser, kUseTuple);
     if (rec) {
       reply.error = "read: " + rec.message();
       reply.stale_connection = reused && read == 0 && IsStaleError(rec);
       Drop();
-      co_return reply;
+      co_return;
     }
-    stream_->expires_never();
+    lowest.expires_never();
     http::response<http::string_body> res = parser.release();
     reply.transport_ok = true;
     reply.status = res.result_int();
@@ -179,19 +221,47 @@ class HttpConnection {
     }
     reply.body = std::move(res.body());
     if (!res.keep_alive()) Drop();
-    co_return reply;
   }
 
- private:
+  // Resolve, TCP connect and, for https, the TLS handshake. Returns an error text or "".
+  asio::awaitable<std::string> Connect(const ConsoleUrl& url, SteadyTime deadline) {
+    std::optional<tcp::resolver::results_type> endpoints;
+    std::string error = co_await Resolve(url, deadline, endpoints);
+    if (!endpoints) co_return error;
+    tcp_.emplace(ex_);
+    tcp_->expires_after(Remaining(deadline));
+    auto [ec, endpoint] = co_await tcp_->async_connect(*endpoints, kUseTuple);
+    if (ec) co_return "connect to " + url.HostHeader() + ": " + ec.message();
+    if (!url.tls) co_return std::string();
+    if (tls_context_ == nullptr) co_return "https requested but no TLS context";
+
+    tls_.emplace(std::move(*tcp_), *tls_context_);
+    tcp_.reset();
+    beast::error_code parse_ec;
+    asio::ip::make_address(url.host, parse_ec);
+    // SNI takes host names only, never address literals.
+    if (parse_ec && !SSL_set_tlsext_host_name(tls_->native_handle(), url.host.c_str())) {
+      co_return "TLS: cannot set server name";
+    }
+    tls_->set_verify_mode(asio::ssl::verify_peer);
+    tls_->set_verify_callback(asio::ssl::host_name_verification(url.host));
+    beast::get_lowest_layer(*tls_).expires_after(Remaining(deadline));
+    auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, kUseTuple);
+    if (hec) co_return "TLS handshake with " + url.HostHeader() + ": " + hec.message();
+    co_return std::string();
+  }
+
   // The peer closing an idle keep-alive connection shows up as one of these.
   static bool IsStaleError(const beast::error_code& ec) {
     return ec == http::error::end_of_stream || ec == asio::error::eof ||
-           ec == asio::error::connection_reset || ec == asio::error::broken_pipe;
+           ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+           ec == asio::ssl::error::stream_truncated;
   }
 
   void Drop() {
     Close();
-    stream_.reset();
+    tls_.reset();
+    tcp_.reset();
     buffer_.clear();
   }
 
@@ -225,8 +295,10 @@ class HttpConnection {
   }
 
   asio::any_io_executor ex_;
+  asio::ssl::context* tls_context_;  // not owned; null for http
   tcp::resolver resolver_;
-  std::optional<beast::tcp_stream> stream_;
+  std::optional<beast::tcp_stream> tcp_;                     // http
+  std::optional<beast::ssl_stream<beast::tcp_stream>> tls_;  // https
   beast::flat_buffer buffer_;  // holds bytes read past a reply on a kept-alive connection
   std::shared_ptr<asio::steady_timer> resolve_wake_;
 };
@@ -249,9 +321,11 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         options_(std::move(options)),
         source_(source),
         clock_(clock),
+        url_(ParseUrlOrLog(options_.console_url)),
+        tls_context_(url_ && url_->tls ? MakeTlsContextOrLog(options_.ca_file) : nullptr),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
-        conn_(io.get_executor()),
+        conn_(io.get_executor(), tls_context_.get()),
         wait_timer_(io),
         stop_timer_(io),
         max_items_(std::max<size_t>(1, options_.batch_max_items)),
@@ -271,12 +345,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     backoff_gauge_ = &metrics.Gauge("edge_agent_uplink_backoff_seconds",
                                     "Current uplink retry delay in seconds, 0 when healthy");
     backoff_gauge_->Set(0);
-    if (auto url = ParseConsoleUrl(options_.console_url); url.ok()) {
-      url_ = std::move(url.value());
-      target_ = url_->Target(kBatchesPath);
-    } else {
-      spdlog::error("uplink: {}", url.error());
-    }
+    if (url_) target_ = url_->Target(kBatchesPath);
   }
 
   bool Authorized() const { return authorized_.load(); }
@@ -309,6 +378,25 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
 
  private:
   enum class Waiting { kNone, kIdle, kBackoff };
+
+  static std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text) {
+    auto url = ParseConsoleUrl(text);
+    if (url.ok()) return std::move(url.value());
+    spdlog::error("uplink: {}", url.error());
+    return std::nullopt;
+  }
+
+  // A context that failed to load still verifies peers, so every handshake fails and is
+  // retried; ValidateUplinkOptions reports the cause at startup.
+  static std::unique_ptr<asio::ssl::context> MakeTlsContextOrLog(const std::string& ca_file) {
+    auto ctx = MakeTlsContext(ca_file);
+    if (ctx.ok()) return std::move(ctx.value());
+    spdlog::error("uplink: {}", ctx.error());
+    auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    beast::error_code ignored;
+    fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
+    return fallback;
+  }
 
   void OnStop(int64_t deadline_ms, std::function<void()> cb) {
     if (cb) stop_callbacks_.push_back(std::move(cb));
@@ -579,6 +667,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   Clock& clock_;
   std::optional<ConsoleUrl> url_;
   std::string target_;
+  std::unique_ptr<asio::ssl::context> tls_context_;  // https only; used by conn_
 
   CounterHandle* uploads_ok_ = nullptr;
   CounterHandle* uploads_retry_ = nullptr;
@@ -640,9 +729,9 @@ Status ValidateUplinkOptions(const UplinkOptions& options) {
   auto url = ParseConsoleUrl(options.console_url);
   if (!url.ok()) return url.status();
   if (url->tls) {
-    return Status::Error("console URL '" + options.console_url +
-                         "': https is not supported yet; use http:// (for example behind a "
-                         "TLS-terminating proxy)");
+    if (auto ctx = MakeTlsContext(options.ca_file); !ctx.ok()) return ctx.status();
+  } else if (!options.ca_file.empty()) {
+    spdlog::warn("uplink: ca_file is ignored for the http:// console URL");
   }
   if (options.node_id.empty()) return Status::Error("uplink: node id is empty");
   if (auto token = ReadTokenFile(options.token_file); !token.ok()) return token.status();

@@ -51,15 +51,17 @@ class OutboxSource {
 };
 
 struct UplinkOptions {
-  // http://host:port[/base]. https:// is rejected by ValidateUplinkOptions for now.
+  // http://host:port[/base] or https://host:port[/base].
   std::string console_url;
   std::string node_id;
   // Bearer token, whitespace-trimmed; re-read on each 401 and every 60 s.
   std::string token_file;
-  std::string ca_file;  // reserved for https
+  // https: PEM file of CA certificates that the console's certificate must chain to; empty
+  // means the system trust store. The host name (or IP literal) is always verified.
+  std::string ca_file;
   size_t batch_max_items = 500;
   size_t batch_max_bytes = 1 << 20;
-  int64_t timeout_ms = 10'000;  // per request: resolve + connect + write + read
+  int64_t timeout_ms = 10'000;  // per request: resolve + connect + TLS handshake + write + read
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30'000;
   int64_t idle_poll_ms = 1'000;  // when the outbox is empty and no Notify() came
@@ -95,8 +97,8 @@ class Uplink {
 std::unique_ptr<Uplink> CreateUplink(boost::asio::io_context& io, UplinkOptions options,
                                      OutboxSource& source, Metrics& metrics, Clock& clock);
 
-// Validates options for startup errors: URL parse (http only for now), node id present,
-// token file readable and non-empty, sane batch, timeout and backoff values.
+// Validates options for startup errors: URL parse, CA file loadable (https), node id
+// present, token file readable and non-empty, sane batch, timeout and backoff values.
 Status ValidateUplinkOptions(const UplinkOptions& options);
 
 }  // namespace edge::cloudsync
