@@ -7,9 +7,10 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <mutex>
+#include <random>
 
 #include "edge/agent/ingest.h"
-#include "edge/common/backoff.h"
+#include "edge/cloudsync/backoff.h"
 
 namespace edge::agent {
 namespace {
@@ -31,7 +32,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
         options_(std::move(options)),
         sink_(std::move(sink)),
         clock_(clock),
-        backoff_(options_.backoff_initial_ms, options_.backoff_max_ms),
+        backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
         connected_gauge_(metrics.Gauge("edge_agent_mqtt_connected",
                                        "1 while the MQTT client is connected to the broker")),
         connects_ok_(metrics.Counter("edge_agent_mqtt_connects_total",
@@ -116,7 +117,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     if (stopping_) return;
     asio::post(io_, [this] {
       if (stopping_) return;
-      const int64_t delay = backoff_.Next();
+      const int64_t delay = backoff_.NextDelayMs();
       spdlog::info("mqtt reconnect to {} in {} ms", options_.url, delay);
       timer_.expires_after(std::chrono::milliseconds(delay));
       timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -153,7 +154,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
   IngestOptions options_;
   MessageSink sink_;
   Clock& clock_;
-  Backoff backoff_;  // io_context thread only
+  cloudsync::Backoff backoff_;  // io_context thread only
   GaugeHandle& connected_gauge_;
   CounterHandle& connects_ok_;
   CounterHandle& connects_failed_;
