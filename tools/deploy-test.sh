@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Builds the edge-agent and edge-console images with podman and runs the container test
+# (tests/deploy/test_container.py) against them.
+#
+# Usage: tools/deploy-test.sh [--compile | --prebuilt BIN_DIR] [--keep-images]
+#   --compile          the images compile both binaries themselves (the Dockerfile's default
+#                      path, what operators run); the slow path on a cold machine
+#   --prebuilt BIN_DIR the images take edge-agent and edge-console from BIN_DIR (built on
+#                      this Debian 12 host); the default, with BIN_DIR = build-deploy, which
+#                      is configured and built (Release, no tests) here if needed
+#   --keep-images      leave the two images in podman's store afterwards
+#
+# Installs what is missing (podman, buildah, runc, debootstrap, ...), sets the podman
+# options this kind of machine needs, and makes the Debian base image locally with
+# debootstrap when podman does not have it yet (no registry is reachable). The base image
+# is kept between runs; the images and containers this script creates are removed.
+# Needs root. Prints the image sizes and the time each step took.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+MODE=prebuilt
+BIN_DIR=$ROOT/build-deploy
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --compile) MODE=compile ;;
+    --prebuilt) MODE=prebuilt; BIN_DIR=$(realpath "$2"); shift ;;
+    --keep-images) KEEP=1 ;;
+    *) echo "usage: $0 [--compile | --prebuilt BIN_DIR] [--keep-images]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+[ "$(id -u)" -eq 0 ] || { echo "deploy-test: needs root (rootful podman, debootstrap)" >&2; exit 1; }
+
+BASE_IMAGE=docker.io/library/debian:bookworm
+TAG=deploy-test-$$
+AGENT_IMAGE=localhost/edge-agent:$TAG
+CONSOLE_IMAGE=localhost/edge-console:$TAG
+T0=$(date +%s)
+step() { echo "deploy-test: [$(( $(date +%s) - T0 ))s] $*"; }
+
+# ------------------------------------------------------------------ packages and podman
+tools/setup.sh
+PACKAGES=(podman buildah runc fuse-overlayfs uidmap slirp4netns debootstrap)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  step "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
+    >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+fi
+# runc, not crun (crun fails on this kind of host's hybrid cgroups); container ulimits
+# within the host's hard limit.
+NOFILE=$(ulimit -Hn)
+mkdir -p /etc/containers/containers.conf.d
+CONF=/etc/containers/containers.conf.d/50-edge-agent-deploy-test.conf
+WANT=$(printf '[containers]\ndefault_ulimits = ["nofile=%s:%s", "nproc=32768:32768"]\n\n[engine]\nruntime = "runc"\n' "$NOFILE" "$NOFILE")
+if [ ! -f "$CONF" ] || [ "$(cat "$CONF")" != "$WANT" ]; then
+  printf '%s\n' "$WANT" > "$CONF"
+fi
+
+# ------------------------------------------------------------------------- base image
+if ! podman image exists "$BASE_IMAGE"; then
+  MIRROR=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/* *$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)
+  MIRROR=${MIRROR:-http://deb.debian.org/debian}
+  step "making $BASE_IMAGE with debootstrap from $MIRROR"
+  ROOTFS=$(mktemp -d /var/tmp/edge-debian-rootfs.XXXXXX)
+  trap 'rm -rf "$ROOTFS"' EXIT
+  debootstrap --variant=minbase bookworm "$ROOTFS" "$MIRROR" >/dev/null
+  printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb %s-security bookworm-security main\n' \
+    "$MIRROR" "$MIRROR" "$MIRROR" > "$ROOTFS/etc/apt/sources.list"
+  rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*
+  tar -C "$ROOTFS" -c . | podman import --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$ROOTFS"
+  trap - EXIT
+fi
+
+# ----------------------------------------------------------------------------- images
+cleanup() {
+  local rc=$?
+  if [ "$KEEP" = 0 ]; then
+    podman rmi -f "$AGENT_IMAGE" "$CONSOLE_IMAGE" >/dev/null 2>&1 || true
+    # Intermediate stages of this build (untagged); the base image stays.
+    podman image prune -f >/dev/null 2>&1 || true
+  fi
+  exit $rc
+}
+trap cleanup EXIT
+
+BUILD_ARGS=(--pull=never -f deploy/Dockerfile --build-arg BINARIES="$MODE")
+if [ "$MODE" = prebuilt ]; then
+  if [ "$BIN_DIR" = "$ROOT/build-deploy" ]; then
+    step "building the binaries in build-deploy (Release, no tests)"
+    export CCACHE_DIR=${CCACHE_DIR:-$ROOT/.ccache}
+    cmake -S . -B build-deploy -DCMAKE_BUILD_TYPE=Release -DEDGE_BUILD_TESTS=OFF -DEDGE_WERROR=OFF >/dev/null
+    cmake --build build-deploy -j"${JOBS:-2}" --target edge-agent edge-console \
+      >/tmp/deploy-test-cmake-$$.log 2>&1 || { tail -50 /tmp/deploy-test-cmake-$$.log; exit 1; }
+    rm -f /tmp/deploy-test-cmake-$$.log
+  fi
+  STAGE=$(mktemp -d /var/tmp/edge-prebuilt.XXXXXX)
+  for b in agent/edge-agent tools/console/edge-console; do
+    src=$BIN_DIR/$b
+    [ -x "$src" ] || src=$BIN_DIR/$(basename "$b")
+    [ -x "$src" ] || { echo "deploy-test: no $(basename "$b") in $BIN_DIR" >&2; exit 1; }
+    cp "$src" "$STAGE/"
+  done
+  BUILD_ARGS+=(-v "$STAGE:/prebuilt:ro")
+fi
+
+step "building $AGENT_IMAGE ($MODE)"
+podman build "${BUILD_ARGS[@]}" --target agent -t "$AGENT_IMAGE" . >/tmp/deploy-test-build-$$.log 2>&1 \
+  || { tail -50 /tmp/deploy-test-build-$$.log; exit 1; }
+step "building $CONSOLE_IMAGE ($MODE, cached stages)"
+podman build "${BUILD_ARGS[@]}" --target console -t "$CONSOLE_IMAGE" . >>/tmp/deploy-test-build-$$.log 2>&1 \
+  || { tail -50 /tmp/deploy-test-build-$$.log; exit 1; }
+rm -f /tmp/deploy-test-build-$$.log
+[ -n "${STAGE:-}" ] && rm -rf "$STAGE"
+for img in "$AGENT_IMAGE" "$CONSOLE_IMAGE"; do
+  size=$(podman image inspect -f '{{.Size}}' "$img")
+  step "image $img: $size bytes ($(( size / 1024 / 1024 )) MiB uncompressed)"
+done
+
+# ----------------------------------------------------------------------- container test
+step "container test"
+AGENT_IMAGE=$AGENT_IMAGE CONSOLE_IMAGE=$CONSOLE_IMAGE \
+  PYTHONDONTWRITEBYTECODE=1 \
+  python3 tests/deploy/test_container.py
+step "passed"
