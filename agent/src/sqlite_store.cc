@@ -2,6 +2,7 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -14,9 +15,21 @@
 namespace edge::agent {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
+// The sensor-id cache of the writer is cleared when it grows past this (ids come from
+// untrusted topics).
+constexpr size_t kMaxCachedSensors = 65536;
 
-constexpr const char* kSchema = R"sql(
+// Version 1: meta, outbox. Version 2 adds the per-kind outbox counters (kept by triggers),
+// the dead-letter table, the readings ring and its sensors, and scalar counters.
+//
+// The logical cost of an outbox or dead-letter row is its payload and kind bytes plus
+// kOutboxRowOverhead (48); the triggers and the eviction code use the same expression.
+#define EDGE_ROW_COST(r) \
+  "(length(CAST(" r ".payload AS BLOB)) + length(CAST(" r ".kind AS BLOB)) + 48)"
+
+constexpr const char* kSchema =
+    R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS outbox (
   seq        INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -26,7 +39,67 @@ CREATE TABLE IF NOT EXISTS outbox (
   payload    TEXT    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS outbox_by_priority ON outbox (priority DESC, seq);
+CREATE TABLE IF NOT EXISTS outbox_kinds (
+  kind          TEXT PRIMARY KEY,
+  rows          INTEGER NOT NULL DEFAULT 0,
+  bytes         INTEGER NOT NULL DEFAULT 0,
+  evicted       INTEGER NOT NULL DEFAULT 0,
+  dead_lettered INTEGER NOT NULL DEFAULT 0
+);
+CREATE TRIGGER IF NOT EXISTS outbox_counted_insert AFTER INSERT ON outbox BEGIN
+  INSERT INTO outbox_kinds(kind, rows, bytes) VALUES (NEW.kind, 1, )sql" EDGE_ROW_COST(
+        "NEW") R"sql()
+  ON CONFLICT(kind) DO UPDATE SET rows = rows + 1, bytes = bytes + excluded.bytes;
+END;
+CREATE TRIGGER IF NOT EXISTS outbox_counted_delete AFTER DELETE ON outbox BEGIN
+  UPDATE outbox_kinds SET rows = rows - 1, bytes = bytes - )sql" EDGE_ROW_COST("OLD") R"sql(
+  WHERE kind = OLD.kind;
+END;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO counters(name, value) VALUES
+  ('dead_letter_rows', 0), ('dead_letter_bytes', 0), ('dead_letter_evicted', 0),
+  ('readings_rows', 0), ('readings_pruned', 0);
+CREATE TABLE IF NOT EXISTS dead_letter (
+  seq        INTEGER PRIMARY KEY,
+  kind       TEXT    NOT NULL,
+  priority   INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  payload    TEXT    NOT NULL,
+  reason     TEXT    NOT NULL,
+  dead_ms    INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS dead_letter_counted_insert AFTER INSERT ON dead_letter BEGIN
+  UPDATE counters SET value = value + 1 WHERE name = 'dead_letter_rows';
+  UPDATE counters SET value = value + )sql" EDGE_ROW_COST("NEW") R"sql(
+  WHERE name = 'dead_letter_bytes';
+END;
+CREATE TRIGGER IF NOT EXISTS dead_letter_counted_delete AFTER DELETE ON dead_letter BEGIN
+  UPDATE counters SET value = value - 1 WHERE name = 'dead_letter_rows';
+  UPDATE counters SET value = value - )sql" EDGE_ROW_COST("OLD") R"sql(
+  WHERE name = 'dead_letter_bytes';
+END;
+CREATE TABLE IF NOT EXISTS sensors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS readings (
+  seq    INTEGER PRIMARY KEY,
+  sensor INTEGER NOT NULL,
+  ts_ms  INTEGER NOT NULL,
+  value  REAL    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS readings_by_sensor ON readings (sensor, ts_ms);
 )sql";
+
+// Counters of a version 1 database, whose outbox had no triggers yet.
+constexpr const char* kBackfillV1 =
+    "INSERT OR REPLACE INTO outbox_kinds(kind, rows, bytes) "
+    "SELECT kind, count(*), total(" EDGE_ROW_COST("outbox") ") FROM outbox GROUP BY kind";
+
+constexpr const char* kSelectEvictable =
+    "SELECT seq, kind, " EDGE_ROW_COST("outbox") " FROM outbox WHERE priority = ? ORDER BY seq";
+
+constexpr const char* kSelectDeadLetterOldest =
+    "SELECT seq, " EDGE_ROW_COST("dead_letter") " FROM dead_letter ORDER BY dead_ms, seq";
+
+#undef EDGE_ROW_COST
 
 std::string Describe(sqlite3* db, int rc, std::string_view what) {
   std::string msg(what);
@@ -35,9 +108,18 @@ std::string Describe(sqlite3* db, int rc, std::string_view what) {
   return msg;
 }
 
+bool IsFull(int rc) { return (rc & 0xff) == SQLITE_FULL; }
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 // RAII prepared statement.
 class Stmt {
  public:
+  Stmt() = default;
   Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
   ~Stmt() { sqlite3_finalize(stmt_); }
   Stmt(const Stmt&) = delete;
@@ -45,15 +127,33 @@ class Stmt {
   bool ok() const { return rc_ == SQLITE_OK; }
   int rc() const { return rc_; }
   sqlite3_stmt* get() { return stmt_; }
+  // Ready for new bindings.
+  sqlite3_stmt* fresh() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return stmt_;
+  }
 
  private:
   sqlite3_stmt* stmt_ = nullptr;
-  int rc_;
+  int rc_ = SQLITE_MISUSE;
 };
 
-Status Exec(sqlite3* db, const char* sql) {
+void BindText(sqlite3_stmt* s, int i, std::string_view v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+}
+
+std::string ColumnText(sqlite3_stmt* s, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
+  return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, i)))
+                      : std::string();
+}
+
+// Exec that also reports the result code (to tell SQLITE_FULL apart).
+Status Exec(sqlite3* db, const char* sql, int* rc_out = nullptr) {
   char* err = nullptr;
   int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
+  if (rc_out != nullptr) *rc_out = rc;
   if (rc != SQLITE_OK) {
     std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
@@ -75,30 +175,74 @@ Result<std::string> ReadMeta(sqlite3* db, const char* key) {
   if (!s.ok()) return Status::Error(Describe(db, s.rc(), "read meta"));
   sqlite3_bind_text(s.get(), 1, key, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s.get());
-  if (rc == SQLITE_ROW) {
-    return std::string(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 0)));
-  }
+  if (rc == SQLITE_ROW) return ColumnText(s.get(), 0);
   if (rc == SQLITE_DONE) return std::string();
   return Status::Error(Describe(db, rc, "read meta"));
 }
 
-Status Configure(sqlite3* db, int busy_timeout_ms) {
+Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
+  Stmt s(db, sql);
+  if (!s.ok()) return Status::Error(Describe(db, s.rc(), sql));
+  int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_ROW) return sqlite3_column_int64(s.get(), 0);
+  if (rc == SQLITE_DONE) return int64_t{0};
+  return Status::Error(Describe(db, rc, sql));
+}
+
+Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
   sqlite3_busy_timeout(db, busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
-  // WAL: the reader and the writer do not block each other. synchronous=FULL: a committed
-  // alert survives power loss, not only a process crash.
+  // WAL: the reader and the writer do not block each other. synchronous=FULL by default: a
+  // committed alert survives power loss, not only a process crash. Readings commits lower
+  // it per transaction (StoreWriter::AppendReadings).
   if (Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
+  if (max_pages > 0) {
+    const std::string pragma = "PRAGMA max_page_count=" + std::to_string(max_pages);
+    if (Status s = Exec(db, pragma.c_str()); !s) return s;
+  }
+  return Status::Ok();
+}
+
+// Creates or upgrades the schema and returns the epoch; one transaction.
+Status InitSchema(sqlite3* db, std::string* epoch) {
+  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s) return s;
+  auto fail = [&](std::string msg) {
+    (void)Exec(db, "ROLLBACK");
+    return Status::Error(std::move(msg));
+  };
+  if (Status s = Exec(db, kSchema); !s) return fail("create schema: " + s.message());
+  auto existing = ReadMeta(db, "epoch");
+  if (!existing.ok()) return fail(existing.error());
+  auto version = ReadMeta(db, "schema_version");
+  if (!version.ok()) return fail(version.error());
+  if (existing->empty()) {
+    *epoch = NewEpoch();
+    std::string sql = "INSERT INTO meta(key, value) VALUES ('epoch', '" + *epoch + "')";
+    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
+  } else {
+    *epoch = *existing;
+    if (*version == "1") {
+      if (Status s = Exec(db, kBackfillV1); !s) return fail("upgrade schema: " + s.message());
+    }
+  }
+  if (*version != std::to_string(kSchemaVersion)) {
+    std::string sql = "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
+                      std::to_string(kSchemaVersion) + "')";
+    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
+  }
+  if (Status s = Exec(db, "COMMIT"); !s) return fail("commit schema: " + s.message());
   return Status::Ok();
 }
 
 // Opens and fully initializes the writer's connection; any failure here means the file is
 // unusable as our database.
-Result<sqlite3*> OpenAndInit(const std::string& path, int busy_timeout_ms, std::string* epoch) {
+Result<sqlite3*> OpenAndInit(const StoreOptions& options, std::string* epoch) {
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(
-      path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  int rc =
+      sqlite3_open_v2(options.path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = Describe(db, rc, "open " + path);
+    std::string msg = Describe(db, rc, "open " + options.path);
     sqlite3_close(db);
     return Status::Error(msg);
   }
@@ -106,26 +250,18 @@ Result<sqlite3*> OpenAndInit(const std::string& path, int busy_timeout_ms, std::
     sqlite3_close(db);
     return Status::Error(std::move(msg));
   };
-  if (Status s = Configure(db, busy_timeout_ms); !s) return fail(s.message());
+  if (Status s = Configure(db, options.busy_timeout_ms, options.max_pages); !s) {
+    return fail(s.message());
+  }
   {
     Stmt check(db, "PRAGMA quick_check");
     if (!check.ok()) return fail(Describe(db, check.rc(), "quick_check"));
     int step = sqlite3_step(check.get());
     if (step != SQLITE_ROW) return fail(Describe(db, step, "quick_check"));
-    std::string verdict = reinterpret_cast<const char*>(sqlite3_column_text(check.get(), 0));
+    std::string verdict = ColumnText(check.get(), 0);
     if (verdict != "ok") return fail("quick_check: " + verdict);
   }
-  if (Status s = Exec(db, kSchema); !s) return fail("create schema: " + s.message());
-  auto existing = ReadMeta(db, "epoch");
-  if (!existing.ok()) return fail(existing.error());
-  if (existing->empty()) {
-    *epoch = NewEpoch();
-    std::string sql = "INSERT INTO meta(key, value) VALUES ('epoch', '" + *epoch +
-                      "'), ('schema_version', '" + std::to_string(kSchemaVersion) + "')";
-    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
-  } else {
-    *epoch = *existing;
-  }
+  if (Status s = InitSchema(db, epoch); !s) return fail(s.message());
   return db;
 }
 
@@ -134,7 +270,40 @@ void RemoveQuietly(const std::string& path) {
   std::filesystem::remove(path, ec);
 }
 
+int64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  const auto n = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
 }  // namespace
+
+int64_t StoreOptions::outbox_budget() const {
+  if (max_bytes <= 0) return 0;
+  return std::max<int64_t>(1, max_bytes - readings_budget());
+}
+
+int64_t StoreOptions::readings_budget() const {
+  if (max_bytes <= 0) return 0;
+  const double share = std::clamp(readings_share, 0.0, 0.95);
+  return static_cast<int64_t>(static_cast<double>(max_bytes) * share);
+}
+
+int64_t StoreOptions::dead_letter_budget() const {
+  if (max_bytes <= 0) return 0;
+  return std::max<int64_t>(1, outbox_budget() / 10);
+}
+
+int64_t StoreStats::alerts_evicted() const {
+  auto it = outbox.find("alert");
+  return it == outbox.end() ? 0 : it->second.evicted;
+}
+
+int64_t Evictions::total() const {
+  int64_t n = 0;
+  for (const auto& [kind, count] : by_kind) n += count;
+  return n;
+}
 
 std::string RecordId(std::string_view node, std::string_view epoch, int64_t seq) {
   std::string id;
@@ -146,8 +315,60 @@ std::string RecordId(std::string_view node, std::string_view epoch, int64_t seq)
 // ---------------------------------------------------------------------------------------
 // StoreWriter
 
-StoreWriter::StoreWriter(sqlite3* db, std::string epoch) : db_(db), epoch_(std::move(epoch)) {}
-StoreWriter::~StoreWriter() { sqlite3_close(db_); }
+// Statements of the hot paths, prepared once per connection.
+struct StoreWriter::Statements {
+  explicit Statements(sqlite3* db)
+      : insert_outbox(db,
+                      "INSERT INTO outbox(kind, priority, created_ms, payload) "
+                      "VALUES (?, ?, ?, ?)"),
+        insert_reading(db, "INSERT INTO readings(sensor, ts_ms, value) VALUES (?, ?, ?)"),
+        insert_sensor(db, "INSERT OR IGNORE INTO sensors(name) VALUES (?)"),
+        select_sensor(db, "SELECT id FROM sensors WHERE name = ?"),
+        outbox_bytes(db, "SELECT total(bytes) FROM outbox_kinds"),
+        select_evictable(db, kSelectEvictable),
+        delete_outbox(db, "DELETE FROM outbox WHERE seq = ?"),
+        count_evicted(db, "UPDATE outbox_kinds SET evicted = evicted + ? WHERE kind = ?"),
+        first_kept(db, "SELECT seq FROM readings WHERE ts_ms >= ? ORDER BY seq LIMIT 1"),
+        nth_reading(db, "SELECT seq FROM readings ORDER BY seq LIMIT 1 OFFSET ?"),
+        delete_readings_before(db, "DELETE FROM readings WHERE seq < ?"),
+        delete_all_readings(db, "DELETE FROM readings"),
+        add_counter(db, "UPDATE counters SET value = value + ? WHERE name = ?") {}
+
+  bool ok() const {
+    for (const Stmt* s :
+         {&insert_outbox, &insert_reading, &insert_sensor, &select_sensor, &outbox_bytes,
+          &select_evictable, &delete_outbox, &count_evicted, &first_kept, &nth_reading,
+          &delete_readings_before, &delete_all_readings, &add_counter}) {
+      if (!s->ok()) return false;
+    }
+    return true;
+  }
+
+  Stmt insert_outbox;
+  Stmt insert_reading;
+  Stmt insert_sensor;
+  Stmt select_sensor;
+  Stmt outbox_bytes;
+  Stmt select_evictable;
+  Stmt delete_outbox;
+  Stmt count_evicted;
+  Stmt first_kept;
+  Stmt nth_reading;
+  Stmt delete_readings_before;
+  Stmt delete_all_readings;
+  Stmt add_counter;
+};
+
+StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
+    : db_(db),
+      epoch_(std::move(epoch)),
+      options_(std::move(options)),
+      stmts_(std::make_unique<Statements>(db)) {}
+
+StoreWriter::~StoreWriter() {
+  stmts_.reset();  // statements before their connection
+  sqlite3_close(db_);
+}
 
 Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& options,
                                                        OpenReport* report) {
@@ -161,19 +382,16 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
   }
 
   std::string epoch;
-  auto db = OpenAndInit(options.path, options.busy_timeout_ms, &epoch);
+  auto db = OpenAndInit(options, &epoch);
   if (!db.ok()) {
     // Permission or missing-directory problems are not corruption: report them as they are.
     if (!std::filesystem::exists(options.path, ec) ||
         access(options.path.c_str(), R_OK | W_OK) != 0) {
       return Status::Error(db.error());
     }
-    const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
     r.recovered = true;
     r.reason = db.error();
-    r.moved_aside_path = options.path + ".corrupt-" + std::to_string(now_ms);
+    r.moved_aside_path = options.path + ".corrupt-" + std::to_string(NowMs());
     std::filesystem::rename(options.path, r.moved_aside_path, ec);
     if (ec) {
       return Status::Error("database " + options.path + " is unusable (" + db.error() +
@@ -185,51 +403,312 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
       RemoveQuietly(options.path + suffix);
     }
     r.created = true;
-    db = OpenAndInit(options.path, options.busy_timeout_ms, &epoch);
+    db = OpenAndInit(options, &epoch);
     if (!db.ok()) return Status::Error(db.error());
   }
-  return std::unique_ptr<StoreWriter>(new StoreWriter(*db, std::move(epoch)));
+  auto rows = QueryInt(*db, "SELECT value FROM counters WHERE name = 'readings_rows'");
+  if (!rows.ok()) {
+    sqlite3_close(*db);
+    return Status::Error(rows.error());
+  }
+  std::unique_ptr<StoreWriter> w(new StoreWriter(*db, std::move(epoch), options));
+  if (!w->stmts_->ok()) return Status::Error(Describe(w->db_, SQLITE_ERROR, "prepare"));
+  w->readings_rows_ = *rows;
+  return w;
 }
 
-Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out) {
+Status StoreWriter::Fail(const Status& s) {
+  const int rc = sqlite3_extended_errcode(db_);
+  last_error_full_ = IsFull(rc);
+  // A statement error may already have rolled the transaction back; then this is a no-op.
+  if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+  return s;
+}
+
+Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                           Evictions* evicted) {
   if (seqs_out != nullptr) seqs_out->clear();
+  if (evicted != nullptr) evicted->by_kind.clear();
   if (rows.empty()) return Status::Ok();
-  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
-  Stmt ins(db_, "INSERT INTO outbox(kind, priority, created_ms, payload) VALUES (?, ?, ?, ?)");
-  auto rollback = [&](std::string msg) {
-    (void)Exec(db_, "ROLLBACK");
+  Status s = AppendOnce(rows, seqs_out, evicted);
+  if (s.ok() || !last_error_full_) return s;
+  // Full: the readings ring gives way to the outbox; with an empty ring, an eighth of the
+  // outbox goes by the eviction order. Then one more attempt.
+  int64_t cut = 0;
+  if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
+  Evictions made_room;
+  if (cut == 0) {
+    auto bytes = QueryInt(db_, "SELECT total(bytes) FROM outbox_kinds");
+    if (!bytes.ok() || *bytes <= 0) return s;
+    if (Status b = Exec(db_, "BEGIN IMMEDIATE"); !b) return Fail(b);
+    if (Status e = Evict(std::max<int64_t>(*bytes / 8, 1), made_room); !e) return Fail(e);
+    if (Status c = Exec(db_, "COMMIT"); !c) return Fail(c);
+  }
+  s = AppendOnce(rows, seqs_out, evicted);
+  if (s.ok() && evicted != nullptr) {
+    for (const auto& [kind, n] : made_room.by_kind) evicted->by_kind[kind] += n;
+  }
+  return s;
+}
+
+Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                               Evictions* evicted) {
+  Evictions local;
+  Evictions& ev = evicted != nullptr ? *evicted : local;
+  ev.by_kind.clear();
+  if (seqs_out != nullptr) seqs_out->clear();
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s)
+    return Fail(Status::Error("begin: " + s.message()));
+  auto fail = [&](int rc, std::string_view what) {
+    Status s = Fail(Status::Error(Describe(db_, rc, what)));
     if (seqs_out != nullptr) seqs_out->clear();
-    return Status::Error(std::move(msg));
+    ev.by_kind.clear();
+    return s;
   };
-  if (!ins.ok()) return rollback(Describe(db_, ins.rc(), "prepare insert"));
+
+  // Evict, oldest first from the lowest priority up, until the new rows fit.
+  if (const int64_t budget = options_.outbox_budget(); budget > 0) {
+    int64_t incoming = 0;
+    for (const NewRow& row : rows) {
+      incoming += static_cast<int64_t>(row.payload.size() + row.kind.size()) + kOutboxRowOverhead;
+    }
+    sqlite3_stmt* q = stmts_->outbox_bytes.fresh();
+    if (int rc = sqlite3_step(q); rc != SQLITE_ROW) return fail(rc, "outbox bytes");
+    const int64_t excess = sqlite3_column_int64(q, 0) + incoming - budget;
+    sqlite3_reset(q);
+    if (excess > 0) {
+      if (Status s = Evict(excess, ev); !s) {
+        Status f = Fail(s);
+        if (seqs_out != nullptr) seqs_out->clear();
+        ev.by_kind.clear();
+        return f;
+      }
+    }
+  }
+
   for (const NewRow& row : rows) {
-    sqlite3_reset(ins.get());
-    sqlite3_bind_text(ins.get(), 1, row.kind.data(), static_cast<int>(row.kind.size()),
-                      SQLITE_STATIC);
-    sqlite3_bind_int(ins.get(), 2, static_cast<int>(row.priority));
-    sqlite3_bind_int64(ins.get(), 3, row.created_ms);
-    sqlite3_bind_text(ins.get(), 4, row.payload.data(), static_cast<int>(row.payload.size()),
-                      SQLITE_STATIC);
-    int rc = sqlite3_step(ins.get());
-    if (rc != SQLITE_DONE) return rollback(Describe(db_, rc, "insert outbox"));
+    sqlite3_stmt* ins = stmts_->insert_outbox.fresh();
+    BindText(ins, 1, row.kind);
+    sqlite3_bind_int(ins, 2, static_cast<int>(row.priority));
+    sqlite3_bind_int64(ins, 3, row.created_ms);
+    BindText(ins, 4, row.payload);
+    if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) return fail(rc, "insert outbox");
     if (seqs_out != nullptr) seqs_out->push_back(sqlite3_last_insert_rowid(db_));
   }
-  if (Status s = Exec(db_, "COMMIT"); !s) return rollback("commit: " + s.message());
+  sqlite3_reset(stmts_->insert_outbox.get());
+  int rc = SQLITE_OK;
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit");
+  last_error_full_ = false;
   return Status::Ok();
 }
 
-Result<int64_t> StoreWriter::OutboxCount() {
-  Stmt s(db_, "SELECT count(*) FROM outbox");
-  if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) {
-    return Status::Error(Describe(db_, s.rc(), "count outbox"));
+// Inside an open transaction: deletes outbox rows worth at least `bytes` (or all), oldest
+// first from the lowest priority up, and counts them.
+Status StoreWriter::Evict(int64_t bytes, Evictions& ev) {
+  std::vector<std::pair<int64_t, std::string>> victims;
+  for (int p = static_cast<int>(Priority::kStatus);
+       bytes > 0 && p <= static_cast<int>(Priority::kAlert); ++p) {
+    sqlite3_stmt* sel = stmts_->select_evictable.fresh();
+    sqlite3_bind_int(sel, 1, p);
+    int rc = SQLITE_DONE;
+    while (bytes > 0 && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+      victims.emplace_back(sqlite3_column_int64(sel, 0), ColumnText(sel, 1));
+      bytes -= sqlite3_column_int64(sel, 2);
+    }
+    sqlite3_reset(sel);
+    if (bytes > 0 && rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "select evictable"));
   }
-  return sqlite3_column_int64(s.get(), 0);
+  std::map<std::string, int64_t> counted;
+  for (const auto& [seq, kind] : victims) {
+    sqlite3_stmt* del = stmts_->delete_outbox.fresh();
+    sqlite3_bind_int64(del, 1, seq);
+    if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
+      return Status::Error(Describe(db_, rc, "evict"));
+    }
+    ++counted[kind];
+  }
+  for (const auto& [kind, n] : counted) {
+    sqlite3_stmt* c = stmts_->count_evicted.fresh();
+    sqlite3_bind_int64(c, 1, n);
+    BindText(c, 2, kind);
+    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
+      return Status::Error(Describe(db_, rc, "count evictions"));
+    }
+    ev.by_kind[kind] += n;
+  }
+  return Status::Ok();
+}
+
+Result<int64_t> StoreWriter::SensorId(std::string_view name) {
+  if (auto it = sensor_ids_.find(name); it != sensor_ids_.end()) return it->second;
+  sqlite3_stmt* ins = stmts_->insert_sensor.fresh();
+  BindText(ins, 1, name);
+  if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "insert sensor"));
+  }
+  sqlite3_reset(ins);
+  sqlite3_stmt* sel = stmts_->select_sensor.fresh();
+  BindText(sel, 1, name);
+  if (int rc = sqlite3_step(sel); rc != SQLITE_ROW) {
+    return Status::Error(Describe(db_, rc, "select sensor"));
+  }
+  const int64_t id = sqlite3_column_int64(sel, 0);
+  sqlite3_reset(sel);
+  if (sensor_ids_.size() >= kMaxCachedSensors) sensor_ids_.clear();
+  sensor_ids_.emplace(std::string(name), id);
+  return id;
+}
+
+Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
+                                   int64_t* pruned) {
+  if (pruned != nullptr) *pruned = 0;
+  if (readings.empty()) return Status::Ok();
+  Status s = AppendReadingsOnce(readings, now_ms, pruned);
+  if (s.ok() || !last_error_full_) return s;
+  int64_t cut = 0;
+  if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
+  if (pruned != nullptr) *pruned = cut;
+  if (cut == 0) return s;
+  int64_t more = 0;
+  s = AppendReadingsOnce(readings, now_ms, &more);
+  if (pruned != nullptr) *pruned += more;
+  return s;
+}
+
+Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
+                                       int64_t* pruned) {
+  // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
+  // committed; a power loss may). One FULL commit per interval bounds what power loss takes,
+  // and it also makes every earlier NORMAL commit durable (the WAL is synced as a whole).
+  const bool full_sync = now_ms - last_full_sync_ms_ >= kFullSyncIntervalMs;
+  if (Status s = Exec(db_, full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+      !s) {
+    return Fail(s);
+  }
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s)
+    return Fail(Status::Error("begin: " + s.message()));
+  const int64_t rows_before = readings_rows_;
+  auto fail = [&](Status st) {
+    readings_rows_ = rows_before;
+    sensor_ids_.clear();  // ids inserted in this transaction are gone
+    return Fail(st);
+  };
+  auto step_fail = [&](int rc, std::string_view what) {
+    return fail(Status::Error(Describe(db_, rc, what)));
+  };
+
+  for (const NewReading& r : readings) {
+    auto id = SensorId(r.sensor);
+    if (!id.ok()) return fail(id.status());
+    sqlite3_stmt* ins = stmts_->insert_reading.get();
+    sqlite3_reset(ins);
+    sqlite3_bind_int64(ins, 1, *id);
+    sqlite3_bind_int64(ins, 2, r.ts_ms);
+    sqlite3_bind_double(ins, 3, r.value);
+    if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) return step_fail(rc, "insert reading");
+  }
+  sqlite3_reset(stmts_->insert_reading.get());
+  readings_rows_ += static_cast<int64_t>(readings.size());
+
+  int64_t removed = 0;
+  // Retention, in arrival order: everything before the first reading young enough goes.
+  if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {
+    sqlite3_stmt* q = stmts_->first_kept.fresh();
+    sqlite3_bind_int64(q, 1, now_ms - options_.retention_ms);
+    int rc = sqlite3_step(q);
+    if (rc != SQLITE_ROW) return step_fail(rc, "retention");  // the new rows are young
+    const int64_t first = sqlite3_column_int64(q, 0);
+    sqlite3_reset(q);
+    sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
+    sqlite3_bind_int64(del, 1, first);
+    if (rc = sqlite3_step(del); rc != SQLITE_DONE) return step_fail(rc, "prune readings");
+    removed += sqlite3_changes(db_);
+  }
+  readings_rows_ -= removed;
+  // Byte share.
+  if (const int64_t budget = options_.readings_budget(); budget > 0) {
+    const int64_t max_rows = std::max<int64_t>(1, budget / kReadingRowBytes);
+    if (readings_rows_ > max_rows) {
+      sqlite3_stmt* q = stmts_->nth_reading.fresh();
+      sqlite3_bind_int64(q, 1, readings_rows_ - max_rows);
+      int rc = sqlite3_step(q);
+      if (rc != SQLITE_ROW) return step_fail(rc, "ring bound");
+      const int64_t first = sqlite3_column_int64(q, 0);
+      sqlite3_reset(q);
+      sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
+      sqlite3_bind_int64(del, 1, first);
+      if (rc = sqlite3_step(del); rc != SQLITE_DONE) return step_fail(rc, "prune readings");
+      const int64_t n = sqlite3_changes(db_);
+      removed += n;
+      readings_rows_ -= n;
+    }
+  }
+  for (const auto& [name, by] :
+       {std::pair{"readings_rows", readings_rows_ - rows_before}, {"readings_pruned", removed}}) {
+    sqlite3_stmt* c = stmts_->add_counter.fresh();
+    sqlite3_bind_int64(c, 1, by);
+    sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
+    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return step_fail(rc, "count readings");
+  }
+  int rc = SQLITE_OK;
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return step_fail(rc, "commit readings");
+  if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {
+    last_retention_ms_ = now_ms;
+  }
+  if (full_sync) last_full_sync_ms_ = now_ms;
+  if (pruned != nullptr) *pruned = removed;
+  last_error_full_ = false;
+  return Status::Ok();
+}
+
+// Deletes the oldest `rows` readings in a transaction of their own.
+Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
+  *pruned = 0;
+  if (readings_rows_ <= 0 || rows <= 0) return Status::Ok();
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
+  int rc;
+  if (rows >= readings_rows_) {
+    rc = sqlite3_step(stmts_->delete_all_readings.fresh());
+  } else {
+    sqlite3_stmt* q = stmts_->nth_reading.fresh();
+    sqlite3_bind_int64(q, 1, rows);
+    rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+      const int64_t first = sqlite3_column_int64(q, 0);
+      sqlite3_reset(q);
+      sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
+      sqlite3_bind_int64(del, 1, first);
+      rc = sqlite3_step(del);
+    }
+  }
+  if (rc != SQLITE_DONE) return Fail(Status::Error(Describe(db_, rc, "cut readings")));
+  const int64_t n = sqlite3_changes(db_);
+  for (const auto& [name, by] : {std::pair{"readings_rows", -n}, {"readings_pruned", n}}) {
+    sqlite3_stmt* c = stmts_->add_counter.fresh();
+    sqlite3_bind_int64(c, 1, by);
+    sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
+    if (rc = sqlite3_step(c); rc != SQLITE_DONE) {
+      return Fail(Status::Error(Describe(db_, rc, "count readings")));
+    }
+  }
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return Fail(s);
+  readings_rows_ -= n;
+  *pruned = n;
+  return Status::Ok();
+}
+
+Result<int64_t> StoreWriter::OutboxCount() { return QueryInt(db_, "SELECT count(*) FROM outbox"); }
+
+Result<int64_t> StoreWriter::ReadingsCount() {
+  return QueryInt(db_, "SELECT count(*) FROM readings");
 }
 
 // ---------------------------------------------------------------------------------------
 // StoreReader
 
-StoreReader::StoreReader(sqlite3* db, std::string epoch) : db_(db), epoch_(std::move(epoch)) {}
+StoreReader::StoreReader(sqlite3* db, std::string epoch, StoreOptions options)
+    : db_(db), epoch_(std::move(epoch)), options_(std::move(options)) {}
 StoreReader::~StoreReader() { sqlite3_close(db_); }
 
 Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& options) {
@@ -241,7 +720,7 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& optio
     sqlite3_close(db);
     return Status::Error(msg);
   }
-  if (Status s = Configure(db, options.busy_timeout_ms); !s) {
+  if (Status s = Configure(db, options.busy_timeout_ms, options.max_pages); !s) {
     sqlite3_close(db);
     return Status::Error(s.message());
   }
@@ -250,7 +729,7 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& optio
     sqlite3_close(db);
     return Status::Error("database " + options.path + " has no epoch (not initialized)");
   }
-  return std::unique_ptr<StoreReader>(new StoreReader(db, std::move(*epoch)));
+  return std::unique_ptr<StoreReader>(new StoreReader(db, std::move(*epoch), options));
 }
 
 Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_bytes) {
@@ -267,11 +746,10 @@ Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_b
     if (!rows.empty() && bytes + static_cast<size_t>(payload_len) > max_bytes) break;
     OutboxRow row;
     row.seq = sqlite3_column_int64(s.get(), 0);
-    row.kind = reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 1));
+    row.kind = ColumnText(s.get(), 1);
     row.priority = sqlite3_column_int(s.get(), 2);
     row.created_ms = sqlite3_column_int64(s.get(), 3);
-    row.payload.assign(reinterpret_cast<const char*>(sqlite3_column_text(s.get(), 4)),
-                       static_cast<size_t>(payload_len));
+    row.payload = ColumnText(s.get(), 4);
     bytes += static_cast<size_t>(payload_len);
     rows.push_back(std::move(row));
   }
@@ -293,24 +771,157 @@ Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
     sqlite3_bind_int64(del.get(), 1, seq);
     int rc = sqlite3_step(del.get());
     if (rc != SQLITE_DONE) {
-      (void)Exec(db_, "ROLLBACK");
-      return Status::Error(Describe(db_, rc, "delete outbox"));
+      std::string msg = Describe(db_, rc, "delete outbox");
+      if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+      return Status::Error(msg);
     }
     deleted += sqlite3_changes(db_);
   }
   if (Status s = Exec(db_, "COMMIT"); !s) {
-    (void)Exec(db_, "ROLLBACK");
+    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
     return Status::Error("commit: " + s.message());
   }
   return deleted;
 }
 
-Result<int64_t> StoreReader::OutboxCount() {
-  Stmt s(db_, "SELECT count(*) FROM outbox");
-  if (!s.ok() || sqlite3_step(s.get()) != SQLITE_ROW) {
-    return Status::Error(Describe(db_, s.rc(), "count outbox"));
+Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) {
+  if (seqs.empty()) return int64_t{0};
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
+  auto fail = [&](int rc, std::string_view what) -> Result<int64_t> {
+    std::string msg = Describe(db_, rc, what);
+    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+    return Status::Error(std::move(msg));
+  };
+  Stmt copy(db_,
+            "INSERT OR REPLACE INTO dead_letter"
+            "(seq, kind, priority, created_ms, payload, reason, dead_ms) "
+            "SELECT seq, kind, priority, created_ms, payload, ?, ? FROM outbox WHERE seq = ?");
+  Stmt count(db_,
+             "UPDATE outbox_kinds SET dead_lettered = dead_lettered + 1 "
+             "WHERE kind = (SELECT kind FROM outbox WHERE seq = ?)");
+  Stmt del(db_, "DELETE FROM outbox WHERE seq = ?");
+  for (Stmt* st : {&copy, &count, &del}) {
+    if (!st->ok()) return fail(st->rc(), "prepare dead letter");
   }
-  return sqlite3_column_int64(s.get(), 0);
+  const int64_t now = NowMs();
+  int64_t moved = 0;
+  for (int64_t seq : seqs) {
+    sqlite3_stmt* c = copy.fresh();
+    BindText(c, 1, reason);
+    sqlite3_bind_int64(c, 2, now);
+    sqlite3_bind_int64(c, 3, seq);
+    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "dead letter");
+    if (sqlite3_changes(db_) == 0) continue;
+    sqlite3_stmt* n = count.fresh();
+    sqlite3_bind_int64(n, 1, seq);
+    if (int rc = sqlite3_step(n); rc != SQLITE_DONE) return fail(rc, "count dead letter");
+    sqlite3_stmt* d = del.fresh();
+    sqlite3_bind_int64(d, 1, seq);
+    if (int rc = sqlite3_step(d); rc != SQLITE_DONE) return fail(rc, "delete outbox");
+    ++moved;
+  }
+
+  // The table's own bound: oldest dead letters go first, counted.
+  if (const int64_t budget = options_.dead_letter_budget(); budget > 0) {
+    auto bytes = QueryInt(db_, "SELECT value FROM counters WHERE name = 'dead_letter_bytes'");
+    if (!bytes.ok()) return fail(SQLITE_ERROR, bytes.error());
+    if (int64_t excess = *bytes - budget; excess > 0) {
+      std::vector<int64_t> victims;
+      {
+        Stmt sel(db_, kSelectDeadLetterOldest);
+        if (!sel.ok()) return fail(sel.rc(), "prepare dead letter bound");
+        int rc;
+        while (excess > 0 && (rc = sqlite3_step(sel.get())) == SQLITE_ROW) {
+          victims.push_back(sqlite3_column_int64(sel.get(), 0));
+          excess -= sqlite3_column_int64(sel.get(), 1);
+        }
+        if (excess > 0 && rc != SQLITE_DONE) return fail(rc, "dead letter bound");
+      }
+      Stmt drop(db_, "DELETE FROM dead_letter WHERE seq = ?");
+      if (!drop.ok()) return fail(drop.rc(), "prepare dead letter bound");
+      for (int64_t seq : victims) {
+        sqlite3_stmt* d = drop.fresh();
+        sqlite3_bind_int64(d, 1, seq);
+        if (int rc = sqlite3_step(d); rc != SQLITE_DONE) return fail(rc, "dead letter bound");
+      }
+      const std::string sql = "UPDATE counters SET value = value + " +
+                              std::to_string(victims.size()) +
+                              " WHERE name = 'dead_letter_evicted'";
+      int rc = SQLITE_OK;
+      if (Status s = Exec(db_, sql.c_str(), &rc); !s) return fail(rc, "count dead letter bound");
+    }
+  }
+  int rc = SQLITE_OK;
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit dead letter");
+  return moved;
+}
+
+Result<int64_t> StoreReader::OutboxCount() { return QueryInt(db_, "SELECT count(*) FROM outbox"); }
+
+Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor, int64_t since_ms,
+                                                         int64_t until_ms, size_t limit) {
+  Stmt s(db_,
+         "SELECT r.ts_ms, r.value FROM readings r "
+         "WHERE r.sensor = (SELECT id FROM sensors WHERE name = ?) "
+         "AND r.ts_ms >= ? AND r.ts_ms <= ? ORDER BY r.ts_ms, r.seq LIMIT ?");
+  if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare readings"));
+  BindText(s.get(), 1, sensor);
+  sqlite3_bind_int64(s.get(), 2, since_ms);
+  sqlite3_bind_int64(s.get(), 3, until_ms);
+  sqlite3_bind_int64(s.get(), 4, static_cast<int64_t>(limit));
+  std::vector<StoredReading> out;
+  int rc;
+  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+    out.push_back({sqlite3_column_int64(s.get(), 0), sqlite3_column_double(s.get(), 1)});
+  }
+  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "readings"));
+  return out;
+}
+
+Result<StoreStats> StoreReader::Stats() {
+  StoreStats st;
+  st.max_bytes = options_.max_bytes;
+  // One read transaction: the counters are consistent with each other.
+  if (Status s = Exec(db_, "BEGIN"); !s) return Status::Error("begin: " + s.message());
+  auto fail = [&](int rc, std::string_view what) -> Result<StoreStats> {
+    std::string msg = Describe(db_, rc, what);
+    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+    return Status::Error(std::move(msg));
+  };
+  {
+    Stmt s(db_, "SELECT kind, rows, bytes, evicted, dead_lettered FROM outbox_kinds");
+    if (!s.ok()) return fail(s.rc(), "stats");
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      OutboxKindStats& k = st.outbox[ColumnText(s.get(), 0)];
+      k.rows = sqlite3_column_int64(s.get(), 1);
+      k.bytes = sqlite3_column_int64(s.get(), 2);
+      k.evicted = sqlite3_column_int64(s.get(), 3);
+      k.dead_lettered = sqlite3_column_int64(s.get(), 4);
+      st.outbox_rows += k.rows;
+      st.outbox_bytes += k.bytes;
+    }
+    if (rc != SQLITE_DONE) return fail(rc, "stats");
+  }
+  {
+    Stmt s(db_, "SELECT name, value FROM counters");
+    if (!s.ok()) return fail(s.rc(), "stats");
+    int rc;
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      const std::string name = ColumnText(s.get(), 0);
+      const int64_t v = sqlite3_column_int64(s.get(), 1);
+      if (name == "dead_letter_rows") st.dead_letter_rows = v;
+      if (name == "dead_letter_bytes") st.dead_letter_bytes = v;
+      if (name == "dead_letter_evicted") st.dead_letter_evicted = v;
+      if (name == "readings_rows") st.readings_rows = v;
+      if (name == "readings_pruned") st.readings_pruned = v;
+    }
+    if (rc != SQLITE_DONE) return fail(rc, "stats");
+  }
+  (void)Exec(db_, "COMMIT");
+  st.readings_bytes = st.readings_rows * kReadingRowBytes;
+  st.db_file_bytes = FileSize(options_.path) + FileSize(options_.path + "-wal");
+  return st;
 }
 
 }  // namespace edge::agent

@@ -1,6 +1,7 @@
 #include "edge/agent/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <fstream>
 
@@ -116,6 +117,226 @@ TEST(SqliteStore, ReaderNeedsAnInitializedDatabase) {
   TempDir dir;
   auto r = StoreReader::Open({dir.File("missing.db")});
   EXPECT_FALSE(r.ok());
+}
+
+TEST(SqliteStore, DeadLetterMovesRowsOutOfTheOutboxWithTheReason) {
+  TempDir dir;
+  auto w = StoreWriter::Open({dir.File("a.db")});
+  ASSERT_TRUE(w.ok()) << w.error();
+  std::vector<int64_t> seqs;
+  ASSERT_TRUE((*w)->Append({Row("{\"n\":1}"), Row("{\"n\":2}"), Row("{\"n\":3}")}, &seqs));
+  auto r = StoreReader::Open({dir.File("a.db")});
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto moved = (*r)->DeadLetter({seqs[0], seqs[2], 999999}, "console: 400 bad item");
+  ASSERT_TRUE(moved.ok()) << moved.error();
+  EXPECT_EQ(*moved, 2);
+  auto rows = (*r)->Fetch(10, 1 << 20);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 1u);
+  EXPECT_EQ((*rows)[0].seq, seqs[1]);
+  auto stats = (*r)->Stats();
+  ASSERT_TRUE(stats.ok()) << stats.error();
+  EXPECT_EQ(stats->dead_letter_rows, 2);
+  EXPECT_EQ(stats->outbox["alert"].rows, 1);
+  EXPECT_EQ(stats->outbox["alert"].dead_lettered, 2);
+  EXPECT_EQ(stats->outbox_rows, 1);
+}
+
+TEST(SqliteStore, DeadLetterTableIsBoundedOldestFirst) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.max_bytes = 40'000;
+  o.readings_share = 0.5;  // outbox 20000, dead letters 2000
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  const std::string payload(500, 'x');
+  for (int i = 0; i < 10; ++i) {
+    std::vector<int64_t> seqs;
+    ASSERT_TRUE((*w)->Append({Row(payload)}, &seqs));
+    ASSERT_TRUE((*r)->DeadLetter(seqs, "bad").ok());
+  }
+  auto stats = (*r)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_LE(stats->dead_letter_bytes, o.dead_letter_budget());
+  EXPECT_EQ(stats->dead_letter_rows + stats->dead_letter_evicted, 10);
+  EXPECT_GT(stats->dead_letter_evicted, 0);
+}
+
+TEST(SqliteStore, OutboxOverItsShareEvictsOldestLowestPriorityFirstAlertsLast) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  const std::string payload(952, 'x');  // 952 + len("alert") + overhead ~ 1 KB per row
+  o.max_bytes = 20 * 1024;
+  o.readings_share = 0.5;  // outbox: 10 KiB, room for 10 rows
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  auto rollup = [&](std::string_view p) -> StoreWriter::NewRow {
+    return {"rollup", Priority::kRollup, 1, p};
+  };
+  std::vector<int64_t> alerts, rollups;
+  ASSERT_TRUE((*w)->Append({Row(payload), Row(payload), Row(payload)}, &alerts));
+  ASSERT_TRUE((*w)->Append(
+      {rollup(payload), rollup(payload), rollup(payload), rollup(payload), rollup(payload)},
+      &rollups));
+  Evictions ev;
+  ASSERT_TRUE((*w)->Append({Row(payload), Row(payload), Row(payload)}, nullptr, &ev));
+  EXPECT_EQ(ev.by_kind["rollup"], 1);
+  EXPECT_EQ(ev.by_kind.count("alert"), 0u);
+  ASSERT_TRUE((*w)->Append(
+      {Row(payload), Row(payload), Row(payload), Row(payload), Row(payload), Row(payload)}, nullptr,
+      &ev));
+  EXPECT_EQ(ev.by_kind["rollup"], 4);
+  EXPECT_EQ(ev.by_kind["alert"], 2);
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  auto rows = (*r)->Fetch(100, 1 << 20);
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->size(), 10u);
+  for (const auto& row : *rows) {
+    EXPECT_EQ(row.kind, "alert");
+    EXPECT_NE(row.seq, alerts[0]);  // the two oldest alerts went
+    EXPECT_NE(row.seq, alerts[1]);
+  }
+  auto stats = (*r)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->alerts_evicted(), 2);
+  EXPECT_EQ(stats->outbox["rollup"].evicted, 5);
+  EXPECT_LE(stats->outbox_bytes, o.outbox_budget());
+}
+
+TEST(SqliteStore, ReadingsAreServedBySensorAndTimeRange) {
+  TempDir dir;
+  auto w = StoreWriter::Open({dir.File("a.db")});
+  ASSERT_TRUE(w.ok());
+  std::vector<StoreWriter::NewReading> batch;
+  for (int i = 0; i < 10; ++i) {
+    batch.push_back({"plant/a", 1000 + i, static_cast<double>(i)});
+    batch.push_back({"plant/b", 1000 + i, -static_cast<double>(i)});
+  }
+  ASSERT_TRUE((*w)->AppendReadings(batch, 2000));
+  auto r = StoreReader::Open({dir.File("a.db")});
+  ASSERT_TRUE(r.ok());
+  auto got = (*r)->Readings("plant/a", 1003, 1006, 100);
+  ASSERT_TRUE(got.ok()) << got.error();
+  ASSERT_EQ(got->size(), 4u);
+  EXPECT_EQ((*got)[0].ts_ms, 1003);
+  EXPECT_EQ((*got)[3].value, 6.0);
+  EXPECT_EQ((*r)->Readings("plant/b", 0, 5000, 3)->size(), 3u);
+  EXPECT_TRUE((*r)->Readings("nope", 0, 5000, 3)->empty());
+  EXPECT_EQ((*r)->Stats()->readings_rows, 20);
+}
+
+TEST(SqliteStore, ReadingsRingKeepsItsByteShare) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.max_bytes = 200 * kReadingRowBytes;
+  o.readings_share = 0.5;  // 100 rows
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  for (int cycle = 0; cycle < 5; ++cycle) {
+    std::vector<StoreWriter::NewReading> batch;
+    for (int i = 0; i < 60; ++i) batch.push_back({"s", cycle * 100 + i, 1.0});
+    int64_t pruned = 0;
+    ASSERT_TRUE((*w)->AppendReadings(batch, 10'000, &pruned));
+  }
+  EXPECT_EQ(*(*w)->ReadingsCount(), 100);
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  auto got = (*r)->Readings("s", 0, 1'000'000, 1000);
+  ASSERT_TRUE(got.ok());
+  ASSERT_EQ(got->size(), 100u);
+  EXPECT_EQ(got->back().ts_ms, 459);  // the newest stay
+  EXPECT_EQ((*r)->Stats()->readings_pruned, 200);
+}
+
+TEST(SqliteStore, ReadingsOlderThanRetentionArePruned) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.retention_ms = 60'000;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->AppendReadings({{"s", 1'000, 1}, {"s", 2'000, 2}}, 3'000));
+  ASSERT_TRUE((*w)->AppendReadings({{"s", 70'000, 3}}, 70'000));
+  EXPECT_EQ(*(*w)->ReadingsCount(), 1);
+}
+
+TEST(SqliteStore, FullDatabaseCutsTheRingSoAlertsStillCommit) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.max_bytes = 0;  // no logical bound: only the page limit
+  o.max_pages = 64;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  std::vector<StoreWriter::NewReading> batch;
+  for (int i = 0; i < 1000; ++i) batch.push_back({"s", i, 1.0});
+  bool refused = false;
+  for (int i = 0; i < 200 && !refused; ++i) {
+    // Each call either fits or cuts the ring and retries; it never fails while there are
+    // readings to cut, so "full" shows as a shrinking ring.
+    Status s = (*w)->AppendReadings(batch, 1000 + i);
+    refused = !s.ok();
+  }
+  const std::string payload(2000, 'x');
+  for (int i = 0; i < 20; ++i) {
+    Status s = (*w)->Append({Row(payload)});
+    EXPECT_TRUE(s.ok()) << s.message();
+  }
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT((*r)->Stats()->readings_pruned, 0);
+}
+
+TEST(SqliteStore, FullDatabaseWithoutReadingsEvictsByPriority) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.max_bytes = 0;
+  o.max_pages = 40;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  const std::string payload(3000, 'x');
+  int failures = 0;
+  int64_t evicted = 0;
+  for (int i = 0; i < 200; ++i) {
+    Evictions ev;
+    Status s = (*w)->Append({{"rollup", Priority::kRollup, 1, payload}}, nullptr, &ev);
+    if (!s.ok()) ++failures;
+    evicted += ev.total();
+  }
+  EXPECT_EQ(failures, 0);
+  EXPECT_GT(evicted, 0);
+  EXPECT_LE(*(*w)->OutboxCount(), 200 - evicted);
+}
+
+TEST(SqliteStore, VersionOneDatabaseIsUpgradedWithItsRowsCounted) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+                           "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+                           "kind TEXT NOT NULL, priority INTEGER NOT NULL, "
+                           "created_ms INTEGER NOT NULL, payload TEXT NOT NULL);"
+                           "INSERT INTO meta VALUES ('epoch', '00000000000000aa'), "
+                           "('schema_version', '1');"
+                           "INSERT INTO outbox(kind, priority, created_ms, payload) VALUES "
+                           "('alert', 2, 1, '{}'), ('alert', 2, 1, '{}');",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto w = StoreWriter::Open({path});
+  ASSERT_TRUE(w.ok()) << w.error();
+  EXPECT_EQ((*w)->epoch(), "00000000000000aa");
+  auto r = StoreReader::Open({path});
+  ASSERT_TRUE(r.ok());
+  auto stats = (*r)->Stats();
+  ASSERT_TRUE(stats.ok());
+  EXPECT_EQ(stats->outbox["alert"].rows, 2);
+  EXPECT_EQ(stats->outbox["alert"].bytes, 2 * (2 + 5 + kOutboxRowOverhead));
 }
 
 TEST(RecordId, JoinsNodeEpochAndSequence) {

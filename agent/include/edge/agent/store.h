@@ -1,17 +1,30 @@
 #pragma once
 
 // The agent's SQLite database (one file, WAL mode): the outbox of records waiting for the
-// console, and the store epoch that makes record ids unique across database replacement.
+// console, the dead-letter table of records the console refused, the readings ring, and the
+// store epoch that makes record ids unique across database replacement.
 //
 // Two connections share the file: the pipeline thread owns a StoreWriter (appends in
-// group-committed transactions), the network thread owns a StoreReader (fetches and
-// deletes acknowledged rows). Each object is used by one thread only; neither is
-// thread-safe on its own. SQLite serializes the two writers (busy timeout).
+// group-committed transactions, evicts, prunes the ring), the network thread owns a
+// StoreReader (fetches, deletes acknowledged rows, dead-letters refused ones, serves
+// readings and statistics). Each object is used by one thread only; neither is thread-safe
+// on its own. SQLite serializes the two writers (busy timeout).
 //
 // Record id = "<node>:<epoch>:<seq>"; seq is an AUTOINCREMENT rowid, never reused even after
 // rows are deleted, and a new database file gets a new random epoch.
+//
+// Size bound (docs/operations.md): `max_bytes` is split into the readings ring
+// (`readings_share` of it) and the outbox (the rest). The dead-letter table is bounded to a
+// tenth of the outbox share. Sizes are logical: payload bytes plus a fixed per-row overhead
+// (kOutboxRowOverhead, kReadingRowBytes), calibrated against SQLite's page usage.
+//
+// Errors: every method returns a Status/Result and leaves the database as it was on failure
+// (one transaction per call). SQLITE_FULL and I/O errors are errors like any other, never a
+// crash; the writer also records whether its last failure was SQLITE_FULL
+// (last_error_full()).
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -20,12 +33,33 @@
 #include "edge/common/status.h"
 
 struct sqlite3;
+struct sqlite3_stmt;
 
 namespace edge::agent {
+
+inline constexpr int64_t kDefaultStoreMaxBytes = int64_t{256} << 20;
+// Logical cost of one outbox or dead-letter row besides its kind and payload bytes.
+inline constexpr int64_t kOutboxRowOverhead = 48;
+// Logical cost of one reading row (table cell and index entry).
+inline constexpr int64_t kReadingRowBytes = 48;
 
 struct StoreOptions {
   std::string path;
   int busy_timeout_ms = 5000;
+  // Bound of the logical content; 0 disables every bound (tests).
+  int64_t max_bytes = kDefaultStoreMaxBytes;
+  // Fraction of max_bytes for the readings ring, 0 to 0.95; the outbox gets the rest.
+  double readings_share = 0.5;
+  // Readings older than this (by arrival order, see PruneReadings) are pruned; 0 keeps them
+  // until the byte bound removes them.
+  int64_t retention_ms = 24 * 3600 * 1000;
+  // PRAGMA max_page_count on both connections; 0 leaves SQLite's default. A test knob that
+  // makes the file system "full" at a chosen size.
+  int64_t max_pages = 0;
+
+  int64_t outbox_budget() const;
+  int64_t readings_budget() const;
+  int64_t dead_letter_budget() const;
 };
 
 // Outbox priorities: higher is sent first and evicted last.
@@ -46,37 +80,121 @@ struct OpenReport {
   std::string reason;            // why it was considered corrupt
 };
 
+// One raw reading of the ring.
+struct StoredReading {
+  int64_t ts_ms = 0;
+  double value = 0;
+};
+
+// Counts per outbox kind. `rows`/`bytes` are what is in the outbox now; `evicted` and
+// `dead_lettered` are totals since the database file was created (they survive restarts).
+struct OutboxKindStats {
+  int64_t rows = 0;
+  int64_t bytes = 0;
+  int64_t evicted = 0;
+  int64_t dead_lettered = 0;
+};
+
+// A snapshot of the store for the status heartbeat and /metrics.
+struct StoreStats {
+  std::map<std::string, OutboxKindStats> outbox;  // by kind ("alert", "rollup", "status")
+  int64_t outbox_rows = 0;                        // sums over kinds
+  int64_t outbox_bytes = 0;
+  int64_t dead_letter_rows = 0;
+  int64_t dead_letter_bytes = 0;
+  int64_t dead_letter_evicted = 0;  // dead-letter rows dropped by its bound, total
+  int64_t readings_rows = 0;
+  int64_t readings_bytes = 0;
+  int64_t readings_pruned = 0;  // by retention or by the byte bound, total
+  int64_t db_file_bytes = 0;    // database file plus its -wal file, on disk
+  int64_t max_bytes = 0;        // the configured bound (0: unbounded)
+
+  int64_t alerts_evicted() const;
+};
+
+// What one outbox append evicted to stay within the bound, by kind.
+struct Evictions {
+  std::map<std::string, int64_t> by_kind;
+  int64_t total() const;
+};
+
 class StoreWriter {
  public:
   ~StoreWriter();
   StoreWriter(const StoreWriter&) = delete;
   StoreWriter& operator=(const StoreWriter&) = delete;
 
-  // Opens or creates the database and its schema. A file that SQLite cannot read as a
-  // database, or that fails `PRAGMA quick_check`, is renamed to `<path>.corrupt-<ms>`
-  // (with its -wal/-shm) and replaced by a new, empty one; `report` says so.
+  // Opens or creates the database and its schema (upgrading an older schema in place). A
+  // file that SQLite cannot read as a database, or that fails `PRAGMA quick_check`, is
+  // renamed to `<path>.corrupt-<ms>` (with its -wal/-shm) and replaced by a new, empty one;
+  // `report` says so.
   static Result<std::unique_ptr<StoreWriter>> Open(const StoreOptions& options,
                                                    OpenReport* report = nullptr);
 
   const std::string& epoch() const { return epoch_; }
+  const StoreOptions& options() const { return options_; }
 
-  // One group commit: all rows are inserted in a single transaction and are durable
-  // (synchronous=FULL) when this returns OK. On failure nothing is inserted. `seqs_out`
-  // (optional) receives the sequence numbers in order.
+  // One group commit of outbox rows: all rows are inserted in a single transaction and are
+  // durable (synchronous=FULL) when this returns OK. Before inserting, rows are evicted
+  // oldest first from the lowest priority up (status, rollup, then alert) until the outbox
+  // fits its share; `evicted` (optional) says what went. When the file system or
+  // max_page_count is full, the readings ring is cut first and the commit retried once. On
+  // failure nothing is inserted or evicted. `seqs_out` (optional) receives the sequence
+  // numbers in order.
   struct NewRow {
     std::string_view kind;
     Priority priority;
     int64_t created_ms;
     std::string_view payload;
   };
-  Status Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out = nullptr);
+  Status Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out = nullptr,
+                Evictions* evicted = nullptr);
+
+  // One group commit of readings into the ring, with a cheaper durability than Append:
+  // synchronous=NORMAL (survives a process crash as soon as this returns; a power loss can
+  // take back what was committed since the last fsync), with a FULL commit at least every
+  // `full_sync_interval_ms` of `now_ms`. In the same transaction the ring is pruned by
+  // retention (arrival order, `now_ms` wall time) and by its byte share; `pruned` (optional)
+  // receives the rows removed. On SQLITE_FULL a quarter of the ring is cut and the commit is
+  // retried once; on failure the readings are not stored.
+  struct NewReading {
+    std::string_view sensor;
+    int64_t ts_ms;
+    double value;
+  };
+  Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
+                        int64_t* pruned = nullptr);
+
+  // True when the last failed call failed because the disk or max_page_count is full
+  // (SQLITE_FULL), as opposed to an I/O or other error.
+  bool last_error_full() const { return last_error_full_; }
 
   Result<int64_t> OutboxCount();
+  Result<int64_t> ReadingsCount();
+
+  static constexpr int64_t kFullSyncIntervalMs = 1000;
 
  private:
-  StoreWriter(sqlite3* db, std::string epoch);
+  struct Statements;
+  StoreWriter(sqlite3* db, std::string epoch, StoreOptions options);
+  Status AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                    Evictions* evicted);
+  Status AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
+                            int64_t* pruned);
+  Status Evict(int64_t bytes, Evictions& ev);
+  Result<int64_t> SensorId(std::string_view name);
+  Status CutReadings(int64_t rows, int64_t* pruned);
+  Status Fail(const Status& s);
+
   sqlite3* db_;
   std::string epoch_;
+  StoreOptions options_;
+  std::unique_ptr<Statements> stmts_;
+  std::map<std::string, int64_t, std::less<>> sensor_ids_;  // cache of the sensors table
+  int64_t readings_rows_ = 0;      // rows in the ring (the writer is its only writer)
+  int64_t last_full_sync_ms_ = 0;  // wall time of the last FULL readings commit
+  int64_t last_retention_ms_ = 0;  // wall time of the last retention prune
+  bool last_error_full_ = false;
 };
 
 class StoreReader {
@@ -95,12 +213,26 @@ class StoreReader {
   Result<std::vector<OutboxRow>> Fetch(size_t max_items, size_t max_bytes);
   // Deletes the given rows (after the console acknowledged them). Returns rows deleted.
   Result<int64_t> Delete(const std::vector<int64_t>& seqs);
+  // Moves the given outbox rows to the dead-letter table with `reason` and the current wall
+  // time, in one transaction (synchronous=FULL); seqs not in the outbox are ignored. The
+  // dead-letter table is then cut, oldest first, to its bound (counted in
+  // StoreStats::dead_letter_evicted). Returns rows moved.
+  Result<int64_t> DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason);
   Result<int64_t> OutboxCount();
 
+  // Readings of one sensor with since_ms <= ts_ms <= until_ms, oldest first, at most
+  // `limit`. An unknown sensor gives an empty list.
+  Result<std::vector<StoredReading>> Readings(std::string_view sensor, int64_t since_ms,
+                                              int64_t until_ms, size_t limit);
+
+  // Counters kept in the database itself, plus the file size; cheap (no table scans).
+  Result<StoreStats> Stats();
+
  private:
-  StoreReader(sqlite3* db, std::string epoch);
+  StoreReader(sqlite3* db, std::string epoch, StoreOptions options);
   sqlite3* db_;
   std::string epoch_;
+  StoreOptions options_;
 };
 
 // "<node>:<epoch>:<seq>"
