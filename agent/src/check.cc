@@ -9,6 +9,7 @@
 
 #include "edge/agent/config.h"
 #include "edge/rules/policy.h"
+#include "edge/rules/yaml_document.h"
 
 namespace edge::agent {
 namespace {
@@ -18,9 +19,13 @@ namespace {
 // broken policy still gets the policy parser's error message.
 bool LooksLikePolicy(const std::string& text) {
   try {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(text);
-    if (!docs.empty() && docs[0].IsMap()) return static_cast<bool>(docs[0]["rules"]);
-    return false;
+    // Never YAML::LoadAll: see edge/rules/yaml_document.h.
+    auto docs = rules::CountYamlDocuments(text, "");
+    if (docs.ok() && docs->count >= 1) {
+      const YAML::Node root = YAML::Load(text);
+      return root.IsMap() && static_cast<bool>(root["rules"]);
+    }
+    if (docs.ok()) return false;
   } catch (const std::exception&) {
     // Not valid YAML: fall back to the text heuristic below.
   }

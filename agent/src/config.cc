@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "edge/rules/duration.h"
+#include "edge/rules/yaml_document.h"
 
 namespace edge::agent {
 namespace {
@@ -632,15 +633,18 @@ std::string Position(const std::string& source, const YAML::Mark& mark) {
 Result<Config> ParseConfig(std::string_view yaml_text, const std::string& source_name) {
   Config config;
   try {
-    const std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml_text));
-    if (documents.size() > 1) {
-      return Status::Error(Position(source_name, documents[1].Mark()) +
-                           ": expected one YAML document, found " +
-                           std::to_string(documents.size()));
+    // Never YAML::LoadAll: see edge/rules/yaml_document.h.
+    const std::string text(yaml_text);
+    auto documents = rules::CountYamlDocuments(text, source_name);
+    if (!documents.ok()) return documents.status();
+    if (documents->count > 1) {
+      return Status::Error(source_name + ":" + std::to_string(documents->second_line) + ":" +
+                           std::to_string(documents->second_column) +
+                           ": expected one YAML document, found more");
     }
-    if (documents.empty()) return config;
+    if (documents->count == 0) return config;
     YamlReader reader(source_name, config);
-    reader.Root(documents[0]);
+    reader.Root(YAML::Load(text));
     if (!reader.errors().empty()) return Status::Error(Join(reader.errors(), "\n"));
   } catch (const YAML::Exception& e) {
     return Status::Error(Position(source_name, e.mark) + ": " + e.msg);

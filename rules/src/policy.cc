@@ -18,6 +18,7 @@
 
 #include "edge/rules/duration.h"
 #include "edge/rules/pattern.h"
+#include "edge/rules/yaml_document.h"
 
 namespace edge::rules {
 namespace {
@@ -267,47 +268,17 @@ class PolicyParser {
   std::map<std::string, int> rule_ids_;  // id -> 1-based line of its first definition
 };
 
-// Records where each document of a YAML stream starts; ignores everything else.
-class DocumentStarts final : public YAML::EventHandler {
- public:
-  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
-  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                const std::string&) override {}
-  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                       YAML::EmitterStyle::value) override {}
-  void OnSequenceEnd() override {}
-  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
-                  YAML::EmitterStyle::value) override {}
-  void OnMapEnd() override {}
-
-  std::vector<YAML::Mark> marks;
-};
-
-// Requires exactly one document. YAML::LoadAll is not used for this: in yaml-cpp 0.7 it
-// loops forever, allocating, on input such as a lone ",", because the parser then reports
-// an empty document without consuming anything (fixed upstream in yaml-cpp PR #1319). Here
-// at most three documents are read, and a document starting where the previous one started
-// is reported as the syntax error it is. May throw YAML::Exception.
-Status CheckSingleDocument(const std::string& text, const PolicyParser& parser) {
-  std::istringstream in(text);
-  YAML::Parser yaml(in);
-  DocumentStarts starts;
-  while (starts.marks.size() < 3 && yaml.HandleNextDocument(starts)) {
-    const size_t n = starts.marks.size();
-    if (n >= 2 && starts.marks[n - 1].pos == starts.marks[n - 2].pos) {
-      const YAML::Mark& at = starts.marks[n - 1];
-      const size_t pos = static_cast<size_t>(at.pos);
-      const bool printable = pos < text.size() && text[pos] > ' ' && text[pos] < 0x7f;
-      return parser.Error(at, printable ? "unexpected '" + text.substr(pos, 1) + "'"
-                                        : std::string("unexpected character"));
-    }
-  }
-  if (starts.marks.empty()) return parser.Error(YAML::Mark(), "policy is empty");
-  if (starts.marks.size() > 1) {
-    return parser.Error(starts.marks[1], "policy must be a single YAML document");
+// Requires exactly one document (see yaml_document.h for why LoadAll is not used).
+Status CheckSingleDocument(const std::string& text, const PolicyParser& parser,
+                           const std::string& source_name) {
+  auto docs = CountYamlDocuments(text, source_name);
+  if (!docs.ok()) return docs.status();
+  if (docs->count == 0) return parser.Error(YAML::Mark(), "policy is empty");
+  if (docs->count > 1) {
+    YAML::Mark at;
+    at.line = docs->second_line - 1;
+    at.column = docs->second_column - 1;
+    return parser.Error(at, "policy must be a single YAML document");
   }
   return Status::Ok();
 }
@@ -340,7 +311,7 @@ Result<Policy> ParsePolicy(std::string_view text, const std::string& source_name
   // ordinary errors here so that no exception leaves this function.
   try {
     const std::string owned(text);
-    if (Status st = CheckSingleDocument(owned, parser); !st.ok()) return st;
+    if (Status st = CheckSingleDocument(owned, parser, source_name); !st.ok()) return st;
     return parser.ParseRoot(YAML::Load(owned));
   } catch (const YAML::DeepRecursion& e) {
     return parser.Error(e.mark, "nesting too deep");

@@ -501,3 +501,15 @@ TEST(ConfigKeyTable, EveryKeyIsAcceptedInAFile) {
 
 }  // namespace
 }  // namespace edge::agent
+
+namespace edge::agent {
+namespace {
+
+TEST(ParseConfigHostile, LoneCommaIsAnErrorNotAHang) {
+  auto r = ParseConfig(",", "c.yaml");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().rfind("c.yaml:1:1:", 0), 0u) << r.error();
+}
+
+}  // namespace
+}  // namespace edge::agent
