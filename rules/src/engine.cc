@@ -1,6 +1,7 @@
 #include "edge/rules/engine.h"
 
 #include <cmath>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <unordered_map>
@@ -21,6 +22,9 @@ bool ElapsedAtLeast(int64_t from, int64_t to, int64_t span) {
 }
 
 enum class Phase : uint8_t { kIdle, kPending, kFiring };
+
+// Marks a RuleState whose state SwapPolicy already carried over.
+constexpr uint32_t kMovedRule = UINT32_MAX;
 
 // Lifecycle of one rule on one sensor. Kept to a few words: there is one per matching pair.
 struct RuleState {
@@ -51,6 +55,8 @@ class ContextRing {
     next_ = (next_ + 1) % capacity_;
   }
 
+  size_t HeapBytes() const { return items_.capacity() * sizeof(items_[0]); }
+
   // Oldest first.
   std::vector<std::pair<int64_t, double>> Snapshot() const {
     std::vector<std::pair<int64_t, double>> out;
@@ -69,8 +75,13 @@ struct SensorState {
   explicit SensorState(size_t context_size) : context(context_size) {}
 
   std::vector<RuleState> rules;  // in policy order; empty if no rule matches the sensor
-  bool seen = false;             // whether last_ts_ms holds a reading's ts
+  int32_t filter = -1;           // index into Policy::filters, -1 for none
+  bool seen = false;             // whether last_ts_ms/last_value hold a reading's
+  bool stored = false;           // whether stored_ts_ms/stored_value hold a stored reading's
   int64_t last_ts_ms = 0;
+  double last_value = 0;
+  int64_t stored_ts_ms = 0;
+  double stored_value = 0;
   ContextRing context;
 };
 
@@ -96,10 +107,7 @@ std::string_view ToString(AlertState state) {
 struct Engine::Impl {
   explicit Impl(Policy p) : policy(std::move(p)) {}
 
-  SensorState& Sensor(const std::string& sensor) {
-    auto it = sensors.find(std::string_view(sensor));
-    if (it != sensors.end()) return it->second;
-    SensorState state(policy.context_size);
+  void MatchRules(const std::string& sensor, SensorState& state) const {
     for (size_t i = 0; i < policy.rules.size(); ++i) {
       const RuleSpec& spec = policy.rules[i];
       if (!TopicMatches(spec.match, sensor)) continue;
@@ -108,18 +116,60 @@ struct Engine::Impl {
       rs.detector = MakeDetectorState(spec.params);
       state.rules.push_back(std::move(rs));
     }
-    return sensors.emplace(sensor, std::move(state)).first->second;
   }
 
-  void Emit(const RuleSpec& spec, const RuleState& rs, const SensorState& s, const Reading& r,
-            AlertState state, std::vector<AlertEvent>& out) const {
+  int32_t MatchFilter(const std::string& sensor) const {
+    for (size_t i = 0; i < policy.filters.size(); ++i) {
+      if (TopicMatches(policy.filters[i].match, sensor)) return static_cast<int32_t>(i);
+    }
+    return -1;
+  }
+
+  // Map nodes do not move, so pointers to a key and its state stay valid.
+  void IndexStale(const std::string& sensor, SensorState& state) {
+    for (size_t i = 0; i < state.rules.size(); ++i) {
+      if (std::holds_alternative<StaleParams>(policy.rules[state.rules[i].rule].params)) {
+        stale.push_back({&sensor, &state, static_cast<uint32_t>(i)});
+      }
+    }
+  }
+
+  SensorState& Sensor(const std::string& sensor) {
+    auto it = sensors.find(std::string_view(sensor));
+    if (it != sensors.end()) return it->second;
+    SensorState state(policy.context_size);
+    MatchRules(sensor, state);
+    state.filter = MatchFilter(sensor);
+    auto node = sensors.emplace(sensor, std::move(state)).first;
+    IndexStale(node->first, node->second);
+    return node->second;
+  }
+
+  // Whether the reading goes to the store, under the sensor's filter; updates the mark.
+  static bool StoreDecision(SensorState& s, const FilterSpec* f, const Reading& r) {
+    if (f == nullptr || (f->deadband <= 0 && f->downsample_ms <= 0)) return true;
+    if (s.stored) {
+      if (f->deadband > 0 && !(std::abs(r.value - s.stored_value) > f->deadband)) return false;
+      if (f->downsample_ms > 0 && !ElapsedAtLeast(s.stored_ts_ms, r.ts_ms, f->downsample_ms)) {
+        return false;
+      }
+    }
+    s.stored = true;
+    s.stored_ts_ms = r.ts_ms;
+    s.stored_value = r.value;
+    return true;
+  }
+
+  void Emit(const RuleSpec& spec, const RuleState& rs, const SensorState& s,
+            const std::string& sensor, int64_t ts_ms, double value, AlertState state,
+            std::vector<AlertEvent>& out) const {
     AlertEvent e;
     e.rule_id = spec.id;
-    e.sensor = r.sensor;
+    e.sensor = sensor;
     e.severity = spec.severity;
     e.state = state;
-    e.value = r.value;
-    e.ts_ms = r.ts_ms;
+    e.value = value;
+    e.ts_ms = ts_ms;
     e.started_ms = rs.run_start_ms;
     e.context = s.context.Snapshot();
     out.push_back(std::move(e));
@@ -129,10 +179,12 @@ struct Engine::Impl {
             std::vector<AlertEvent>& out) const {
     const RuleSpec& spec = policy.rules[rs.rule];
     const bool firing = rs.phase == Phase::kFiring;
-    const bool holds = ConditionHolds(spec.params, rs.detector, r.ts_ms, r.value, firing);
+    const Verdict v = Evaluate(spec.params, rs.detector, r.ts_ms, r.value, firing);
+    if (v.condition == Condition::kUnknown) return;
+    const bool holds = v.condition == Condition::kHolds;
     if (firing) {
       if (holds) return;  // dedupe: one firing event per episode
-      Emit(spec, rs, s, r, AlertState::kResolved, out);
+      Emit(spec, rs, s, r.sensor, r.ts_ms, r.value, AlertState::kResolved, out);
       rs.phase = Phase::kIdle;
       rs.resolved_before = true;
       rs.resolved_ms = r.ts_ms;
@@ -144,18 +196,27 @@ struct Engine::Impl {
     }
     if (rs.phase == Phase::kIdle) {
       rs.phase = Phase::kPending;
-      rs.run_start_ms = r.ts_ms;
+      rs.run_start_ms = v.since_ms == kNoSince ? r.ts_ms : v.since_ms;
     }
     if (!ElapsedAtLeast(rs.run_start_ms, r.ts_ms, HoldMs(spec.params))) return;
     if (rs.resolved_before && !ElapsedAtLeast(rs.resolved_ms, r.ts_ms, spec.cooldown_ms)) return;
     rs.phase = Phase::kFiring;
-    Emit(spec, rs, s, r, AlertState::kFiring, out);
+    Emit(spec, rs, s, r.sensor, r.ts_ms, r.value, AlertState::kFiring, out);
   }
 
   Policy policy;
   std::unordered_map<std::string, SensorState, StringHash, std::equal_to<>> sensors;
+  // Every (sensor, index into its rules) of a stale rule, for Advance.
+  struct StaleRef {
+    const std::string* sensor;
+    SensorState* state;
+    uint32_t index;
+  };
+  std::vector<StaleRef> stale;
   uint64_t out_of_order = 0;
-  uint64_t nan_readings = 0;
+  uint64_t duplicates = 0;
+  uint64_t non_finite = 0;
+  uint64_t out_of_range = 0;
 };
 
 Engine::Engine(Policy policy) : impl_(std::make_unique<Impl>(std::move(policy))) {}
@@ -163,21 +224,130 @@ Engine::~Engine() = default;
 Engine::Engine(Engine&&) noexcept = default;
 Engine& Engine::operator=(Engine&&) noexcept = default;
 
-void Engine::Process(const Reading& r, std::vector<AlertEvent>& out) {
-  SensorState& s = impl_->Sensor(r.sensor);
-  if (s.rules.empty()) return;
-  if (std::isnan(r.value)) {
-    ++impl_->nan_readings;
-    return;
+ReadingVerdict Engine::Process(const Reading& r, std::vector<AlertEvent>& out) {
+  Impl& im = *impl_;
+  SensorState& s = im.Sensor(r.sensor);
+  if (!std::isfinite(r.value)) {
+    ++im.non_finite;
+    return {false, false};
+  }
+  const FilterSpec* f = s.filter < 0 ? nullptr : &im.policy.filters[static_cast<size_t>(s.filter)];
+  if (f != nullptr &&
+      ((f->valid_min && r.value < *f->valid_min) || (f->valid_max && r.value > *f->valid_max))) {
+    ++im.out_of_range;
+    return {false, false};
+  }
+  ReadingVerdict verdict;
+  if (s.rules.empty()) {
+    // Kept so that a rule a policy swap adds (stale, say) knows the sensor's newest reading.
+    if (!s.seen || r.ts_ms >= s.last_ts_ms) {
+      s.seen = true;
+      s.last_ts_ms = r.ts_ms;
+      s.last_value = r.value;
+    }
+    verdict.store = Impl::StoreDecision(s, f, r);
+    return verdict;
   }
   if (s.seen && r.ts_ms < s.last_ts_ms) {
-    ++impl_->out_of_order;
-    return;
+    ++im.out_of_order;
+    verdict.store = Impl::StoreDecision(s, f, r);
+    return verdict;
   }
+  if (s.seen && r.ts_ms == s.last_ts_ms && r.value == s.last_value) {
+    ++im.duplicates;
+    verdict.store = false;
+    return verdict;
+  }
+  verdict.store = Impl::StoreDecision(s, f, r);
   s.seen = true;
   s.last_ts_ms = r.ts_ms;
+  s.last_value = r.value;
   s.context.Push(r.ts_ms, r.value);
-  for (RuleState& rs : s.rules) impl_->Step(rs, s, r, out);
+  for (RuleState& rs : s.rules) im.Step(rs, s, r, out);
+  return verdict;
+}
+
+void Engine::Advance(int64_t now_ms, std::vector<AlertEvent>& out) {
+  Impl& im = *impl_;
+  for (const Impl::StaleRef& ref : im.stale) {
+    SensorState& s = *ref.state;
+    RuleState& rs = s.rules[ref.index];
+    if (rs.phase == Phase::kFiring || !s.seen) continue;
+    const RuleSpec& spec = im.policy.rules[rs.rule];
+    const int64_t after = std::get<StaleParams>(spec.params).after_ms;
+    if (!ElapsedAtLeast(s.last_ts_ms, now_ms, after)) continue;
+    if (rs.resolved_before && !ElapsedAtLeast(rs.resolved_ms, now_ms, spec.cooldown_ms)) continue;
+    rs.phase = Phase::kFiring;
+    rs.run_start_ms = s.last_ts_ms + after;  // <= now_ms here: no overflow
+    im.Emit(spec, rs, s, *ref.sensor, now_ms, s.last_value, AlertState::kFiring, out);
+  }
+}
+
+void Engine::SwapPolicy(Policy next, std::vector<AlertEvent>& out) {
+  Impl& im = *impl_;
+  Policy old = std::move(im.policy);
+  im.policy = std::move(next);
+  im.stale.clear();
+  for (auto& [sensor, s] : im.sensors) {
+    std::vector<RuleState> previous = std::move(s.rules);
+    s.rules.clear();
+    im.MatchRules(sensor, s);
+    for (RuleState& fresh : s.rules) {
+      const RuleSpec& spec = im.policy.rules[fresh.rule];
+      for (RuleState& prev : previous) {
+        if (prev.rule == kMovedRule || !(old.rules[prev.rule] == spec)) continue;
+        const uint32_t index = fresh.rule;
+        fresh = std::move(prev);
+        fresh.rule = index;
+        prev.rule = kMovedRule;
+        break;
+      }
+    }
+    for (const RuleState& prev : previous) {
+      if (prev.rule == kMovedRule || prev.phase != Phase::kFiring) continue;
+      im.Emit(old.rules[prev.rule], prev, s, sensor, s.last_ts_ms, s.last_value,
+              AlertState::kResolved, out);
+    }
+    s.filter = im.MatchFilter(sensor);
+    if (im.policy.context_size != old.context_size) {
+      ContextRing ring(im.policy.context_size);
+      for (const auto& [ts, v] : s.context.Snapshot()) ring.Push(ts, v);
+      s.context = std::move(ring);
+    }
+    im.IndexStale(sensor, s);
+  }
+}
+
+std::vector<Episode> Engine::FiringEpisodes() const {
+  std::vector<Episode> episodes;
+  for (const auto& [sensor, s] : impl_->sensors) {
+    for (const RuleState& rs : s.rules) {
+      if (rs.phase != Phase::kFiring) continue;
+      episodes.push_back(Episode{impl_->policy.rules[rs.rule].id, sensor, rs.run_start_ms,
+                                 s.last_ts_ms, s.last_value});
+    }
+  }
+  return episodes;
+}
+
+size_t Engine::RestoreEpisodes(const std::vector<Episode>& episodes) {
+  size_t restored = 0;
+  for (const Episode& e : episodes) {
+    SensorState& s = impl_->Sensor(e.sensor);
+    for (RuleState& rs : s.rules) {
+      if (impl_->policy.rules[rs.rule].id != e.rule_id) continue;
+      rs.phase = Phase::kFiring;
+      rs.run_start_ms = e.started_ms;
+      if (!s.seen || e.last_ts_ms > s.last_ts_ms) {
+        s.seen = true;
+        s.last_ts_ms = e.last_ts_ms;
+        s.last_value = e.last_value;
+      }
+      ++restored;
+      break;
+    }
+  }
+  return restored;
 }
 
 const Policy& Engine::policy() const { return impl_->policy; }
@@ -186,6 +356,22 @@ size_t Engine::sensors_tracked() const { return impl_->sensors.size(); }
 
 uint64_t Engine::out_of_order() const { return impl_->out_of_order; }
 
-uint64_t Engine::nan_readings() const { return impl_->nan_readings; }
+uint64_t Engine::duplicates() const { return impl_->duplicates; }
+
+uint64_t Engine::non_finite() const { return impl_->non_finite; }
+
+uint64_t Engine::out_of_range() const { return impl_->out_of_range; }
+
+size_t Engine::ApproxStateBytes() const {
+  // Each map node holds the key, the state and two pointers (bucket chain, cached hash).
+  size_t bytes = impl_->sensors.bucket_count() * sizeof(void*);
+  for (const auto& [sensor, s] : impl_->sensors) {
+    bytes += sizeof(std::pair<const std::string, SensorState>) + 2 * sizeof(void*);
+    if (sensor.capacity() > 15) bytes += sensor.capacity() + 1;
+    bytes += s.context.HeapBytes() + s.rules.capacity() * sizeof(RuleState);
+    for (const RuleState& rs : s.rules) bytes += HeapBytes(rs.detector);
+  }
+  return bytes + impl_->stale.capacity() * sizeof(Impl::StaleRef);
+}
 
 }  // namespace edge::rules

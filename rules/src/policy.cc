@@ -5,6 +5,7 @@
 #include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -27,6 +28,15 @@ constexpr int64_t kMaxContext = 1000;
 
 // One overload per RuleParams alternative; a kind without one does not compile.
 std::string_view KindName(const ThresholdParams&) { return "threshold"; }
+std::string_view KindName(const RateParams&) { return "rate"; }
+std::string_view KindName(const ZScoreParams&) { return "zscore"; }
+std::string_view KindName(const StaleParams&) { return "stale"; }
+std::string_view KindName(const FlatlineParams&) { return "flatline"; }
+std::string_view KindName(const RangeParams&) { return "range"; }
+
+constexpr const char* kKinds = "threshold, rate, zscore, stale, flatline, range";
+constexpr const char* kCommonKeys = "id, match, kind, severity, cooldown";
+constexpr int64_t kMaxMinSamples = 1'000'000;
 
 // One key/value pair of a YAML mapping, with the key already read as text.
 struct Entry {
@@ -113,6 +123,13 @@ class PolicyParser {
         Result<size_t> n = ContextSize(e);
         if (!n.ok()) return n.status();
         policy.context_size = *n;
+      } else if (e.key == "filters") {
+        if (!e.value.IsSequence()) return ValueError(e, "'filters' must be a list");
+        for (const YAML::Node& item : e.value) {
+          Result<FilterSpec> filter = ParseFilter(item);
+          if (!filter.ok()) return filter.status();
+          policy.filters.push_back(std::move(*filter));
+        }
       } else if (e.key == "rules") {
         if (!e.value.IsSequence()) return ValueError(e, "'rules' must be a list");
         for (const YAML::Node& item : e.value) {
@@ -122,8 +139,9 @@ class PolicyParser {
         }
         have_rules = true;
       } else {
-        return Error(e.key_node.Mark(),
-                     "unknown key '" + e.key + "' in policy (expected version, context, rules)");
+        return Error(
+            e.key_node.Mark(),
+            "unknown key '" + e.key + "' in policy (expected version, context, filters, rules)");
       }
     }
     if (!have_rules) return Error(root.Mark(), "policy has no 'rules' key");
@@ -162,6 +180,98 @@ class PolicyParser {
     return ValueError(e, "unknown severity '" + *s + "' (expected info, warning, critical)");
   }
 
+  // An integer in [lo, hi].
+  Result<int64_t> Integer(const Entry& e, int64_t lo, int64_t hi) const {
+    const std::string bad = "'" + e.key + "' must be an integer from " + std::to_string(lo) +
+                            " to " + std::to_string(hi);
+    if (!e.value.IsScalar() || e.value.Tag() != "?") return ValueError(e, bad);
+    const std::string& text = e.value.Scalar();
+    int64_t n = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size() || n < lo || n > hi) {
+      return ValueError(e, bad);
+    }
+    return n;
+  }
+
+  Status UnknownKey(const Entry& e, std::string_view what, std::string_view keys) const {
+    return Error(e.key_node.Mark(), "unknown key '" + e.key + "' in " + std::string(what) +
+                                        " (expected " + std::string(keys) + ")");
+  }
+
+  Result<std::string> Pattern(const Entry& e) const {
+    Result<std::string> s = String(e);
+    if (!s.ok()) return s.status();
+    if (Status st = ValidatePattern(*s); !st.ok()) return ValueError(e, st.message());
+    return s;
+  }
+
+  // Reads a number into `out`; the Status says whether it worked.
+  Status Read(const Entry& e, double& out) const {
+    Result<double> v = Number(e);
+    if (!v.ok()) return v.status();
+    out = *v;
+    return Status::Ok();
+  }
+  Status Read(const Entry& e, std::optional<double>& out) const {
+    double v = 0;
+    if (Status st = Read(e, v); !st.ok()) return st;
+    out = v;
+    return Status::Ok();
+  }
+  Status ReadDuration(const Entry& e, int64_t& out) const {
+    Result<int64_t> ms = Duration(e);
+    if (!ms.ok()) return ms.status();
+    out = *ms;
+    return Status::Ok();
+  }
+
+  Result<FilterSpec> ParseFilter(const YAML::Node& node) const {
+    Result<std::vector<Entry>> entries = Entries(node, "filter");
+    if (!entries.ok()) return entries.status();
+    FilterSpec f;
+    bool have_match = false;
+    for (const Entry& e : *entries) {
+      Status st = Status::Ok();
+      if (e.key == "match") {
+        Result<std::string> m = Pattern(e);
+        if (!m.ok()) return m.status();
+        f.match = std::move(*m);
+        have_match = true;
+      } else if (e.key == "valid_range") {
+        Result<std::vector<Entry>> range = Entries(e.value, "'valid_range'");
+        if (!range.ok()) return range.status();
+        const Entry* max_entry = nullptr;
+        for (const Entry& r : *range) {
+          if (r.key == "min") {
+            st = Read(r, f.valid_min);
+          } else if (r.key == "max") {
+            st = Read(r, f.valid_max);
+            max_entry = &r;
+          } else {
+            st = UnknownKey(r, "valid_range", "min, max");
+          }
+          if (!st.ok()) return st;
+        }
+        if (!f.valid_min && !f.valid_max)
+          return ValueError(e, "'valid_range' needs 'min' or 'max'");
+        if (f.valid_min && f.valid_max && *f.valid_max <= *f.valid_min) {
+          return ValueError(*max_entry, "'max' must be greater than 'min'");
+        }
+      } else if (e.key == "deadband") {
+        st = Read(e, f.deadband);
+        if (st.ok() && f.deadband < 0) return ValueError(e, "'deadband' must not be negative");
+      } else if (e.key == "downsample") {
+        st = ReadDuration(e, f.downsample_ms);
+      } else {
+        st = UnknownKey(e, "filter", "match, valid_range, deadband, downsample");
+      }
+      if (!st.ok()) return st;
+    }
+    if (!have_match) return Error(node.Mark(), "filter has no 'match'");
+    return f;
+  }
+
   Result<RuleSpec> ParseRule(const YAML::Node& node) {
     Result<std::vector<Entry>> entries = Entries(node, "rule");
     if (!entries.ok()) return entries.status();
@@ -174,16 +284,17 @@ class PolicyParser {
     if (kind == nullptr) return Error(node.Mark(), "rule has no 'kind'");
     Result<std::string> kind_name = String(*kind);
     if (!kind_name.ok()) return kind_name.status();
-    if (*kind_name != "threshold") {
-      return ValueError(*kind, "unknown kind '" + *kind_name + "' (expected threshold)");
+    static constexpr std::string_view kKnown[] = {"threshold", "rate",     "zscore",
+                                                  "stale",     "flatline", "range"};
+    if (std::find(std::begin(kKnown), std::end(kKnown), *kind_name) == std::end(kKnown)) {
+      return ValueError(*kind,
+                        "unknown kind '" + *kind_name + "' (expected " + std::string(kKinds) + ")");
     }
 
     RuleSpec rule;
     const Entry* id = nullptr;
     bool have_match = false;
-    ThresholdParams threshold;
-    const Entry* below = nullptr;
-    const Entry* clear = nullptr;
+    std::vector<const Entry*> rest;  // the kind's own keys
     for (const Entry& e : *entries) {
       if (e.key == "kind") continue;
       if (e.key == "id") {
@@ -195,46 +306,39 @@ class PolicyParser {
         rule.id = std::move(*s);
         id = &e;
       } else if (e.key == "match") {
-        Result<std::string> s = String(e);
-        if (!s.ok()) return s.status();
-        if (Status st = ValidatePattern(*s); !st.ok()) return ValueError(e, st.message());
-        rule.match = std::move(*s);
+        Result<std::string> m = Pattern(e);
+        if (!m.ok()) return m.status();
+        rule.match = std::move(*m);
         have_match = true;
       } else if (e.key == "severity") {
         Result<Severity> sev = ParseSeverity(e);
         if (!sev.ok()) return sev.status();
         rule.severity = *sev;
       } else if (e.key == "cooldown") {
-        Result<int64_t> ms = Duration(e);
-        if (!ms.ok()) return ms.status();
-        rule.cooldown_ms = *ms;
-      } else if (e.key == "for") {
-        Result<int64_t> ms = Duration(e);
-        if (!ms.ok()) return ms.status();
-        threshold.for_ms = *ms;
-      } else if (e.key == "above" || e.key == "below" || e.key == "clear") {
-        Result<double> v = Number(e);
-        if (!v.ok()) return v.status();
-        if (e.key == "above") {
-          threshold.above = *v;
-        } else if (e.key == "below") {
-          threshold.below = *v;
-          below = &e;
-        } else {
-          threshold.clear = *v;
-          clear = &e;
-        }
+        if (Status st = ReadDuration(e, rule.cooldown_ms); !st.ok()) return st;
       } else {
-        return Error(e.key_node.Mark(),
-                     "unknown key '" + e.key +
-                         "' in threshold rule (expected id, match, kind, severity, cooldown, "
-                         "above, below, clear, for)");
+        rest.push_back(&e);
       }
     }
+
+    Result<RuleParams> params = Status::Error("");
+    if (*kind_name == "threshold") {
+      params = ParseThreshold(node, rest);
+    } else if (*kind_name == "rate") {
+      params = ParseRate(node, rest);
+    } else if (*kind_name == "zscore") {
+      params = ParseZScore(node, rest);
+    } else if (*kind_name == "stale") {
+      params = ParseStale(node, rest);
+    } else if (*kind_name == "flatline") {
+      params = ParseFlatline(node, rest);
+    } else {
+      params = ParseRange(node, rest);
+    }
+    if (!params.ok()) return params.status();
     if (id == nullptr) return Error(node.Mark(), "rule has no 'id'");
     if (!have_match) return Error(node.Mark(), "rule '" + rule.id + "' has no 'match'");
-    if (Status st = CheckThreshold(node, threshold, below, clear); !st.ok()) return st;
-    rule.params = threshold;
+    rule.params = std::move(*params);
 
     const auto [it, inserted] = rule_ids_.emplace(rule.id, id->value.Mark().line + 1);
     if (!inserted) {
@@ -244,8 +348,33 @@ class PolicyParser {
     return rule;
   }
 
-  Status CheckThreshold(const YAML::Node& node, const ThresholdParams& p, const Entry* below,
-                        const Entry* clear) const {
+  Status UnknownRuleKey(const Entry& e, std::string_view kind, std::string_view keys) const {
+    return UnknownKey(e, std::string(kind) + " rule",
+                      std::string(kCommonKeys) + ", " + std::string(keys));
+  }
+
+  Result<RuleParams> ParseThreshold(const YAML::Node& node,
+                                    const std::vector<const Entry*>& rest) const {
+    ThresholdParams p;
+    const Entry* below = nullptr;
+    const Entry* clear = nullptr;
+    for (const Entry* e : rest) {
+      Status st = Status::Ok();
+      if (e->key == "for") {
+        st = ReadDuration(*e, p.for_ms);
+      } else if (e->key == "above") {
+        st = Read(*e, p.above);
+      } else if (e->key == "below") {
+        st = Read(*e, p.below);
+        below = e;
+      } else if (e->key == "clear") {
+        st = Read(*e, p.clear);
+        clear = e;
+      } else {
+        st = UnknownRuleKey(*e, "threshold", "above, below, clear, for");
+      }
+      if (!st.ok()) return st;
+    }
     if (!p.above && !p.below) return Error(node.Mark(), "threshold rule needs 'above' or 'below'");
     if (p.above && p.below && *p.below >= *p.above) {
       return ValueError(*below, "'below' must be less than 'above'");
@@ -261,7 +390,153 @@ class PolicyParser {
         return ValueError(*clear, "'clear' must be greater than 'below'");
       }
     }
-    return Status::Ok();
+    return RuleParams(p);
+  }
+
+  Result<RuleParams> ParseRate(const YAML::Node& node,
+                               const std::vector<const Entry*>& rest) const {
+    RateParams p;
+    const Entry* window = nullptr;
+    const Entry* max_rate = nullptr;
+    for (const Entry* e : rest) {
+      Status st = Status::Ok();
+      if (e->key == "for") {
+        st = ReadDuration(*e, p.for_ms);
+      } else if (e->key == "window") {
+        st = ReadDuration(*e, p.window_ms);
+        window = e;
+      } else if (e->key == "max_rate") {
+        st = Read(*e, p.max_rate);
+        max_rate = e;
+      } else if (e->key == "direction") {
+        Result<std::string> d = String(*e);
+        if (!d.ok()) return d.status();
+        if (*d == "up") {
+          p.direction = Direction::kUp;
+        } else if (*d == "down") {
+          p.direction = Direction::kDown;
+        } else if (*d == "both") {
+          p.direction = Direction::kBoth;
+        } else {
+          return ValueError(*e, "unknown direction '" + *d + "' (expected up, down, both)");
+        }
+      } else {
+        st = UnknownRuleKey(*e, "rate", "window, max_rate, direction, for");
+      }
+      if (!st.ok()) return st;
+    }
+    if (window == nullptr) return Error(node.Mark(), "rate rule needs 'window'");
+    if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
+    if (max_rate == nullptr) return Error(node.Mark(), "rate rule needs 'max_rate'");
+    if (p.max_rate <= 0) return ValueError(*max_rate, "'max_rate' must be greater than 0");
+    return RuleParams(p);
+  }
+
+  Result<RuleParams> ParseZScore(const YAML::Node& node,
+                                 const std::vector<const Entry*>& rest) const {
+    ZScoreParams p;
+    std::vector<const Entry*> baselines;  // window, alpha, half_life: exactly one
+    for (const Entry* e : rest) {
+      Status st = Status::Ok();
+      if (e->key == "for") {
+        st = ReadDuration(*e, p.for_ms);
+      } else if (e->key == "window") {
+        st = ReadDuration(*e, p.window_ms);
+        if (st.ok() && p.window_ms <= 0) return ValueError(*e, "'window' must be greater than 0");
+        baselines.push_back(e);
+      } else if (e->key == "alpha") {
+        st = Read(*e, p.alpha);
+        if (st.ok() && !(p.alpha > 0 && p.alpha <= 1)) {
+          return ValueError(*e, "'alpha' must be greater than 0 and at most 1");
+        }
+        baselines.push_back(e);
+      } else if (e->key == "half_life") {
+        st = ReadDuration(*e, p.half_life_ms);
+        if (st.ok() && p.half_life_ms <= 0) {
+          return ValueError(*e, "'half_life' must be greater than 0");
+        }
+        baselines.push_back(e);
+      } else if (e->key == "z") {
+        st = Read(*e, p.z);
+        if (st.ok() && p.z <= 0) return ValueError(*e, "'z' must be greater than 0");
+      } else if (e->key == "min_samples") {
+        Result<int64_t> n = Integer(*e, 2, kMaxMinSamples);
+        if (!n.ok()) return n.status();
+        p.min_samples = *n;
+      } else {
+        st = UnknownRuleKey(*e, "zscore", "window, alpha, half_life, z, min_samples, for");
+      }
+      if (!st.ok()) return st;
+    }
+    if (baselines.empty()) {
+      return Error(node.Mark(), "zscore rule needs one of 'window', 'alpha' or 'half_life'");
+    }
+    if (baselines.size() > 1) {
+      return Error(baselines[1]->key_node.Mark(),
+                   "zscore rule takes only one of 'window', 'alpha' or 'half_life'");
+    }
+    return RuleParams(p);
+  }
+
+  Result<RuleParams> ParseStale(const YAML::Node& node,
+                                const std::vector<const Entry*>& rest) const {
+    StaleParams p;
+    const Entry* after = nullptr;
+    for (const Entry* e : rest) {
+      if (e->key != "after") return UnknownRuleKey(*e, "stale", "after");
+      if (Status st = ReadDuration(*e, p.after_ms); !st.ok()) return st;
+      after = e;
+    }
+    if (after == nullptr) return Error(node.Mark(), "stale rule needs 'after'");
+    if (p.after_ms <= 0) return ValueError(*after, "'after' must be greater than 0");
+    return RuleParams(p);
+  }
+
+  Result<RuleParams> ParseFlatline(const YAML::Node& node,
+                                   const std::vector<const Entry*>& rest) const {
+    FlatlineParams p;
+    const Entry* window = nullptr;
+    for (const Entry* e : rest) {
+      Status st = Status::Ok();
+      if (e->key == "window") {
+        st = ReadDuration(*e, p.window_ms);
+        window = e;
+      } else if (e->key == "epsilon") {
+        st = Read(*e, p.epsilon);
+        if (st.ok() && p.epsilon < 0) return ValueError(*e, "'epsilon' must not be negative");
+      } else {
+        st = UnknownRuleKey(*e, "flatline", "window, epsilon");
+      }
+      if (!st.ok()) return st;
+    }
+    if (window == nullptr) return Error(node.Mark(), "flatline rule needs 'window'");
+    if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
+    return RuleParams(p);
+  }
+
+  Result<RuleParams> ParseRange(const YAML::Node& node,
+                                const std::vector<const Entry*>& rest) const {
+    RangeParams p;
+    const Entry* max = nullptr;
+    for (const Entry* e : rest) {
+      Status st = Status::Ok();
+      if (e->key == "for") {
+        st = ReadDuration(*e, p.for_ms);
+      } else if (e->key == "min") {
+        st = Read(*e, p.min);
+      } else if (e->key == "max") {
+        st = Read(*e, p.max);
+        max = e;
+      } else {
+        st = UnknownRuleKey(*e, "range", "min, max, for");
+      }
+      if (!st.ok()) return st;
+    }
+    if (!p.min && !p.max) return Error(node.Mark(), "range rule needs 'min' or 'max'");
+    if (p.min && p.max && *p.max <= *p.min) {
+      return ValueError(*max, "'max' must be greater than 'min'");
+    }
+    return RuleParams(p);
   }
 
   const std::string& source_name_;
@@ -293,6 +568,18 @@ std::string_view ToString(Severity severity) {
       return "warning";
     case Severity::kCritical:
       return "critical";
+  }
+  return "unknown";
+}
+
+std::string_view ToString(Direction direction) {
+  switch (direction) {
+    case Direction::kUp:
+      return "up";
+    case Direction::kDown:
+      return "down";
+    case Direction::kBoth:
+      return "both";
   }
   return "unknown";
 }

@@ -151,9 +151,10 @@ TEST(ThresholdRule, NewEpisodeFiresAgainAfterResolve) {
   EXPECT_EQ(events[0].started_ms, 2 * kSec);
 }
 
-TEST(ThresholdRule, InfiniteValueIsBad) {
+TEST(ThresholdRule, InfiniteValueIsDroppedNotBad) {
   Engine engine(MakePolicy({RuleBuilder("hot").Above(90)}));
-  EXPECT_EQ(Feed(engine, kBoiler, 0, std::numeric_limits<double>::infinity()).size(), 1u);
+  EXPECT_THAT(Feed(engine, kBoiler, 0, std::numeric_limits<double>::infinity()), IsEmpty());
+  EXPECT_EQ(engine.non_finite(), 1u);
 }
 
 // ---- Threshold: hysteresis ----

@@ -227,8 +227,8 @@ TEST(ParsePolicyError, StrayCommaAfterBlockList) {
 }
 
 TEST(ParsePolicyError, UnknownTopLevelKey) {
-  const std::string err = ParseError("rules: []\nfilters: []\n");
-  EXPECT_THAT(err, StartsWith("p.yaml:2:1: unknown key 'filters' in policy"));
+  const std::string err = ParseError("rules: []\nfilter: []\n");
+  EXPECT_THAT(err, StartsWith("p.yaml:2:1: unknown key 'filter' in policy"));
 }
 
 TEST(ParsePolicyError, DuplicateTopLevelKey) {
@@ -308,7 +308,8 @@ TEST(ParsePolicyError, MissingKind) {
 
 TEST(ParsePolicyError, UnknownKind) {
   EXPECT_EQ(ParseError("rules:\n  - id: a\n    match: x\n    kind: treshold\n"),
-            "p.yaml:4:11: unknown kind 'treshold' (expected threshold)");
+            "p.yaml:4:11: unknown kind 'treshold' (expected threshold, rate, zscore, stale, "
+            "flatline, range)");
 }
 
 TEST(ParsePolicyError, KindIsNotAString) {

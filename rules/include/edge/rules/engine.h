@@ -36,21 +36,46 @@ struct AlertEvent {
   std::vector<std::pair<int64_t, double>> context;
 };
 
+// What the engine decided about one reading, for the caller's storage. `accepted` is false
+// for a reading a filter rejected (non-finite, outside valid_range): nothing should keep it.
+// `store` is false also for a reading the filter's deadband or downsample thins out, and for
+// a duplicate: the rules saw it, the readings store and the uplink need not.
+struct ReadingVerdict {
+  bool accepted = true;
+  bool store = true;
+};
+
+// A firing episode, as saved across restarts: enough to restore the rule to firing without
+// a second firing event, so that the next clearing reading resolves it.
+struct Episode {
+  std::string rule_id;
+  std::string sensor;
+  int64_t started_ms = 0;  // the episode's started_ms
+  int64_t last_ts_ms = 0;  // ts of the newest reading of the sensor known to the saver
+  double last_value = 0;
+  bool operator==(const Episode&) const = default;
+};
+
 // Lifecycle per (rule, sensor), for every kind:
 // - The condition (see detector.h) starts a pending run at the first reading where it holds.
 //   The rule fires on a reading where it still holds and ts - run start >= `for`; a reading
-//   where it does not hold cancels the run.
+//   where it does not hold cancels the run. A detector that cannot tell yet (kUnknown)
+//   leaves the rule where it is.
 // - One firing event per episode; later readings that keep the condition add nothing.
 // - While firing, the first reading where the condition no longer holds (after hysteresis)
 //   resolves the alert; the resolved event carries the episode's started_ms.
 // - After a resolve, the rule does not fire again for that sensor until `cooldown` of event
 //   time has passed since the resolving reading. A run may start during the cooldown; it
 //   fires on the first reading past the cooldown, with started_ms = the run's start.
-// - A reading older than the newest one already seen for the sensor is out of order: every
-//   rule ignores it, it joins no context, and out_of_order() counts it. Equal timestamps
-//   are in order.
-// - A reading with a NaN value is ignored the same way, counted by nan_readings().
-// Readings of a sensor no rule matches are dropped uncounted.
+// - `stale` fires from Advance(now_ms) when now_ms - the sensor's newest ts >= `after`, with
+//   started_ms = newest ts + after and the newest reading's value; a reading resolves it.
+// - Filters (policy.h) run first, for every sensor: a non-finite value, or one outside the
+//   sensor's valid_range, is dropped (counted by non_finite() / out_of_range()).
+// - For a sensor some rule matches: a reading older than the newest one already seen is out
+//   of order: every rule ignores it, it joins no context, and out_of_order() counts it.
+//   Equal timestamps are in order, except a reading equal in timestamp and value to the
+//   newest, which is a duplicate: ignored, not stored, counted by duplicates().
+// Readings of a sensor no rule or filter matches pass through uncounted.
 class Engine {
  public:
   explicit Engine(Policy policy);
@@ -61,10 +86,32 @@ class Engine {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Runs every rule whose pattern matches r.sensor and appends their firing and resolved
-  // events to `out` (in policy order). The rules matching a sensor are found once, at its
-  // first reading, and cached; later readings cost O(matching rules).
-  void Process(const Reading& r, std::vector<AlertEvent>& out);
+  // Filters the reading, runs every rule whose pattern matches r.sensor and appends their
+  // firing and resolved events to `out` (in policy order). The rules and filter matching a
+  // sensor are found once, at its first reading, and cached; later readings cost O(matching
+  // rules), amortized O(1) each.
+  ReadingVerdict Process(const Reading& r, std::vector<AlertEvent>& out);
+
+  // Gives clock-driven rules (stale) the time: now_ms on the same scale as reading
+  // timestamps (ms since the epoch). Appends the firing events to `out`. O(stale
+  // rule-sensor pairs); call it about once a second, or in replay as event time advances.
+  void Advance(int64_t now_ms, std::vector<AlertEvent>& out);
+
+  // Replaces the policy between readings. A rule whose RuleSpec is equal in both policies
+  // (same id and definition) keeps its state for every sensor: windows, pending runs,
+  // firing episodes, cooldowns. A rule removed or changed starts afresh; its firing
+  // episodes end with a resolved event (value and ts of the sensor's newest reading)
+  // appended to `out`. Sensors' newest readings, context and stored-reading marks survive.
+  void SwapPolicy(Policy policy, std::vector<AlertEvent>& out);
+
+  // The firing episodes, for saving. O(sensors x matching rules).
+  std::vector<Episode> FiringEpisodes() const;
+
+  // Puts saved episodes back: each whose rule id exists and matches its sensor becomes
+  // firing with its started_ms, without an event; the sensor's newest reading becomes
+  // (last_ts_ms, last_value) unless a newer one is known. Others are skipped. Returns how
+  // many were restored. Call before the first reading, or at least before the sensor's.
+  size_t RestoreEpisodes(const std::vector<Episode>& episodes);
 
   const Policy& policy() const;
 
@@ -75,8 +122,19 @@ class Engine {
   // Readings ignored because they were older than the sensor's newest reading.
   uint64_t out_of_order() const;
 
-  // Readings ignored because their value was NaN.
-  uint64_t nan_readings() const;
+  // Readings ignored because they repeated the sensor's newest reading exactly.
+  uint64_t duplicates() const;
+
+  // Readings dropped because their value was NaN or infinite.
+  uint64_t non_finite() const;
+  uint64_t nan_readings() const { return non_finite(); }  // older name
+
+  // Readings dropped because they lay outside their filter's valid_range.
+  uint64_t out_of_range() const;
+
+  // Approximate memory held for rule state: per sensor-rule state, window buffers, context
+  // rings and the sensor table. For capacity planning and the benchmark.
+  size_t ApproxStateBytes() const;
 
  private:
   struct Impl;
