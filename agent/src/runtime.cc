@@ -85,6 +85,16 @@ class StoreOutboxSource final : public cloudsync::OutboxSource {
     return Status::Ok();
   }
 
+  Result<int64_t> DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) override {
+    auto moved = reader_.DeadLetter(seqs, reason);
+    if (!moved.ok()) {
+      errors_.Inc();
+      return moved.status();
+    }
+    pending_.Add(-static_cast<double>(*moved));
+    return *moved;
+  }
+
  private:
   StoreReader& reader_;
   std::string node_;

@@ -56,4 +56,21 @@ std::vector<int64_t> AckedSeqs(const std::vector<OutboxItem>& items,
   return seqs;
 }
 
+Result<std::string> EncodeStatusBody(std::string_view node_id, int64_t sent_ms,
+                                     std::string_view status_json) {
+  nlohmann::json status = nlohmann::json::parse(status_json, nullptr, false);
+  if (status.is_discarded()) return Status::Error("status is not valid JSON");
+  if (!status.is_object()) return Status::Error("status is not a JSON object");
+  nlohmann::json doc = {
+      {"node", std::string(node_id)}, {"sent_ms", sent_ms}, {"status", std::move(status)}};
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+bool IsProtocolErrorReply(std::string_view body) {
+  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return false;
+  const auto it = doc.find("error");
+  return it != doc.end() && it->is_string();
+}
+
 }  // namespace edge::cloudsync

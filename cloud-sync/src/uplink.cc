@@ -26,6 +26,8 @@
 #include <chrono>
 #include <exception>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <optional>
 #include <random>
 #include <sstream>
@@ -53,6 +55,9 @@ constexpr size_t kMaxTokenFileBytes = 64 << 10;
 constexpr int64_t kTokenRefreshMs = 60'000;
 constexpr size_t kLogSnippetBytes = 200;
 constexpr const char* kBatchesPath = "/v1/batches";
+constexpr const char* kStatusPath = "/v1/status";
+constexpr const char* kDeadLetterKinds[] = {"alert", "rollup", "status", "other"};
+constexpr const char* kDeadLetterReasons[] = {"malformed", "too_large"};
 
 Result<std::string> ReadTokenFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -303,13 +308,27 @@ class HttpConnection {
   std::shared_ptr<asio::steady_timer> resolve_wake_;
 };
 
-enum class Outcome { kOk, kRetry, kRejected, kUnauthorized, kLocalError };
+// kRejected: a 4xx about the request as a whole (403, 404, 415, a proxy's 400, ...), which
+// no row can fix; retried with backoff. kMalformed (400/422 in the protocol's error shape)
+// and kTooLarge (413) are about the rows in the batch.
+enum class Outcome { kOk, kRetry, kRejected, kMalformed, kTooLarge, kUnauthorized, kLocalError };
 
 struct SendResult {
   Outcome outcome = Outcome::kRetry;
   std::optional<int64_t> retry_after_ms;
   size_t acked = 0;
+  size_t dead_lettered = 0;
+  std::string rejection;  // "console answered 400: ..." for kMalformed and kTooLarge
 };
+
+// The dead-letter label for an outbox kind; other kinds share one label value so the
+// series stay bounded.
+std::string DeadLetterKindLabel(std::string_view kind) {
+  for (const char* known : kDeadLetterKinds) {
+    if (kind == known) return known;
+  }
+  return "other";
+}
 
 // Owns the loop state; everything below runs on the io_context thread except the public
 // entry points, which post to it. Kept alive by its coroutine and pending handlers.
@@ -326,8 +345,12 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
         conn_(io.get_executor(), tls_context_.get()),
+        status_conn_(io.get_executor(), tls_context_.get()),
         wait_timer_(io),
         stop_timer_(io),
+        status_timer_(io),
+        status_done_(io),
+        status_rng_(options_.jitter_seed != 0 ? options_.jitter_seed + 1 : std::random_device{}()),
         max_items_(std::max<size_t>(1, options_.batch_max_items)),
         max_bytes_(std::max<size_t>(1, options_.batch_max_bytes)) {
     const std::string uploads_help = "Batch uploads to the console by result";
@@ -345,7 +368,27 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     backoff_gauge_ = &metrics.Gauge("edge_agent_uplink_backoff_seconds",
                                     "Current uplink retry delay in seconds, 0 when healthy");
     backoff_gauge_->Set(0);
-    if (url_) target_ = url_->Target(kBatchesPath);
+    const std::string dead_help =
+        "Outbox rows the console rejected as malformed, moved to the "
+        "dead-letter table, by kind and reason";
+    for (const char* kind : kDeadLetterKinds) {
+      for (const char* reason : kDeadLetterReasons) {
+        dead_lettered_[std::string(kind) + "|" + reason] =
+            &metrics.Counter("edge_agent_outbox_dead_lettered_total", dead_help,
+                             {{"kind", kind}, {"reason", reason}});
+      }
+    }
+    const std::string status_help = "Status heartbeats sent to the console by result";
+    status_ok_ =
+        &metrics.Counter("edge_agent_status_reports_total", status_help, {{"result", "ok"}});
+    status_failed_ =
+        &metrics.Counter("edge_agent_status_reports_total", status_help, {{"result", "failed"}});
+    status_unauthorized_ = &metrics.Counter("edge_agent_status_reports_total", status_help,
+                                            {{"result", "unauthorized"}});
+    if (url_) {
+      target_ = url_->Target(kBatchesPath);
+      status_target_ = url_->Target(kStatusPath);
+    }
   }
 
   bool Authorized() const { return authorized_.load(); }
@@ -357,6 +400,14 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       asio::co_spawn(self->io_, self->Run(), [self](std::exception_ptr e) {
         if (e) self->LogException("uplink loop ended", e);
       });
+      if (self->options_.status_provider && self->options_.status_interval_ms > 0) {
+        self->status_running_ = true;
+        asio::co_spawn(self->io_, self->RunStatus(), [self](std::exception_ptr e) {
+          if (e) self->LogException("status heartbeat ended", e);
+          self->status_running_ = false;
+          self->status_done_.cancel();
+        });
+      }
     });
   }
 
@@ -415,11 +466,13 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     stopping_ = true;
     stop_deadline_ = deadline;
     wait_timer_.cancel();
+    status_timer_.cancel();
     stop_timer_.expires_at(deadline);
     stop_timer_.async_wait([self = shared_from_this()](const beast::error_code& ec) {
       if (ec || self->stopped_) return;
-      // Out of time: abort the request in flight so the loop can finish.
+      // Out of time: abort the requests in flight so the loops can finish.
       self->conn_.Close();
+      self->status_conn_.Close();
       self->wait_timer_.cancel();
     });
   }
@@ -442,6 +495,14 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     } catch (...) {
       LogException("uplink final attempt failed", std::current_exception());
     }
+    // The heartbeat must be over before the stop callbacks let the owner tear down what
+    // the status provider reads.
+    status_timer_.cancel();
+    status_conn_.Close();
+    while (status_running_) {
+      status_done_.expires_after(std::chrono::hours(1));
+      co_await status_done_.async_wait(kUseTuple);
+    }
     Finish();
   }
 
@@ -461,12 +522,10 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       if (!notified_) co_await Wait(Waiting::kIdle, options_.idle_poll_ms);
       co_return;
     }
-    const SteadyTime deadline =
-        std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
-    const SendResult result = co_await SendBatch(*batch, deadline);
+    const SendResult result = co_await Deliver(std::move(*batch));
     switch (result.outcome) {
       case Outcome::kOk:
-        if (result.acked > 0) {
+        if (result.acked > 0 || result.dead_lettered > 0) {
           backoff_.Reset();
           backoff_gauge_->Set(0);
           co_return;  // more rows may be waiting: send back-to-back
@@ -484,10 +543,79 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         co_await Wait(Waiting::kBackoff, backoff_.max_ms());
         co_return;
       case Outcome::kRejected:
+      case Outcome::kMalformed:
+      case Outcome::kTooLarge:
       case Outcome::kLocalError:
         co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
         co_return;
     }
+  }
+
+  // Per-request deadline; after Stop() never past the stop deadline.
+  SteadyTime RequestDeadline() const {
+    const SteadyTime deadline =
+        std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
+    return stopping_ ? std::min(deadline, stop_deadline_) : deadline;
+  }
+
+  // Sends `items`. When the console rejects them as malformed, the batch is split in halves
+  // (sent back to back, first half first) until the single rows it rejects are found; those
+  // are dead-lettered and every other row is delivered. A single row rejected with 413
+  // (after the batch limits shrank to it) is dead-lettered too. The first half that cannot
+  // be delivered for another reason ends the walk with that outcome: its rows stay in the
+  // outbox and the next fetch finds them again. kOk carries the rows acked and
+  // dead-lettered over the whole walk.
+  asio::awaitable<SendResult> Deliver(std::vector<OutboxItem> items) {
+    SendResult result = co_await SendBatch(items, RequestDeadline());
+    const bool single = items.size() == 1;
+    if (single && (result.outcome == Outcome::kMalformed || result.outcome == Outcome::kTooLarge)) {
+      co_return DeadLetter(items.front(),
+                           result.outcome == Outcome::kTooLarge ? "too_large" : "malformed",
+                           result.rejection);
+    }
+    if (result.outcome != Outcome::kMalformed) co_return result;
+
+    SendResult total;
+    total.outcome = Outcome::kOk;
+    const auto middle = items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2);
+    std::vector<OutboxItem> second(std::make_move_iterator(middle),
+                                   std::make_move_iterator(items.end()));
+    items.erase(middle, items.end());
+    for (std::vector<OutboxItem>* half : {&items, &second}) {
+      if (stopping_) {
+        total.outcome = Outcome::kRetry;  // not counted: nothing was sent
+        co_return total;
+      }
+      SendResult part = co_await Deliver(std::move(*half));
+      total.acked += part.acked;
+      total.dead_lettered += part.dead_lettered;
+      if (part.outcome != Outcome::kOk) {
+        part.acked = total.acked;
+        part.dead_lettered = total.dead_lettered;
+        co_return part;
+      }
+    }
+    co_return total;
+  }
+
+  SendResult DeadLetter(const OutboxItem& item, const char* reason, const std::string& why) {
+    SendResult result;
+    auto moved = source_.DeadLetter({item.seq}, why);
+    if (!moved.ok()) {
+      // The row stays and is offered again after a backoff.
+      spdlog::error("uplink: dead-lettering outbox row {} failed: {}", item.id, moved.error());
+      result.outcome = Outcome::kLocalError;
+      return result;
+    }
+    spdlog::error(
+        "uplink: console rejected outbox row {} (kind {}) on its own; moved it to the "
+        "dead-letter table: {}",
+        item.id, item.kind, why);
+    dead_lettered_.at(DeadLetterKindLabel(item.kind) + "|" + reason)
+        ->Inc(static_cast<double>(*moved));
+    result.outcome = Outcome::kOk;
+    result.dead_lettered = static_cast<size_t>(*moved);
+    return result;
   }
 
   // After Stop(): send what is pending while the console answers and time is left; the
@@ -585,18 +713,118 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       uploads_retry_->Inc();
       co_return result;
     }
-    // Other statuses (400, 403, 413, redirects, ...) will not get better by resending the
-    // same batch. Until rows can be dead-lettered the batch is retried with backoff.
     uploads_rejected_->Inc();
-    spdlog::error("uplink: console rejected a batch of {} items with {}: {}", items.size(), status,
-                  Snippet(reply.body));
+    result.rejection = "console answered " + std::to_string(status) + ": " + Snippet(reply.body);
     if (status == 413) {
       // Smaller batches may fit; the limits are restored once the backlog is drained.
       max_items_ = std::max<size_t>(1, std::min(max_items_, items.size()) / 2);
       max_bytes_ = std::max<size_t>(1, max_bytes_ / 2);
+      spdlog::warn("uplink: console refused a batch of {} items as too large (413)", items.size());
+      result.outcome = Outcome::kTooLarge;
+      co_return result;
     }
+    if ((status == 400 || status == 422) && IsProtocolErrorReply(reply.body)) {
+      spdlog::warn("uplink: console rejected a batch of {} items as malformed: {}", items.size(),
+                   Snippet(reply.body));
+      result.outcome = Outcome::kMalformed;
+      co_return result;
+    }
+    // 403, 404, 415, redirects, a 400 from something other than the console: no row is at
+    // fault, so nothing is dead-lettered; the batch is retried with backoff.
+    spdlog::error("uplink: console rejected a batch of {} items with {}: {}", items.size(), status,
+                  Snippet(reply.body));
     result.outcome = Outcome::kRejected;
     co_return result;
+  }
+
+  // Heartbeat loop: one report right away, then one per jittered interval. A failed report
+  // is not retried early: the next one carries fresher figures.
+  asio::awaitable<void> RunStatus() {
+    int64_t delay_ms = 0;
+    while (!stopping_) {
+      if (delay_ms > 0) {
+        status_timer_.expires_after(milliseconds(delay_ms));
+        co_await status_timer_.async_wait(kUseTuple);
+        if (stopping_) break;
+      }
+      try {
+        co_await SendStatus();
+      } catch (...) {
+        status_failed_->Inc();
+        LogException("status heartbeat failed", std::current_exception());
+      }
+      delay_ms = StatusDelayMs();
+    }
+  }
+
+  // status_interval_ms scaled by a uniform factor in [0.9, 1.1], so a fleet restarted at
+  // once does not report in lockstep.
+  int64_t StatusDelayMs() {
+    const int64_t interval = std::max<int64_t>(1, options_.status_interval_ms);
+    std::uniform_int_distribution<int64_t> spread(-interval / 10, interval / 10);
+    return std::max<int64_t>(1, interval + spread(status_rng_));
+  }
+
+  asio::awaitable<void> SendStatus() {
+    if (!url_) {
+      status_failed_->Inc();
+      co_return;
+    }
+    std::string status_json;
+    try {
+      status_json = options_.status_provider();
+    } catch (...) {
+      status_failed_->Inc();
+      LogException("uplink: status provider threw", std::current_exception());
+      co_return;
+    }
+    auto body = EncodeStatusBody(options_.node_id, clock_.WallMs(), status_json);
+    if (!body.ok()) {
+      status_failed_->Inc();
+      spdlog::error("uplink: status heartbeat skipped: {}", body.error());
+      co_return;
+    }
+    std::string payload = std::move(body.value());
+    bool gzipped = false;
+    if (options_.gzip && payload.size() >= kGzipThresholdBytes) {
+      if (auto compressed = GzipCompress(payload); compressed.ok()) {
+        payload = std::move(compressed.value());
+        gzipped = true;
+      }
+    }
+    RefreshToken(false);
+    const std::string authorization = token_.empty() ? std::string() : "Bearer " + token_;
+    const SteadyTime deadline = RequestDeadline();
+    HttpReply reply;
+    for (int round = 0; round < 2; ++round) {
+      reply = co_await status_conn_.Post(*url_, status_target_, authorization, payload, gzipped,
+                                         deadline);
+      if (reply.wrote_request) bytes_->Inc(static_cast<double>(payload.size()));
+      if (!reply.stale_connection || Remaining(deadline) == milliseconds(0)) break;
+    }
+    if (!reply.transport_ok) {
+      status_failed_->Inc();
+      spdlog::warn("uplink: POST {} failed: {}", status_target_, reply.error);
+      co_return;
+    }
+    if (reply.status >= 200 && reply.status < 300) {
+      status_ok_->Inc();
+      MarkAuthorized(true);
+      co_return;
+    }
+    if (reply.status == 401) {
+      status_unauthorized_->Inc();
+      MarkAuthorized(false);
+      spdlog::error(
+          "uplink: console rejected the node token (401) for a status report; "
+          "re-reading {}",
+          options_.token_file);
+      RefreshToken(true);
+      co_return;
+    }
+    status_failed_->Inc();
+    spdlog::warn("uplink: console answered {} to a status report: {}", reply.status,
+                 Snippet(reply.body));
   }
 
   // Waits on the shared timer; Notify() cuts idle waits short, Stop() any wait.
@@ -634,7 +862,9 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     stopped_ = true;
     stop_timer_.cancel();
     wait_timer_.cancel();
+    status_timer_.cancel();
     conn_.Close();
+    status_conn_.Close();
     backoff_gauge_->Set(0);
     RunStopCallbacks();
   }
@@ -667,6 +897,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   Clock& clock_;
   std::optional<ConsoleUrl> url_;
   std::string target_;
+  std::string status_target_;
   std::unique_ptr<asio::ssl::context> tls_context_;  // https only; used by conn_
 
   CounterHandle* uploads_ok_ = nullptr;
@@ -676,6 +907,10 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   CounterHandle* bytes_ = nullptr;
   CounterHandle* items_ = nullptr;
   GaugeHandle* backoff_gauge_ = nullptr;
+  std::map<std::string, CounterHandle*> dead_lettered_;  // "kind|reason"
+  CounterHandle* status_ok_ = nullptr;
+  CounterHandle* status_failed_ = nullptr;
+  CounterHandle* status_unauthorized_ = nullptr;
 
   // Touched from any thread.
   std::atomic<bool> authorized_{true};
@@ -683,9 +918,14 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
 
   // Everything below is owned by the io_context thread.
   Backoff backoff_;
-  HttpConnection conn_;
+  HttpConnection conn_;         // batches
+  HttpConnection status_conn_;  // heartbeats, so they never queue behind a batch
   asio::steady_timer wait_timer_;
   asio::steady_timer stop_timer_;
+  asio::steady_timer status_timer_;
+  asio::steady_timer status_done_;  // Run() waits on it for the heartbeat loop to end
+  std::mt19937_64 status_rng_;
+  bool status_running_ = false;
   size_t max_items_;
   size_t max_bytes_;
   std::string token_;
@@ -745,6 +985,9 @@ Status ValidateUplinkOptions(const UplinkOptions& options) {
     return Status::Error("uplink: backoff_max_ms must be >= backoff_initial_ms");
   }
   if (options.idle_poll_ms <= 0) return Status::Error("uplink: idle_poll_ms must be > 0");
+  if (options.status_provider && options.status_interval_ms <= 0) {
+    return Status::Error("uplink: status_interval_ms must be > 0");
+  }
   return Status::Ok();
 }
 

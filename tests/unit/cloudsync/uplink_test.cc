@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -104,32 +105,46 @@ class FakeMetrics final : public Metrics {
   std::map<std::string, std::unique_ptr<FakeGauge>> gauges_;
 };
 
+// Priorities as the agent's store uses them: higher is fetched first.
+constexpr int kRollupPriority = 1;
+constexpr int kAlertPriority = 2;
+
 class FakeOutbox final : public OutboxSource {
  public:
-  void Add(int count, size_t payload_pad = 0) {
+  // Adds `count` rows; returns the sequence number of the first.
+  int64_t Add(int count, size_t payload_pad = 0, const std::string& kind = "alert",
+              int priority = kAlertPriority) {
     std::lock_guard lock(mu_);
+    const int64_t first = next_seq_;
     for (int i = 0; i < count; ++i) {
       const int64_t seq = next_seq_++;
-      OutboxItem item;
-      item.seq = seq;
-      item.id = "node-1:00ff:" + std::to_string(seq);
-      item.kind = "alert";
-      item.created_ms = 1'700'000'000'000 + seq;
-      item.payload_json = R"({"rule":"r1","value":)" + std::to_string(seq) + R"(,"pad":")" +
-                          std::string(payload_pad, 'p') + R"("})";
-      rows_[seq] = std::move(item);
+      Row row;
+      row.priority = priority;
+      row.item.seq = seq;
+      row.item.id = "node-1:00ff:" + std::to_string(seq);
+      row.item.kind = kind;
+      row.item.created_ms = 1'700'000'000'000 + seq;
+      row.item.payload_json = R"({"rule":"r1","value":)" + std::to_string(seq) + R"(,"pad":")" +
+                              std::string(payload_pad, 'p') + R"("})";
+      rows_[seq] = std::move(row);
     }
+    return first;
   }
+  // Highest priority first, then oldest, like StoreReader::Fetch.
   Result<std::vector<OutboxItem>> Fetch(size_t max_items, size_t max_bytes) override {
     std::lock_guard lock(mu_);
     ++fetches_;
+    std::vector<const Row*> order;
+    for (const auto& [seq, row] : rows_) order.push_back(&row);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const Row* a, const Row* b) { return a->priority > b->priority; });
     std::vector<OutboxItem> out;
     size_t bytes = 0;
-    for (const auto& [seq, item] : rows_) {
+    for (const Row* row : order) {
       if (out.size() >= max_items) break;
-      if (!out.empty() && bytes + item.payload_json.size() > max_bytes) break;
-      bytes += item.payload_json.size();
-      out.push_back(item);
+      if (!out.empty() && bytes + row->item.payload_json.size() > max_bytes) break;
+      bytes += row->item.payload_json.size();
+      out.push_back(row->item);
     }
     return out;
   }
@@ -139,6 +154,32 @@ class FakeOutbox final : public OutboxSource {
     for (int64_t seq : seqs) rows_.erase(seq);
     return Status::Ok();
   }
+  Result<int64_t> DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) override {
+    std::lock_guard lock(mu_);
+    if (fail_dead_letter_) return Status::Error("disk I/O error");
+    int64_t moved = 0;
+    for (int64_t seq : seqs) {
+      if (rows_.erase(seq) == 1) {
+        dead_letters_[seq] = std::string(reason);
+        ++moved;
+      }
+    }
+    return moved;
+  }
+  void FailDeadLetter(bool fail) {
+    std::lock_guard lock(mu_);
+    fail_dead_letter_ = fail;
+  }
+  std::map<int64_t, std::string> DeadLetters() {
+    std::lock_guard lock(mu_);
+    return dead_letters_;
+  }
+  std::set<int64_t> AckedSeqs() {
+    std::lock_guard lock(mu_);
+    std::set<int64_t> out;
+    for (const auto& call : ack_calls_) out.insert(call.begin(), call.end());
+    return out;
+  }
   size_t Size() {
     std::lock_guard lock(mu_);
     return rows_.size();
@@ -146,7 +187,7 @@ class FakeOutbox final : public OutboxSource {
   std::set<int64_t> Seqs() {
     std::lock_guard lock(mu_);
     std::set<int64_t> out;
-    for (const auto& [seq, item] : rows_) out.insert(seq);
+    for (const auto& [seq, row] : rows_) out.insert(seq);
     return out;
   }
   std::vector<std::vector<int64_t>> AckCalls() {
@@ -159,10 +200,16 @@ class FakeOutbox final : public OutboxSource {
   }
 
  private:
+  struct Row {
+    OutboxItem item;
+    int priority = 0;
+  };
   std::mutex mu_;  // guards everything below
-  std::map<int64_t, OutboxItem> rows_;
+  std::map<int64_t, Row> rows_;
   int64_t next_seq_ = 1;
   std::vector<std::vector<int64_t>> ack_calls_;
+  std::map<int64_t, std::string> dead_letters_;  // seq -> reason
+  bool fail_dead_letter_ = false;
   int fetches_ = 0;
 };
 
@@ -345,6 +392,8 @@ class TestConsole {
           reply = Reply(401, R"({"error":"unknown token"})");
         } else if (handler_) {
           reply = handler_(record, index);
+        } else if (record.target == "/v1/status") {
+          reply = Reply(200, R"({"stored":true})");
         } else {
           reply = AckAll(record);
         }
@@ -621,15 +670,20 @@ TEST_F(UplinkTest, MalformedOkReplyIsRetriedAndDeletesNothing) {
   EXPECT_EQ(outbox_.AckCalls().size(), 1u);
 }
 
-TEST_F(UplinkTest, RejectedBatchIsCountedKeptAndBackedOff) {
+TEST_F(UplinkTest, RequestLevelRejectionIsKeptAndBackedOff) {
   TestConsole console;
-  console.SetHandler(
-      [](const ConsoleRequest&, int) { return Reply(400, R"({"error":"missing field"})"); });
+  // 403 (a batch for another node) and a 400 page from a proxy say nothing about the rows.
+  console.SetHandler([](const ConsoleRequest&, int index) {
+    return index % 2 == 0 ? Reply(403, R"({"error":"batch node differs"})")
+                          : Reply(400, "<html><body>Bad Request</body></html>");
+  });
   outbox_.Add(2);
   StartUplink(Options(console.port()));
 
-  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("rejected") >= 2; }));
+  ASSERT_TRUE(WaitFor([&] { return metrics_.Uploads("rejected") >= 4; }));
   EXPECT_EQ(outbox_.Size(), 2u);
+  EXPECT_TRUE(outbox_.DeadLetters().empty());
+  for (const ConsoleRequest& req : console.Requests()) EXPECT_EQ(req.json["items"].size(), 2u);
   EXPECT_EQ(metrics_.Uploads("ok"), 0);
   EXPECT_TRUE(uplink_->Authorized());
 }
@@ -646,6 +700,277 @@ TEST_F(UplinkTest, PayloadTooLargeShrinksTheNextBatch) {
 
   ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
   EXPECT_EQ(metrics_.Uploads("rejected"), 2);  // 40 -> 20 -> 10 fits
+  EXPECT_TRUE(outbox_.DeadLetters().empty());
+}
+
+// Sequence number of a batch item ("node-1:00ff:SEQ").
+int64_t ItemSeq(const nlohmann::json& item) {
+  const std::string id = item["id"];
+  return std::stoll(id.substr(id.rfind(':') + 1));
+}
+
+// Answers like the console for a batch holding any of `poison`: 400 in the protocol's shape.
+TestConsole::Handler RejectBatchesHolding(std::set<int64_t> poison) {
+  return [poison](const ConsoleRequest& req, int) {
+    for (const auto& item : req.json["items"]) {
+      if (poison.contains(ItemSeq(item))) {
+        return Reply(400, R"({"error":"items[0]: alert payload: missing field 'rule'"})");
+      }
+    }
+    return AckAll(req);
+  };
+}
+
+TEST_F(UplinkTest, PoisonRowIsDeadLetteredAndTheRestIsDelivered) {
+  TestConsole console;
+  console.SetHandler(RejectBatchesHolding({7}));
+  outbox_.Add(10);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  const auto dead = outbox_.DeadLetters();
+  ASSERT_EQ(dead.size(), 1u);
+  EXPECT_EQ(dead.begin()->first, 7);
+  EXPECT_NE(dead.begin()->second.find("400"), std::string::npos);
+  EXPECT_NE(dead.begin()->second.find("missing field"), std::string::npos);
+  EXPECT_EQ(outbox_.AckedSeqs(), (std::set<int64_t>{1, 2, 3, 4, 5, 6, 8, 9, 10}));
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_outbox_dead_lettered_total",
+                                  {{"kind", "alert"}, {"reason", "malformed"}}),
+            1);
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_outbox_dead_lettered_total",
+                                  {{"kind", "rollup"}, {"reason", "malformed"}}),
+            0);
+  // [1-10] -> [1-5] ok, [6-10] -> [6,7] -> [6] ok, [7] dead; [8-10] ok: seven requests.
+  EXPECT_EQ(console.RequestCount(), 7u);
+  EXPECT_EQ(metrics_.Uploads("rejected"), 4);
+}
+
+TEST_F(UplinkTest, SeveralPoisonRowsAreFoundInOneWalk) {
+  TestConsole console;
+  console.SetHandler(RejectBatchesHolding({2, 3, 16}));
+  outbox_.Add(16);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  std::set<int64_t> dead;
+  for (const auto& [seq, reason] : outbox_.DeadLetters()) dead.insert(seq);
+  EXPECT_EQ(dead, (std::set<int64_t>{2, 3, 16}));
+  EXPECT_EQ(outbox_.AckedSeqs().size(), 13u);
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_outbox_dead_lettered_total",
+                                  {{"kind", "alert"}, {"reason", "malformed"}}),
+            3);
+  // A console that rejects every request would need one request per row and split; a walk
+  // that finds three rows among sixteen stays well below that.
+  EXPECT_LT(console.RequestCount(), 25u);
+}
+
+TEST_F(UplinkTest, RowsAfterThePoisonKeepFlowing) {
+  TestConsole console;
+  console.SetHandler(RejectBatchesHolding({1}));
+  outbox_.Add(1);
+  StartUplink(Options(console.port()));
+  ASSERT_TRUE(WaitFor([&] { return outbox_.DeadLetters().size() == 1; }));
+
+  outbox_.Add(5);
+  uplink_->Notify();
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(outbox_.AckedSeqs(), (std::set<int64_t>{2, 3, 4, 5, 6}));
+  EXPECT_EQ(metrics_.GaugeValue("edge_agent_uplink_backoff_seconds"), 0);
+}
+
+TEST_F(UplinkTest, SingleRowStillTooLargeIsDeadLettered) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    for (const auto& item : req.json["items"]) {
+      if (ItemSeq(item) == 3) return Reply(413, R"({"error":"body too large"})");
+    }
+    return AckAll(req);
+  });
+  outbox_.Add(8);
+  UplinkOptions options = Options(console.port());
+  options.batch_max_items = 8;
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  ASSERT_EQ(outbox_.DeadLetters().size(), 1u);
+  EXPECT_EQ(outbox_.DeadLetters().begin()->first, 3);
+  EXPECT_EQ(outbox_.AckedSeqs().size(), 7u);
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_outbox_dead_lettered_total",
+                                  {{"kind", "alert"}, {"reason", "too_large"}}),
+            1);
+}
+
+TEST_F(UplinkTest, FailedDeadLetterKeepsTheRowAndRetries) {
+  TestConsole console;
+  console.SetHandler(RejectBatchesHolding({2}));
+  outbox_.FailDeadLetter(true);
+  outbox_.Add(2);
+  StartUplink(Options(console.port()));
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.AckedSeqs().contains(1); }));
+  ASSERT_TRUE(WaitFor([&] { return console.RequestCount() >= 6; }));  // retried after backoff
+  EXPECT_EQ(outbox_.Seqs(), (std::set<int64_t>{2}));
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_outbox_dead_lettered_total",
+                                  {{"kind", "alert"}, {"reason", "malformed"}}),
+            0);
+
+  outbox_.FailDeadLetter(false);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(outbox_.DeadLetters().size(), 1u);
+}
+
+TEST_F(UplinkTest, LiveAlertIsSentBeforeTheBacklog) {
+  TestConsole console;
+  std::atomic<int64_t> alert_seq{0};
+  outbox_.Add(1'000, 0, "rollup", kRollupPriority);
+  // While the second batch of the backlog is in flight, an alert is committed.
+  console.SetHandler([&](const ConsoleRequest& req, int index) {
+    if (index == 1) alert_seq = outbox_.Add(1, 0, "alert", kAlertPriority);
+    return AckAll(req);
+  });
+  UplinkOptions options = Options(console.port());
+  options.batch_max_items = 100;
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  const auto requests = console.Requests();
+  ASSERT_EQ(requests.size(), 11u);
+  const auto& third = requests[2].json["items"];
+  ASSERT_FALSE(third.empty());
+  EXPECT_EQ(third[0]["kind"], "alert");
+  EXPECT_EQ(ItemSeq(third[0]), alert_seq.load());
+  for (size_t i = 1; i < third.size(); ++i) EXPECT_EQ(third[i]["kind"], "rollup");
+  // The backlog itself still drains oldest first.
+  EXPECT_EQ(ItemSeq(requests[0].json["items"][0]), 1);
+  EXPECT_EQ(ItemSeq(requests[1].json["items"][0]), 101);
+}
+
+std::vector<ConsoleRequest> StatusRequests(TestConsole& console) {
+  std::vector<ConsoleRequest> out;
+  for (ConsoleRequest& req : console.Requests()) {
+    if (req.target == "/v1/status") out.push_back(std::move(req));
+  }
+  return out;
+}
+
+TEST_F(UplinkTest, StatusHeartbeatIsSentAtStartAndEveryInterval) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    return req.target == "/v1/status" ? Reply(200, R"({"stored":true})") : AckAll(req);
+  });
+  std::atomic<int> calls{0};
+  UplinkOptions options = Options(console.port());
+  options.status_interval_ms = 100;
+  options.status_provider = [&calls] {
+    return nlohmann::json{{"agent_version", "1.2.3"}, {"calls", ++calls}}.dump();
+  };
+  const auto begin = Steady::now();
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return StatusRequests(console).size() >= 3; }));
+  const auto reports = StatusRequests(console);
+  EXPECT_LT(reports[0].at - begin, milliseconds(500));  // the first one does not wait
+  for (size_t i = 0; i < reports.size(); ++i) {
+    EXPECT_EQ(reports[i].authorization, "Bearer secret-token");
+    ASSERT_TRUE(reports[i].json.is_object());
+    EXPECT_EQ(reports[i].json["node"], "node-1");
+    EXPECT_TRUE(reports[i].json["sent_ms"].is_number_integer());
+    EXPECT_EQ(reports[i].json["status"]["agent_version"], "1.2.3");
+    EXPECT_EQ(reports[i].json["status"]["calls"], static_cast<int>(i) + 1);
+    if (i > 0) {
+      EXPECT_GE(reports[i].at - reports[i - 1].at, milliseconds(85));  // 100 ms less 10%
+    }
+  }
+  EXPECT_TRUE(WaitFor([&] {
+    return metrics_.CounterValue("edge_agent_status_reports_total", {{"result", "ok"}}) >= 3;
+  }));
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_status_reports_total", {{"result", "failed"}}), 0);
+}
+
+TEST_F(UplinkTest, StatusIsNotHeldUpByABatchInFlight) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    return req.target == "/v1/status" ? Reply(200, R"({"stored":true})") : Hang();
+  });
+  outbox_.Add(500);
+  UplinkOptions options = Options(console.port());
+  options.timeout_ms = 10'000;
+  options.status_interval_ms = 50;
+  options.status_provider = [] { return std::string(R"({"backlog":{"alert":500}})"); };
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return console.RequestCount() >= 1; }));
+  ASSERT_TRUE(WaitFor([&] { return StatusRequests(console).size() >= 3; }, milliseconds(2'000)));
+  EXPECT_EQ(StatusRequests(console).back().json["status"]["backlog"]["alert"], 500);
+  EXPECT_EQ(outbox_.Size(), 500u);  // the batch still hangs
+}
+
+TEST_F(UplinkTest, StatusThatIsNotAJsonObjectIsSkipped) {
+  TestConsole console;
+  std::atomic<int> calls{0};
+  UplinkOptions options = Options(console.port());
+  options.status_interval_ms = 20;
+  options.status_provider = [&calls]() -> std::string {
+    switch (++calls) {
+      case 1:
+        return "not json";
+      case 2:
+        return "[1,2]";
+      case 3:
+        throw std::runtime_error("provider broke");
+      default:
+        return "{}";
+    }
+  };
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return StatusRequests(console).size() >= 1; }));
+  EXPECT_EQ(metrics_.CounterValue("edge_agent_status_reports_total", {{"result", "failed"}}), 3);
+  EXPECT_EQ(StatusRequests(console)[0].json["status"], nlohmann::json::object());
+}
+
+TEST_F(UplinkTest, StatusRejectedWithUnauthorizedMarksTheNodeUnready) {
+  TestConsole console;
+  WriteToken("wrong-token\n");
+  UplinkOptions options = Options(console.port());
+  options.status_interval_ms = 30;
+  options.status_provider = [] { return std::string("{}"); };
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] {
+    return metrics_.CounterValue("edge_agent_status_reports_total", {{"result", "unauthorized"}}) >=
+           1;
+  }));
+  EXPECT_FALSE(uplink_->Authorized());
+  WriteToken(std::string(kToken) + "\n");
+  ASSERT_TRUE(WaitFor([&] { return uplink_->Authorized(); }));
+  EXPECT_GE(metrics_.CounterValue("edge_agent_status_reports_total", {{"result", "ok"}}), 1);
+}
+
+TEST_F(UplinkTest, StopEndsTheHeartbeatToo) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    return req.target == "/v1/status" ? Hang() : AckAll(req);
+  });
+  std::atomic<int> calls{0};
+  UplinkOptions options = Options(console.port());
+  options.timeout_ms = 10'000;
+  options.status_provider = [&calls] {
+    ++calls;
+    return std::string("{}");
+  };
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return StatusRequests(console).size() == 1; }));
+
+  std::promise<void> stopped;
+  const auto begin = Steady::now();
+  uplink_->Stop(300, [&stopped] { stopped.set_value(); });
+  ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
+  EXPECT_LT(Steady::now() - begin, milliseconds(1'500));
+  const int after_stop = calls.load();
+  std::this_thread::sleep_for(milliseconds(100));
+  EXPECT_EQ(calls.load(), after_stop);  // the provider is not called after the callback
+  uplink_.reset();
 }
 
 TEST_F(UplinkTest, TimeoutCountsAsRetry) {
@@ -879,6 +1204,10 @@ TEST_F(ValidateUplinkOptionsTest, RejectsNonsenseNumbers) {
       [](UplinkOptions& o) { o.backoff_initial_ms = 0; },
       [](UplinkOptions& o) { o.backoff_max_ms = 1; },
       [](UplinkOptions& o) { o.idle_poll_ms = -1; },
+      [](UplinkOptions& o) {
+        o.status_provider = [] { return std::string("{}"); };
+        o.status_interval_ms = 0;
+      },
   };
   for (const auto& breaker : breakers) {
     UplinkOptions options = Options(8080);

@@ -1,7 +1,7 @@
 #pragma once
 
-// Wire format of POST /v1/batches (docs/protocol.md): the request body encoder and the
-// parser of the 200 reply. Pure; never throws on any input.
+// Wire format of POST /v1/batches and POST /v1/status (docs/protocol.md): the request body
+// encoders and the parsers of the replies. Pure; never throws on any input.
 
 #include <cstddef>
 #include <cstdint>
@@ -34,5 +34,14 @@ Result<std::vector<std::string>> ParseAckResponse(std::string_view body);
 // ignored; an id listed twice yields its seq once.
 std::vector<int64_t> AckedSeqs(const std::vector<OutboxItem>& items,
                                const std::vector<std::string>& acked_ids);
+
+// {"node":..,"sent_ms":..,"status":{..}} with status_json embedded as a JSON value. An
+// error when status_json is not a JSON object.
+Result<std::string> EncodeStatusBody(std::string_view node_id, int64_t sent_ms,
+                                     std::string_view status_json);
+
+// True when an error reply has the protocol's shape, a JSON object with a string "error":
+// the console itself judged the request (not a proxy or load balancer in front of it).
+bool IsProtocolErrorReply(std::string_view body);
 
 }  // namespace edge::cloudsync

@@ -2,7 +2,13 @@
 
 // The uplink: drains the agent's outbox to the console with POST /v1/batches
 // (docs/protocol.md). Rows are deleted from the outbox only after the console listed their
-// ids in a 200 reply; everything else is retried with exponential backoff and full jitter.
+// ids in a 200 reply; everything else is retried with exponential backoff and full jitter,
+// except rows the console rejects as malformed: a rejected batch is split in halves until
+// the rows rejected on their own are found, and only those are dead-lettered (moved out of
+// the outbox, never retried), so one poison row cannot stall the queue.
+//
+// With a status provider, it also POSTs a status heartbeat to /v1/status every
+// status_interval_ms, on a connection of its own, so a backlog never delays it.
 //
 // Threading: all work happens on the given io_context, which must be run by a single thread
 // (the agent's network thread). Notify(), Stop() and Authorized() may be called from any
@@ -17,6 +23,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "edge/common/clock.h"
@@ -48,6 +55,11 @@ class OutboxSource {
   virtual Result<std::vector<OutboxItem>> Fetch(size_t max_items, size_t max_bytes) = 0;
   // Deletes the rows with these sequence numbers (the console acknowledged them).
   virtual Status Ack(const std::vector<int64_t>& seqs) = 0;
+  // Moves the rows with these sequence numbers out of the outbox into a dead-letter table
+  // (the console rejected them as malformed; they are never sent again). `reason` is a
+  // short human-readable text kept with the rows. Returns the number of rows moved; on
+  // failure the rows stay in the outbox.
+  virtual Result<int64_t> DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) = 0;
 };
 
 struct UplinkOptions {
@@ -68,6 +80,12 @@ struct UplinkOptions {
   bool gzip = true;              // Content-Encoding: gzip for bodies >= 1 KiB
   // Seed of the jitter generator; 0 seeds from std::random_device. Tests set it.
   uint64_t jitter_seed = 0;
+  // Status heartbeat: when set, called on the io_context thread right after Start() and
+  // then every status_interval_ms (+-10% jitter) for a JSON object describing the node; it
+  // is sent as POST /v1/status. A provider that throws or returns something other than a
+  // JSON object skips that heartbeat (counted as failed). Empty: no heartbeat.
+  std::function<std::string()> status_provider;
+  int64_t status_interval_ms = 30'000;
 };
 
 class Uplink {
@@ -83,22 +101,28 @@ class Uplink {
   // empty) is invoked on the io_context thread once stopped; a later Stop() just invokes its
   // callback. The callback never runs if the io_context is not being run.
   virtual void Stop(int64_t deadline_ms, std::function<void()> completion_cb) = 0;
-  // False after a 401 until a later successful upload (thread-safe).
+  // False after a 401 (batch or status) until a later successful upload or status report
+  // (thread-safe).
   virtual bool Authorized() const = 0;
 };
 
 // Metrics registered on creation:
 //   edge_agent_uploads_total{result="ok|retry|rejected|unauthorized"}  per batch POST
-//   edge_agent_uplink_bytes_total       request body bytes written (after compression)
+//   edge_agent_uplink_bytes_total       request body bytes written (after compression),
+//                                       batches and status heartbeats
 //   edge_agent_uplink_items_total       outbox items acknowledged and deleted
 //   edge_agent_uplink_backoff_seconds   current backoff delay, 0 when healthy
+//   edge_agent_outbox_dead_lettered_total{kind="alert|rollup|status|other",
+//                                         reason="malformed|too_large"}
+//   edge_agent_status_reports_total{result="ok|failed|unauthorized"}  per heartbeat
 // Options are expected to have passed ValidateUplinkOptions(); an unparsable URL makes
 // every upload fail (counted as retry) rather than crash.
 std::unique_ptr<Uplink> CreateUplink(boost::asio::io_context& io, UplinkOptions options,
                                      OutboxSource& source, Metrics& metrics, Clock& clock);
 
 // Validates options for startup errors: URL parse, CA file loadable (https), node id
-// present, token file readable and non-empty, sane batch, timeout and backoff values.
+// present, token file readable and non-empty, sane batch, timeout, backoff and status
+// interval values.
 Status ValidateUplinkOptions(const UplinkOptions& options);
 
 }  // namespace edge::cloudsync
