@@ -78,6 +78,12 @@ class FailingStore final : public ConsoleStore {
   Result<std::vector<StoredAlert>> LatestAlerts(int64_t) override {
     return Status::Error("disk I/O error");
   }
+  Result<std::vector<StoredRollup>> Rollups(const RollupQuery&) override {
+    return Status::Error("disk I/O error");
+  }
+  Status StoreStatus(const std::string&, int64_t, const std::string&) override {
+    return Status::Error("disk I/O error");
+  }
   Result<std::vector<NodeActivity>> Activity() override { return Status::Error("disk I/O error"); }
 };
 
@@ -270,8 +276,16 @@ TEST_F(ConsoleApiTest, NodesListsEveryTokenNode) {
   ASSERT_EQ(r.status, 200) << r.body;
   const json nodes = json::parse(r.body);
   ASSERT_EQ(nodes.size(), 2u);
-  EXPECT_EQ(nodes[0], json({{"node", "node-1"}, {"last_seen_ms", clock_.WallMs()}, {"alerts", 1}}));
-  EXPECT_EQ(nodes[1], json({{"node", "node-2"}, {"last_seen_ms", nullptr}, {"alerts", 0}}));
+  EXPECT_EQ(nodes[0], json({{"node", "node-1"},
+                            {"last_seen_ms", clock_.WallMs()},
+                            {"alerts", 1},
+                            {"status_ms", nullptr},
+                            {"status", nullptr}}));
+  EXPECT_EQ(nodes[1], json({{"node", "node-2"},
+                            {"last_seen_ms", nullptr},
+                            {"alerts", 0},
+                            {"status_ms", nullptr},
+                            {"status", nullptr}}));
 }
 
 TEST_F(ConsoleApiTest, HealthzNeedsNoToken) {
@@ -314,6 +328,207 @@ TEST_F(ConsoleApiTest, DashboardAcceptsBasicAuthWithAdminTokenAsPassword) {
   HttpResponse r = Send(Get("/", ""));
   EXPECT_EQ(r.status, 401);
   EXPECT_NE(Header(r, "WWW-Authenticate").find("Basic"), std::string::npos);
+}
+
+json RollupItem(const std::string& id, const std::string& sensor, int64_t start_ms,
+                const std::string& node = "node-1") {
+  return json{{"id", id},
+              {"kind", "rollup"},
+              {"created_ms", start_ms + 60'001},
+              {"payload",
+               {{"node", node},
+                {"sensor", sensor},
+                {"start_ms", start_ms},
+                {"end_ms", start_ms + 60'000},
+                {"count", 60},
+                {"min", 20.5},
+                {"max", 23},
+                {"mean", 21.75},
+                {"last", 22.0}}}};
+}
+
+HttpRequest PostStatusRequest(const std::string& auth, const json& body) {
+  HttpRequest r = Post(auth, body.dump());
+  r.target = "/v1/status";
+  return r;
+}
+
+json StatusBody(const std::string& node = "node-1") {
+  return json{{"node", node},
+              {"sent_ms", 1764167000123},
+              {"status",
+               {{"agent_version", "1.4.2"},
+                {"policy_version", "2025-11-20.1"},
+                {"uptime_s", 93784},
+                {"mqtt_connected", true},
+                {"db_bytes", 5 * 1024 * 1024},
+                {"backlog", {{"alert", 2}, {"rollup", 40}, {"status", 0}}},
+                {"evicted", {{"alert", 0}, {"rollup", 7}, {"status", 0}}},
+                {"dead_lettered", {{"alert", 1}, {"rollup", 0}, {"status", 0}}},
+                {"drops", {{"queue_full", 3}, {"rejected", 11}}}}}};
+}
+
+TEST_F(ConsoleApiTest, RollupsAreStoredDedupedAndQueried) {
+  const std::string batch =
+      BatchOf("node-1", {RollupItem("node-1:e:1", "a/temp", 0),
+                         RollupItem("node-1:e:2", "b/temp", 60'000), AlertItem("node-1:e:3", 100)})
+          .dump();
+  HttpResponse r = Send(Post(kNode1, batch));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["accepted"], 3);
+  r = Send(Post(kNode1, batch));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["duplicates"], 3);
+
+  r = Send(Get("/v1/rollups", kAdmin));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json all = json::parse(r.body);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0], json({{"id", "node-1:e:1"},
+                          {"node", "node-1"},
+                          {"sensor", "a/temp"},
+                          {"start_ms", 0},
+                          {"end_ms", 60'000},
+                          {"count", 60},
+                          {"min", 20.5},
+                          {"max", 23.0},
+                          {"mean", 21.75},
+                          {"last", 22.0},
+                          {"received_ms", clock_.WallMs()}}));
+  r = Send(Get("/v1/rollups?node=node-1&sensor=b%2Ftemp&since=1&limit=5", kAdmin));
+  ASSERT_EQ(r.status, 200) << r.body;
+  ASSERT_EQ(json::parse(r.body).size(), 1u);
+  EXPECT_EQ(json::parse(r.body)[0]["id"], "node-1:e:2");
+  r = Send(Get("/v1/rollups?node=node-2", kAdmin));
+  EXPECT_EQ(json::parse(r.body), json::array());
+  // Rollups are not alerts.
+  EXPECT_EQ(json::parse(Send(Get("/v1/alerts", kAdmin)).body).size(), 1u);
+}
+
+TEST_F(ConsoleApiTest, MalformedRollupIs400NamingTheItem) {
+  json item = RollupItem("node-1:e:1", "a/temp", 0);
+  item["payload"].erase("mean");
+  HttpResponse r = Send(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:0", 1), item}).dump()));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_NE(json::parse(r.body)["error"].get<std::string>().find("items[1]"), std::string::npos);
+  EXPECT_EQ(json::parse(Send(Get("/v1/alerts", kAdmin)).body).size(), 0u);  // nothing stored
+}
+
+TEST_F(ConsoleApiTest, RollupsNeedTheAdminTokenAndAGoodQuery) {
+  EXPECT_EQ(Send(Get("/v1/rollups", kNode1)).status, 403);
+  EXPECT_EQ(Send(Get("/v1/rollups", "")).status, 401);
+  for (const char* target :
+       {"/v1/rollups?since=x", "/v1/rollups?limit=-2", "/v1/rollups?node=%z"}) {
+    EXPECT_EQ(Send(Get(target, kAdmin)).status, 400) << target;
+  }
+}
+
+TEST_F(ConsoleApiTest, StatusIsStoredAndShownInNodes) {
+  HttpResponse r = Send(PostStatusRequest(kNode1, StatusBody()));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["received_ms"], clock_.WallMs());
+
+  r = Send(Get("/v1/nodes", kAdmin));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json nodes = json::parse(r.body);
+  ASSERT_EQ(nodes.size(), 2u);
+  EXPECT_EQ(nodes[0]["node"], "node-1");
+  EXPECT_EQ(nodes[0]["last_seen_ms"], clock_.WallMs());
+  EXPECT_EQ(nodes[0]["status_ms"], clock_.WallMs());
+  EXPECT_EQ(nodes[0]["status"], StatusBody()["status"]);
+  EXPECT_EQ(nodes[1]["status"], nullptr);
+
+  // A newer report replaces the older one.
+  json newer = StatusBody();
+  newer["status"]["uptime_s"] = 93814;
+  clock_.Advance(30'000);
+  ASSERT_EQ(Send(PostStatusRequest(kNode1, newer)).status, 200);
+  const json after = json::parse(Send(Get("/v1/nodes", kAdmin)).body);
+  EXPECT_EQ(after[0]["status"]["uptime_s"], 93814);
+  EXPECT_EQ(after[0]["status_ms"], clock_.WallMs());
+}
+
+TEST_F(ConsoleApiTest, GzipStatusIsAccepted) {
+  HttpRequest r = PostStatusRequest(kNode1, StatusBody());
+  r.body = Gzip(r.body);
+  r.content_encoding = "gzip";
+  EXPECT_EQ(Send(r).status, 200);
+}
+
+TEST_F(ConsoleApiTest, StatusIsOnlyAcceptedFromTheNodeItself) {
+  EXPECT_EQ(Send(PostStatusRequest(kNode2, StatusBody("node-1"))).status, 403);
+  EXPECT_EQ(Send(PostStatusRequest(kAdmin, StatusBody("node-1"))).status, 403);
+  EXPECT_EQ(Send(PostStatusRequest("", StatusBody("node-1"))).status, 401);
+  const json nodes = json::parse(Send(Get("/v1/nodes", kAdmin)).body);
+  EXPECT_EQ(nodes[0]["status"], nullptr);
+  EXPECT_EQ(nodes[0]["last_seen_ms"], nullptr);
+}
+
+TEST_F(ConsoleApiTest, MalformedOrOversizedStatusIsRejected) {
+  json no_status = StatusBody();
+  no_status.erase("status");
+  HttpResponse r = Send(PostStatusRequest(kNode1, no_status));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_TRUE(json::parse(r.body)["error"].is_string());
+  json huge = StatusBody();
+  huge["status"]["note"] = std::string(kMaxStatusBytes, 'x');
+  EXPECT_EQ(Send(PostStatusRequest(kNode1, huge)).status, 413);
+  EXPECT_EQ(Send(Get("/v1/status", kNode1)).status, 405);
+}
+
+TEST_F(ConsoleApiTest, StatusStoreFailureIs503) {
+  FailingStore failing;
+  ConsoleApi api(*tokens_, failing, clock_, log_);
+  EXPECT_EQ(api.Handle(PostStatusRequest(kNode1, StatusBody())).status, 503);
+  EXPECT_EQ(api.Handle(Get("/v1/rollups", kAdmin)).status, 503);
+}
+
+// The value of one series in a Prometheus text body, or -1 if absent.
+double Series(const std::string& text, const std::string& series) {
+  const size_t at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+TEST_F(ConsoleApiTest, MetricsCountBatchesByResult) {
+  ASSERT_EQ(Send(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:1", 1),
+                                                 RollupItem("node-1:e:2", "a", 0)})
+                                  .dump()))
+                .status,
+            200);
+  ASSERT_EQ(Send(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:1", 1)}).dump())).status, 200);
+  ASSERT_EQ(Send(Post(kNode1, "{}")).status, 400);
+  ASSERT_EQ(Send(Post(kNode2, BatchOf("node-1", json::array()).dump())).status, 403);
+  ASSERT_EQ(Send(Post("", "{}")).status, 401);
+  ASSERT_EQ(Send(PostStatusRequest(kNode1, StatusBody())).status, 200);
+
+  HttpResponse r = Send(Get("/metrics", ""));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.content_type, "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(Series(r.body, R"(edge_console_batches_total{result="accepted"})"), 2);
+  EXPECT_EQ(Series(r.body, R"(edge_console_batches_total{result="malformed"})"), 1);
+  EXPECT_EQ(Series(r.body, R"(edge_console_batches_total{result="forbidden"})"), 1);
+  EXPECT_EQ(Series(r.body, R"(edge_console_batches_total{result="unauthorized"})"), 1);
+  EXPECT_EQ(Series(r.body, R"(edge_console_batches_total{result="too_large"})"), 0);
+  EXPECT_EQ(Series(r.body, R"(edge_console_status_reports_total{result="accepted"})"), 1);
+  EXPECT_EQ(Series(r.body, R"(edge_console_items_stored_total{kind="alert"})"), 1);
+  EXPECT_EQ(Series(r.body, R"(edge_console_items_stored_total{kind="rollup"})"), 1);
+  EXPECT_EQ(Series(r.body, "edge_console_items_duplicate_total"), 1);
+}
+
+TEST_F(ConsoleApiTest, DashboardShowsTheLatestStatus) {
+  json body = StatusBody();
+  body["status"]["agent_version"] = "<b>1.4.2</b>";
+  ASSERT_EQ(Send(PostStatusRequest(kNode1, body)).status, 200);
+  HttpResponse r = Send(Get("/", kAdmin));
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.find("<b>"), std::string::npos);
+  EXPECT_NE(r.body.find("&lt;b&gt;1.4.2&lt;/b&gt;"), std::string::npos);
+  EXPECT_NE(r.body.find("2025-11-20.1"), std::string::npos);
+  EXPECT_NE(r.body.find("alert 2, rollup 40, status 0"), std::string::npos);
+  EXPECT_NE(r.body.find("queue_full 3, rejected 11"), std::string::npos);
+  EXPECT_NE(r.body.find("5.0 MiB"), std::string::npos);
+  EXPECT_NE(r.body.find("1d 2h"), std::string::npos);  // 93784 s
 }
 
 }  // namespace

@@ -61,12 +61,121 @@ TEST(ParseBatch, AcceptsEmptyItems) {
 
 TEST(ParseBatch, KeepsUnknownKindWithoutAlertFields) {
   json j = ValidBatch();
-  j["items"][0]["kind"] = "rollup";
+  j["items"][0]["kind"] = "trace";
   j["items"][0]["payload"] = json{{"anything", json::array({1, 2})}};
   auto batch = Parse(j);
   ASSERT_TRUE(batch.ok()) << batch.error();
   EXPECT_FALSE(batch->items[0].alert.has_value());
+  EXPECT_FALSE(batch->items[0].rollup.has_value());
   EXPECT_EQ(json::parse(batch->items[0].payload_json), j["items"][0]["payload"]);
+}
+
+json RollupPayload() {
+  return json{{"node", "node-1"},  {"sensor", "plant/boiler1/temp"},
+              {"start_ms", 60000}, {"end_ms", 120000},
+              {"count", 12},       {"min", 20},
+              {"max", 25.5},       {"mean", 22.25},
+              {"last", 21.0}};
+}
+
+json RollupBatch() {
+  json j = ValidBatch();
+  j["items"][0]["kind"] = "rollup";
+  j["items"][0]["payload"] = RollupPayload();
+  return j;
+}
+
+TEST(ParseBatch, ReadsRollupFields) {
+  auto batch = Parse(RollupBatch());
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  ASSERT_TRUE(batch->items[0].rollup.has_value());
+  EXPECT_FALSE(batch->items[0].alert.has_value());
+  const RollupFields& r = *batch->items[0].rollup;
+  EXPECT_EQ(r.sensor, "plant/boiler1/temp");
+  EXPECT_EQ(r.start_ms, 60000);
+  EXPECT_EQ(r.end_ms, 120000);
+  EXPECT_EQ(r.count, 12);
+  EXPECT_EQ(r.min, 20.0);  // an integer literal is a number too
+  EXPECT_EQ(r.max, 25.5);
+  EXPECT_EQ(r.mean, 22.25);
+  EXPECT_EQ(r.last, 21.0);
+}
+
+class ParseBatchMissingRollupField : public testing::TestWithParam<std::string> {};
+
+TEST_P(ParseBatchMissingRollupField, IsRejectedNamingIt) {
+  json j = RollupBatch();
+  j["items"][0]["payload"].erase(GetParam());
+  auto batch = Parse(j);
+  ASSERT_FALSE(batch.ok());
+  EXPECT_NE(batch.error().find("rollup payload"), std::string::npos) << batch.error();
+  EXPECT_NE(batch.error().find(GetParam()), std::string::npos) << batch.error();
+}
+INSTANTIATE_TEST_SUITE_P(Fields, ParseBatchMissingRollupField,
+                         testing::Values("sensor", "start_ms", "end_ms", "count", "min", "max",
+                                         "mean", "last"));
+
+TEST(ParseBatch, RejectsBadRollupValues) {
+  const std::vector<std::pair<std::string, json>> cases = {
+      {"sensor", ""},
+      {"sensor", 3},
+      {"start_ms", 1.5},
+      {"end_ms", 59999},
+      {"count", -1},
+      {"count", 2.5},
+      {"min", "20"},
+      {"max", nullptr},
+      {"mean", json::array()},
+      {"node", "node-2"},
+      {"last", json::object()},
+  };
+  for (const auto& [field, value] : cases) {
+    json j = RollupBatch();
+    j["items"][0]["payload"][field] = value;
+    EXPECT_FALSE(Parse(j).ok()) << field << " = " << value.dump();
+  }
+  // A literal too large for a double overflows to infinity, which is rejected.
+  std::string text = RollupBatch().dump();
+  const std::string max = "\"max\":25.5";
+  ASSERT_NE(text.find(max), std::string::npos);
+  text.replace(text.find(max), max.size(), "\"max\":1e999");
+  EXPECT_FALSE(ParseBatch(text).ok());
+}
+
+TEST(ParseStatusReport, KeepsTheStatusObject) {
+  const json body = {{"node", "node-1"},
+                     {"sent_ms", 1764167000123},
+                     {"status", {{"agent_version", "1.0.0"}, {"backlog", {{"alert", 3}}}}}};
+  auto report = ParseStatusReport(body.dump());
+  ASSERT_TRUE(report.ok()) << report.error();
+  EXPECT_EQ(report->node, "node-1");
+  EXPECT_EQ(report->sent_ms, 1764167000123);
+  EXPECT_EQ(json::parse(report->status_json), body["status"]);
+}
+
+TEST(ParseStatusReport, RejectsMalformedReports) {
+  const json good = {{"node", "node-1"}, {"sent_ms", 1}, {"status", json::object()}};
+  for (const char* field : {"node", "sent_ms", "status"}) {
+    json j = good;
+    j.erase(field);
+    auto report = ParseStatusReport(j.dump());
+    ASSERT_FALSE(report.ok()) << field;
+    EXPECT_NE(report.error().find(field), std::string::npos) << report.error();
+  }
+  for (const json& status : {json(nullptr), json::array(), json("ok"), json(3)}) {
+    json j = good;
+    j["status"] = status;
+    EXPECT_FALSE(ParseStatusReport(j.dump()).ok()) << status.dump();
+  }
+  EXPECT_FALSE(ParseStatusReport("").ok());
+  EXPECT_FALSE(ParseStatusReport("[]").ok());
+  EXPECT_FALSE(ParseStatusReport(R"({"node":"node-1","sent_ms":1,"status":{)").ok());
+  std::string deep = R"({"node":"node-1","sent_ms":1,"status":)";
+  for (size_t i = 0; i < kMaxJsonDepth + 1; ++i) deep += "{\"a\":";
+  deep += "1";
+  for (size_t i = 0; i < kMaxJsonDepth + 1; ++i) deep += "}";
+  deep += "}";
+  EXPECT_FALSE(ParseStatusReport(deep).ok());
 }
 
 TEST(ParseBatch, RejectsMalformedJson) {

@@ -1,6 +1,7 @@
 #include "edge/console/store.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -227,6 +228,152 @@ TEST_F(SqliteConsoleStoreTest, ActivityReportsLastSeenAndAlertCounts) {
 TEST_F(SqliteConsoleStoreTest, UsesWriteAheadLog) {
   ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 1000).ok());
   EXPECT_TRUE(std::filesystem::exists(dir_ / "console.db-wal"));
+}
+
+BatchItem Rollup(const std::string& id, const std::string& sensor, int64_t start_ms,
+                 double mean = 21.5) {
+  BatchItem item;
+  item.id = id;
+  item.kind = "rollup";
+  item.created_ms = start_ms + 60'001;
+  item.rollup = RollupFields{sensor, start_ms, start_ms + 60'000, 12, 20.0, 23.0, mean, 22.0};
+  item.payload_json = R"({"sensor":")" + sensor + R"("})";
+  return item;
+}
+
+TEST_F(SqliteConsoleStoreTest, RollupsAreStoredOnceAndAckedEveryTime) {
+  auto first = store_->StoreBatch(
+      MakeBatch("node-1", {Rollup("node-1:e:1", "a/temp", 0), Alert("node-1:e:2", 5)}), 1000);
+  ASSERT_TRUE(first.ok()) << first.error();
+  EXPECT_EQ(first->accepted, 2);
+  EXPECT_EQ(first->new_rollups, 1);
+  EXPECT_EQ(first->new_alert_items, (std::vector<size_t>{1}));
+  auto again = store_->StoreBatch(MakeBatch("node-1", {Rollup("node-1:e:1", "a/temp", 0),
+                                                       Rollup("node-1:e:3", "a/temp", 60'000)}),
+                                  2000);
+  ASSERT_TRUE(again.ok()) << again.error();
+  EXPECT_EQ(again->accepted, 1);
+  EXPECT_EQ(again->duplicates, 1);
+  EXPECT_EQ(again->acked, (std::vector<std::string>{"node-1:e:1", "node-1:e:3"}));
+
+  auto rollups = store_->Rollups({});
+  ASSERT_TRUE(rollups.ok()) << rollups.error();
+  ASSERT_EQ(rollups->size(), 2u);
+  const StoredRollup& r = (*rollups)[0];
+  EXPECT_EQ(r.id, "node-1:e:1");
+  EXPECT_EQ(r.node, "node-1");
+  EXPECT_EQ(r.received_ms, 1000);
+  EXPECT_EQ(r.fields.sensor, "a/temp");
+  EXPECT_EQ(r.fields.start_ms, 0);
+  EXPECT_EQ(r.fields.end_ms, 60'000);
+  EXPECT_EQ(r.fields.count, 12);
+  EXPECT_EQ(r.fields.min, 20.0);
+  EXPECT_EQ(r.fields.max, 23.0);
+  EXPECT_EQ(r.fields.mean, 21.5);
+  EXPECT_EQ(r.fields.last, 22.0);
+  EXPECT_TRUE(AlertIds({}).size() == 1);  // rollups are not alerts
+}
+
+TEST_F(SqliteConsoleStoreTest, RollupsFilterByNodeSensorSinceAndLimit) {
+  ASSERT_TRUE(store_
+                  ->StoreBatch(MakeBatch("node-1", {Rollup("node-1:e:3", "a/temp", 120'000),
+                                                    Rollup("node-1:e:1", "a/temp", 0),
+                                                    Rollup("node-1:e:2", "b/temp", 60'000)}),
+                               1000)
+                  .ok());
+  ASSERT_TRUE(
+      store_->StoreBatch(MakeBatch("node-2", {Rollup("node-2:e:1", "a/temp", 60'000)}), 1000).ok());
+  const auto ids = [this](const RollupQuery& q) {
+    std::vector<std::string> out;
+    auto rollups = store_->Rollups(q);
+    EXPECT_TRUE(rollups.ok()) << rollups.error();
+    if (rollups.ok()) {
+      for (const auto& r : *rollups) out.push_back(r.id);
+    }
+    return out;
+  };
+  EXPECT_EQ(ids({}),
+            (std::vector<std::string>{"node-1:e:1", "node-1:e:2", "node-2:e:1", "node-1:e:3"}));
+  RollupQuery q;
+  q.node = "node-1";
+  q.sensor = "a/temp";
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"node-1:e:1", "node-1:e:3"}));
+  q.since_ms = 60'000;
+  EXPECT_EQ(ids(q), (std::vector<std::string>{"node-1:e:3"}));
+  RollupQuery limited;
+  limited.limit = 2;
+  EXPECT_EQ(ids(limited), (std::vector<std::string>{"node-1:e:1", "node-1:e:2"}));
+}
+
+TEST_F(SqliteConsoleStoreTest, LatestStatusPerNodeSurvivesReopen) {
+  ASSERT_TRUE(store_->StoreStatus("node-1", 1000, R"({"uptime_s":1})").ok());
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 1500).ok());
+  ASSERT_TRUE(store_->StoreStatus("node-1", 2000, R"({"uptime_s":2})").ok());
+  ASSERT_TRUE(store_->StoreStatus("node-2", 3000, R"({"uptime_s":3})").ok());
+  Reopen();
+  auto activity = store_->Activity();
+  ASSERT_TRUE(activity.ok()) << activity.error();
+  ASSERT_EQ(activity->size(), 2u);
+  EXPECT_EQ((*activity)[0].node, "node-1");
+  EXPECT_EQ((*activity)[0].last_seen_ms, 2000);
+  EXPECT_EQ((*activity)[0].status_ms, 2000);
+  EXPECT_EQ((*activity)[0].status_json, R"({"uptime_s":2})");
+  EXPECT_EQ((*activity)[0].alerts, 1);
+  EXPECT_EQ((*activity)[1].node, "node-2");
+  EXPECT_EQ((*activity)[1].status_json, R"({"uptime_s":3})");
+}
+
+TEST_F(SqliteConsoleStoreTest, BatchAfterStatusKeepsTheStatus) {
+  ASSERT_TRUE(store_->StoreStatus("node-1", 1000, R"({"uptime_s":1})").ok());
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 100)}), 2000).ok());
+  auto activity = store_->Activity();
+  ASSERT_TRUE(activity.ok());
+  ASSERT_EQ(activity->size(), 1u);
+  EXPECT_EQ((*activity)[0].last_seen_ms, 2000);
+  EXPECT_EQ((*activity)[0].status_ms, 1000);
+  EXPECT_EQ((*activity)[0].status_json, R"({"uptime_s":1})");
+}
+
+TEST_F(SqliteConsoleStoreTest, NodeWithoutStatusHasNone) {
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {}), 2000).ok());
+  auto activity = store_->Activity();
+  ASSERT_TRUE(activity.ok());
+  ASSERT_EQ(activity->size(), 1u);
+  EXPECT_FALSE((*activity)[0].status_ms.has_value());
+  EXPECT_TRUE((*activity)[0].status_json.empty());
+}
+
+// A database written by the first schema (before rollups and status) is upgraded in place.
+TEST_F(SqliteConsoleStoreTest, UpgradesAVersionOneDatabase) {
+  store_.reset();
+  std::filesystem::remove_all(dir_);
+  std::filesystem::create_directories(dir_);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "console.db").string().c_str(), &db), SQLITE_OK);
+  const char* v1 = R"sql(
+    CREATE TABLE items (id TEXT PRIMARY KEY NOT NULL, node TEXT NOT NULL, kind TEXT NOT NULL,
+      created_ms INTEGER NOT NULL, received_ms INTEGER NOT NULL, payload TEXT NOT NULL,
+      rule TEXT, sensor TEXT, severity TEXT, state TEXT, ts_ms INTEGER);
+    CREATE TABLE nodes (node TEXT PRIMARY KEY NOT NULL, last_seen_ms INTEGER NOT NULL);
+    INSERT INTO items VALUES ('node-1:e:1', 'node-1', 'alert', 1, 2, '{}', 'r', 's', 'critical',
+      'firing', 100);
+    INSERT INTO nodes VALUES ('node-1', 2);
+    PRAGMA user_version = 1;
+  )sql";
+  ASSERT_EQ(sqlite3_exec(db, v1, nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+  sqlite3_close(db);
+
+  Reopen();
+  EXPECT_EQ(AlertIds({}), (std::vector<std::string>{"node-1:e:1"}));
+  ASSERT_TRUE(store_->StoreStatus("node-1", 3, "{}").ok());
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Rollup("node-1:e:2", "a/temp", 0)}), 4).ok());
+  auto rollups = store_->Rollups({});
+  ASSERT_TRUE(rollups.ok()) << rollups.error();
+  EXPECT_EQ(rollups->size(), 1u);
+  Reopen();  // the upgrade runs once
+  auto activity = store_->Activity();
+  ASSERT_TRUE(activity.ok()) << activity.error();
+  EXPECT_EQ((*activity)[0].status_ms, 3);
 }
 
 TEST(OpenSqliteConsoleStore, FailsForUnwritableLocation) {

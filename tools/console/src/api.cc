@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 #include <exception>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -204,6 +205,84 @@ std::string FormatUtcMs(int64_t ms) {
   return std::string(buf, n) + frac;
 }
 
+// The result label of an upload answered with `status`.
+const char* ResultLabel(int status) {
+  switch (status) {
+    case 200:
+      return "accepted";
+    case 400:
+      return "malformed";
+    case 401:
+      return "unauthorized";
+    case 403:
+      return "forbidden";
+    case 413:
+      return "too_large";
+    case 415:
+      return "unsupported_encoding";
+    default:
+      return status >= 500 ? "unavailable" : "other";
+  }
+}
+
+constexpr const char* kUploadResults[] = {"accepted",    "malformed", "unauthorized",
+                                          "forbidden",   "too_large", "unsupported_encoding",
+                                          "unavailable", "other"};
+constexpr const char* kItemKinds[] = {"alert", "rollup", "other"};
+
+// A member of a status object, for the dashboard: numbers and strings as text, "" if the
+// member is absent or of another type.
+std::string StatusText(const json& status, std::string_view key) {
+  if (!status.is_object()) return {};
+  const auto it = status.find(key);
+  if (it == status.end()) return {};
+  if (it->is_string()) return it->get<std::string>();
+  if (it->is_number_integer()) return std::to_string(it->get<int64_t>());
+  if (it->is_number_unsigned()) return std::to_string(it->get<uint64_t>());
+  if (it->is_boolean()) return it->get<bool>() ? "yes" : "no";
+  return {};
+}
+
+// "alert 0, rollup 12" from an object of counts; "" if it is not one.
+std::string StatusCounts(const json& status, std::string_view key) {
+  if (!status.is_object()) return {};
+  const auto it = status.find(key);
+  if (it == status.end() || !it->is_object()) return {};
+  std::string out;
+  for (const auto& [name, value] : it->items()) {
+    if (!value.is_number_integer() && !value.is_number_unsigned()) continue;
+    if (!out.empty()) out += ", ";
+    out += name + " " + std::to_string(value.get<int64_t>());
+  }
+  return out;
+}
+
+std::string HumanBytes(const std::string& digits) {
+  const auto bytes = ParseInt64(digits);
+  if (!bytes) return digits;
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(*bytes);
+  size_t unit = 0;
+  while (v >= 1024 && unit + 1 < std::size(units)) {
+    v /= 1024;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), unit == 0 ? "%.0f %s" : "%.1f %s", v, units[unit]);
+  return buf;
+}
+
+std::string HumanSeconds(const std::string& digits) {
+  const auto seconds = ParseInt64(digits);
+  if (!seconds || *seconds < 0) return digits;
+  const int64_t d = *seconds / 86400;
+  const int64_t h = *seconds % 86400 / 3600;
+  const int64_t m = *seconds % 3600 / 60;
+  if (d > 0) return std::to_string(d) + "d " + std::to_string(h) + "h";
+  if (h > 0) return std::to_string(h) + "h " + std::to_string(m) + "m";
+  return std::to_string(m) + "m " + std::to_string(*seconds % 60) + "s";
+}
+
 }  // namespace
 
 ConsoleApi::ConsoleApi(const TokenTable& tokens, ConsoleStore& store, const Clock& clock, Log& log,
@@ -238,9 +317,25 @@ HttpResponse ConsoleApi::Route(const HttpRequest& request) {
     r.body = "ok\n";
     return r;
   }
+  if (path == "/metrics") {
+    if (!get) return MethodNotAllowed("GET");
+    return GetMetrics();
+  }
   if (path == "/v1/batches") {
     if (request.method != "POST") return MethodNotAllowed("POST");
-    return PostBatches(request);
+    HttpResponse r = PostBatches(request);
+    ++batches_[ResultLabel(r.status)];
+    return r;
+  }
+  if (path == "/v1/status") {
+    if (request.method != "POST") return MethodNotAllowed("POST");
+    HttpResponse r = PostStatus(request);
+    ++status_reports_[ResultLabel(r.status)];
+    return r;
+  }
+  if (path == "/v1/rollups") {
+    if (!get) return MethodNotAllowed("GET");
+    return GetRollups(request, query);
   }
   if (path == "/v1/alerts") {
     if (!get) return MethodNotAllowed("GET");
@@ -263,20 +358,8 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
   if (principal->admin) return ErrorResponse(403, "batches need a node token");
 
   std::string decoded;
-  const std::string* body = &request.body;
-  const std::string_view encoding = Trim(request.content_encoding);
-  if (EqualsIgnoreCase(encoding, "gzip")) {
-    Gunzipped g = Gunzip(request.body, options_.max_decompressed_body_bytes);
-    if (g.code == GunzipCode::kTooLarge) return ErrorResponse(413, g.error);
-    if (g.code != GunzipCode::kOk) return ErrorResponse(400, g.error);
-    decoded = std::move(g.data);
-    body = &decoded;
-  } else if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
-    return ErrorResponse(415, "unsupported Content-Encoding (use gzip or none)");
-  }
-  if (body->size() > options_.max_decompressed_body_bytes) {
-    return ErrorResponse(413, "body too large");
-  }
+  const std::string* body = nullptr;
+  if (auto error = DecodeBody(request, &decoded, &body)) return *error;
 
   Result<Batch> batch = ParseBatch(*body);
   if (!batch) {
@@ -311,9 +394,145 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
              {{"node", batch->node},
               {"accepted", outcome->accepted},
               {"duplicates", outcome->duplicates}});
+  const int64_t new_alerts = static_cast<int64_t>(outcome->new_alert_items.size());
+  items_["alert|stored"] += new_alerts;
+  items_["rollup|stored"] += outcome->new_rollups;
+  items_["other|stored"] += outcome->accepted - new_alerts - outcome->new_rollups;
+  items_["all|duplicate"] += outcome->duplicates;
   return JsonResponse(200, json{{"accepted", outcome->accepted},
                                 {"duplicates", outcome->duplicates},
                                 {"acked", outcome->acked}});
+}
+
+std::optional<HttpResponse> ConsoleApi::DecodeBody(const HttpRequest& request, std::string* decoded,
+                                                   const std::string** body) const {
+  *body = &request.body;
+  const std::string_view encoding = Trim(request.content_encoding);
+  if (EqualsIgnoreCase(encoding, "gzip")) {
+    Gunzipped g = Gunzip(request.body, options_.max_decompressed_body_bytes);
+    if (g.code == GunzipCode::kTooLarge) return ErrorResponse(413, g.error);
+    if (g.code != GunzipCode::kOk) return ErrorResponse(400, g.error);
+    *decoded = std::move(g.data);
+    *body = decoded;
+  } else if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
+    return ErrorResponse(415, "unsupported Content-Encoding (use gzip or none)");
+  }
+  if ((*body)->size() > options_.max_decompressed_body_bytes) {
+    return ErrorResponse(413, "body too large");
+  }
+  return std::nullopt;
+}
+
+HttpResponse ConsoleApi::PostStatus(const HttpRequest& request) {
+  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
+  if (!principal) return Unauthorized(false);
+  if (principal->admin) return ErrorResponse(403, "status reports need a node token");
+
+  std::string decoded;
+  const std::string* body = nullptr;
+  if (auto error = DecodeBody(request, &decoded, &body)) return *error;
+
+  Result<StatusReport> report = ParseStatusReport(*body);
+  if (!report) {
+    log_.Write(LogLevel::kWarn, "status rejected",
+               {{"node", principal->node}, {"status", int64_t{400}}, {"error", report.error()}});
+    return ErrorResponse(400, report.error());
+  }
+  if (report->status_json.size() > kMaxStatusBytes) {
+    return ErrorResponse(413,
+                         "status object larger than " + std::to_string(kMaxStatusBytes) + " bytes");
+  }
+  if (report->node != principal->node) {
+    log_.Write(
+        LogLevel::kWarn, "status rejected",
+        {{"node", principal->node}, {"status", int64_t{403}}, {"report_node", report->node}});
+    return ErrorResponse(403, "status node differs from the token's node");
+  }
+  const int64_t now = clock_.WallMs();
+  if (Status s = store_.StoreStatus(report->node, now, report->status_json); !s) {
+    log_.Write(LogLevel::kError, "storing status failed",
+               {{"node", report->node}, {"error", s.message()}});
+    return ErrorResponse(503, "store unavailable, retry later");
+  }
+  log_.Write(LogLevel::kDebug, "status stored", {{"node", report->node}});
+  return JsonResponse(200, json{{"stored", true}, {"received_ms", now}});
+}
+
+HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view query) {
+  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
+  if (!principal) return Unauthorized(false);
+  if (!principal->admin) return ErrorResponse(403, "rollups need the admin token");
+
+  const auto params = ParseQuery(query);
+  if (!params) return ErrorResponse(400, "malformed query string");
+  RollupQuery q;
+  q.limit = options_.default_rollup_limit;
+  if (const auto it = params->find("node"); it != params->end()) q.node = it->second;
+  if (const auto it = params->find("sensor"); it != params->end()) q.sensor = it->second;
+  if (const auto it = params->find("since"); it != params->end()) {
+    q.since_ms = ParseInt64(it->second);
+    if (!q.since_ms) return ErrorResponse(400, "'since' must be an integer (ms)");
+  }
+  if (const auto it = params->find("limit"); it != params->end()) {
+    const auto limit = ParseInt64(it->second);
+    if (!limit || *limit < 0) return ErrorResponse(400, "'limit' must be a non-negative integer");
+    q.limit = std::min(*limit, options_.max_rollup_limit);
+  }
+
+  Result<std::vector<StoredRollup>> rollups = store_.Rollups(q);
+  if (!rollups) {
+    log_.Write(LogLevel::kError, "querying rollups failed", {{"error", rollups.error()}});
+    return ErrorResponse(503, "store unavailable, retry later");
+  }
+  json out = json::array();
+  for (const StoredRollup& r : *rollups) {
+    out.push_back(json{{"id", r.id},
+                       {"node", r.node},
+                       {"sensor", r.fields.sensor},
+                       {"start_ms", r.fields.start_ms},
+                       {"end_ms", r.fields.end_ms},
+                       {"count", r.fields.count},
+                       {"min", r.fields.min},
+                       {"max", r.fields.max},
+                       {"mean", r.fields.mean},
+                       {"last", r.fields.last},
+                       {"received_ms", r.received_ms}});
+  }
+  return JsonResponse(200, out);
+}
+
+HttpResponse ConsoleApi::GetMetrics() const {
+  const auto value = [](const std::map<std::string, int64_t>& counts, const std::string& key) {
+    const auto it = counts.find(key);
+    return it == counts.end() ? int64_t{0} : it->second;
+  };
+  std::string text;
+  text += "# HELP edge_console_batches_total POST /v1/batches requests by result\n";
+  text += "# TYPE edge_console_batches_total counter\n";
+  for (const char* result : kUploadResults) {
+    text += "edge_console_batches_total{result=\"" + std::string(result) + "\"} " +
+            std::to_string(value(batches_, result)) + "\n";
+  }
+  text += "# HELP edge_console_status_reports_total POST /v1/status requests by result\n";
+  text += "# TYPE edge_console_status_reports_total counter\n";
+  for (const char* result : kUploadResults) {
+    text += "edge_console_status_reports_total{result=\"" + std::string(result) + "\"} " +
+            std::to_string(value(status_reports_, result)) + "\n";
+  }
+  text += "# HELP edge_console_items_stored_total Batch items stored (new ids) by kind\n";
+  text += "# TYPE edge_console_items_stored_total counter\n";
+  for (const char* kind : kItemKinds) {
+    text += "edge_console_items_stored_total{kind=\"" + std::string(kind) + "\"} " +
+            std::to_string(value(items_, std::string(kind) + "|stored")) + "\n";
+  }
+  text += "# HELP edge_console_items_duplicate_total Batch items whose id was already held\n";
+  text += "# TYPE edge_console_items_duplicate_total counter\n";
+  text +=
+      "edge_console_items_duplicate_total " + std::to_string(value(items_, "all|duplicate")) + "\n";
+  HttpResponse r;
+  r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+  r.body = std::move(text);
+  return r;
 }
 
 HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view query) {
@@ -382,9 +601,19 @@ HttpResponse ConsoleApi::GetNodes(const HttpRequest& request) {
   }
   json out = json::array();
   for (const NodeActivity& a : *fleet) {
+    json status = nullptr;
+    if (a.status_ms) {
+      status = json::parse(a.status_json, nullptr, /*allow_exceptions=*/false);
+      if (!status.is_object()) {
+        log_.Write(LogLevel::kError, "stored status unreadable", {{"node", a.node}});
+        status = nullptr;
+      }
+    }
     out.push_back(json{{"node", a.node},
                        {"last_seen_ms", a.last_seen_ms ? json(*a.last_seen_ms) : json(nullptr)},
-                       {"alerts", a.alerts}});
+                       {"alerts", a.alerts},
+                       {"status_ms", a.status_ms ? json(*a.status_ms) : json(nullptr)},
+                       {"status", std::move(status)}});
   }
   return JsonResponse(200, out);
 }
@@ -411,11 +640,23 @@ HttpResponse ConsoleApi::GetDashboard(const HttpRequest& request) {
   html += "</style></head><body>\n<h1>edge-console</h1>\n";
   html += "<p>Rendered " + HtmlEscape(FormatUtcMs(clock_.WallMs())) + "</p>\n";
 
-  html += "<h2>Nodes</h2>\n<table><tr><th>node</th><th>last seen (UTC)</th><th>alerts</th></tr>\n";
+  html += "<h2>Nodes</h2>\n<table><tr><th>node</th><th>last seen (UTC)</th><th>alerts</th>";
+  html += "<th>agent</th><th>policy</th><th>mqtt</th><th>uptime</th><th>backlog</th>";
+  html += "<th>evicted</th><th>dead-lettered</th><th>drops</th><th>database</th>";
+  html += "<th>status (UTC)</th></tr>\n";
   for (const NodeActivity& a : *fleet) {
-    html += "<tr><td>" + HtmlEscape(a.node) + "</td><td>" +
-            (a.last_seen_ms ? HtmlEscape(FormatUtcMs(*a.last_seen_ms)) : std::string("never")) +
-            "</td><td>" + std::to_string(a.alerts) + "</td></tr>\n";
+    const json status =
+        a.status_ms ? json::parse(a.status_json, nullptr, /*allow_exceptions=*/false) : json();
+    const auto cell = [](const std::string& text) { return "<td>" + HtmlEscape(text) + "</td>"; };
+    html +=
+        "<tr>" + cell(a.node) +
+        cell(a.last_seen_ms ? FormatUtcMs(*a.last_seen_ms) : std::string("never")) +
+        cell(std::to_string(a.alerts)) + cell(StatusText(status, "agent_version")) +
+        cell(StatusText(status, "policy_version")) + cell(StatusText(status, "mqtt_connected")) +
+        cell(HumanSeconds(StatusText(status, "uptime_s"))) + cell(StatusCounts(status, "backlog")) +
+        cell(StatusCounts(status, "evicted")) + cell(StatusCounts(status, "dead_lettered")) +
+        cell(StatusCounts(status, "drops")) + cell(HumanBytes(StatusText(status, "db_bytes"))) +
+        cell(a.status_ms ? FormatUtcMs(*a.status_ms) : std::string("never")) + "</tr>\n";
   }
   html += "</table>\n";
 

@@ -1,5 +1,6 @@
 #include "edge/console/batch.h"
 
+#include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -88,6 +89,41 @@ Status ParseAlert(const json& payload, const std::string& node, const std::strin
   return Status::Ok();
 }
 
+// The field must be a finite JSON number (integer or float). JSON cannot spell infinity,
+// but a literal such as 1e999 overflows to it when parsed.
+Status GetDouble(const json& object, const char* key, const std::string& where, double* out) {
+  const auto it = object.find(key);
+  if (it == object.end()) return Status::Error(where + "missing field '" + key + "'");
+  if (!it->is_number()) return Status::Error(where + "field '" + key + "' must be a number");
+  const double v = it->get<double>();
+  if (!std::isfinite(v)) return Status::Error(where + "field '" + key + "' is out of range");
+  *out = v;
+  return Status::Ok();
+}
+
+Status ParseRollup(const json& payload, const std::string& node, const std::string& where,
+                   RollupFields* out) {
+  const std::string at = where + "rollup payload: ";
+  if (Status s = GetString(payload, "sensor", at, kMaxNameBytes, &out->sensor); !s) return s;
+  if (Status s = GetInt64(payload, "start_ms", at, &out->start_ms); !s) return s;
+  if (Status s = GetInt64(payload, "end_ms", at, &out->end_ms); !s) return s;
+  if (out->end_ms < out->start_ms) {
+    return Status::Error(at + "field 'end_ms' must not be less than 'start_ms'");
+  }
+  if (Status s = GetInt64(payload, "count", at, &out->count); !s) return s;
+  if (out->count < 0) return Status::Error(at + "field 'count' must not be negative");
+  if (Status s = GetDouble(payload, "min", at, &out->min); !s) return s;
+  if (Status s = GetDouble(payload, "max", at, &out->max); !s) return s;
+  if (Status s = GetDouble(payload, "mean", at, &out->mean); !s) return s;
+  if (Status s = GetDouble(payload, "last", at, &out->last); !s) return s;
+  if (const auto it = payload.find("node"); it != payload.end()) {
+    if (!it->is_string() || it->get_ref<const std::string&>() != node) {
+      return Status::Error(at + "field 'node' must equal the batch's node");
+    }
+  }
+  return Status::Ok();
+}
+
 Status ParseItem(const json& item, const std::string& node, size_t index, BatchItem* out) {
   const std::string where = "items[" + std::to_string(index) + "]: ";
   if (!item.is_object()) return Status::Error(where + "must be an object");
@@ -107,6 +143,10 @@ Status ParseItem(const json& item, const std::string& node, size_t index, BatchI
     AlertFields fields;
     if (Status s = ParseAlert(*payload, node, where, &fields); !s) return s;
     out->alert = std::move(fields);
+  } else if (out->kind == "rollup") {
+    RollupFields fields;
+    if (Status s = ParseRollup(*payload, node, where, &fields); !s) return s;
+    out->rollup = std::move(fields);
   }
   out->payload_json = payload->dump(-1, ' ', false, json::error_handler_t::strict);
   return Status::Ok();
@@ -138,6 +178,27 @@ Result<Batch> ParseBatch(std::string_view text) {
   } catch (const std::exception& e) {
     // Only allocation failure or invalid UTF-8 on dump() can get here.
     return Status::Error(std::string("invalid batch: ") + e.what());
+  }
+}
+
+Result<StatusReport> ParseStatusReport(std::string_view text) {
+  try {
+    if (!NestingWithin(text, kMaxJsonDepth)) {
+      return Status::Error("JSON nested deeper than " + std::to_string(kMaxJsonDepth));
+    }
+    const json doc = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    if (doc.is_discarded()) return Status::Error("malformed JSON");
+    if (!doc.is_object()) return Status::Error("body must be a JSON object");
+    StatusReport report;
+    if (Status s = GetString(doc, "node", "", kMaxNameBytes, &report.node); !s) return s;
+    if (Status s = GetInt64(doc, "sent_ms", "", &report.sent_ms); !s) return s;
+    const auto status = doc.find("status");
+    if (status == doc.end()) return Status::Error("missing field 'status'");
+    if (!status->is_object()) return Status::Error("field 'status' must be an object");
+    report.status_json = status->dump(-1, ' ', false, json::error_handler_t::strict);
+    return report;
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("invalid status report: ") + e.what());
   }
 }
 

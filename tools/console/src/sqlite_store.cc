@@ -13,10 +13,10 @@
 namespace edge::console {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
-// One table for every item kind; the alert columns are NULL for other kinds. The partial
-// indexes serve GET /v1/alerts (ordered by ts_ms, id), optionally per node.
+// Version 1: one table for every item kind (the alert columns are NULL for other kinds);
+// the partial indexes serve GET /v1/alerts (ordered by ts_ms, id), optionally per node.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS items (
   id          TEXT PRIMARY KEY NOT NULL,
@@ -38,6 +38,33 @@ CREATE TABLE IF NOT EXISTS nodes (
   last_seen_ms INTEGER NOT NULL
 );
 )sql";
+
+// Version 2: rollups in a table of their own (not in items), deduplicated by id and
+// indexed for GET /v1/rollups; the latest status report per node.
+constexpr const char* kSchemaV2 = R"sql(
+CREATE TABLE IF NOT EXISTS rollups (
+  id          TEXT PRIMARY KEY NOT NULL,
+  node        TEXT NOT NULL,
+  sensor      TEXT NOT NULL,
+  start_ms    INTEGER NOT NULL,
+  end_ms      INTEGER NOT NULL,
+  count       INTEGER NOT NULL,
+  min         REAL NOT NULL,
+  max         REAL NOT NULL,
+  mean        REAL NOT NULL,
+  last        REAL NOT NULL,
+  created_ms  INTEGER NOT NULL,
+  received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS rollups_by_start ON rollups (start_ms, id);
+CREATE INDEX IF NOT EXISTS rollups_by_node ON rollups (node, sensor, start_ms, id);
+ALTER TABLE nodes ADD COLUMN status TEXT;
+ALTER TABLE nodes ADD COLUMN status_ms INTEGER;
+)sql";
+
+constexpr const char* kRollupColumns =
+    "SELECT id, received_ms, node, sensor, start_ms, end_ms, count, min, max, mean, last "
+    "FROM rollups ";
 
 constexpr const char* kAlertColumns =
     "SELECT id, received_ms, node, rule, sensor, severity, state, ts_ms, payload FROM items ";
@@ -75,8 +102,16 @@ class SqliteConsoleStore final : public ConsoleStore {
       return Status::Error("database schema version " + *version + " is newer than supported " +
                            std::to_string(kSchemaVersion));
     }
-    if (Status s = Exec(kSchema); !s) return s;
-    if (Status s = Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion)); !s) return s;
+    // Creating and upgrading happen in one transaction: a crash leaves either version.
+    if (Status s = Exec("BEGIN IMMEDIATE"); !s) return s;
+    Status migrated = Exec(kSchema);
+    if (migrated && std::stoi(*version) < 2) migrated = Exec(kSchemaV2);
+    if (migrated) migrated = Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
+    if (migrated) migrated = Exec("COMMIT");
+    if (!migrated) {
+      if (sqlite3_get_autocommit(db_.get()) == 0) (void)Exec("ROLLBACK");
+      return migrated;
+    }
     if (Status s = Prepare(
             "INSERT OR IGNORE INTO items (id, node, kind, created_ms, received_ms, payload, rule,"
             " sensor, severity, state, ts_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
@@ -88,6 +123,14 @@ class SqliteConsoleStore final : public ConsoleStore {
     if (Status s = Prepare("INSERT INTO nodes (node, last_seen_ms) VALUES (?1, ?2)"
                            " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
                            &touch_node_);
+        !s) {
+      return s;
+    }
+    if (Status s = Prepare(
+            "INSERT OR IGNORE INTO rollups (id, node, sensor, start_ms, end_ms, count, min, max,"
+            " mean, last, created_ms, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+            " ?10, ?11, ?12)",
+            &insert_rollup_);
         !s) {
       return s;
     }
@@ -134,14 +177,71 @@ class SqliteConsoleStore final : public ConsoleStore {
     return ReadAlerts(stmt.get());
   }
 
+  Result<std::vector<StoredRollup>> Rollups(const RollupQuery& query) override {
+    std::string sql = std::string(kRollupColumns) + "WHERE 1";
+    if (query.node) sql += " AND node = ?1";
+    if (query.sensor) sql += " AND sensor = ?2";
+    if (query.since_ms) sql += " AND start_ms >= ?3";
+    sql += " ORDER BY start_ms, id LIMIT ?4";
+    StmtPtr stmt;
+    if (Status s = Prepare(sql, &stmt); !s) return s;
+    if (query.node) BindText(stmt.get(), 1, *query.node);
+    if (query.sensor) BindText(stmt.get(), 2, *query.sensor);
+    if (query.since_ms) sqlite3_bind_int64(stmt.get(), 3, *query.since_ms);
+    sqlite3_bind_int64(stmt.get(), 4, query.limit);
+    std::vector<StoredRollup> out;
+    int rc;
+    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
+      StoredRollup r;
+      r.id = ColumnText(stmt.get(), 0);
+      r.received_ms = sqlite3_column_int64(stmt.get(), 1);
+      r.node = ColumnText(stmt.get(), 2);
+      r.fields.sensor = ColumnText(stmt.get(), 3);
+      r.fields.start_ms = sqlite3_column_int64(stmt.get(), 4);
+      r.fields.end_ms = sqlite3_column_int64(stmt.get(), 5);
+      r.fields.count = sqlite3_column_int64(stmt.get(), 6);
+      r.fields.min = sqlite3_column_double(stmt.get(), 7);
+      r.fields.max = sqlite3_column_double(stmt.get(), 8);
+      r.fields.mean = sqlite3_column_double(stmt.get(), 9);
+      r.fields.last = sqlite3_column_double(stmt.get(), 10);
+      out.push_back(std::move(r));
+    }
+    if (rc != SQLITE_DONE) return DbError("reading rollups");
+    return out;
+  }
+
+  Status StoreStatus(const std::string& node, int64_t received_ms,
+                     const std::string& status_json) override {
+    StmtPtr stmt;
+    if (Status s = Prepare(
+            "INSERT INTO nodes (node, last_seen_ms, status, status_ms) VALUES (?1, ?2, ?3, ?2)"
+            " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
+            " status = excluded.status, status_ms = excluded.status_ms",
+            &stmt);
+        !s) {
+      return s;
+    }
+    BindText(stmt.get(), 1, node);
+    sqlite3_bind_int64(stmt.get(), 2, received_ms);
+    BindText(stmt.get(), 3, status_json);
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("storing status of " + node);
+    return Status::Ok();
+  }
+
   Result<std::vector<NodeActivity>> Activity() override {
     std::map<std::string, NodeActivity> by_node;
     StmtPtr seen;
-    if (Status s = Prepare("SELECT node, last_seen_ms FROM nodes", &seen); !s) return s;
+    if (Status s = Prepare("SELECT node, last_seen_ms, status, status_ms FROM nodes", &seen); !s) {
+      return s;
+    }
     int rc;
     while ((rc = sqlite3_step(seen.get())) == SQLITE_ROW) {
       NodeActivity& a = by_node[ColumnText(seen.get(), 0)];
       a.last_seen_ms = sqlite3_column_int64(seen.get(), 1);
+      if (sqlite3_column_type(seen.get(), 3) != SQLITE_NULL) {
+        a.status_ms = sqlite3_column_int64(seen.get(), 3);
+        a.status_json = ColumnText(seen.get(), 2);
+      }
     }
     if (rc != SQLITE_DONE) return DbError("reading nodes");
     StmtPtr counts;
@@ -170,6 +270,18 @@ class SqliteConsoleStore final : public ConsoleStore {
     sqlite3_stmt* stmt = insert_item_.get();
     for (size_t i = 0; i < batch.items.size(); ++i) {
       const BatchItem& item = batch.items[i];
+      if (item.rollup) {
+        Result<bool> stored = InsertRollup(batch.node, item, received_ms);
+        if (!stored) return stored.status();
+        if (*stored) {
+          ++outcome.accepted;
+          ++outcome.new_rollups;
+        } else {
+          ++outcome.duplicates;
+        }
+        if (seen_in_batch.insert(item.id).second) outcome.acked.push_back(item.id);
+        continue;
+      }
       sqlite3_reset(stmt);
       sqlite3_clear_bindings(stmt);
       BindText(stmt, 1, item.id);
@@ -206,6 +318,31 @@ class SqliteConsoleStore final : public ConsoleStore {
     sqlite3_reset(touch);
     if (rc != SQLITE_DONE) return DbError("updating node last_seen_ms");
     return outcome;
+  }
+
+  // True when the rollup was new, false when its id was already held.
+  Result<bool> InsertRollup(const std::string& node, const BatchItem& item, int64_t received_ms) {
+    sqlite3_stmt* stmt = insert_rollup_.get();
+    const RollupFields& r = *item.rollup;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    BindText(stmt, 1, item.id);
+    BindText(stmt, 2, node);
+    BindText(stmt, 3, r.sensor);
+    sqlite3_bind_int64(stmt, 4, r.start_ms);
+    sqlite3_bind_int64(stmt, 5, r.end_ms);
+    sqlite3_bind_int64(stmt, 6, r.count);
+    sqlite3_bind_double(stmt, 7, r.min);
+    sqlite3_bind_double(stmt, 8, r.max);
+    sqlite3_bind_double(stmt, 9, r.mean);
+    sqlite3_bind_double(stmt, 10, r.last);
+    sqlite3_bind_int64(stmt, 11, item.created_ms);
+    sqlite3_bind_int64(stmt, 12, received_ms);
+    if (sqlite3_step(stmt) != SQLITE_DONE) return DbError("storing rollup " + item.id);
+    const bool stored = sqlite3_changes(db_.get()) == 1;
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    return stored;
   }
 
   Result<std::vector<StoredAlert>> ReadAlerts(sqlite3_stmt* stmt) {
@@ -268,6 +405,7 @@ class SqliteConsoleStore final : public ConsoleStore {
   DbPtr db_;
   StmtPtr insert_item_;
   StmtPtr touch_node_;
+  StmtPtr insert_rollup_;
 };
 
 }  // namespace

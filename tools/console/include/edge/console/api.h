@@ -8,6 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "edge/common/clock.h"
 #include "edge/console/http.h"
@@ -22,6 +26,8 @@ struct ApiOptions {
   int64_t default_alert_limit = 1000;
   int64_t max_alert_limit = 10000;
   int64_t dashboard_alerts = 100;
+  int64_t default_rollup_limit = 1000;
+  int64_t max_rollup_limit = 10000;
 };
 
 class ConsoleApi final : public RequestHandler {
@@ -36,15 +42,26 @@ class ConsoleApi final : public RequestHandler {
   HttpResponse Route(const HttpRequest& request);
   HttpResponse PostBatches(const HttpRequest& request);
   HttpResponse GetAlerts(const HttpRequest& request, std::string_view query);
+  HttpResponse PostStatus(const HttpRequest& request);
+  HttpResponse GetRollups(const HttpRequest& request, std::string_view query);
   HttpResponse GetNodes(const HttpRequest& request);
   HttpResponse GetDashboard(const HttpRequest& request);
+  HttpResponse GetMetrics() const;
   Result<std::vector<NodeActivity>> FleetView();
+  // Decodes a gzip or identity body within the size limit; an error response otherwise.
+  std::optional<HttpResponse> DecodeBody(const HttpRequest& request, std::string* decoded,
+                                         const std::string** body) const;
 
   const TokenTable& tokens_;
   ConsoleStore& store_;
   const Clock& clock_;
   Log& log_;
   ApiOptions options_;
+  // Counters for GET /metrics, by result label ("accepted", "malformed", ...); the API runs
+  // on one thread, so plain integers suffice.
+  std::map<std::string, int64_t> batches_;
+  std::map<std::string, int64_t> status_reports_;
+  std::map<std::string, int64_t> items_;  // "kind|stored" or "kind|duplicate"
 };
 
 }  // namespace edge::console

@@ -1,6 +1,7 @@
 #pragma once
 
-// The console's durable store. Stored items are never changed or deleted by the console.
+// The console's durable store. Stored items are never changed or deleted by the console;
+// a node's status is replaced by each newer report.
 //
 // Not thread-safe: one owner (the console's event-loop thread) calls it.
 
@@ -20,6 +21,7 @@ struct StoreOutcome {
   int64_t duplicates = 0;  // items whose id was already held (also repeats inside the batch)
   std::vector<std::string> acked;       // every distinct id of the batch, in batch order
   std::vector<size_t> new_alert_items;  // indexes into Batch::items of newly stored alerts
+  int64_t new_rollups = 0;              // rollups stored by this call
 };
 
 struct AlertQuery {
@@ -36,10 +38,26 @@ struct StoredAlert {
   std::string payload_json;
 };
 
+struct RollupQuery {
+  std::optional<std::string> node;
+  std::optional<std::string> sensor;
+  std::optional<int64_t> since_ms;  // start_ms >= since_ms
+  int64_t limit = 1000;
+};
+
+struct StoredRollup {
+  std::string id;
+  int64_t received_ms = 0;
+  std::string node;
+  RollupFields fields;
+};
+
 struct NodeActivity {
   std::string node;
-  std::optional<int64_t> last_seen_ms;  // last accepted batch; nullopt if never
+  std::optional<int64_t> last_seen_ms;  // last accepted batch or status; nullopt if never
   int64_t alerts = 0;                   // alert events held for the node
+  std::optional<int64_t> status_ms;     // when the latest status arrived (console clock)
+  std::string status_json;              // the latest status object; empty if none
 };
 
 class ConsoleStore {
@@ -57,7 +75,15 @@ class ConsoleStore {
   // The `limit` alerts with the greatest ts_ms, newest first.
   virtual Result<std::vector<StoredAlert>> LatestAlerts(int64_t limit) = 0;
 
-  // Every node that has sent a batch or has alerts, sorted by node.
+  // Rollups matching `query`, oldest first (by start_ms, then id).
+  virtual Result<std::vector<StoredRollup>> Rollups(const RollupQuery& query) = 0;
+
+  // Replaces the node's latest status with `status_json` (a JSON object) and records
+  // `received_ms` as its status_ms and last_seen_ms. Durable when it returns OK.
+  virtual Status StoreStatus(const std::string& node, int64_t received_ms,
+                             const std::string& status_json) = 0;
+
+  // Every node that has sent a batch or a status or has alerts, sorted by node.
   virtual Result<std::vector<NodeActivity>> Activity() = 0;
 };
 
