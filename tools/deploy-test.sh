@@ -83,6 +83,7 @@ fi
 # ----------------------------------------------------------------------------- images
 cleanup() {
   local rc=$?
+  rm -rf "${CONTEXT:-}" "${STAGE:-}"
   if [ "$KEEP" = 0 ]; then
     podman rmi -f "$AGENT_IMAGE" "$CONSOLE_IMAGE" >/dev/null 2>&1 || true
     # Intermediate stages of this build (untagged); the base image stays.
@@ -92,7 +93,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-BUILD_ARGS=(--pull=never -f deploy/Dockerfile --build-arg BINARIES="$MODE")
+# Both images are built from one snapshot of the sources (the files .dockerignore lets
+# through), so that the second build reuses every stage of the first even while the
+# working tree changes.
+CONTEXT=$(mktemp -d /var/tmp/edge-context.XXXXXX)
+tar -c CMakeLists.txt common rules cloud-sync agent tools/CMakeLists.txt tools/console \
+  tools/sensor-sim deploy/image deploy/Dockerfile .dockerignore | tar -C "$CONTEXT" -x
+BUILD_ARGS=(--pull=never -f "$CONTEXT/deploy/Dockerfile" --build-arg BINARIES="$MODE")
 if [ "$MODE" = prebuilt ]; then
   if [ "$BIN_DIR" = "$ROOT/build-deploy" ]; then
     step "building the binaries in build-deploy (Release, no tests)"
@@ -113,13 +120,13 @@ if [ "$MODE" = prebuilt ]; then
 fi
 
 step "building $AGENT_IMAGE ($MODE)"
-podman build "${BUILD_ARGS[@]}" --target agent -t "$AGENT_IMAGE" . >/tmp/deploy-test-build-$$.log 2>&1 \
+podman build "${BUILD_ARGS[@]}" --target agent -t "$AGENT_IMAGE" "$CONTEXT" >/tmp/deploy-test-build-$$.log 2>&1 \
   || { tail -50 /tmp/deploy-test-build-$$.log; exit 1; }
 step "building $CONSOLE_IMAGE ($MODE, cached stages)"
-podman build "${BUILD_ARGS[@]}" --target console -t "$CONSOLE_IMAGE" . >>/tmp/deploy-test-build-$$.log 2>&1 \
+podman build "${BUILD_ARGS[@]}" --target console -t "$CONSOLE_IMAGE" "$CONTEXT" >>/tmp/deploy-test-build-$$.log 2>&1 \
   || { tail -50 /tmp/deploy-test-build-$$.log; exit 1; }
 rm -f /tmp/deploy-test-build-$$.log
-[ -n "${STAGE:-}" ] && rm -rf "$STAGE"
+rm -rf "$CONTEXT" "${STAGE:-}"
 for img in "$AGENT_IMAGE" "$CONSOLE_IMAGE"; do
   size=$(podman image inspect -f '{{.Size}}' "$img")
   step "image $img: $size bytes ($(( size / 1024 / 1024 )) MiB uncompressed)"

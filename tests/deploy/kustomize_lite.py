@@ -30,7 +30,10 @@ import json
 import os
 import sys
 
-import yaml
+try:
+    import yaml
+except ImportError:  # pragma: no cover
+    sys.exit("kustomize_lite.py needs PyYAML (Debian: apt-get install python3-yaml)")
 
 KNOWN_FIELDS = {"apiVersion", "kind", "resources", "components", "namespace", "labels",
                 "configMapGenerator", "patches", "images"}
