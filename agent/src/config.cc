@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <memory>
@@ -23,9 +24,15 @@ constexpr int64_t kMaxPayloadLimit = 268'435'455;  // largest MQTT packet
 constexpr int64_t kMinKeepaliveMs = 1'000;
 constexpr int64_t kMaxKeepaliveMs = 65'535'000;  // MQTT keepalive is a 16-bit second count
 constexpr int64_t kMaxCommitIntervalMs = 60'000;
+constexpr int64_t kMaxStoreBytes = int64_t{1} << 50;
+constexpr int64_t kMaxRetentionMs = int64_t{365} * 86'400'000;
+constexpr int64_t kMaxRollupIntervalMs = 86'400'000;
+constexpr int64_t kMaxPages = 4'294'967'294;
 constexpr int64_t kMaxBatchItems = 100'000;
 constexpr int64_t kMaxTimeoutMs = 3'600'000;
 constexpr int64_t kMaxBackoffMs = 86'400'000;
+constexpr int64_t kMinStatusIntervalMs = 1'000;
+constexpr int64_t kMaxStatusIntervalMs = 86'400'000;
 constexpr int64_t kMaxQueueCapacity = 16'777'216;
 constexpr size_t kMaxNodeIdLength = 253;  // a Kubernetes node name fits
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
@@ -73,6 +80,39 @@ Result<int64_t> DurationInRange(std::string_view text, int64_t lo, int64_t hi) {
   if (!ms.ok()) return ms.status();
   if (Status s = CheckDurationRange(*ms, lo, hi); !s.ok()) return s;
   return *ms;
+}
+
+// Bytes: an integer with an optional unit B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB.
+Result<int64_t> ParseBytes(std::string_view text) {
+  struct Unit {
+    std::string_view suffix;
+    int64_t factor;
+  };
+  constexpr Unit kUnits[] = {{"KiB", 1 << 10}, {"MiB", 1 << 20},  {"GiB", 1 << 30},
+                             {"KB", 1'000},    {"MB", 1'000'000}, {"GB", 1'000'000'000},
+                             {"B", 1}};
+  std::string_view digits = text;
+  int64_t factor = 1;
+  for (const Unit& u : kUnits) {
+    if (digits.size() > u.suffix.size() && digits.ends_with(u.suffix)) {
+      digits.remove_suffix(u.suffix.size());
+      factor = u.factor;
+      break;
+    }
+  }
+  Result<int64_t> n = IntInRange(TrimSpaces(digits), 0, kMaxStoreBytes);
+  if (!n.ok() || *n > kMaxStoreBytes / factor) {
+    return Status::Error("expected a size such as 256MiB (B, KB, MB, GB, KiB, MiB, GiB) up to " +
+                         std::to_string(kMaxStoreBytes) + " bytes, got " + Quoted(text));
+  }
+  return *n * factor;
+}
+
+Status CheckShare(double share) {
+  if (!(share >= 0.0 && share <= 0.95)) {
+    return Status::Error("must be from 0 to 0.95, got " + std::to_string(share));
+  }
+  return Status::Ok();
 }
 
 Status CheckKeepalive(int64_t ms) {
@@ -350,6 +390,50 @@ const std::vector<Field>& Fields() {
          return AssignDuration(v, 1, kMaxCommitIntervalMs, c.store.commit_interval_ms);
        },
        false},
+      {{"store.max_bytes", "EDGE_AGENT_STORE_MAX_BYTES", "256MiB",
+        "Bound of the database content (outbox, readings ring, dead letters), e.g. 256MiB; "
+        "0 disables it. Over it, the oldest lowest-priority rows are evicted, alerts last "
+        "(docs/operations.md)."},
+       [](Config& c, std::string_view v) {
+         Result<int64_t> n = ParseBytes(v);
+         if (!n.ok()) return n.status();
+         c.store.max_bytes = *n;
+         return Status::Ok();
+       },
+       false},
+      {{"store.readings_share", "EDGE_AGENT_STORE_READINGS_SHARE", "0.5",
+        "Fraction of store.max_bytes for the raw readings ring, 0 to 0.95; the outbox gets "
+        "the rest (and its dead-letter table a tenth of that)."},
+       [](Config& c, std::string_view v) {
+         const std::string text(TrimSpaces(v));
+         char* end = nullptr;
+         const double share = std::strtod(text.c_str(), &end);
+         if (text.empty() || end != text.c_str() + text.size()) {
+           return Status::Error("expected a number from 0 to 0.95, got " + Quoted(v));
+         }
+         if (Status s = CheckShare(share); !s.ok()) return s;
+         c.store.readings_share = share;
+         return Status::Ok();
+       },
+       false},
+      {{"store.retention", "EDGE_AGENT_STORE_RETENTION", "24h",
+        "How long raw readings are kept in the ring (within its byte share), 1s to 365d."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, 1'000, kMaxRetentionMs, c.store.retention_ms);
+       },
+       false},
+      {{"store.rollup_interval", "EDGE_AGENT_STORE_ROLLUP_INTERVAL", "1m",
+        "Interval of the per-sensor rollups (count, min, max, mean, last) queued for the "
+        "console, 1s to 1d."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, 1'000, kMaxRollupIntervalMs, c.store.rollup_interval_ms);
+       },
+       false},
+      {{"store.max_pages", "EDGE_AGENT_STORE_MAX_PAGES", "0",
+        "Testing knob: SQLite max_page_count (pages of 4 KiB), to make the database \"full\" "
+        "at a chosen size; 0 leaves SQLite's limit."},
+       [](Config& c, std::string_view v) { return AssignInt(v, 0, kMaxPages, c.store.max_pages); },
+       false},
       {{"http.listen", "EDGE_AGENT_HTTP_LISTEN", "0.0.0.0:9102",
         "HOST:PORT of the /metrics, /healthz and /readyz endpoints; port 0 picks a free "
         "port (logged at start)."},
@@ -403,6 +487,13 @@ const std::vector<Field>& Fields() {
         "Longest retry delay, at least console.backoff_initial, at most 1d."},
        [](Config& c, std::string_view v) {
          return AssignDuration(v, 1, kMaxBackoffMs, c.console.backoff_max_ms);
+       },
+       false},
+      {{"sync.status_interval", "EDGE_AGENT_SYNC_STATUS_INTERVAL", "30s",
+        "Interval of the status heartbeat to the console (POST /v1/status), 1s to 1d."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, kMinStatusIntervalMs, kMaxStatusIntervalMs,
+                               c.sync.status_interval_ms);
        },
        false},
       {{"policy", "EDGE_AGENT_POLICY", "",
@@ -731,6 +822,12 @@ Status Validate(const Config& c) {
   check("store.path", c.store.path.empty() ? Status::Error("must not be empty") : Status::Ok());
   check("store.commit_interval",
         CheckDurationRange(c.store.commit_interval_ms, 1, kMaxCommitIntervalMs));
+  check("store.max_bytes", range(c.store.max_bytes, 0, kMaxStoreBytes));
+  check("store.readings_share", CheckShare(c.store.readings_share));
+  check("store.retention", CheckDurationRange(c.store.retention_ms, 1'000, kMaxRetentionMs));
+  check("store.rollup_interval",
+        CheckDurationRange(c.store.rollup_interval_ms, 1'000, kMaxRollupIntervalMs));
+  check("store.max_pages", range(c.store.max_pages, 0, kMaxPages));
   check("http.listen", CheckHostPort(c.http.listen, /*allow_port_zero=*/true));
   check("console.url", CheckConsoleUrl(c.console.url));
   if (!c.console.url.empty() && c.console.token_file.empty()) {
@@ -747,6 +844,8 @@ Status Validate(const Config& c) {
   if (c.console.backoff_max_ms < c.console.backoff_initial_ms) {
     check("console.backoff_max", Status::Error("must not be less than console.backoff_initial"));
   }
+  check("sync.status_interval", CheckDurationRange(c.sync.status_interval_ms, kMinStatusIntervalMs,
+                                                   kMaxStatusIntervalMs));
   check("log.level", CheckLogLevel(c.log_level));
   check("queue.capacity",
         c.queue_capacity > static_cast<size_t>(kMaxQueueCapacity)

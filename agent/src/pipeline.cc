@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,10 @@ namespace {
 constexpr char kRejectedHelp[] = "MQTT messages rejected by the payload decoder, by reason";
 constexpr char kRaisedHelp[] = "Alert firing events committed to the outbox";
 constexpr char kResolvedHelp[] = "Alert resolved events committed to the outbox";
+constexpr char kEvictedHelp[] = "Outbox rows evicted to keep the store within store.max_bytes";
+constexpr char kReadingsDroppedHelp[] = "Readings not stored in the readings ring, by reason";
+// A readings commit happens early when this many are waiting.
+constexpr size_t kReadingsCommitBatch = 16'384;
 }  // namespace
 
 // Handles looked up once; label sets that depend on policy content are cached lazily.
@@ -31,7 +36,29 @@ struct Pipeline::Counters {
                                "Readings older than the last one seen for the same sensor")),
         outbox_pending(m.Gauge("edge_agent_outbox_pending", "Rows in the outbox")),
         uncommitted(m.Gauge("edge_agent_alerts_uncommitted",
-                            "Alert events waiting for a successful commit")) {}
+                            "Alert events waiting for a successful commit")),
+        readings_stored(m.Counter("edge_agent_readings_stored_total",
+                                  "Readings committed to the readings ring")),
+        readings_store_error(m.Counter("edge_agent_readings_dropped_total", kReadingsDroppedHelp,
+                                       {{"reason", "store_error"}})),
+        readings_backlog(m.Counter("edge_agent_readings_dropped_total", kReadingsDroppedHelp,
+                                   {{"reason", "backlog"}})),
+        readings_pruned(m.Counter("edge_agent_readings_pruned_total",
+                                  "Readings removed from the ring by retention, its byte share "
+                                  "or a full disk")),
+        rollups(m.Counter("edge_agent_rollups_total", "Rollup rows committed to the outbox")),
+        rollups_dropped(m.Counter("edge_agent_rollups_dropped_total",
+                                  "Rollup rows dropped because the store refused writes")),
+        rollup_overflow(m.Counter("edge_agent_rollup_sensors_overflow_total",
+                                  "Readings not rolled up because the window already held "
+                                  "max_rollup_sensors sensors")),
+        store_writable(m.Gauge("edge_agent_store_writable",
+                               "1 while the database accepts writes, 0 after a failed commit")) {
+    for (const char* kind : {"alert", "rollup", "status"}) {
+      evicted[kind] = &m.Counter("edge_agent_outbox_evicted_total", kEvictedHelp, {{"kind", kind}});
+    }
+    store_writable.Set(1);
+  }
 
   CounterHandle& messages;
   CounterHandle& bytes;
@@ -41,6 +68,15 @@ struct Pipeline::Counters {
   CounterHandle& out_of_order;
   GaugeHandle& outbox_pending;
   GaugeHandle& uncommitted;
+  CounterHandle& readings_stored;
+  CounterHandle& readings_store_error;
+  CounterHandle& readings_backlog;
+  CounterHandle& readings_pruned;
+  CounterHandle& rollups;
+  CounterHandle& rollups_dropped;
+  CounterHandle& rollup_overflow;
+  GaugeHandle& store_writable;
+  std::map<std::string, CounterHandle*, std::less<>> evicted;
   std::map<RejectReason, CounterHandle*> rejected;
   std::map<std::pair<std::string, rules::Severity>, CounterHandle*> raised;
   std::map<std::pair<std::string, rules::Severity>, CounterHandle*> resolved;
@@ -69,6 +105,9 @@ Pipeline::Pipeline(PipelineOptions options, BoundedQueue<RawMessage>& queue, rul
   if (auto n = store_.OutboxCount(); n.ok()) {
     counters_->outbox_pending.Set(static_cast<double>(*n));
   }
+  window_start_wall_ = clock_.WallMs();
+  window_start_mono_ = clock_.MonotonicMs();
+  last_readings_commit_mono_ = window_start_mono_;
 }
 
 Pipeline::~Pipeline() = default;
@@ -85,11 +124,16 @@ void Pipeline::Run() {
       spdlog::error("pipeline cycle failed: {}", e.what());
     }
   }
-  // Queue closed and drained: last attempt to commit what is pending.
-  if (!uncommitted_.empty()) Commit();
+  // Queue closed and drained: the open rollup window closes early, then a last attempt to
+  // commit what is pending.
+  CloseRollupWindow(/*force=*/true);
+  if (!uncommitted_.empty() || !rollup_rows_.empty()) Commit();
+  CommitReadings(/*force=*/true);
 }
 
 void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
+  // A window that is due closes before this batch: its readings belong to the next one.
+  CloseRollupWindow(/*force=*/false);
   for (RawMessage& msg : batch) {
     counters_->messages.Inc();
     counters_->bytes.Inc(static_cast<double>(msg.payload.size()));
@@ -100,10 +144,17 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
       continue;
     }
     counters_->readings.Inc(static_cast<double>(readings_.size()));
-    for (const rules::Reading& r : readings_) {
+    for (rules::Reading& r : readings_) {
       events_.clear();
       engine_.Process(r, events_);
       for (auto& e : events_) uncommitted_.push_back(std::move(e));
+      AddToRollup(r);
+      if (!options_.store_readings) continue;
+      if (pending_readings_.size() >= options_.max_pending_readings) {
+        counters_->readings_backlog.Inc();
+        continue;
+      }
+      pending_readings_.push_back(std::move(r));
     }
   }
   if (uint64_t ooo = engine_.out_of_order(); ooo > counters_->last_out_of_order) {
@@ -118,7 +169,79 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
     spdlog::error("dropped {} uncommitted alert events: the database is not accepting writes",
                   excess);
   }
-  if (!uncommitted_.empty()) Commit();
+  if (!uncommitted_.empty() || !rollup_rows_.empty()) Commit();
+  CommitReadings(/*force=*/false);
+}
+
+void Pipeline::AddToRollup(const rules::Reading& r) {
+  if (options_.rollup_interval_ms <= 0) return;
+  auto it = rollups_.find(r.sensor);
+  if (it == rollups_.end()) {
+    if (rollups_.size() >= options_.max_rollup_sensors) {
+      counters_->rollup_overflow.Inc();
+      return;
+    }
+    it = rollups_.emplace(r.sensor, RollupAcc{0, r.value, r.value, 0, r.value}).first;
+  }
+  RollupAcc& a = it->second;
+  ++a.count;
+  a.min = std::min(a.min, r.value);
+  a.max = std::max(a.max, r.value);
+  a.sum += r.value;
+  a.last = r.value;
+}
+
+void Pipeline::CloseRollupWindow(bool force) {
+  if (options_.rollup_interval_ms <= 0) return;
+  const int64_t now_mono = clock_.MonotonicMs();
+  if (!force && now_mono - window_start_mono_ < options_.rollup_interval_ms) return;
+  const int64_t end_ms = clock_.WallMs();
+  for (const auto& [sensor, a] : rollups_) {
+    rollup_rows_.push_back(RollupPayloadJson(options_.node_id, sensor, window_start_wall_, end_ms,
+                                             a.count, a.min, a.max,
+                                             a.sum / static_cast<double>(a.count), a.last));
+  }
+  rollups_.clear();
+  window_start_wall_ = end_ms;
+  window_start_mono_ = now_mono;
+  // While the store refuses writes, keep at most two windows' worth.
+  if (const size_t cap = 2 * options_.max_rollup_sensors; rollup_rows_.size() > cap) {
+    const size_t excess = rollup_rows_.size() - cap;
+    rollup_rows_.erase(rollup_rows_.begin(),
+                       rollup_rows_.begin() + static_cast<std::ptrdiff_t>(excess));
+    counters_->rollups_dropped.Inc(static_cast<double>(excess));
+  }
+}
+
+void Pipeline::CommitReadings(bool force) {
+  if (pending_readings_.empty()) return;
+  const int64_t now_mono = clock_.MonotonicMs();
+  if (!force && pending_readings_.size() < kReadingsCommitBatch &&
+      now_mono - last_readings_commit_mono_ < options_.commit_interval_ms) {
+    return;
+  }
+  last_readings_commit_mono_ = now_mono;
+  std::vector<StoreWriter::NewReading> rows;
+  rows.reserve(pending_readings_.size());
+  for (const rules::Reading& r : pending_readings_) rows.push_back({r.sensor, r.ts_ms, r.value});
+  int64_t pruned = 0;
+  Status s = store_.AppendReadings(rows, clock_.WallMs(), &pruned);
+  counters_->readings_pruned.Inc(static_cast<double>(pruned));
+  if (s.ok()) {
+    counters_->readings_stored.Inc(static_cast<double>(rows.size()));
+    if (uncommitted_.empty() && rollup_rows_.empty()) {
+      store_writable_ = true;
+      counters_->store_writable.Set(1);
+    }
+  } else {
+    counters_->readings_store_error.Inc(static_cast<double>(rows.size()));
+    counters_->store_errors.Inc();
+    if (store_writable_.exchange(false)) {
+      spdlog::error("readings commit failed, {} readings dropped: {}", rows.size(), s.message());
+    }
+    counters_->store_writable.Set(0);
+  }
+  pending_readings_.clear();
 }
 
 void Pipeline::Commit() {
@@ -129,14 +252,36 @@ void Pipeline::Commit() {
   const int64_t now = clock_.WallMs();
   for (const auto& e : uncommitted_) payloads.push_back(AlertPayloadJson(options_.node_id, e));
   for (const auto& p : payloads) rows.push_back({"alert", Priority::kAlert, now, p});
+  for (const auto& p : rollup_rows_) rows.push_back({"rollup", Priority::kRollup, now, p});
 
-  if (Status s = store_.Append(rows); !s) {
+  Evictions evicted;
+  if (Status s = store_.Append(rows, nullptr, &evicted); !s) {
     counters_->store_errors.Inc();
     counters_->uncommitted.Set(static_cast<double>(uncommitted_.size()));
-    spdlog::error("outbox commit of {} alert events failed (will retry): {}", rows.size(),
-                  s.message());
+    store_writable_ = false;
+    counters_->store_writable.Set(0);
+    spdlog::error("outbox commit of {} alert events and {} rollups failed (will retry): {}",
+                  uncommitted_.size(), rollup_rows_.size(), s.message());
     return;
   }
+  store_writable_ = true;
+  counters_->store_writable.Set(1);
+  for (const auto& [kind, n] : evicted.by_kind) {
+    CounterHandle*& c = counters_->evicted[kind];
+    if (c == nullptr) {
+      c = &metrics_.Counter("edge_agent_outbox_evicted_total", kEvictedHelp, {{"kind", kind}});
+    }
+    c->Inc(static_cast<double>(n));
+    if (kind == "alert") {
+      spdlog::error(
+          "store full: evicted {} undelivered alert events (oldest first) to stay "
+          "within store.max_bytes",
+          n);
+    }
+  }
+  counters_->outbox_pending.Add(-static_cast<double>(evicted.total()));
+  counters_->rollups.Inc(static_cast<double>(rollup_rows_.size()));
+  rollup_rows_.clear();
   // Committed: now they count as raised.
   for (const auto& e : uncommitted_) {
     auto& cache = e.state == rules::AlertState::kFiring ? counters_->raised : counters_->resolved;
@@ -156,6 +301,22 @@ void Pipeline::Commit() {
   uncommitted_.clear();
   counters_->uncommitted.Set(0);
   if (on_committed_) on_committed_();
+}
+
+std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor, int64_t start_ms,
+                              int64_t end_ms, int64_t count, double min, double max, double mean,
+                              double last) {
+  nlohmann::json j;
+  j["node"] = node_id;
+  j["sensor"] = sensor;
+  j["start_ms"] = start_ms;
+  j["end_ms"] = end_ms;
+  j["count"] = count;
+  j["min"] = min;
+  j["max"] = max;
+  j["mean"] = mean;
+  j["last"] = last;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string AlertPayloadJson(std::string_view node_id, const rules::AlertEvent& e) {

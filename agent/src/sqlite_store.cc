@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -86,6 +87,14 @@ CREATE TABLE IF NOT EXISTS readings (
   value  REAL    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS readings_by_sensor ON readings (sensor, ts_ms);
+CREATE TABLE IF NOT EXISTS rule_episodes (
+  rule       TEXT    NOT NULL,
+  sensor     TEXT    NOT NULL,
+  started_ms INTEGER NOT NULL,
+  last_ts_ms INTEGER NOT NULL,
+  last_value REAL    NOT NULL,
+  PRIMARY KEY (rule, sensor)
+);
 )sql";
 
 // Counters of a version 1 database, whose outbox had no triggers yet.
@@ -617,8 +626,9 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     sqlite3_stmt* q = stmts_->first_kept.fresh();
     sqlite3_bind_int64(q, 1, now_ms - options_.retention_ms);
     int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW) return step_fail(rc, "retention");  // the new rows are young
-    const int64_t first = sqlite3_column_int64(q, 0);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return step_fail(rc, "retention");
+    // No reading young enough (all timestamps are old): all go.
+    const int64_t first = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : INT64_MAX;
     sqlite3_reset(q);
     sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
     sqlite3_bind_int64(del, 1, first);
@@ -699,6 +709,60 @@ Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
 }
 
 Result<int64_t> StoreWriter::OutboxCount() { return QueryInt(db_, "SELECT count(*) FROM outbox"); }
+
+Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
+                                 const std::vector<EpisodeKey>& resolved) {
+  if (firing.empty() && resolved.empty()) return Status::Ok();
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
+  Stmt upsert(db_,
+              "INSERT OR REPLACE INTO rule_episodes(rule, sensor, started_ms, last_ts_ms, "
+              "last_value) VALUES (?, ?, ?, ?, ?)");
+  Stmt remove(db_, "DELETE FROM rule_episodes WHERE rule = ? AND sensor = ?");
+  if (!upsert.ok() || !remove.ok()) {
+    return Fail(
+        Status::Error(Describe(db_, upsert.ok() ? remove.rc() : upsert.rc(), "prepare episodes")));
+  }
+  // The caller passes disjoint keys (the last state of each episode in its batch).
+  for (const EpisodeKey& k : resolved) {
+    sqlite3_stmt* st = remove.fresh();
+    BindText(st, 1, k.rule);
+    BindText(st, 2, k.sensor);
+    if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
+      return Fail(Status::Error(Describe(db_, rc, "delete episode")));
+    }
+  }
+  for (const StoredEpisode& e : firing) {
+    sqlite3_stmt* st = upsert.fresh();
+    BindText(st, 1, e.rule);
+    BindText(st, 2, e.sensor);
+    sqlite3_bind_int64(st, 3, e.started_ms);
+    sqlite3_bind_int64(st, 4, e.last_ts_ms);
+    sqlite3_bind_double(st, 5, e.last_value);
+    if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
+      return Fail(Status::Error(Describe(db_, rc, "save episode")));
+    }
+  }
+  int rc = SQLITE_OK;
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return Fail(s);
+  return Status::Ok();
+}
+
+Result<std::vector<StoredEpisode>> StoreWriter::LoadEpisodes() {
+  Stmt st(db_,
+          "SELECT rule, sensor, started_ms, last_ts_ms, last_value FROM rule_episodes "
+          "ORDER BY rule, sensor");
+  if (!st.ok()) return Status::Error(Describe(db_, st.rc(), "select episodes"));
+  std::vector<StoredEpisode> out;
+  int rc = SQLITE_OK;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    out.push_back({ColumnText(st.get(), 0), ColumnText(st.get(), 1),
+                   sqlite3_column_int64(st.get(), 2), sqlite3_column_int64(st.get(), 3),
+                   sqlite3_column_double(st.get(), 4)});
+  }
+  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "select episodes"));
+  return out;
+}
 
 Result<int64_t> StoreWriter::ReadingsCount() {
   return QueryInt(db_, "SELECT count(*) FROM readings");

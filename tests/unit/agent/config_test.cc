@@ -511,5 +511,34 @@ TEST(ParseConfigHostile, LoneCommaIsAnErrorNotAHang) {
   EXPECT_EQ(r.error().rfind("c.yaml:1:1:", 0), 0u) << r.error();
 }
 
+TEST(ConfigStore, SizesTakeBinaryAndDecimalUnits) {
+  Config c;
+  ASSERT_TRUE(ApplyOverride(c, "store.max_bytes", "64MiB"));
+  EXPECT_EQ(c.store.max_bytes, int64_t{64} << 20);
+  ASSERT_TRUE(ApplyOverride(c, "store.max_bytes", "2GB"));
+  EXPECT_EQ(c.store.max_bytes, 2'000'000'000);
+  ASSERT_TRUE(ApplyOverride(c, "store.max_bytes", "0"));
+  EXPECT_EQ(c.store.max_bytes, 0);
+  EXPECT_FALSE(ApplyOverride(c, "store.max_bytes", "12 parsecs"));
+  EXPECT_FALSE(ApplyOverride(c, "store.max_bytes", "-1MiB"));
+}
+
+TEST(ConfigStore, ReadingsShareIsAFractionUpTo95Percent) {
+  Config c;
+  ASSERT_TRUE(ApplyOverride(c, "store.readings_share", "0.25"));
+  EXPECT_DOUBLE_EQ(c.store.readings_share, 0.25);
+  EXPECT_FALSE(ApplyOverride(c, "store.readings_share", "0.99"));
+  EXPECT_FALSE(ApplyOverride(c, "store.readings_share", "half"));
+  EXPECT_DOUBLE_EQ(c.store.readings_share, 0.25);
+}
+
+TEST(ConfigStore, RetentionAndRollupIntervalAreDurations) {
+  auto r = ParseConfig("store:\n  retention: 2h\n  rollup_interval: 30s\n", "c.yaml");
+  ASSERT_TRUE(r.ok()) << r.error();
+  EXPECT_EQ(r->store.retention_ms, 2 * 3600 * 1000);
+  EXPECT_EQ(r->store.rollup_interval_ms, 30'000);
+  EXPECT_FALSE(ParseConfig("store:\n  rollup_interval: 10ms\n", "c.yaml").ok());
+}
+
 }  // namespace
 }  // namespace edge::agent

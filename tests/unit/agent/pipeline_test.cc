@@ -43,13 +43,16 @@ class PipelineTest : public ::testing::Test {
     pipeline_->ProcessBatch(batch);
   }
 
-  std::vector<nlohmann::json> Outbox() {
+  // Payloads in fetch order; only those of `kind` when it is not empty.
+  std::vector<nlohmann::json> Outbox(std::string_view kind = {}) {
     auto r = StoreReader::Open({dir_.File("agent.db")});
     EXPECT_TRUE(r.ok());
     std::vector<nlohmann::json> out;
     auto rows = (*r)->Fetch(1000, 1 << 24);  // keep the Result alive while iterating
     EXPECT_TRUE(rows.ok());
-    for (auto& row : *rows) out.push_back(nlohmann::json::parse(row.payload));
+    for (auto& row : *rows) {
+      if (kind.empty() || row.kind == kind) out.push_back(nlohmann::json::parse(row.payload));
+    }
     return out;
   }
 
@@ -117,9 +120,95 @@ TEST_F(PipelineTest, RunDrainsTheQueueAfterClose) {
   }
   queue_.Close();
   pipeline_->Run();  // returns once the closed queue is drained
-  EXPECT_EQ(Outbox().size(), 10u);
+  EXPECT_EQ(Outbox("alert").size(), 10u);
   EXPECT_EQ(Metric("edge_agent_alerts_raised_total", {{"rule", "hot"}, {"severity", "critical"}}),
             10);
+}
+
+TEST_F(PipelineTest, RollupsCloseWithTheIntervalAndGoToTheOutboxAtLowPriority) {
+  const int64_t start = clock_.WallMs();  // the window opened with the pipeline
+  Feed({{"other/x", "1"}, {"other/x", "5"}, {"other/x", "3"}, {"other/y", "-2"}});
+  EXPECT_TRUE(Outbox("rollup").empty());
+  clock_.Advance(60'000);
+  Feed({{"other/x", "7"}});  // processed after the boundary: next window
+  auto rollups = Outbox("rollup");
+  ASSERT_EQ(rollups.size(), 2u);
+  nlohmann::json x = rollups[0]["sensor"] == "other/x" ? rollups[0] : rollups[1];
+  EXPECT_EQ(x["node"], "node-1");
+  EXPECT_EQ(x["count"], 3);
+  EXPECT_EQ(x["min"], 1.0);
+  EXPECT_EQ(x["max"], 5.0);
+  EXPECT_EQ(x["mean"], 3.0);
+  EXPECT_EQ(x["last"], 3.0);
+  EXPECT_EQ(x["start_ms"], start);
+  EXPECT_EQ(x["end_ms"], start + 60'000);
+  EXPECT_EQ(Metric("edge_agent_rollups_total"), 2);
+}
+
+TEST_F(PipelineTest, AlertsAreCommittedAtOnceReadingsWithTheCommitInterval) {
+  Feed({{"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})"}});
+  EXPECT_EQ(Outbox("alert").size(), 1u);
+  EXPECT_EQ(*writer_->ReadingsCount(), 0);  // still inside the group-commit window
+  clock_.Advance(100);
+  Feed({{"sensors/a/temp", R"({"value": 56, "ts": 1700000003000})"}});
+  EXPECT_EQ(*writer_->ReadingsCount(), 2);
+  EXPECT_EQ(Metric("edge_agent_readings_stored_total"), 2);
+}
+
+TEST_F(PipelineTest, ARefusedReadingsCommitDropsThemAndMarksTheStoreUnwritable) {
+  StoreOptions o{dir_.File("small.db")};
+  o.max_bytes = 0;
+  o.max_pages = 24;  // 96 KiB: far less than the batch below
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  PipelineOptions options;
+  options.node_id = "node-1";
+  Pipeline p(options, queue_, rules::Engine(rules::Policy{}), **w, metrics_, clock_);
+  std::vector<RawMessage> batch;
+  for (int i = 0; i < 5000; ++i) batch.push_back({"other/s" + std::to_string(i), "1", 1000});
+  clock_.Advance(100);
+  p.ProcessBatch(batch);
+  EXPECT_FALSE(p.store_writable());
+  EXPECT_EQ(Metric("edge_agent_readings_dropped_total", {{"reason", "store_error"}}), 5000);
+  batch = {{"other/s1", "2", 1000}};
+  clock_.Advance(100);
+  p.ProcessBatch(batch);
+  EXPECT_TRUE(p.store_writable());
+  EXPECT_EQ(Metric("edge_agent_readings_stored_total"), 1);
+}
+
+TEST_F(PipelineTest, EvictedAlertsAreCountedByKind) {
+  StoreOptions o{dir_.File("bounded.db")};
+  o.max_bytes = 8 * 1024;
+  o.readings_share = 0.5;  // 4 KiB of outbox: a handful of alerts
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
+  ASSERT_TRUE(policy.ok());
+  PipelineOptions options;
+  options.node_id = "node-1";
+  options.store_readings = false;
+  Pipeline p(options, queue_, rules::Engine(std::move(*policy)), **w, metrics_, clock_);
+  for (int i = 0; i < 50; ++i) {
+    std::vector<RawMessage> batch{{"sensors/s" + std::to_string(i) + "/temp", "60", 1}};
+    p.ProcessBatch(batch);
+  }
+  EXPECT_TRUE(p.store_writable());
+  EXPECT_EQ(Metric("edge_agent_alerts_raised_total", {{"rule", "hot"}, {"severity", "critical"}}),
+            50);
+  const double evicted = Metric("edge_agent_outbox_evicted_total", {{"kind", "alert"}});
+  EXPECT_GT(evicted, 0);
+  EXPECT_EQ(static_cast<double>(*(*w)->OutboxCount()) + evicted, 50);
+}
+
+TEST(RollupPayloadJson, HasTheDocumentedFields) {
+  auto j = nlohmann::json::parse(RollupPayloadJson("n", "s", 1, 2, 3, -1.5, 4, 1.25, 2));
+  for (const char* key :
+       {"node", "sensor", "start_ms", "end_ms", "count", "min", "max", "mean", "last"}) {
+    EXPECT_TRUE(j.contains(key)) << key;
+  }
+  EXPECT_EQ(j.size(), 9u);
+  EXPECT_EQ(j["min"], -1.5);
 }
 
 TEST(AlertPayloadJson, CarriesContextAsTimestampValuePairs) {

@@ -41,7 +41,12 @@ struct MqttConfig {
 
 struct StoreConfig {
   std::string path = "/var/lib/edge-agent/edge-agent.db";
-  int64_t commit_interval_ms = 100;  // group-commit window: readings lost on a crash
+  int64_t commit_interval_ms = 100;         // group-commit window: readings lost on a crash
+  int64_t max_bytes = int64_t{256} << 20;   // outbox + readings ring + dead letters; 0: none
+  double readings_share = 0.5;              // of max_bytes for the readings ring
+  int64_t retention_ms = 24 * 3600 * 1000;  // readings ring retention
+  int64_t rollup_interval_ms = 60'000;      // per-sensor rollups into the outbox
+  int64_t max_pages = 0;                    // PRAGMA max_page_count (test knob); 0: none
 };
 
 struct HttpConfig {
@@ -58,12 +63,17 @@ struct ConsoleConfig {
   int64_t backoff_max_ms = 30000;
 };
 
+struct SyncConfig {
+  int64_t status_interval_ms = 30000;  // status heartbeat to the console
+};
+
 struct Config {
   std::string node_id;  // [A-Za-z0-9_.-]+, required
   MqttConfig mqtt;
   StoreConfig store;
   HttpConfig http;
   ConsoleConfig console;
+  SyncConfig sync;
   std::string policy_file;         // local policy file; empty: none
   std::string log_level = "info";  // trace|debug|info|warn|error
   size_t queue_capacity = 65536;   // ingest queue, in messages

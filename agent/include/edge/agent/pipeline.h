@@ -2,18 +2,33 @@
 
 // The pipeline thread: takes raw MQTT messages from the bounded queue, decodes them into
 // readings, runs the rules engine, and group-commits the resulting alert events to the
-// outbox. It owns all rule state and the SQLite write connection.
+// outbox. It also keeps per-sensor rollups (flushed to the outbox as kind "rollup" when the
+// interval closes) and the raw readings ring. It owns all rule state and the SQLite write
+// connection.
 //
 // Durability: an alert event is counted in edge_agent_alerts_raised_total only after the
 // transaction holding it committed. If a commit fails (disk full, I/O error) the events stay
 // in memory and are retried on the next cycle; that backlog is bounded by
 // `max_uncommitted_events`, beyond which the oldest uncommitted events are dropped and
 // counted (edge_agent_alerts_dropped_total). The thread never blocks ingest.
+//
+// Order: each cycle commits its outbox rows (alerts, rollups; synchronous=FULL) before the
+// readings, so an alert is never committed after the readings that led to it. Readings are
+// committed every `commit_interval_ms` (monotonic) in one transaction; those not yet
+// committed are the loss window of a crash. A readings commit that fails drops them
+// (edge_agent_readings_dropped_total{reason="store_error"}).
+//
+// Rollups are in processing time: one window for all sensors, opened when the previous one
+// closed, closed by the monotonic clock after `rollup_interval_ms`; start_ms/end_ms are the
+// wall-clock times of opening and closing. At most `max_rollup_sensors` sensors per window
+// (readings of others are counted, not rolled up).
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "edge/agent/bounded_queue.h"
@@ -32,6 +47,10 @@ struct PipelineOptions {
   size_t max_batch = 4096;           // messages taken from the queue per cycle
   int64_t commit_interval_ms = 100;  // longest wait for messages before a cycle ends
   size_t max_uncommitted_events = 100'000;
+  bool store_readings = true;             // keep raw readings in the ring
+  size_t max_pending_readings = 200'000;  // readings waiting for their commit; more: dropped
+  int64_t rollup_interval_ms = 60'000;    // 0: no rollups
+  size_t max_rollup_sensors = 10'000;
 };
 
 class Pipeline {
@@ -52,9 +71,20 @@ class Pipeline {
 
   size_t uncommitted_events() const { return uncommitted_.size(); }
 
+  // False while the store refuses writes: the last outbox or readings commit failed.
+  // Thread-safe (read by /readyz on the network thread).
+  bool store_writable() const { return store_writable_.load(std::memory_order_relaxed); }
+
  private:
   struct Counters;
+  struct RollupAcc {
+    int64_t count = 0;
+    double min = 0, max = 0, sum = 0, last = 0;
+  };
   void Commit();
+  void AddToRollup(const rules::Reading& r);
+  void CloseRollupWindow(bool force);
+  void CommitReadings(bool force);
 
   PipelineOptions options_;
   BoundedQueue<RawMessage>& queue_;
@@ -64,10 +94,22 @@ class Pipeline {
   Clock& clock_;
   std::function<void()> on_committed_;
   std::unique_ptr<Counters> counters_;
-  std::vector<rules::Reading> readings_;        // scratch, reused
-  std::vector<rules::AlertEvent> events_;       // scratch, reused
-  std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
+  std::vector<rules::Reading> readings_;                // scratch, reused
+  std::vector<rules::AlertEvent> events_;               // scratch, reused
+  std::vector<rules::AlertEvent> uncommitted_;          // events waiting for a successful commit
+  std::vector<std::string> rollup_rows_;                // rollup payloads waiting for a commit
+  std::unordered_map<std::string, RollupAcc> rollups_;  // the open window, by sensor
+  int64_t window_start_wall_ = 0;
+  int64_t window_start_mono_ = 0;
+  std::vector<rules::Reading> pending_readings_;  // waiting for the next readings commit
+  int64_t last_readings_commit_mono_ = 0;
+  std::atomic<bool> store_writable_{true};
 };
+
+// The outbox payload of one rollup (docs/protocol.md, "Rollup payload").
+std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor, int64_t start_ms,
+                              int64_t end_ms, int64_t count, double min, double max, double mean,
+                              double last);
 
 // The outbox payload of one alert event (docs/protocol.md, "Alert payload").
 std::string AlertPayloadJson(std::string_view node_id, const rules::AlertEvent& event);
