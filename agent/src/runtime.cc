@@ -9,10 +9,12 @@
 #include <csignal>
 #include <fstream>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
 #include "edge/agent/bounded_queue.h"
+#include "edge/agent/decoder.h"
 #include "edge/agent/http_server.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/pipeline.h"
@@ -101,6 +103,62 @@ class StoreOutboxSource final : public cloudsync::OutboxSource {
   GaugeHandle& pending_;
   CounterHandle& errors_;
 };
+
+// What the status heartbeat reads (docs/protocol.md, "Status heartbeat"). Everything is
+// borrowed from RunAgent and outlives the uplink; BuildStatus runs on the network thread,
+// which owns the StoreReader.
+struct StatusSources {
+  StoreReader* reader = nullptr;
+  Ingest* ingest = nullptr;
+  const Clock* clock = nullptr;
+  std::string policy_version;
+  size_t policy_rules = 0;
+  int64_t started_ms = 0;       // wall clock
+  int64_t started_mono_ms = 0;  // monotonic clock
+  CounterHandle* queue_full = nullptr;
+  CounterHandle* alerts_dropped = nullptr;
+  std::vector<CounterHandle*> readings_rejected;  // one per reason
+};
+
+std::string BuildStatus(const StatusSources& src) {
+  using nlohmann::json;
+  // The kinds the agent writes are always listed, so a console sees zeros, not gaps.
+  json backlog = {{"alert", 0}, {"rollup", 0}, {"status", 0}};
+  json evicted = backlog;
+  json dead_lettered = backlog;
+  double rejected = 0;
+  for (const CounterHandle* c : src.readings_rejected) rejected += c->Value();
+  json status = {
+      {"agent_version", AgentVersion()},
+      {"policy_version", src.policy_version},
+      {"policy_rules", src.policy_rules},
+      {"started_ms", src.started_ms},
+      {"uptime_s", (src.clock->MonotonicMs() - src.started_mono_ms) / 1000},
+      {"mqtt_connected", src.ingest->Connected()},
+      {"store_epoch", src.reader->epoch()},
+      {"drops",
+       {{"queue_full", static_cast<int64_t>(src.queue_full->Value())},
+        {"rejected", static_cast<int64_t>(rejected)},
+        {"alerts", static_cast<int64_t>(src.alerts_dropped->Value())}}},
+  };
+  auto stats = src.reader->Stats();
+  if (stats.ok()) {
+    for (const auto& [kind, k] : stats->outbox) {
+      backlog[kind] = k.rows;
+      evicted[kind] = k.evicted;
+      dead_lettered[kind] = k.dead_lettered;
+    }
+    status["backlog_bytes"] = stats->outbox_bytes;
+    status["db_bytes"] = stats->db_file_bytes;
+    status["max_bytes"] = stats->max_bytes;
+  } else {
+    status["store_error"] = stats.error();
+  }
+  status["backlog"] = std::move(backlog);
+  status["evicted"] = std::move(evicted);
+  status["dead_lettered"] = std::move(dead_lettered);
+  return status.dump(-1, ' ', false, json::error_handler_t::replace);
+}
 
 }  // namespace
 
@@ -211,6 +269,30 @@ int RunAgent(const Config& config) {
     u.timeout_ms = config.console.timeout_ms;
     u.backoff_initial_ms = config.console.backoff_initial_ms;
     u.backoff_max_ms = config.console.backoff_max_ms;
+    u.status_interval_ms = config.sync.status_interval_ms;
+    StatusSources status_sources;
+    status_sources.reader = reader->get();
+    status_sources.ingest = ingest.get();
+    status_sources.clock = &clock;
+    status_sources.policy_version = policy.version;
+    status_sources.policy_rules = rule_count;
+    status_sources.started_ms = clock.WallMs();
+    status_sources.started_mono_ms = clock.MonotonicMs();
+    status_sources.queue_full = &queue_drops;
+    status_sources.alerts_dropped = &metrics.Counter(
+        "edge_agent_alerts_dropped_total",
+        "Alert events dropped because they could not be committed and the in-memory backlog was "
+        "full");
+    for (RejectReason r :
+         {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
+          RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
+          RejectReason::kTooDeep, RejectReason::kTooManyReadings}) {
+      status_sources.readings_rejected.push_back(
+          &metrics.Counter("edge_agent_readings_rejected_total",
+                           "MQTT messages rejected by the payload decoder, by reason",
+                           {{"reason", std::string(ReasonLabel(r))}}));
+    }
+    u.status_provider = [src = std::move(status_sources)] { return BuildStatus(src); };
     if (Status s = cloudsync::ValidateUplinkOptions(u); !s) {
       spdlog::critical("console: {}", s.message());
       return 2;
