@@ -118,6 +118,19 @@ struct Evictions {
   int64_t total() const;
 };
 
+// A firing episode of one rule on one sensor (see StoreWriter::SaveEpisodes).
+struct StoredEpisode {
+  std::string rule;
+  std::string sensor;
+  int64_t started_ms = 0;
+  int64_t last_ts_ms = 0;
+  double last_value = 0;
+};
+struct EpisodeKey {
+  std::string_view rule;
+  std::string_view sensor;
+};
+
 class StoreWriter {
  public:
   ~StoreWriter();
@@ -171,6 +184,14 @@ class StoreWriter {
 
   Result<int64_t> OutboxCount();
   Result<int64_t> ReadingsCount();
+
+  // Firing rule episodes, kept so that a restart neither fires them again nor loses their
+  // resolve (docs/policy.md, "Restarts"). One durable transaction (synchronous=FULL):
+  // `resolved` are deleted first, then `firing` are inserted or replace the row of their
+  // (rule, sensor). On failure nothing changes.
+  Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
+                      const std::vector<EpisodeKey>& resolved);
+  Result<std::vector<StoredEpisode>> LoadEpisodes();
 
   static constexpr int64_t kFullSyncIntervalMs = 1000;
 
