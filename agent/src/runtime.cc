@@ -20,6 +20,7 @@
 #include "edge/agent/pipeline.h"
 #include "edge/agent/prometheus_metrics.h"
 #include "edge/agent/store.h"
+#include "edge/agent/store_api.h"
 #include "edge/cloudsync/uplink.h"
 #include "edge/rules/policy.h"
 
@@ -197,6 +198,10 @@ int RunAgent(const Config& config) {
 
   // Store: writer for the pipeline, reader for the uplink.
   StoreOptions store_options{config.store.path};
+  store_options.max_bytes = config.store.max_bytes;
+  store_options.readings_share = config.store.readings_share;
+  store_options.retention_ms = config.store.retention_ms;
+  store_options.max_pages = config.store.max_pages;
   OpenReport report;
   auto writer = StoreWriter::Open(store_options, &report);
   if (!writer.ok()) {
@@ -307,16 +312,20 @@ int RunAgent(const Config& config) {
   http_options.listen = config.http.listen;
   cloudsync::Uplink* uplink_ptr = uplink.get();
   Ingest* ingest_ptr = ingest.get();
+  StoreReader& store_reader = **reader;
+  StoreGauges store_gauges(metrics);
+  const Pipeline* pipeline_ptr = nullptr;  // set before the network thread starts
   auto server = StartHttpServer(
       io, http_options,
-      [&metrics, &queue, &queue_depth, ingest_ptr, uplink_ptr](
-          std::string_view method, std::string_view target) -> HttpResponse {
+      [&metrics, &queue, &queue_depth, ingest_ptr, uplink_ptr, &store_reader, &store_gauges,
+       &pipeline_ptr](std::string_view method, std::string_view target) -> HttpResponse {
         const std::string_view path = target.substr(0, target.find('?'));
         if (method != "GET" && method != "HEAD") {
           return {405, "text/plain; charset=utf-8", "method not allowed\n"};
         }
         if (path == "/metrics") {
           queue_depth.Set(static_cast<double>(queue.size()));
+          store_gauges.Refresh(store_reader);
           return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
         }
         if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
@@ -326,9 +335,13 @@ int RunAgent(const Config& config) {
           if (uplink_ptr != nullptr && !uplink_ptr->Authorized()) {
             why += "console: token rejected (401)\n";
           }
+          if (pipeline_ptr != nullptr && !pipeline_ptr->store_writable()) {
+            why += "store: refusing writes (disk full or I/O error)\n";
+          }
           if (why.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
           return {503, "text/plain; charset=utf-8", why};
         }
+        if (path == "/v1/readings") return ServeReadings(store_reader, target);
         return {404, "text/plain; charset=utf-8", "not found\n"};
       });
   if (!server.ok()) {
@@ -340,10 +353,12 @@ int RunAgent(const Config& config) {
   pipeline_options.node_id = config.node_id;
   pipeline_options.decode.max_payload_bytes = config.mqtt.max_payload_bytes;
   pipeline_options.commit_interval_ms = config.store.commit_interval_ms;
+  pipeline_options.rollup_interval_ms = config.store.rollup_interval_ms;
   Pipeline pipeline(pipeline_options, queue, rules::Engine(std::move(policy)), **writer, metrics,
                     clock, [uplink_ptr] {
                       if (uplink_ptr != nullptr) uplink_ptr->Notify();
                     });
+  pipeline_ptr = &pipeline;
 
   // Termination signals are handled on the network thread; the main thread waits.
   std::promise<int> stop_signal;
