@@ -538,7 +538,7 @@ class Agent:
     """edge-agent run with a config file, a policy file and the brief's flags."""
 
     def __init__(self, workdir, mosquitto, console=None, node_id="node-1", policy=DEFAULT_POLICY,
-                 topics=("sensors/#",), token=None, extra_config="", extra_args=()):
+                 topics=("sensors/#",), token=None, extra_config="", extra_args=(), store=None):
         if not EDGE_AGENT_BIN:
             raise unittest.SkipTest("EDGE_AGENT_BIN is not set")
         self.workdir = workdir
@@ -558,6 +558,7 @@ class Agent:
         with open(self.policy_path, "w") as f:
             f.write(policy)
         self.extra_args = list(extra_args)
+        self.store = dict(store or {})  # more store.* keys: {"max_bytes": "1MiB"}
         self._write_config(extra_config)
         self.process = Process("edge-agent", self._argv(),
                                os.path.join(workdir, "agent-%s.log" % node_id))
@@ -572,6 +573,9 @@ class Agent:
             "store:",
             "  path: %s" % json.dumps(self.db_path),
             "  commit_interval: 100ms",
+        ]
+        text += ["  %s: %s" % (k, json.dumps(str(v))) for k, v in self.store.items()]
+        text += [
             "http:",
             "  listen: \"127.0.0.1:%d\"" % self.http_port,
         ]
