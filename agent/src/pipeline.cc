@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 namespace edge::agent {
 
@@ -13,6 +14,10 @@ constexpr char kRejectedHelp[] = "MQTT messages rejected by the payload decoder,
 constexpr char kRaisedHelp[] = "Alert firing events committed to the outbox";
 constexpr char kResolvedHelp[] = "Alert resolved events committed to the outbox";
 constexpr char kEvictedHelp[] = "Outbox rows evicted to keep the store within store.max_bytes";
+constexpr char kFilteredHelp[] = "Readings dropped by the policy's filters, by reason";
+constexpr char kReloadsHelp[] = "Local policy file reloads, by result (applied or rejected)";
+// Clock-driven rules (stale) get the time at most this often.
+constexpr int64_t kAdvanceIntervalMs = 1000;
 constexpr char kReadingsDroppedHelp[] = "Readings not stored in the readings ring, by reason";
 // A readings commit happens early when this many are waiting.
 constexpr size_t kReadingsCommitBatch = 16'384;
@@ -53,7 +58,16 @@ struct Pipeline::Counters {
                                   "Readings not rolled up because the window already held "
                                   "max_rollup_sensors sensors")),
         store_writable(m.Gauge("edge_agent_store_writable",
-                               "1 while the database accepts writes, 0 after a failed commit")) {
+                               "1 while the database accepts writes, 0 after a failed commit")),
+        filtered_non_finite(m.Counter("edge_agent_readings_filtered_total", kFilteredHelp,
+                                      {{"reason", "non_finite"}})),
+        filtered_out_of_range(m.Counter("edge_agent_readings_filtered_total", kFilteredHelp,
+                                        {{"reason", "out_of_range"}})),
+        duplicates(m.Counter("edge_agent_readings_duplicate_total",
+                             "Readings repeating their sensor's newest timestamp and value")),
+        reloads_applied(
+            m.Counter("edge_agent_policy_reloads_total", kReloadsHelp, {{"result", "applied"}})),
+        policy_rules(m.Gauge("edge_agent_policy_rules", "Rules in the active policy")) {
     for (const char* kind : {"alert", "rollup", "status"}) {
       evicted[kind] = &m.Counter("edge_agent_outbox_evicted_total", kEvictedHelp, {{"kind", kind}});
     }
@@ -76,6 +90,14 @@ struct Pipeline::Counters {
   CounterHandle& rollups_dropped;
   CounterHandle& rollup_overflow;
   GaugeHandle& store_writable;
+  CounterHandle& filtered_non_finite;
+  CounterHandle& filtered_out_of_range;
+  CounterHandle& duplicates;
+  CounterHandle& reloads_applied;
+  GaugeHandle& policy_rules;
+  uint64_t last_non_finite = 0;
+  uint64_t last_out_of_range = 0;
+  uint64_t last_duplicates = 0;
   std::map<std::string, CounterHandle*, std::less<>> evicted;
   std::map<RejectReason, CounterHandle*> rejected;
   std::map<std::pair<std::string, rules::Severity>, CounterHandle*> raised;
@@ -105,6 +127,9 @@ Pipeline::Pipeline(PipelineOptions options, BoundedQueue<RawMessage>& queue, rul
   if (auto n = store_.OutboxCount(); n.ok()) {
     counters_->outbox_pending.Set(static_cast<double>(*n));
   }
+  counters_->policy_rules.Set(static_cast<double>(engine_.policy().rules.size()));
+  RestoreEpisodes();
+  last_advance_mono_ = clock_.MonotonicMs();
   window_start_wall_ = clock_.WallMs();
   window_start_mono_ = clock_.MonotonicMs();
   last_readings_commit_mono_ = window_start_mono_;
@@ -132,6 +157,7 @@ void Pipeline::Run() {
 }
 
 void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
+  ApplyPendingPolicy();
   // A window that is due closes before this batch: its readings belong to the next one.
   CloseRollupWindow(/*force=*/false);
   for (RawMessage& msg : batch) {
@@ -146,10 +172,11 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
     counters_->readings.Inc(static_cast<double>(readings_.size()));
     for (rules::Reading& r : readings_) {
       events_.clear();
-      engine_.Process(r, events_);
+      const rules::ReadingVerdict verdict = engine_.Process(r, events_);
       for (auto& e : events_) uncommitted_.push_back(std::move(e));
+      if (!verdict.accepted) continue;  // a filter rejected it: no rollup, not stored
       AddToRollup(r);
-      if (!options_.store_readings) continue;
+      if (!options_.store_readings || !verdict.store) continue;
       if (pending_readings_.size() >= options_.max_pending_readings) {
         counters_->readings_backlog.Inc();
         continue;
@@ -160,6 +187,20 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
   if (uint64_t ooo = engine_.out_of_order(); ooo > counters_->last_out_of_order) {
     counters_->out_of_order.Inc(static_cast<double>(ooo - counters_->last_out_of_order));
     counters_->last_out_of_order = ooo;
+  }
+  const auto add_delta = [](CounterHandle& c, uint64_t now, uint64_t& last) {
+    if (now > last) c.Inc(static_cast<double>(now - last));
+    last = now;
+  };
+  add_delta(counters_->filtered_non_finite, engine_.non_finite(), counters_->last_non_finite);
+  add_delta(counters_->filtered_out_of_range, engine_.out_of_range(), counters_->last_out_of_range);
+  add_delta(counters_->duplicates, engine_.duplicates(), counters_->last_duplicates);
+  if (const int64_t now_mono = clock_.MonotonicMs();
+      now_mono - last_advance_mono_ >= kAdvanceIntervalMs) {
+    last_advance_mono_ = now_mono;
+    events_.clear();
+    engine_.Advance(clock_.WallMs(), events_);
+    for (auto& e : events_) uncommitted_.push_back(std::move(e));
   }
   if (uncommitted_.size() > options_.max_uncommitted_events) {
     const size_t excess = uncommitted_.size() - options_.max_uncommitted_events;
@@ -296,11 +337,95 @@ void Pipeline::Commit() {
     c->Inc();
     spdlog::info("alert {} rule={} sensor={} severity={} value={}", rules::ToString(e.state),
                  e.rule_id, e.sensor, rules::ToString(e.severity), e.value);
+    // The episode's last state in this commit wins.
+    auto& change = episode_changes_[{e.rule_id, e.sensor}];
+    if (e.state == rules::AlertState::kFiring) {
+      change = StoredEpisode{e.rule_id, e.sensor, e.started_ms, e.ts_ms, e.value};
+    } else {
+      change.reset();
+    }
   }
+  SaveEpisodes();
   counters_->outbox_pending.Add(static_cast<double>(rows.size()));
   uncommitted_.clear();
   counters_->uncommitted.Set(0);
   if (on_committed_) on_committed_();
+}
+
+void Pipeline::SaveEpisodes() {
+  if (episode_changes_.empty()) return;
+  std::vector<StoredEpisode> firing;
+  std::vector<EpisodeKey> resolved;
+  for (const auto& [key, episode] : episode_changes_) {
+    if (episode) {
+      firing.push_back(*episode);
+    } else {
+      resolved.push_back({key.first, key.second});
+    }
+  }
+  if (Status s = store_.SaveEpisodes(firing, resolved); !s) {
+    // Kept and retried with the next commit; until then a restart could repeat or miss
+    // these episodes' events.
+    counters_->store_errors.Inc();
+    spdlog::error("saving {} rule episodes failed (will retry): {}", episode_changes_.size(),
+                  s.message());
+    return;
+  }
+  episode_changes_.clear();
+}
+
+void Pipeline::RestoreEpisodes() {
+  auto saved = store_.LoadEpisodes();
+  if (!saved.ok()) {
+    counters_->store_errors.Inc();
+    spdlog::error("loading saved rule episodes failed: {}", saved.error());
+    return;
+  }
+  if (saved->empty()) return;
+  std::vector<rules::Episode> episodes;
+  episodes.reserve(saved->size());
+  for (StoredEpisode& e : *saved) {
+    episodes.push_back(
+        {std::move(e.rule), std::move(e.sensor), e.started_ms, e.last_ts_ms, e.last_value});
+  }
+  const size_t restored = engine_.RestoreEpisodes(episodes);
+  spdlog::info("restored {} of {} firing rule episodes", restored, episodes.size());
+  // Episodes of rules that no longer exist are dropped from the store.
+  if (restored < episodes.size()) {
+    std::vector<rules::Episode> firing = engine_.FiringEpisodes();
+    std::set<std::pair<std::string, std::string>> live;
+    for (const auto& e : firing) live.emplace(e.rule_id, e.sensor);
+    for (const auto& e : episodes) {
+      if (!live.count({e.rule_id, e.sensor})) episode_changes_[{e.rule_id, e.sensor}].reset();
+    }
+    SaveEpisodes();
+  }
+}
+
+void Pipeline::SetPolicy(rules::Policy policy) {
+  std::lock_guard<std::mutex> lock(policy_mu_);
+  next_policy_ = std::move(policy);
+}
+
+void Pipeline::ApplyPendingPolicy() {
+  std::optional<rules::Policy> next;
+  {
+    std::lock_guard<std::mutex> lock(policy_mu_);
+    next.swap(next_policy_);
+  }
+  if (!next) return;
+  const size_t rules = next->rules.size();
+  const std::string version = next->version;
+  events_.clear();
+  engine_.SwapPolicy(std::move(*next), events_);
+  const size_t closed = events_.size();
+  for (auto& e : events_) uncommitted_.push_back(std::move(e));
+  counters_->reloads_applied.Inc();
+  counters_->policy_rules.Set(static_cast<double>(rules));
+  spdlog::info(
+      "policy applied: version '{}', {} rule(s); {} alert(s) of changed or removed "
+      "rules resolved",
+      version, rules, closed);
 }
 
 std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor, int64_t start_ms,

@@ -18,6 +18,12 @@
 // committed are the loss window of a crash. A readings commit that fails drops them
 // (edge_agent_readings_dropped_total{reason="store_error"}).
 //
+// Rules: each reading goes through rules::Engine::Process; a reading its filters reject is
+// neither rolled up nor stored, and one they thin out (deadband, downsample, a duplicate) is
+// rolled up but not stored. Clock-driven rules (stale) get the wall time about once a
+// second. Firing episodes are saved in the store after their events commit and restored at
+// construction, so a restart neither repeats a firing nor loses a resolve.
+//
 // Rollups are in processing time: one window for all sensors, opened when the previous one
 // closed, closed by the monotonic clock after `rollup_interval_ms`; start_ms/end_ms are the
 // wall-clock times of opening and closing. At most `max_rollup_sensors` sensors per window
@@ -26,7 +32,10 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -71,6 +80,12 @@ class Pipeline {
 
   size_t uncommitted_events() const { return uncommitted_.size(); }
 
+  // Hands over a validated policy; the pipeline thread swaps it in before its next batch
+  // (rules::Engine::SwapPolicy: unchanged rules keep their state), counts it in
+  // edge_agent_policy_reloads_total{result="applied"} and sets edge_agent_policy_rules.
+  // A policy handed over before the previous one was applied replaces it. Thread-safe.
+  void SetPolicy(rules::Policy policy);
+
   // False while the store refuses writes: the last outbox or readings commit failed.
   // Thread-safe (read by /readyz on the network thread).
   bool store_writable() const { return store_writable_.load(std::memory_order_relaxed); }
@@ -82,6 +97,9 @@ class Pipeline {
     double min = 0, max = 0, sum = 0, last = 0;
   };
   void Commit();
+  void ApplyPendingPolicy();
+  void SaveEpisodes();
+  void RestoreEpisodes();
   void AddToRollup(const rules::Reading& r);
   void CloseRollupWindow(bool force);
   void CommitReadings(bool force);
@@ -104,6 +122,12 @@ class Pipeline {
   std::vector<rules::Reading> pending_readings_;  // waiting for the next readings commit
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};
+  int64_t last_advance_mono_ = 0;  // last time clock-driven rules (stale) got the time
+  // Firing episodes to save (value) or forget (nullopt), by (rule, sensor); kept until the
+  // store took them.
+  std::map<std::pair<std::string, std::string>, std::optional<StoredEpisode>> episode_changes_;
+  std::mutex policy_mu_;
+  std::optional<rules::Policy> next_policy_;  // guarded by policy_mu_
 };
 
 // The outbox payload of one rollup (docs/protocol.md, "Rollup payload").
