@@ -18,6 +18,7 @@
 #include "edge/agent/http_server.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/pipeline.h"
+#include "edge/agent/policy_watcher.h"
 #include "edge/agent/prometheus_metrics.h"
 #include "edge/agent/store.h"
 #include "edge/agent/store_api.h"
@@ -359,6 +360,16 @@ int RunAgent(const Config& config) {
                       if (uplink_ptr != nullptr) uplink_ptr->Notify();
                     });
   pipeline_ptr = &pipeline;
+
+  // Hot reload of the local policy file: polled on the network thread, swapped in by the
+  // pipeline thread between batches.
+  std::unique_ptr<PolicyWatcher> policy_watcher;
+  if (!config.policy_file.empty()) {
+    policy_watcher = std::make_unique<PolicyWatcher>(
+        io, config.policy_file, metrics,
+        [&pipeline](rules::Policy p) { pipeline.SetPolicy(std::move(p)); });
+    policy_watcher->Start();
+  }
 
   // Termination signals are handled on the network thread; the main thread waits.
   std::promise<int> stop_signal;
