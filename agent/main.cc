@@ -6,6 +6,7 @@
 #include "edge/agent/check.h"
 #include "edge/agent/config.h"
 #include "edge/agent/logging.h"
+#include "edge/agent/replay.h"
 #include "edge/agent/runtime.h"
 
 namespace {
@@ -66,6 +67,21 @@ int main(int argc, char** argv) {
   std::vector<std::string> check_files;
   check->add_option("files", check_files, "Files to check")->required();
 
+  // replay
+  auto* replay = app.add_subcommand(
+      "replay",
+      "Backtest a policy on recorded readings (CSV with timestamp,value[,sensor] columns, or "
+      "JSON lines): alert events as JSON lines on stdout, a summary on stderr");
+  edge::agent::ReplayOptions replay_options;
+  replay->add_option("--policy", replay_options.policy_file, "Policy file, YAML or JSON")
+      ->required()
+      ->check(CLI::ExistingFile);
+  replay->add_option("--sensor", replay_options.sensor,
+                     "Sensor id for inputs without a sensor column (default: file base name)");
+  replay->add_option("inputs", replay_options.inputs, "Recorded files")
+      ->required()
+      ->check(CLI::ExistingFile);
+
   // version
   auto* version = app.add_subcommand("version", "Print the version");
 
@@ -75,6 +91,8 @@ int main(int argc, char** argv) {
     std::cout << "edge-agent " << edge::agent::AgentVersion() << "\n";
     return 0;
   }
+
+  if (replay->parsed()) return edge::agent::RunReplay(replay_options, std::cout, std::cerr);
 
   if (check->parsed()) {
     int rc = 0;

@@ -415,4 +415,8 @@ std::optional<RejectReason> DecodePayload(std::string_view topic, std::string_vi
   return std::nullopt;
 }
 
+std::optional<int64_t> ParseTimestamp(std::string_view text) {
+  return TimestampFromString(text);
+}
+
 }  // namespace edge::agent

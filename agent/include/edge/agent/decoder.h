@@ -60,4 +60,10 @@ std::optional<RejectReason> DecodePayload(std::string_view topic, std::string_vi
                                           int64_t receive_ts_ms, const DecodeOptions& options,
                                           std::vector<rules::Reading>& out);
 
+// A timestamp as payloads write it, in ms since the epoch: epoch seconds (< 1e11) or
+// milliseconds as number text, or ISO-8601 (`2014-02-07 14:55:00`, `2014-02-07T14:55:00Z`,
+// with an optional fraction and offset; no zone = UTC). Surrounding blanks are ignored.
+// Used by `edge-agent replay` for recorded files.
+std::optional<int64_t> ParseTimestamp(std::string_view text);
+
 }  // namespace edge::agent
