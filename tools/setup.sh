@@ -8,9 +8,12 @@ PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libboost1.81-dev prometheus-cpp-dev
   libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  mosquitto mosquitto-clients prometheus python3 curl
+  mosquitto mosquitto-clients prometheus python3 python3-yaml curl iproute2
   clang libclang-rt-14-dev
 )
+
+# The manifest tests type-check with npm packages; any Node.js with npm will do.
+command -v npm >/dev/null || PACKAGES+=(npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -25,6 +25,8 @@ run_suite() {
 
 CTEST_ARGS=("$@")
 run_suite build
+# Container images built with podman from the binaries just built, run and checked.
+tools/deploy-test.sh --prebuilt build
 if [ "$SANITIZE" = 1 ]; then
   run_suite build-asan -DEDGE_SANITIZE=ON
   # libFuzzer targets (clang): the policy parser and the payload decoder, bounded in time.

@@ -20,7 +20,13 @@ bool IsHostNameChar(char c) {
 }  // namespace
 
 std::string ConsoleUrl::HostHeader() const {
-  std::string out = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+  // Appended piecewise: `"[" + host + "]"` trips a false -Wrestrict in GCC 12 at -O2+.
+  std::string out;
+  if (host.find(':') != std::string::npos) {
+    out.append("[").append(host).append("]");
+  } else {
+    out = host;
+  }
   const uint16_t default_port = tls ? 443 : 80;
   if (port != default_port) out += ":" + std::to_string(port);
   return out;
