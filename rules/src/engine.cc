@@ -362,13 +362,14 @@ uint64_t Engine::non_finite() const { return impl_->non_finite; }
 
 uint64_t Engine::out_of_range() const { return impl_->out_of_range; }
 
-size_t Engine::ApproxStateBytes() const {
+size_t Engine::ApproxStateBytes(bool include_windows) const {
   // Each map node holds the key, the state and two pointers (bucket chain, cached hash).
   size_t bytes = impl_->sensors.bucket_count() * sizeof(void*);
   for (const auto& [sensor, s] : impl_->sensors) {
     bytes += sizeof(std::pair<const std::string, SensorState>) + 2 * sizeof(void*);
     if (sensor.capacity() > 15) bytes += sensor.capacity() + 1;
     bytes += s.context.HeapBytes() + s.rules.capacity() * sizeof(RuleState);
+    if (!include_windows) continue;
     for (const RuleState& rs : s.rules) bytes += HeapBytes(rs.detector);
   }
   return bytes + impl_->stale.capacity() * sizeof(Impl::StaleRef);

@@ -132,9 +132,10 @@ class Engine {
   // Readings dropped because they lay outside their filter's valid_range.
   uint64_t out_of_range() const;
 
-  // Approximate memory held for rule state: per sensor-rule state, window buffers, context
-  // rings and the sensor table. For capacity planning and the benchmark.
-  size_t ApproxStateBytes() const;
+  // Approximate memory held for rule state: per sensor-rule state, context rings, the
+  // sensor table and, with `include_windows`, the window buffers of rate and zscore rules.
+  // For capacity planning and the benchmark.
+  size_t ApproxStateBytes(bool include_windows = true) const;
 
  private:
   struct Impl;
