@@ -29,5 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ts += 1000;
     }
   }
+  // Clock-driven rules, and a swap to the same policy (every rule keeps its state).
+  engine.Advance(ts + 86'400'000, out);
+  edge::rules::Policy same = engine.policy();
+  engine.SwapPolicy(std::move(same), out);
+  for (const edge::rules::RuleSpec& rule : engine.policy().rules) {
+    engine.Process(edge::rules::Reading{rule.match, ts, 1.0}, out);
+  }
   return 0;
 }
