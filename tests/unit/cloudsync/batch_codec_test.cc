@@ -101,5 +101,30 @@ TEST(AckedSeqs, MapsKnownIdsAndIgnoresUnknownAndDuplicates) {
   EXPECT_TRUE(AckedSeqs({}, {"node-1:abc:1"}).empty());
 }
 
+TEST(EncodeStatusBody, EmbedsTheStatusObject) {
+  auto body = EncodeStatusBody("node-1", 1764167000123, R"({"uptime_s":5,"backlog":{"alert":1}})");
+  ASSERT_TRUE(body.ok()) << body.error();
+  const auto doc = nlohmann::json::parse(*body);
+  EXPECT_EQ(doc["node"], "node-1");
+  EXPECT_EQ(doc["sent_ms"], 1764167000123);
+  EXPECT_EQ(doc["status"]["uptime_s"], 5);
+  EXPECT_EQ(doc["status"]["backlog"]["alert"], 1);
+}
+
+TEST(EncodeStatusBody, RefusesAnythingButAnObject) {
+  for (const char* bad : {"", "not json", "[1]", "3", "\"text\"", "null", "{\"a\":"}) {
+    EXPECT_FALSE(EncodeStatusBody("node-1", 1, bad).ok()) << bad;
+  }
+}
+
+TEST(IsProtocolErrorReply, RecognizesOnlyTheConsolesErrorShape) {
+  EXPECT_TRUE(IsProtocolErrorReply(R"({"error":"items[3]: missing field 'rule'"})"));
+  EXPECT_TRUE(IsProtocolErrorReply(R"( {"error":"x","extra":1} )"));
+  for (const char* other : {"", "<html><body>400 Bad Request</body></html>", R"({"error":3})",
+                            R"({"message":"bad"})", R"(["error"])", "\xff\xfe"}) {
+    EXPECT_FALSE(IsProtocolErrorReply(other)) << other;
+  }
+}
+
 }  // namespace
 }  // namespace edge::cloudsync
