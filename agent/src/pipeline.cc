@@ -270,19 +270,22 @@ void Pipeline::CommitReadings(bool force) {
   counters_->readings_pruned.Inc(static_cast<double>(pruned));
   if (s.ok()) {
     counters_->readings_stored.Inc(static_cast<double>(rows.size()));
-    if (uncommitted_.empty() && rollup_rows_.empty()) {
-      store_writable_ = true;
-      counters_->store_writable.Set(1);
-    }
+    if (uncommitted_.empty() && rollup_rows_.empty()) SetStoreWritable(true);
   } else {
     counters_->readings_store_error.Inc(static_cast<double>(rows.size()));
     counters_->store_errors.Inc();
-    if (store_writable_.exchange(false)) {
+    if (store_writable_) {
       spdlog::error("readings commit failed, {} readings dropped: {}", rows.size(), s.message());
     }
-    counters_->store_writable.Set(0);
+    SetStoreWritable(false);
   }
   pending_readings_.clear();
+}
+
+void Pipeline::SetStoreWritable(bool writable) {
+  if (store_writable_.exchange(writable) == writable) return;
+  counters_->store_writable.Set(writable ? 1 : 0);
+  if (writable) spdlog::warn("store accepts writes again");
 }
 
 void Pipeline::Commit() {
@@ -299,14 +302,17 @@ void Pipeline::Commit() {
   if (Status s = store_.Append(rows, nullptr, &evicted); !s) {
     counters_->store_errors.Inc();
     counters_->uncommitted.Set(static_cast<double>(uncommitted_.size()));
-    store_writable_ = false;
-    counters_->store_writable.Set(0);
-    spdlog::error("outbox commit of {} alert events and {} rollups failed (will retry): {}",
-                  uncommitted_.size(), rollup_rows_.size(), s.message());
+    // Logged once per outage: while the disk stays full every cycle fails the same way.
+    if (store_writable_) {
+      spdlog::error(
+          "outbox commit of {} alert events and {} rollups failed (retried every "
+          "cycle): {}",
+          uncommitted_.size(), rollup_rows_.size(), s.message());
+    }
+    SetStoreWritable(false);
     return;
   }
-  store_writable_ = true;
-  counters_->store_writable.Set(1);
+  SetStoreWritable(true);
   for (const auto& [kind, n] : evicted.by_kind) {
     CounterHandle*& c = counters_->evicted[kind];
     if (c == nullptr) {

@@ -205,6 +205,12 @@ Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
   // committed alert survives power loss, not only a process crash. Readings commits lower
   // it per transaction (StoreWriter::AppendReadings).
   if (Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
+  // A checkpoint every 1 MiB of log (SQLite's default is 4 MiB) keeps the log small next to
+  // a nearly full disk; a log grown larger is cut back to 4 MiB after a checkpoint.
+  if (Status s = Exec(db, "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=4194304;");
+      !s) {
+    return s;
+  }
   if (max_pages > 0) {
     const std::string pragma = "PRAGMA max_page_count=" + std::to_string(max_pages);
     if (Status s = Exec(db, pragma.c_str()); !s) return s;
@@ -441,8 +447,12 @@ Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>
   if (rows.empty()) return Status::Ok();
   Status s = AppendOnce(rows, seqs_out, evicted);
   if (s.ok() || !last_error_full_) return s;
-  // Full: the readings ring gives way to the outbox; with an empty ring, an eighth of the
-  // outbox goes by the eviction order. Then one more attempt.
+  // Full. First the write-ahead log is reused from its start; then the readings ring gives way
+  // to the outbox, and with an empty ring an eighth of the outbox goes by the eviction
+  // order. One more attempt after each step.
+  RestartWal();
+  s = AppendOnce(rows, seqs_out, evicted);
+  if (s.ok() || !last_error_full_) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
   Evictions made_room;
@@ -453,6 +463,7 @@ Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>
     if (Status e = Evict(std::max<int64_t>(*bytes / 8, 1), made_room); !e) return Fail(e);
     if (Status c = Exec(db_, "COMMIT"); !c) return Fail(c);
   }
+  RestartWal();
   s = AppendOnce(rows, seqs_out, evicted);
   if (s.ok() && evicted != nullptr) {
     for (const auto& [kind, n] : made_room.by_kind) evicted->by_kind[kind] += n;
@@ -575,10 +586,15 @@ Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int6
   if (readings.empty()) return Status::Ok();
   Status s = AppendReadingsOnce(readings, now_ms, pruned);
   if (s.ok() || !last_error_full_) return s;
+  // Full: as in Append, the log first, then a quarter of the ring.
+  RestartWal();
+  s = AppendReadingsOnce(readings, now_ms, pruned);
+  if (s.ok() || !last_error_full_) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
   if (pruned != nullptr) *pruned = cut;
   if (cut == 0) return s;
+  RestartWal();
   int64_t more = 0;
   s = AppendReadingsOnce(readings, now_ms, &more);
   if (pruned != nullptr) *pruned += more;
@@ -670,6 +686,14 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   if (pruned != nullptr) *pruned = removed;
   last_error_full_ = false;
   return Status::Ok();
+}
+
+// Copies the write-ahead log into the database so that the next transaction writes the log
+// from its start again. On a full file system the log cannot grow, but the space it already
+// has is enough once it is reused; truncating it would hand that space to whoever fills the
+// disk. Best effort (a reader in a transaction delays the restart).
+void StoreWriter::RestartWal() {
+  (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
 }
 
 // Deletes the oldest `rows` readings in a transaction of their own.

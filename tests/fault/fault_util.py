@@ -15,17 +15,19 @@ class SteadyStream:
     """Publishes one reading per sensor every `period` seconds until stopped.
 
     Sensor i publishes to sensors/<prefix><i>/temp through its own long-running
-    `mosquitto_pub -l` (QoS 1), cycling 20, 90, 25: with the default policy every sensor
-    fires and resolves once per three periods. Timestamps are event times that increase
+    `mosquitto_pub -l` (QoS 1), cycling through `cycle`: with the default policy and the
+    default cycle (20, 90, 25) every sensor fires and resolves once per three periods. Timestamps are event times that increase
     by one second per reading, so every alert event has a distinct (sensor, ts_ms).
     """
 
-    def __init__(self, port, sensors=10, period=0.2, prefix="f", workdir=None):
+    def __init__(self, port, sensors=10, period=0.2, prefix="f", workdir=None,
+                 cycle=(20, 90, 25)):
         self.port = port
         self.sensors = sensors
         self.period = period
         self.prefix = prefix
         self.workdir = workdir
+        self.cycle = tuple(cycle)
         self.sent = 0
         self._stop = threading.Event()
         self._procs = []
@@ -48,9 +50,9 @@ class SteadyStream:
 
     def _run(self):
         n = 0
-        values = (20, 90, 25)
+        values = self.cycle
         while not self._stop.is_set():
-            line = harness.reading(values[n % 3], self._t0 + n * 1000).encode() + b"\n"
+            line = harness.reading(values[n % len(values)], self._t0 + n * 1000).encode() + b"\n"
             for i, p in enumerate(self._procs):
                 if p.poll() is not None:  # broker went away: start a new publisher
                     self._procs[i] = p = self._spawn(i)

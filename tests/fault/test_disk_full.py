@@ -41,6 +41,8 @@ class DiskFullTest(harness.IntegrationTest):
             harness.wait_until(
                 lambda: agent.metric("edge_agent_outbox_evicted_total", kind="alert") > 0, 60,
                 0.5, "alerts evicted by the byte bound")
+            harness.wait_until(lambda: agent.metric("edge_agent_readings_pruned_total") > 0, 60,
+                               0.5, "readings pruned by the ring's share")
             received = agent.metric("edge_agent_readings_received_total")
             time.sleep(1.0)
             self.assertGreater(agent.metric("edge_agent_readings_received_total"), received)
@@ -62,7 +64,9 @@ class DiskFullTest(harness.IntegrationTest):
         # No logical bound: the database hits SQLite's page limit (1.2 MiB) instead.
         agent = self.start_agent(mq, console, store={"max_bytes": "0", "max_pages": "300"})
         agent.wait_ingesting()
-        stream = fault_util.SteadyStream(mq.port, sensors=40, period=0.02, workdir=self.tmp)
+        # Mostly quiet readings: one alert episode per sensor every 50 readings.
+        stream = fault_util.SteadyStream(mq.port, sensors=40, period=0.02, workdir=self.tmp,
+                                         cycle=(20,) * 48 + (90, 25))
         stream.start()
         try:
             harness.wait_until(lambda: agent.metric("edge_agent_readings_pruned_total") > 0, 90,
@@ -87,19 +91,21 @@ class DiskFullTest(harness.IntegrationTest):
             self.skipTest("mounting a tmpfs needs root")
         disk = os.path.join(self.tmp, "disk")
         os.mkdir(disk)
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", disk],
+        res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", disk],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
         if res.returncode != 0:
             self.skipTest("cannot mount a tmpfs: %s" % res.stdout.decode(errors="replace"))
         self.addCleanup(subprocess.run, ["umount", "-l", disk], check=False)
         mq = self.start_mosquitto()
         console = self.start_console()
-        agent = self.own(harness.Agent(self.tmp, mq, console, store={"max_bytes": "0"}))
+        # The bound fits the 4 MiB file system once the filler is gone (with the log).
+        agent = self.own(harness.Agent(self.tmp, mq, console, store={"max_bytes": "1MiB"}))
         agent.db_path = os.path.join(disk, "node-1.db")
         agent._write_config("")  # pylint: disable=protected-access
         agent.start()
         agent.wait_ingesting()
-        stream = fault_util.SteadyStream(mq.port, sensors=20, period=0.05, workdir=self.tmp)
+        stream = fault_util.SteadyStream(mq.port, sensors=20, period=0.05, workdir=self.tmp,
+                                         cycle=(20,) * 8 + (90, 25))
         stream.start()
         filler = os.path.join(disk, "filler")
         counted_firing = counted_resolved = 0
@@ -121,6 +127,7 @@ class DiskFullTest(harness.IntegrationTest):
                     refused_seen = True
                     break
                 time.sleep(0.2)
+            time.sleep(1.5)
             m = agent.metrics()
             self.assertGreater(agent.metric("edge_agent_readings_received_total", m), received,
                                "ingest stopped while the disk was full")

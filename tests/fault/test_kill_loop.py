@@ -24,7 +24,8 @@ class KillLoopTest(harness.IntegrationTest):
         console = self.start_console()
         agent = self.start_agent(mq, console)
         agent.wait_ingesting()
-        stream = fault_util.SteadyStream(mq.port, sensors=8, period=0.05, workdir=self.tmp)
+        stream = fault_util.SteadyStream(mq.port, sensors=8, period=0.05, workdir=self.tmp,
+                                         cycle=(20, 20, 20, 90, 25))
         stream.start()
         counted_firing = 0
         counted_resolved = 0

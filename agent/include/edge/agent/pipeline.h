@@ -103,6 +103,7 @@ class Pipeline {
   void AddToRollup(const rules::Reading& r);
   void CloseRollupWindow(bool force);
   void CommitReadings(bool force);
+  void SetStoreWritable(bool writable);
 
   PipelineOptions options_;
   BoundedQueue<RawMessage>& queue_;

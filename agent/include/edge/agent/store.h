@@ -151,7 +151,8 @@ class StoreWriter {
   // durable (synchronous=FULL) when this returns OK. Before inserting, rows are evicted
   // oldest first from the lowest priority up (status, rollup, then alert) until the outbox
   // fits its share; `evicted` (optional) says what went. When the file system or
-  // max_page_count is full, the readings ring is cut first and the commit retried once. On
+  // max_page_count is full, the write-ahead log is restarted, then the readings ring is cut
+  // (or, when it is empty, an eighth of the outbox evicted), retrying after each step. On
   // failure nothing is inserted or evicted. `seqs_out` (optional) receives the sequence
   // numbers in order.
   struct NewRow {
@@ -168,8 +169,9 @@ class StoreWriter {
   // take back what was committed since the last fsync), with a FULL commit at least every
   // `full_sync_interval_ms` of `now_ms`. In the same transaction the ring is pruned by
   // retention (arrival order, `now_ms` wall time) and by its byte share; `pruned` (optional)
-  // receives the rows removed. On SQLITE_FULL a quarter of the ring is cut and the commit is
-  // retried once; on failure the readings are not stored.
+  // receives the rows removed. On SQLITE_FULL the write-ahead log is restarted, then a
+  // quarter of the ring is cut, retrying after each step; on failure the readings are not
+  // stored.
   struct NewReading {
     std::string_view sensor;
     int64_t ts_ms;
@@ -205,6 +207,7 @@ class StoreWriter {
   Status Evict(int64_t bytes, Evictions& ev);
   Result<int64_t> SensorId(std::string_view name);
   Status CutReadings(int64_t rows, int64_t* pruned);
+  void RestartWal();
   Status Fail(const Status& s);
 
   sqlite3* db_;
