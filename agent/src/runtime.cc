@@ -106,6 +106,13 @@ class StoreOutboxSource final : public cloudsync::OutboxSource {
   CounterHandle& errors_;
 };
 
+// The policy last handed to the pipeline, as the status heartbeat reports it. Written and
+// read on the network thread only (startup aside, before that thread runs).
+struct PolicyInfo {
+  std::string version;
+  size_t rules = 0;
+};
+
 // What the status heartbeat reads (docs/protocol.md, "Status heartbeat"). Everything is
 // borrowed from RunAgent and outlives the uplink; BuildStatus runs on the network thread,
 // which owns the StoreReader.
@@ -113,8 +120,7 @@ struct StatusSources {
   StoreReader* reader = nullptr;
   Ingest* ingest = nullptr;
   const Clock* clock = nullptr;
-  std::string policy_version;
-  size_t policy_rules = 0;
+  const PolicyInfo* policy = nullptr;
   int64_t started_ms = 0;       // wall clock
   int64_t started_mono_ms = 0;  // monotonic clock
   CounterHandle* queue_full = nullptr;
@@ -132,8 +138,8 @@ std::string BuildStatus(const StatusSources& src) {
   for (const CounterHandle* c : src.readings_rejected) rejected += c->Value();
   json status = {
       {"agent_version", AgentVersion()},
-      {"policy_version", src.policy_version},
-      {"policy_rules", src.policy_rules},
+      {"policy_version", src.policy->version},
+      {"policy_rules", src.policy->rules},
       {"started_ms", src.started_ms},
       {"uptime_s", (src.clock->MonotonicMs() - src.started_mono_ms) / 1000},
       {"mqtt_connected", src.ingest->Connected()},
@@ -262,6 +268,8 @@ int RunAgent(const Config& config) {
       },
       metrics, clock);
 
+  PolicyInfo policy_info{policy.version, rule_count};
+
   // Uplink (optional: without a console the agent still detects and stores).
   StoreOutboxSource outbox(**reader, config.node_id, metrics);
   std::unique_ptr<cloudsync::Uplink> uplink;
@@ -280,8 +288,7 @@ int RunAgent(const Config& config) {
     status_sources.reader = reader->get();
     status_sources.ingest = ingest.get();
     status_sources.clock = &clock;
-    status_sources.policy_version = policy.version;
-    status_sources.policy_rules = rule_count;
+    status_sources.policy = &policy_info;
     status_sources.started_ms = clock.WallMs();
     status_sources.started_mono_ms = clock.MonotonicMs();
     status_sources.queue_full = &queue_drops;
@@ -365,9 +372,11 @@ int RunAgent(const Config& config) {
   // pipeline thread between batches.
   std::unique_ptr<PolicyWatcher> policy_watcher;
   if (!config.policy_file.empty()) {
-    policy_watcher = std::make_unique<PolicyWatcher>(
-        io, config.policy_file, metrics,
-        [&pipeline](rules::Policy p) { pipeline.SetPolicy(std::move(p)); });
+    policy_watcher = std::make_unique<PolicyWatcher>(io, config.policy_file, metrics,
+                                                     [&pipeline, &policy_info](rules::Policy p) {
+                                                       policy_info = {p.version, p.rules.size()};
+                                                       pipeline.SetPolicy(std::move(p));
+                                                     });
     policy_watcher->Start();
   }
 

@@ -53,6 +53,14 @@ class StatusHeartbeatTest(harness.IntegrationTest):
         self.assertGreaterEqual(later["status"]["uptime_s"], status["uptime_s"])
         self.assertGreater(agent.metric("edge_agent_status_reports_total", result="ok"), 1)
 
+        # A reloaded policy is reported by the next heartbeats.
+        with open(agent.policy_path + ".tmp", "w") as f:
+            f.write(POLICY.replace("it-policy-7", "it-policy-8"))
+        os.replace(agent.policy_path + ".tmp", agent.policy_path)
+        harness.wait_until(
+            lambda: (self.node_status(console) or {}).get("status", {}).get("policy_version")
+            == "it-policy-8", 20, what="the reloaded policy version in a status")
+
         # node-2 never reported.
         other = [n for n in console.nodes() if n["node"] == "node-2"][0]
         self.assertIsNone(other["status"])
@@ -62,7 +70,7 @@ class StatusHeartbeatTest(harness.IntegrationTest):
         status_code, raw, _ = harness.http_request(console.url + "/", token=console.admin_token)
         self.assertEqual(status_code, 200)
         html = raw.decode("utf-8")
-        self.assertIn("it-policy-7", html)
+        self.assertIn("it-policy-8", html)
         self.assertIn(status["agent_version"], html)
 
 
