@@ -21,7 +21,8 @@ constexpr int kSchemaVersion = 2;
 // untrusted topics).
 constexpr size_t kMaxCachedSensors = 65536;
 
-// Version 1: meta, outbox. Version 2 adds the per-kind outbox counters (kept by triggers),
+// Version 1: meta, outbox. Version 2 adds the per-kind outbox counters (kept by a delete
+// trigger, and by StoreWriter::AppendOnce for inserts, once per kind and commit),
 // the dead-letter table, the readings ring and its sensors, and scalar counters.
 //
 // The logical cost of an outbox or dead-letter row is its payload and kind bytes plus
@@ -47,11 +48,7 @@ CREATE TABLE IF NOT EXISTS outbox_kinds (
   evicted       INTEGER NOT NULL DEFAULT 0,
   dead_lettered INTEGER NOT NULL DEFAULT 0
 );
-CREATE TRIGGER IF NOT EXISTS outbox_counted_insert AFTER INSERT ON outbox BEGIN
-  INSERT INTO outbox_kinds(kind, rows, bytes) VALUES (NEW.kind, 1, )sql" EDGE_ROW_COST(
-        "NEW") R"sql()
-  ON CONFLICT(kind) DO UPDATE SET rows = rows + 1, bytes = bytes + excluded.bytes;
-END;
+DROP TRIGGER IF EXISTS outbox_counted_insert;
 CREATE TRIGGER IF NOT EXISTS outbox_counted_delete AFTER DELETE ON outbox BEGIN
   UPDATE outbox_kinds SET rows = rows - 1, bytes = bytes - )sql" EDGE_ROW_COST("OLD") R"sql(
   WHERE kind = OLD.kind;
@@ -343,6 +340,10 @@ struct StoreWriter::Statements {
         select_evictable(db, kSelectEvictable),
         delete_outbox(db, "DELETE FROM outbox WHERE seq = ?"),
         count_evicted(db, "UPDATE outbox_kinds SET evicted = evicted + ? WHERE kind = ?"),
+        count_inserted(db,
+                       "INSERT INTO outbox_kinds(kind, rows, bytes) VALUES (?, ?, ?) "
+                       "ON CONFLICT(kind) DO UPDATE SET rows = rows + excluded.rows, "
+                       "bytes = bytes + excluded.bytes"),
         first_kept(db, "SELECT seq FROM readings WHERE ts_ms >= ? ORDER BY seq LIMIT 1"),
         nth_reading(db, "SELECT seq FROM readings ORDER BY seq LIMIT 1 OFFSET ?"),
         delete_readings_before(db, "DELETE FROM readings WHERE seq < ?"),
@@ -352,8 +353,8 @@ struct StoreWriter::Statements {
   bool ok() const {
     for (const Stmt* s :
          {&insert_outbox, &insert_reading, &insert_sensor, &select_sensor, &outbox_bytes,
-          &select_evictable, &delete_outbox, &count_evicted, &first_kept, &nth_reading,
-          &delete_readings_before, &delete_all_readings, &add_counter}) {
+          &select_evictable, &delete_outbox, &count_evicted, &count_inserted, &first_kept,
+          &nth_reading, &delete_readings_before, &delete_all_readings, &add_counter}) {
       if (!s->ok()) return false;
     }
     return true;
@@ -367,6 +368,7 @@ struct StoreWriter::Statements {
   Stmt select_evictable;
   Stmt delete_outbox;
   Stmt count_evicted;
+  Stmt count_inserted;
   Stmt first_kept;
   Stmt nth_reading;
   Stmt delete_readings_before;
@@ -507,8 +509,14 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
     }
   }
 
+  // Per kind: rows and bytes added, counted once per commit.
+  std::map<std::string_view, std::pair<int64_t, int64_t>> added;
   for (const NewRow& row : rows) {
-    sqlite3_stmt* ins = stmts_->insert_outbox.fresh();
+    auto& [n, bytes] = added[row.kind];
+    ++n;
+    bytes += static_cast<int64_t>(row.payload.size() + row.kind.size()) + kOutboxRowOverhead;
+    sqlite3_stmt* ins = stmts_->insert_outbox.get();
+    sqlite3_reset(ins);
     BindText(ins, 1, row.kind);
     sqlite3_bind_int(ins, 2, static_cast<int>(row.priority));
     sqlite3_bind_int64(ins, 3, row.created_ms);
@@ -517,6 +525,13 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
     if (seqs_out != nullptr) seqs_out->push_back(sqlite3_last_insert_rowid(db_));
   }
   sqlite3_reset(stmts_->insert_outbox.get());
+  for (const auto& [kind, counts] : added) {
+    sqlite3_stmt* c = stmts_->count_inserted.fresh();
+    BindText(c, 1, kind);
+    sqlite3_bind_int64(c, 2, counts.first);
+    sqlite3_bind_int64(c, 3, counts.second);
+    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "count outbox");
+  }
   int rc = SQLITE_OK;
   if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit");
   last_error_full_ = false;

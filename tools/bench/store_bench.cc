@@ -119,7 +119,7 @@ void BM_AppendOutbox(benchmark::State& state) {
   }
   state.SetItemsProcessed(n);
 }
-BENCHMARK(BM_AppendOutbox)->Arg(1)->Arg(100)->Arg(1000)->UseRealTime();
+BENCHMARK(BM_AppendOutbox)->Arg(1)->Arg(100)->Arg(1000)->Arg(10000)->UseRealTime();
 
 }  // namespace
 }  // namespace edge::agent
