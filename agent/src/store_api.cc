@@ -7,48 +7,18 @@
 #include <optional>
 #include <string>
 
+#include "edge/common/query.h"
+
 namespace edge::agent {
 namespace {
+
+using edge::ParseInt64;
+using edge::ParseQuery;
 
 HttpResponse JsonError(int status, std::string_view message) {
   nlohmann::json j = {{"error", message}};
   return {status, "application/json",
           j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// application/x-www-form-urlencoded value: %XX and '+' for space; nullopt if malformed.
-std::optional<std::string> PercentDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    if (in[i] == '+') {
-      out.push_back(' ');
-    } else if (in[i] == '%') {
-      if (i + 2 >= in.size()) return std::nullopt;
-      const int hi = HexValue(in[i + 1]);
-      const int lo = HexValue(in[i + 2]);
-      if (hi < 0 || lo < 0) return std::nullopt;
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
-std::optional<int64_t> ParseInt(std::string_view text) {
-  int64_t v = 0;
-  const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (text.empty() || ec != std::errc() || ptr != text.data() + text.size()) return std::nullopt;
-  return v;
 }
 
 }  // namespace
@@ -60,23 +30,16 @@ HttpResponse ServeReadings(StoreReader& reader, std::string_view target) {
   int64_t since = std::numeric_limits<int64_t>::min();
   int64_t until = std::numeric_limits<int64_t>::max();
   int64_t limit = static_cast<int64_t>(kDefaultReadingsPerRequest);
-  while (!query.empty()) {
-    const size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    if (pair.empty()) continue;
-    const size_t eq = pair.find('=');
-    const std::string_view key = pair.substr(0, eq);
-    auto value =
-        PercentDecode(eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1));
-    if (!value) return JsonError(400, "malformed percent-encoding in " + std::string(key));
+  const auto params = ParseQuery(query);
+  if (!params) return JsonError(400, "malformed percent-encoding in the query");
+  for (const auto& [key, value] : *params) {
     if (key == "sensor") {
-      sensor = std::move(*value);
+      sensor = value;
       continue;
     }
     if (key != "since" && key != "until" && key != "limit") continue;  // unknown: ignored
-    auto n = ParseInt(*value);
-    if (!n) return JsonError(400, std::string(key) + " must be an integer");
+    auto n = ParseInt64(value);
+    if (!n) return JsonError(400, key + " must be an integer");
     if (key == "since") since = *n;
     if (key == "until") until = *n;
     if (key == "limit") {

@@ -20,7 +20,6 @@ bool IsHostNameChar(char c) {
 }  // namespace
 
 std::string ConsoleUrl::HostHeader() const {
-  // Appended piecewise: `"[" + host + "]"` trips a false -Wrestrict in GCC 12 at -O2+.
   std::string out;
   if (host.find(':') != std::string::npos) {
     out.append("[").append(host).append("]");
@@ -28,7 +27,7 @@ std::string ConsoleUrl::HostHeader() const {
     out = host;
   }
   const uint16_t default_port = tls ? 443 : 80;
-  if (port != default_port) out += ":" + std::to_string(port);
+  if (port != default_port) out.append(":").append(std::to_string(port));
   return out;
 }
 
