@@ -77,6 +77,9 @@ Verdict Eval(const RateParams& p, RateState& s, int64_t ts, double value, bool) 
   while (w.size() > 2 && OlderThan(w.front().ts_ms, ts, p.window_ms)) w.PopFront();
   const SampleWindow::Sample& ref = w.front();
   if (w.size() < 2 || ref.ts_ms >= ts) return kUnknown;
+  // Until the readings span half the window, sensor noise divided by a short span would
+  // look like a steep rate (every sensor "drifting" right after start): undecided.
+  if (ts - ref.ts_ms < p.window_ms / 2) return kUnknown;
   const double rate = (value - ref.value) / SecondsBetween(ref.ts_ms, ts);
   switch (p.direction) {
     case Direction::kUp:

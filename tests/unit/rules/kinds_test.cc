@@ -91,6 +91,16 @@ TEST(RateRule, SparseReadingsUseThePreviousReading) {
   EXPECT_EQ(Feed(engine, 200 * kSec, 200).size(), 1u);   // 1.5 /s over 100 s
 }
 
+TEST(RateRule, StaysUndecidedUntilReadingsSpanHalfTheWindow) {
+  // Noise of 0.5 between readings half a second apart is 1 /s over that span, but the rule
+  // asks about change over a minute: no decision before 30 s of readings.
+  Engine engine(PolicyOf({Rule("drift", Rate(kMin, 0.05))}));
+  Feed(engine, 0, 20);
+  EXPECT_THAT(Feed(engine, 500, 20.5), IsEmpty());
+  EXPECT_THAT(Feed(engine, 29 * kSec, 21.4), IsEmpty());  // 1.4 / 29 s > 0.05, still undecided
+  EXPECT_EQ(Feed(engine, 30 * kSec, 21.6).size(), 1u);    // 1.6 / 30 s > 0.05: decided
+}
+
 TEST(RateRule, DirectionUpIgnoresFalls) {
   Engine engine(PolicyOf({Rule("up", Rate(kSec, 1.0, Direction::kUp))}));
   Feed(engine, 0, 100);
