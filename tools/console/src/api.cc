@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "edge/common/query.h"
 #include "edge/console/batch.h"
@@ -113,6 +114,30 @@ std::string ExtractToken(std::string_view authorization, bool allow_basic) {
 
 using edge::ParseInt64;
 using edge::ParseQuery;
+
+// The filters the list endpoints share: `node`, `since` (ms) and `limit` (capped at
+// max_limit). Fills `q` and returns the parsed parameters for endpoint-specific keys, or
+// the 400 to send.
+template <typename Query>
+std::variant<std::map<std::string, std::string>, HttpResponse> ReadListQuery(std::string_view query,
+                                                                             int64_t default_limit,
+                                                                             int64_t max_limit,
+                                                                             Query& q) {
+  auto params = ParseQuery(query);
+  if (!params) return ErrorResponse(400, "malformed query string");
+  q.limit = default_limit;
+  if (const auto it = params->find("node"); it != params->end()) q.node = it->second;
+  if (const auto it = params->find("since"); it != params->end()) {
+    q.since_ms = ParseInt64(it->second);
+    if (!q.since_ms) return ErrorResponse(400, "'since' must be an integer (ms)");
+  }
+  if (const auto it = params->find("limit"); it != params->end()) {
+    const auto limit = ParseInt64(it->second);
+    if (!limit || *limit < 0) return ErrorResponse(400, "'limit' must be a non-negative integer");
+    q.limit = std::min(*limit, max_limit);
+  }
+  return std::move(*params);
+}
 
 std::string HtmlEscape(std::string_view in) {
   std::string out;
@@ -415,21 +440,11 @@ HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view
   if (!principal) return Unauthorized(false);
   if (!principal->admin) return ErrorResponse(403, "rollups need the admin token");
 
-  const auto params = ParseQuery(query);
-  if (!params) return ErrorResponse(400, "malformed query string");
   RollupQuery q;
-  q.limit = options_.default_rollup_limit;
-  if (const auto it = params->find("node"); it != params->end()) q.node = it->second;
-  if (const auto it = params->find("sensor"); it != params->end()) q.sensor = it->second;
-  if (const auto it = params->find("since"); it != params->end()) {
-    q.since_ms = ParseInt64(it->second);
-    if (!q.since_ms) return ErrorResponse(400, "'since' must be an integer (ms)");
-  }
-  if (const auto it = params->find("limit"); it != params->end()) {
-    const auto limit = ParseInt64(it->second);
-    if (!limit || *limit < 0) return ErrorResponse(400, "'limit' must be a non-negative integer");
-    q.limit = std::min(*limit, options_.max_rollup_limit);
-  }
+  auto params = ReadListQuery(query, options_.default_rollup_limit, options_.max_rollup_limit, q);
+  if (auto* bad = std::get_if<HttpResponse>(&params)) return std::move(*bad);
+  const auto& extra = std::get<std::map<std::string, std::string>>(params);
+  if (const auto it = extra.find("sensor"); it != extra.end()) q.sensor = it->second;
 
   Result<std::vector<StoredRollup>> rollups = store_.Rollups(q);
   if (!rollups) {
@@ -492,20 +507,9 @@ HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view 
   if (!principal) return Unauthorized(false);
   if (!principal->admin) return ErrorResponse(403, "alerts need the admin token");
 
-  const auto params = ParseQuery(query);
-  if (!params) return ErrorResponse(400, "malformed query string");
   AlertQuery q;
-  q.limit = options_.default_alert_limit;
-  if (const auto it = params->find("node"); it != params->end()) q.node = it->second;
-  if (const auto it = params->find("since"); it != params->end()) {
-    q.since_ms = ParseInt64(it->second);
-    if (!q.since_ms) return ErrorResponse(400, "'since' must be an integer (ms)");
-  }
-  if (const auto it = params->find("limit"); it != params->end()) {
-    const auto limit = ParseInt64(it->second);
-    if (!limit || *limit < 0) return ErrorResponse(400, "'limit' must be a non-negative integer");
-    q.limit = std::min(*limit, options_.max_alert_limit);
-  }
+  auto params = ReadListQuery(query, options_.default_alert_limit, options_.max_alert_limit, q);
+  if (auto* bad = std::get_if<HttpResponse>(&params)) return std::move(*bad);
 
   Result<std::vector<StoredAlert>> alerts = store_.Alerts(q);
   if (!alerts) {
