@@ -1,0 +1,451 @@
+#include "edge/cloudsync/policy_message.h"
+
+#include <fcntl.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+namespace edge::cloudsync {
+namespace {
+
+using Json = nlohmann::json;
+
+struct PkeyDeleter {
+  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
+};
+struct BioDeleter {
+  void operator()(BIO* b) const { BIO_free(b); }
+};
+struct MdCtxDeleter {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
+using BioPtr = std::unique_ptr<BIO, BioDeleter>;
+using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+
+constexpr size_t kSignatureBytes = 64;
+constexpr size_t kMaxKeyFileBytes = 16 * 1024;
+constexpr size_t kMaxDetailBytes = 1024;
+
+std::string OpenSslError() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+std::string Base64Encode(const unsigned char* data, size_t n) {
+  std::string out(4 * ((n + 2) / 3), '\0');
+  const int written =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
+  out.resize(written > 0 ? static_cast<size_t>(written) : 0);
+  return out;
+}
+
+// Strict standard base64 with padding; nullopt on any other character or length.
+std::optional<std::vector<unsigned char>> Base64Decode(std::string_view text) {
+  if (text.empty() || text.size() % 4 != 0 || text.size() > 4096) return std::nullopt;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+    const bool pad = c == '=' && i + 2 >= text.size();
+    if (!alnum && c != '+' && c != '/' && !pad) return std::nullopt;
+  }
+  std::vector<unsigned char> out(text.size() / 4 * 3);
+  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
+                                static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  size_t len = static_cast<size_t>(n);
+  if (text.back() == '=') --len;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
+  out.resize(len);
+  return out;
+}
+
+Result<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot open: " + std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > kMaxKeyFileBytes) return Status::Error(path + ": too large for a key file");
+  return text;
+}
+
+bool IsEd25519(EVP_PKEY* key) { return EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519; }
+
+class OpenSslSigningKey final : public SigningKey {
+ public:
+  explicit OpenSslSigningKey(PkeyPtr key) : key_(std::move(key)) {}
+
+  Result<std::string> Sign(std::string_view message) const override {
+    MdCtxPtr ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) {
+      return Status::Error("sign: " + OpenSslError());
+    }
+    unsigned char sig[kSignatureBytes];
+    size_t sig_len = sizeof sig;
+    if (EVP_DigestSign(ctx.get(), sig, &sig_len,
+                       reinterpret_cast<const unsigned char*>(message.data()),
+                       message.size()) != 1) {
+      return Status::Error("sign: " + OpenSslError());
+    }
+    return Base64Encode(sig, sig_len);
+  }
+
+  std::string PublicKeyPem() const override {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    if (!bio || PEM_write_bio_PUBKEY(bio.get(), key_.get()) != 1) return {};
+    char* data = nullptr;
+    const long n = BIO_get_mem_data(bio.get(), &data);
+    return n > 0 ? std::string(data, static_cast<size_t>(n)) : std::string();
+  }
+
+ private:
+  PkeyPtr key_;
+};
+
+class OpenSslVerifyKey final : public VerifyKey {
+ public:
+  explicit OpenSslVerifyKey(PkeyPtr key) : key_(std::move(key)) {}
+
+  Status Verify(std::string_view message, std::string_view signature_b64) const override {
+    const auto sig = Base64Decode(signature_b64);
+    if (!sig || sig->size() != kSignatureBytes) {
+      return Status::Error("signature is not 64 bytes of base64");
+    }
+    MdCtxPtr ctx(EVP_MD_CTX_new());
+    if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, nullptr, nullptr, key_.get()) != 1) {
+      return Status::Error("verify: " + OpenSslError());
+    }
+    const int rc =
+        EVP_DigestVerify(ctx.get(), sig->data(), sig->size(),
+                         reinterpret_cast<const unsigned char*>(message.data()), message.size());
+    ERR_clear_error();
+    if (rc != 1) return Status::Error("signature does not match the policy public key");
+    return Status::Ok();
+  }
+
+ private:
+  PkeyPtr key_;
+};
+
+Status WriteNewFile(const std::string& path, const std::string& text, mode_t mode) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) return Status::Error(path + ": cannot create: " + std::strerror(errno));
+  size_t off = 0;
+  while (off < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + off, text.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const std::string err = std::strerror(errno);
+      ::close(fd);
+      return Status::Error(path + ": write failed: " + err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    return Status::Error(path + ": write failed: " + std::strerror(errno));
+  }
+  return Status::Ok();
+}
+
+const Json* Field(const Json& j, const char* name) {
+  auto it = j.find(name);
+  return it == j.end() ? nullptr : &*it;
+}
+
+Result<Json> ParseObject(std::string_view json, std::string_view what) {
+  Json j = Json::parse(json, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::Error(std::string(what) + ": not valid JSON");
+  if (!j.is_object()) return Status::Error(std::string(what) + ": not a JSON object");
+  return j;
+}
+
+Result<std::string> StringField(const Json& j, const char* name, bool required, size_t max_bytes) {
+  const Json* f = Field(j, name);
+  if (f == nullptr || f->is_null()) {
+    if (required) return Status::Error(std::string("missing \"") + name + "\"");
+    return std::string();
+  }
+  if (!f->is_string()) return Status::Error(std::string("\"") + name + "\" must be a string");
+  const auto& s = f->get_ref<const std::string&>();
+  if (s.size() > max_bytes) return Status::Error(std::string("\"") + name + "\" is too long");
+  return s;
+}
+
+Result<int64_t> VersionField(const Json& j) {
+  const Json* f = Field(j, "version");
+  if (f == nullptr) return Status::Error("missing \"version\"");
+  if (!f->is_number_integer()) return Status::Error("\"version\" must be an integer");
+  const int64_t v =
+      f->is_number_unsigned() && f->get<uint64_t>() > INT64_MAX ? -1 : f->get<int64_t>();
+  if (v < 1) return Status::Error("\"version\" must be at least 1");
+  return v;
+}
+
+bool LabelKeyChar(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-' || c == '/';
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+}  // namespace
+
+std::string SigningInput(std::string_view name, int64_t version, std::string_view body) {
+  std::string out = "edge-policy/1\n";
+  out.append(name);
+  out += '\n';
+  out += std::to_string(version);
+  out += '\n';
+  out.append(body);
+  return out;
+}
+
+bool IsValidPolicyName(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!LabelKeyChar(c) || c == '/') return false;
+  }
+  return true;
+}
+
+Result<std::unique_ptr<SigningKey>> LoadSigningKey(const std::string& path) {
+  auto text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
+  BioPtr bio(BIO_new_mem_buf(text->data(), static_cast<int>(text->size())));
+  PkeyPtr key(bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) {
+    return Status::Error(path + ": not a PEM private key (" + OpenSslError() + ")");
+  }
+  if (!IsEd25519(key.get())) return Status::Error(path + ": not an Ed25519 key");
+  return std::unique_ptr<SigningKey>(std::make_unique<OpenSslSigningKey>(std::move(key)));
+}
+
+Result<std::unique_ptr<VerifyKey>> ParseVerifyKeyPem(std::string_view pem) {
+  if (pem.find("PRIVATE KEY") != std::string_view::npos) {
+    return Status::Error("a private key was given where the public key belongs");
+  }
+  BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  PkeyPtr key(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
+  if (!key) return Status::Error("not a PEM public key (" + OpenSslError() + ")");
+  if (!IsEd25519(key.get())) return Status::Error("not an Ed25519 key");
+  return std::unique_ptr<VerifyKey>(std::make_unique<OpenSslVerifyKey>(std::move(key)));
+}
+
+Result<std::unique_ptr<VerifyKey>> LoadVerifyKey(const std::string& path) {
+  auto text = ReadSmallFile(path);
+  if (!text.ok()) return text.status();
+  auto key = ParseVerifyKeyPem(*text);
+  if (!key.ok()) return Status::Error(path + ": " + key.error());
+  return key;
+}
+
+Status GenerateKeyPair(const std::string& private_path, const std::string& public_path) {
+  PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519"));
+  if (!key) return Status::Error("key generation failed: " + OpenSslError());
+  BioPtr priv(BIO_new(BIO_s_mem()));
+  if (!priv ||
+      PEM_write_bio_PrivateKey(priv.get(), key.get(), nullptr, nullptr, 0, nullptr, nullptr) != 1) {
+    return Status::Error("key encoding failed: " + OpenSslError());
+  }
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(priv.get(), &data);
+  const std::string priv_pem(data, n > 0 ? static_cast<size_t>(n) : 0);
+  const std::string pub_pem = OpenSslSigningKey(std::move(key)).PublicKeyPem();
+  if (pub_pem.empty()) return Status::Error("public key encoding failed");
+  struct stat st {};
+  if (::stat(private_path.c_str(), &st) == 0) return Status::Error(private_path + ": exists");
+  if (::stat(public_path.c_str(), &st) == 0) return Status::Error(public_path + ": exists");
+  if (Status s = WriteNewFile(private_path, priv_pem, 0600); !s.ok()) return s;
+  return WriteNewFile(public_path, pub_pem, 0644);
+}
+
+Status SignDocument(const SigningKey& key, PolicyDocument& doc) {
+  auto sig = key.Sign(SigningInput(doc.name, doc.version, doc.body));
+  if (!sig.ok()) return sig.status();
+  doc.signature = std::move(*sig);
+  return Status::Ok();
+}
+
+Status VerifyDocument(const VerifyKey& key, const PolicyDocument& doc) {
+  return key.Verify(SigningInput(doc.name, doc.version, doc.body), doc.signature);
+}
+
+std::string EncodePolicyDocument(const PolicyDocument& doc) {
+  Json j = {{"type", "policy"}, {"name", doc.name},           {"version", doc.version},
+            {"body", doc.body}, {"signature", doc.signature}, {"created_ms", doc.created_ms}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string EncodePolicyReport(const PolicyReport& report) {
+  std::string detail = report.detail.substr(0, kMaxDetailBytes);
+  Json j = {{"type", "report"},      {"name", report.name},     {"version", report.version},
+            {"state", report.state}, {"reason", report.reason}, {"detail", detail}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string EncodePolicyHello(const PolicyHello& hello) {
+  Json labels = Json::object();
+  for (const auto& [k, v] : hello.labels) labels[k] = v;
+  Json applied = nullptr;
+  if (hello.applied) applied = {{"name", hello.applied->first}, {"version", hello.applied->second}};
+  Json j = {{"type", "hello"},
+            {"node", hello.node},
+            {"labels", labels},
+            {"agent_version", hello.agent_version},
+            {"applied", applied}};
+  return j.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+Result<std::string> PolicyMessageType(std::string_view json) {
+  auto j = ParseObject(json, "message");
+  if (!j.ok()) return j.status();
+  auto type = StringField(*j, "type", true, 32);
+  if (!type.ok()) return Status::Error("message: " + type.error());
+  return type;
+}
+
+Result<PolicyDocument> DecodePolicyDocument(std::string_view json) {
+  auto j = ParseObject(json, "policy");
+  if (!j.ok()) return j.status();
+  PolicyDocument doc;
+  auto name = StringField(*j, "name", true, 64);
+  if (!name.ok()) return Status::Error("policy: " + name.error());
+  if (!IsValidPolicyName(*name)) return Status::Error("policy: invalid \"name\"");
+  doc.name = std::move(*name);
+  auto version = VersionField(*j);
+  if (!version.ok()) return Status::Error("policy: " + version.error());
+  doc.version = *version;
+  auto body = StringField(*j, "body", true, kMaxPolicyBodyBytes);
+  if (!body.ok()) return Status::Error("policy: " + body.error());
+  doc.body = std::move(*body);
+  auto sig = StringField(*j, "signature", true, 256);
+  if (!sig.ok()) return Status::Error("policy: " + sig.error());
+  if (sig->empty()) return Status::Error("policy: empty \"signature\"");
+  doc.signature = std::move(*sig);
+  if (const Json* c = Field(*j, "created_ms"); c != nullptr && c->is_number_integer()) {
+    doc.created_ms = c->get<int64_t>();
+  }
+  return doc;
+}
+
+Result<PolicyReport> DecodePolicyReport(std::string_view json) {
+  auto j = ParseObject(json, "report");
+  if (!j.ok()) return j.status();
+  PolicyReport r;
+  auto name = StringField(*j, "name", true, 64);
+  if (!name.ok()) return Status::Error("report: " + name.error());
+  if (!IsValidPolicyName(*name)) return Status::Error("report: invalid \"name\"");
+  r.name = std::move(*name);
+  auto version = VersionField(*j);
+  if (!version.ok()) return Status::Error("report: " + version.error());
+  r.version = *version;
+  auto state = StringField(*j, "state", true, 16);
+  if (!state.ok()) return Status::Error("report: " + state.error());
+  if (*state != "applied" && *state != "rejected") {
+    return Status::Error("report: \"state\" must be \"applied\" or \"rejected\"");
+  }
+  r.state = std::move(*state);
+  auto reason = StringField(*j, "reason", false, 32);
+  if (!reason.ok()) return Status::Error("report: " + reason.error());
+  r.reason = std::move(*reason);
+  auto detail = StringField(*j, "detail", false, 64 * 1024);
+  if (!detail.ok()) return Status::Error("report: " + detail.error());
+  r.detail = detail->substr(0, kMaxDetailBytes);
+  return r;
+}
+
+Result<PolicyHello> DecodePolicyHello(std::string_view json) {
+  auto j = ParseObject(json, "hello");
+  if (!j.ok()) return j.status();
+  PolicyHello h;
+  auto node = StringField(*j, "node", true, 128);
+  if (!node.ok()) return Status::Error("hello: " + node.error());
+  h.node = std::move(*node);
+  auto agent_version = StringField(*j, "agent_version", false, 64);
+  if (!agent_version.ok()) return Status::Error("hello: " + agent_version.error());
+  h.agent_version = std::move(*agent_version);
+  if (const Json* labels = Field(*j, "labels"); labels != nullptr && !labels->is_null()) {
+    if (!labels->is_object() || labels->size() > 64) {
+      return Status::Error("hello: \"labels\" must be an object of at most 64 strings");
+    }
+    for (const auto& [k, v] : labels->items()) {
+      if (!v.is_string() || k.empty() || k.size() > 63 ||
+          v.get_ref<const std::string&>().size() > 63) {
+        return Status::Error("hello: label \"" + k.substr(0, 63) + "\" is not a short string");
+      }
+      h.labels[k] = v.get<std::string>();
+    }
+  }
+  if (const Json* applied = Field(*j, "applied"); applied != nullptr && !applied->is_null()) {
+    if (!applied->is_object()) return Status::Error("hello: \"applied\" must be an object or null");
+    auto name = StringField(*applied, "name", true, 64);
+    if (!name.ok()) return Status::Error("hello: applied: " + name.error());
+    auto version = VersionField(*applied);
+    if (!version.ok()) return Status::Error("hello: applied: " + version.error());
+    h.applied = std::make_pair(std::move(*name), *version);
+  }
+  return h;
+}
+
+Result<std::map<std::string, std::string>> ParseLabels(std::string_view text) {
+  std::map<std::string, std::string> out;
+  text = Trim(text);
+  if (text.empty()) return out;
+  while (true) {
+    const size_t comma = text.find(',');
+    const std::string_view item = Trim(text.substr(0, comma));
+    const size_t eq = item.find('=');
+    if (eq == std::string_view::npos) {
+      return Status::Error("label \"" + std::string(item) + "\" is not key=value");
+    }
+    const std::string_view key = Trim(item.substr(0, eq));
+    const std::string_view value = Trim(item.substr(eq + 1));
+    if (key.empty() || key.size() > 63) {
+      return Status::Error("label key \"" + std::string(key) + "\" must be 1 to 63 characters");
+    }
+    for (char c : key) {
+      if (!LabelKeyChar(c)) {
+        return Status::Error("label key \"" + std::string(key) +
+                             "\" may use only letters, digits and _.-/");
+      }
+    }
+    if (value.size() > 63) {
+      return Status::Error("label value of \"" + std::string(key) + "\" is over 63 characters");
+    }
+    for (char c : value) {
+      if (!LabelKeyChar(c) || c == '/') {
+        return Status::Error("label value of \"" + std::string(key) +
+                             "\" may use only letters, digits and _.-");
+      }
+    }
+    if (out.count(std::string(key)) != 0) {
+      return Status::Error("label \"" + std::string(key) + "\" is given twice");
+    }
+    out.emplace(std::string(key), std::string(value));
+    if (comma == std::string_view::npos) break;
+    text = text.substr(comma + 1);
+  }
+  return out;
+}
+
+}  // namespace edge::cloudsync
