@@ -31,6 +31,7 @@ constexpr int64_t kMaxPages = 4'294'967'294;
 constexpr int64_t kMaxBatchItems = 100'000;
 constexpr int64_t kMaxTimeoutMs = 3'600'000;
 constexpr int64_t kMaxBackoffMs = 86'400'000;
+constexpr int64_t kMaxLingerMs = 10'000;
 constexpr int64_t kMinStatusIntervalMs = 1'000;
 constexpr int64_t kMaxStatusIntervalMs = 86'400'000;
 constexpr int64_t kMaxQueueCapacity = 16'777'216;
@@ -489,6 +490,13 @@ const std::vector<Field>& Fields() {
          return AssignDuration(v, 1, kMaxBackoffMs, c.console.backoff_max_ms);
        },
        false},
+      {{"console.linger", "EDGE_AGENT_CONSOLE_LINGER", "50ms",
+        "After an idle spell, how long the uplink waits for more rows before sending, so "
+        "that alerts raised together share one compressed batch; 0 to 10s (0: at once)."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, 0, kMaxLingerMs, c.console.linger_ms);
+       },
+       false},
       {{"sync.status_interval", "EDGE_AGENT_SYNC_STATUS_INTERVAL", "30s",
         "Interval of the status heartbeat to the console (POST /v1/status), 1s to 1d."},
        [](Config& c, std::string_view v) {
@@ -844,8 +852,8 @@ Status Validate(const Config& c) {
   if (c.console.backoff_max_ms < c.console.backoff_initial_ms) {
     check("console.backoff_max", Status::Error("must not be less than console.backoff_initial"));
   }
-  check("sync.status_interval", CheckDurationRange(c.sync.status_interval_ms, kMinStatusIntervalMs,
-                                                   kMaxStatusIntervalMs));
+  check("sync.status_interval",
+        CheckDurationRange(c.sync.status_interval_ms, kMinStatusIntervalMs, kMaxStatusIntervalMs));
   check("log.level", CheckLogLevel(c.log_level));
   check("queue.capacity",
         c.queue_capacity > static_cast<size_t>(kMaxQueueCapacity)

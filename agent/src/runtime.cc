@@ -283,6 +283,7 @@ int RunAgent(const Config& config) {
     u.timeout_ms = config.console.timeout_ms;
     u.backoff_initial_ms = config.console.backoff_initial_ms;
     u.backoff_max_ms = config.console.backoff_max_ms;
+    u.linger_ms = config.console.linger_ms;
     u.status_interval_ms = config.sync.status_interval_ms;
     StatusSources status_sources;
     status_sources.reader = reader->get();

@@ -49,7 +49,9 @@ using SteadyTime = std::chrono::steady_clock::time_point;
 using std::chrono::milliseconds;
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kGzipThresholdBytes = 1024;
+// Bodies from this size on are sent gzip-compressed when that makes them smaller: one
+// alert event (about 500 bytes of JSON) already shrinks by a third.
+constexpr size_t kGzipThresholdBytes = 256;
 constexpr size_t kMaxReplyBodyBytes = 8 << 20;
 constexpr size_t kMaxTokenFileBytes = 64 << 10;
 constexpr int64_t kTokenRefreshMs = 60'000;
@@ -428,7 +430,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   }
 
  private:
-  enum class Waiting { kNone, kIdle, kBackoff };
+  enum class Waiting { kNone, kIdle, kLinger, kBackoff };
 
   static std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text) {
     auto url = ParseConsoleUrl(text);
@@ -508,6 +510,12 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
 
   // One round: fetch a batch, send it, then wait as the outcome requires.
   asio::awaitable<void> Step() {
+    if (was_idle_ && options_.linger_ms > 0) {
+      // Woken from idle by a commit: give the rows committed just after it a moment to
+      // join the same batch (and gzip body). A backlog is sent back to back, no linger.
+      co_await Wait(Waiting::kLinger, options_.linger_ms);
+    }
+    was_idle_ = false;
     notified_ = false;
     auto batch = source_.Fetch(max_items_, max_bytes_);
     if (!batch.ok()) {
@@ -520,6 +528,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       max_items_ = std::max<size_t>(1, options_.batch_max_items);
       max_bytes_ = std::max<size_t>(1, options_.batch_max_bytes);
       if (!notified_) co_await Wait(Waiting::kIdle, options_.idle_poll_ms);
+      was_idle_ = true;
       co_return;
     }
     const SendResult result = co_await Deliver(std::move(*batch));
@@ -648,11 +657,11 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     std::string body = std::move(encoded.body);
     bool gzipped = false;
     if (options_.gzip && body.size() >= kGzipThresholdBytes) {
-      if (auto compressed = GzipCompress(body); compressed.ok()) {
+      if (auto compressed = GzipCompress(body); !compressed.ok()) {
+        spdlog::warn("uplink: {}; sending uncompressed", compressed.error());
+      } else if (compressed->size() < body.size()) {
         body = std::move(compressed.value());
         gzipped = true;
-      } else {
-        spdlog::warn("uplink: {}; sending uncompressed", compressed.error());
       }
     }
 
@@ -787,7 +796,8 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     std::string payload = std::move(body.value());
     bool gzipped = false;
     if (options_.gzip && payload.size() >= kGzipThresholdBytes) {
-      if (auto compressed = GzipCompress(payload); compressed.ok()) {
+      if (auto compressed = GzipCompress(payload);
+          compressed.ok() && compressed->size() < payload.size()) {
         payload = std::move(compressed.value());
         gzipped = true;
       }
@@ -933,6 +943,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   int64_t token_read_ms_ = 0;
   Waiting waiting_ = Waiting::kNone;
   bool notified_ = false;
+  bool was_idle_ = false;  // the last fetch found the outbox empty
   bool started_ = false;
   bool stopping_ = false;
   bool stopped_ = false;
@@ -985,6 +996,9 @@ Status ValidateUplinkOptions(const UplinkOptions& options) {
     return Status::Error("uplink: backoff_max_ms must be >= backoff_initial_ms");
   }
   if (options.idle_poll_ms <= 0) return Status::Error("uplink: idle_poll_ms must be > 0");
+  if (options.linger_ms < 0 || options.linger_ms > 60'000) {
+    return Status::Error("uplink: linger_ms must be from 0 to 60000");
+  }
   if (options.status_provider && options.status_interval_ms <= 0) {
     return Status::Error("uplink: status_interval_ms must be > 0");
   }

@@ -1025,6 +1025,41 @@ TEST_F(UplinkTest, NotifyWakesAnIdleLoop) {
   ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(2'000)));
 }
 
+TEST_F(UplinkTest, LingerGathersRowsCommittedJustAfterTheWakeUp) {
+  TestConsole console;
+  UplinkOptions options = Options(console.port());
+  options.idle_poll_ms = 60'000;
+  options.linger_ms = 300;
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Fetches() >= 1; }));
+
+  outbox_.Add(1);
+  uplink_->Notify();
+  std::this_thread::sleep_for(milliseconds(50));  // well inside the linger
+  outbox_.Add(2);
+  uplink_->Notify();
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(3'000)));
+  ASSERT_EQ(console.Requests().size(), 1u);  // without linger: two batches
+  EXPECT_EQ(console.Requests().at(0).json["items"].size(), 3u);
+}
+
+TEST_F(UplinkTest, WithoutLingerAWokenLoopSendsAtOnce) {
+  TestConsole console;
+  UplinkOptions options = Options(console.port());
+  options.idle_poll_ms = 60'000;
+  options.linger_ms = 0;
+  StartUplink(options);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Fetches() >= 1; }));
+
+  outbox_.Add(1);
+  uplink_->Notify();
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(3'000)));
+  outbox_.Add(2);
+  uplink_->Notify();
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(3'000)));
+  EXPECT_EQ(console.Requests().size(), 2u);
+}
+
 TEST_F(UplinkTest, IdleLoopPollsWithoutNotify) {
   TestConsole console;
   StartUplink(Options(console.port()));  // idle_poll_ms = 50
@@ -1207,6 +1242,8 @@ TEST_F(ValidateUplinkOptionsTest, RejectsNonsenseNumbers) {
       [](UplinkOptions& o) { o.backoff_initial_ms = 0; },
       [](UplinkOptions& o) { o.backoff_max_ms = 1; },
       [](UplinkOptions& o) { o.idle_poll_ms = -1; },
+      [](UplinkOptions& o) { o.linger_ms = -1; },
+      [](UplinkOptions& o) { o.linger_ms = 60'001; },
       [](UplinkOptions& o) {
         o.status_provider = [] { return std::string("{}"); };
         o.status_interval_ms = 0;

@@ -77,7 +77,11 @@ struct UplinkOptions {
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30'000;
   int64_t idle_poll_ms = 1'000;  // when the outbox is empty and no Notify() came
-  bool gzip = true;              // Content-Encoding: gzip for bodies >= 1 KiB
+  // After the outbox was found empty, how long to wait once woken before fetching, so
+  // that rows committed together share a batch and its gzip body. Adds at most this much
+  // to an alert's latency; a backlog is sent without it. 0: send at once.
+  int64_t linger_ms = 0;
+  bool gzip = true;  // Content-Encoding: gzip for bodies >= 256 bytes when it shrinks them
   // Seed of the jitter generator; 0 seeds from std::random_device. Tests set it.
   uint64_t jitter_seed = 0;
   // Status heartbeat: when set, called on the io_context thread right after Start() and
