@@ -8,7 +8,7 @@ PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libboost1.81-dev prometheus-cpp-dev
   libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  mosquitto mosquitto-clients prometheus python3 python3-yaml curl iproute2
+  mosquitto mosquitto-clients prometheus python3 python3-yaml python3-matplotlib curl iproute2
   clang libclang-rt-14-dev
 )
 

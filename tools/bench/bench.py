@@ -1,0 +1,838 @@
+#!/usr/bin/env python3
+"""edge-agent benchmark suite: every scenario against real processes, one report.
+
+Runs mosquitto, edge-agent, edge-console, sensor-sim, mosquitto_sub and the Google
+Benchmark micro-benchmarks from a Release build directory, on 127.0.0.1 and ports chosen
+at run time, and writes OUT/report.md, OUT/results.json and PNG charts. Each figure is
+printed next to a baseline measured in the same run. tools/bench/run.sh builds first and
+then calls this script; see docs/performance.md.
+
+  tools/bench/bench.py --build-dir build-release --out bench-report [--smoke]
+      [--only ingest,cost,latency,drain,bandwidth,micro]
+
+Exit status: 0 when every selected scenario ran and produced its figures (targets may be
+missed: the report says which), 1 when a scenario failed, 130 on SIGINT/SIGTERM.
+"""
+
+import argparse
+import calendar
+import datetime
+import gzip
+import http.client
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib as bl  # noqa: E402  pylint: disable=wrong-import-position
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro")
+
+# Five rules on every simulated sensor, a different kind each, windows up to 10 minutes
+# (rolling zscore over 5 minutes), plus the probe rule the latency scenarios fire on.
+BENCH_POLICY = """\
+version: bench-1
+filters:
+  - match: "bench/#"
+    valid_range: {min: -100, max: 1000}
+rules:
+  - {id: hot, match: "bench/+/+/temperature", kind: threshold, above: 90, clear: 85, for: 30s}
+  - {id: climb, match: "bench/#", kind: rate, window: 1m, max_rate: 0.5}
+  - {id: outlier, match: "bench/+/+/temperature", kind: zscore, window: 5m, z: 6, min_samples: 30}
+  - {id: stuck, match: "bench/#", kind: flatline, window: 10m, epsilon: 0.001}
+  - {id: silent, match: "bench/#", kind: stale, after: 5m}
+  - {id: probe, match: "probe/+/temp", kind: threshold, above: 50, clear: 45, severity: critical}
+"""
+
+# Every reading of a drain sensor crosses the threshold one way or the other: one alert
+# event (firing or resolved) per reading.
+DRAIN_POLICY = """\
+version: drain-1
+rules:
+  - {id: flip, match: "drain/+/temp", kind: threshold, above: 50, clear: 45}
+  - {id: probe, match: "probe/+/temp", kind: threshold, above: 50, clear: 45, severity: critical}
+"""
+
+TARGETS = {
+    "ingest_ratio": 0.95,
+    "cpu_s_per_million": 5.0,
+    "rss_load_mb": 64.0,
+    "rss_idle_mb": 16.0,
+    "outbox_p99_ms": 5.0,
+    "console_p99_ms": 100.0,
+    "drain_rate": 20000.0,
+    "bandwidth_ratio": 0.05,
+}
+
+
+def log(msg):
+    print("[%s] %s" % (time.strftime("%H:%M:%S"), msg), flush=True)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+# ------------------------------------------------------------------------ components
+
+
+class Stack:
+    """mosquitto, edge-console and edge-agent of one scenario, in its own directory."""
+
+    def __init__(self, suite, name):
+        self.suite = suite
+        self.dir = os.path.join(suite.work, name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.procs = []
+        self.mqtt_port = None
+        self.console_port = None
+        self.tokens = {}
+        self.agent = None
+        self.agent_port = None
+        self.console = None
+        self.mosquitto = None
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def own(self, proc):
+        self.procs.append(proc)
+        return proc.start()
+
+    def start_mosquitto(self):
+        self.mqtt_port = bl.free_port()
+        conf = [
+            "listener %d 127.0.0.1" % self.mqtt_port,
+            "allow_anonymous true",
+            "persistence false",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            # No limit on queued messages: a QoS 0 flood is not cut by the broker, so
+            # every message published reaches both subscribers or is counted by them.
+            "max_inflight_messages 0",
+            "max_queued_messages 0",
+        ]
+        if os.geteuid() == 0:
+            conf.append("user root")
+        with open(self.path("mosquitto.conf"), "w") as f:
+            f.write("\n".join(conf) + "\n")
+        self.mosquitto = self.own(bl.Proc("mosquitto", ["mosquitto", "-c", self.path("mosquitto.conf")],
+                                          self.path("mosquitto.log")))
+        bl.wait_until(lambda: self.mosquitto.check_alive() or bl.port_open(self.mqtt_port), 10,
+                      what="mosquitto")
+
+    def start_console(self):
+        if not self.tokens:
+            self.tokens = {n: os.urandom(16).hex() for n in ("bench-node", "bench-direct", "admin")}
+            with open(self.path("tokens"), "w") as f:
+                for node, tok in self.tokens.items():
+                    f.write("%s %s\n" % (node, tok))
+            with open(self.path("node.token"), "w") as f:
+                f.write(self.tokens["bench-node"] + "\n")
+        port_file = self.path("console.port")
+        if os.path.exists(port_file):
+            os.unlink(port_file)
+        listen = "127.0.0.1:%d" % (self.console_port or 0)
+        self.console = self.own(bl.Proc(
+            "edge-console",
+            [self.suite.bin("tools/console/edge-console"), "--listen", listen, "--port-file",
+             port_file, "--db", self.path("console.db"), "--tokens", self.path("tokens")],
+            self.path("console.log")))
+
+        def port():
+            self.console.check_alive()
+            try:
+                with open(port_file) as f:
+                    return int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                return 0
+
+        self.console_port = bl.wait_until(port, 20, what="edge-console port file")
+        bl.wait_until(lambda: self.console_get("/healthz")[0] == 200, 20, what="console /healthz")
+
+    def console_get(self, path):
+        try:
+            return bl.http("http://127.0.0.1:%d%s" % (self.console_port, path),
+                           token=self.tokens["admin"])
+        except OSError:
+            return 0, b""
+
+    def console_alerts(self, rule=None, since=0):
+        """The node's alerts at the console with ts_ms >= since (paged, bounded)."""
+        out, seen = [], set()
+        for _ in range(100):  # at most 100 pages of 10,000
+            status, raw = self.console_get("/v1/alerts?node=bench-node&limit=10000&since=%d" % since)
+            if status != 200:
+                raise RuntimeError("console /v1/alerts: %d %r" % (status, raw[:200]))
+            page = json.loads(raw)
+            fresh = [a for a in page if a["id"] not in seen]
+            seen.update(a["id"] for a in fresh)
+            out.extend(fresh)
+            if len(page) < 10000 or not fresh:
+                break
+            since = page[-1]["ts_ms"]
+        return [a for a in out if rule is None or a.get("rule") == rule]
+
+    def stop_console(self):
+        self.console.stop()
+
+    def start_agent(self, policy, topics, console=True, store_extra=()):
+        self.agent_port = bl.free_port()
+        with open(self.path("policy.yaml"), "w") as f:
+            f.write(policy)
+        cfg = [
+            "node_id: bench-node",
+            "mqtt:",
+            "  url: tcp://127.0.0.1:%d" % self.mqtt_port,
+            "  topics: [%s]" % ", ".join(json.dumps(t) for t in topics),
+            "store:",
+            "  path: %s" % json.dumps(self.path("agent.db")),
+        ] + ["  " + line for line in store_extra] + [
+            "http:",
+            "  listen: \"127.0.0.1:%d\"" % self.agent_port,
+            "policy: %s" % json.dumps(self.path("policy.yaml")),
+        ]
+        if console:
+            cfg += ["console:",
+                    "  url: http://127.0.0.1:%d" % self.console_port,
+                    "  token_file: %s" % json.dumps(self.path("node.token"))]
+        with open(self.path("agent.yaml"), "w") as f:
+            f.write("\n".join(cfg) + "\n")
+        self.agent = self.own(bl.Proc("edge-agent", [self.suite.bin("agent/edge-agent"), "run",
+                                                     "--config", self.path("agent.yaml")],
+                                      self.path("agent.log")))
+
+        def ready():
+            self.agent.check_alive()
+            try:
+                return bl.http(self.metrics_url().replace("/metrics", "/readyz"))[0] == 200
+            except OSError:
+                return False
+
+        bl.wait_until(ready, 30, 0.1, "edge-agent /readyz")
+        bl.wait_until(lambda: bl.metric_sum(self.metrics(), "edge_agent_mqtt_connected") == 1, 15,
+                      0.1, "edge-agent MQTT connection")
+
+    def metrics_url(self):
+        return "http://127.0.0.1:%d/metrics" % self.agent_port
+
+    def metrics(self):
+        status, raw = bl.http(self.metrics_url())
+        if status != 200:
+            raise RuntimeError("agent /metrics: %d" % status)
+        return bl.parse_metrics(raw.decode())
+
+    def m(self, name, label=None, metrics=None):
+        return bl.metric_sum(metrics if metrics is not None else self.metrics(), name, label)
+
+    def wait_subscribed(self, topic="probe/warmup/temp"):
+        """Publishes a probe until the agent counts it: its subscription is live."""
+        client = bl.MqttClient(self.mqtt_port, "bench-warmup-%d" % os.getpid())
+        try:
+            before = self.m("edge_agent_messages_received_total")
+
+            def counted():
+                client.publish(topic, "1")
+                time.sleep(0.1)
+                return self.m("edge_agent_messages_received_total") > before
+
+            bl.wait_until(counted, 15, 0.2, "edge-agent to receive a probe")
+        finally:
+            client.close()
+
+    def wait_settled(self, name, timeout, quiet=1.0):
+        """Waits until counter `name` stops moving for `quiet` seconds; returns its value."""
+        deadline = time.monotonic() + timeout
+        last, since = self.m(name), time.monotonic()
+        while time.monotonic() < deadline:
+            time.sleep(0.2)
+            cur = self.m(name)
+            if cur != last:
+                last, since = cur, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return last
+
+    def sim(self, *args, name="sensor-sim"):
+        return bl.Proc(name, [self.suite.bin("tools/sensor-sim/sensor-sim"), "--broker",
+                              "tcp://127.0.0.1:%d" % self.mqtt_port, "--quiet"] + list(args),
+                       self.path(name + ".out"))
+
+    def run_sim(self, *args, timeout):
+        proc = self.own(self.sim(*args))
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.stop()
+            raise RuntimeError("sensor-sim did not finish in %ds" % timeout)
+        return sim_summary(proc)
+
+    def stop(self):
+        for proc in reversed(self.procs):
+            proc.stop()
+        for name in os.listdir(self.dir):
+            if ".db" in name:  # databases can be large; logs stay for inspection
+                os.unlink(self.path(name))
+
+
+def sim_summary(proc):
+    for line in reversed(open(proc.out_path).read().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("no summary from sensor-sim:\n" + proc.tail())
+
+
+def agent_alert_log_times(log_path, rule):
+    """{sensor: commit log time in ms} of `alert firing` lines of `rule` (logged right
+    after the outbox transaction holding the event committed)."""
+    out = {}
+    pat = re.compile(r"alert firing rule=(\S+) sensor=(\S+)")
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            if "alert firing" not in line:
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            m = pat.search(rec.get("msg", ""))
+            if not m or m.group(1) != rule:
+                continue
+            ts = rec["ts"]  # 2026-11-26T18:21:42.123Z
+            secs = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+            out.setdefault(m.group(2), secs * 1000 + int(ts[20:23]))
+    return out
+
+
+def active_rate(times, counts):
+    """Count per second over the interval in which the count moved: from the last sample
+    before it first rose to the first sample at its final value."""
+    if len(counts) < 2 or counts[-1] == counts[0]:
+        return 0.0, 0.0
+    first = next(i for i, c in enumerate(counts) if c > counts[0]) - 1
+    last = next(i for i, c in enumerate(counts) if c == counts[-1])
+    span = times[last] - times[first]
+    return (counts[-1] - counts[first]) / span if span > 0 else 0.0, span
+
+
+# ------------------------------------------------------------------------- scenarios
+
+
+class Suite:
+    def __init__(self, args):
+        self.args = args
+        self.smoke = args.smoke
+        self.build = os.path.abspath(args.build_dir)
+        self.out = os.path.abspath(args.out)
+        self.work = os.path.join(self.out, "work")
+        self.results = {}
+        self.failures = {}
+        os.makedirs(self.work, exist_ok=True)
+
+    def bin(self, rel):
+        path = os.path.join(self.build, rel)
+        if not os.access(path, os.X_OK):
+            raise RuntimeError("%s is missing: build it first (tools/bench/run.sh)" % path)
+        return path
+
+    # 1 ------------------------------------------------------------------------------
+    def ingest(self):
+        """QoS 0 flood; the agent (1,000 sensors x 5 rules, readings ring on) against
+        mosquitto_sub receiving the same flood."""
+        count = 30_000 if self.smoke else 400_000
+        st = Stack(self, "ingest")
+        try:
+            st.start_mosquitto()
+            st.start_agent(BENCH_POLICY, ["bench/#", "probe/#"], console=False)
+            st.wait_subscribed()
+            sub_out = st.path("mosquitto_sub.out")
+            sub = st.own(bl.Proc("mosquitto_sub", ["mosquitto_sub", "-h", "127.0.0.1", "-p",
+                                                   st.mqtt_port, "-q", "0", "-t", "bench/#"],
+                                 sub_out))
+            time.sleep(0.5)
+            m0 = st.metrics()
+            base = {k: st.m(k, metrics=m0) for k in ("edge_agent_messages_received_total",
+                                                     "edge_agent_messages_dropped_total",
+                                                     "edge_agent_readings_rejected_total")}
+            sampler = bl.Sampler({"agent": st.agent.pid, "mosquitto": st.mosquitto.pid,
+                                  "sub": sub.pid}, 0.1, st.metrics_url(), {"sub": sub_out})
+            sampler.start()
+            sim = st.run_sim("--sensors", 1000, "--rate", 1000, "--count", count, "--duration",
+                             "120s", "--format", "json", "--anomalies", 0, "--prefix", "bench",
+                             timeout=150)
+            published = sim["messages"]
+            # Both receivers drain what the broker holds for them.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                got = st.m("edge_agent_messages_received_total") - base[
+                    "edge_agent_messages_received_total"]
+                dropped = st.m("edge_agent_messages_dropped_total") - base[
+                    "edge_agent_messages_dropped_total"]
+                if got + dropped >= published:
+                    break
+                time.sleep(0.2)
+            time.sleep(1.0)
+            samples = sampler.stop()
+            m1 = st.metrics()
+            with open(sub_out, "rb") as f:
+                sub_lines = f.read().count(b"\n")
+            sub_bytes = os.path.getsize(sub_out)
+        finally:
+            st.stop()
+        ts = [s["t"] - samples[0]["t"] for s in samples if "m" in s]
+        agent_counts = [bl.metric_sum(s["m"], "edge_agent_messages_received_total") for s in samples
+                        if "m" in s]
+        agent_rate, agent_span = active_rate(ts, agent_counts)
+        sub_ts = [s["t"] - samples[0]["t"] for s in samples]
+        sub_b = [s["sub.bytes"] for s in samples]
+        sub_rate_b, sub_span = active_rate(sub_ts, sub_b)
+        sub_rate = sub_rate_b * (sub_lines / sub_bytes) if sub_bytes else 0.0
+        received = st.m("edge_agent_messages_received_total", metrics=m1) - base[
+            "edge_agent_messages_received_total"]
+        q_drops = st.m("edge_agent_messages_dropped_total", metrics=m1) - base[
+            "edge_agent_messages_dropped_total"]
+        rejected = st.m("edge_agent_readings_rejected_total", metrics=m1) - base[
+            "edge_agent_readings_rejected_total"]
+        cpu = samples[-1]["agent.cpu"] - samples[0]["agent.cpu"]
+        mq_cpu = samples[-1]["mosquitto.cpu"] - samples[0]["mosquitto.cpu"]
+        sub_cpu = samples[-1]["sub.cpu"] - samples[0]["sub.cpu"] if samples[-1]["sub.cpu"] else None
+        r = {
+            "published": published, "publisher_rate": sim["rate_achieved"],
+            "agent_received": received, "agent_queue_drops": q_drops, "agent_rejected": rejected,
+            "unaccounted": published - received - q_drops, "sub_received": sub_lines,
+            "agent_rate": agent_rate, "agent_span_s": agent_span, "sub_rate": sub_rate,
+            "sub_span_s": sub_span, "ratio": agent_rate / sub_rate if sub_rate else 0.0,
+            "agent_cpu_s": cpu, "mosquitto_cpu_s": mq_cpu, "sub_cpu_s": sub_cpu,
+            "agent_readings_stored": st.m("edge_agent_readings_stored_total", metrics=m1),
+            "agent_peak_rss": max(s["agent.rss"] or 0 for s in samples),
+            "series": {"t": ts, "agent": agent_counts, "sub_t": sub_ts,
+                       "sub": [b * (sub_lines / sub_bytes) if sub_bytes else 0 for b in sub_b]},
+        }
+        r["met"] = r["ratio"] >= TARGETS["ingest_ratio"] and r["unaccounted"] == 0
+        return r
+
+    # 2 ------------------------------------------------------------------------------
+    def cost(self):
+        """10,000 sensors at 1 reading/s, 5 rules each; CPU seconds per million readings
+        and RSS, against the broker's own CPU for the same messages."""
+        duration = 10 if self.smoke else 120
+        st = Stack(self, "cost")
+        try:
+            st.start_mosquitto()
+            st.start_console()
+            st.start_agent(BENCH_POLICY, ["bench/#", "probe/#"])
+            st.wait_subscribed()
+            time.sleep(2.0)
+            idle_rss, _ = bl.proc_rss(st.agent.pid)
+            r0 = st.m("edge_agent_readings_received_total")
+            sampler = bl.Sampler({"agent": st.agent.pid, "mosquitto": st.mosquitto.pid,
+                                  "console": st.console.pid}, 1.0, st.metrics_url())
+            sampler.start()
+            sim = st.own(st.sim("--sensors", 10000, "--rate", 1, "--duration", "%ds" % duration,
+                                "--format", "json", "--anomalies", 0, "--prefix", "bench"))
+            sampler.pids["sim"] = sim.pid
+            sim.wait(duration + 60)
+            simsum = sim_summary(sim)
+            st.wait_settled("edge_agent_readings_received_total", 20)
+            samples = sampler.stop()
+            m1 = st.metrics()
+            _, hwm = bl.proc_rss(st.agent.pid)
+        finally:
+            st.stop()
+        readings = st.m("edge_agent_readings_received_total", metrics=m1) - r0
+
+        def per_million(name):
+            vals = [s[name + ".cpu"] for s in samples if s.get(name + ".cpu") is not None]
+            return (vals[-1] - vals[0]) / readings * 1e6 if readings and vals else None
+
+        t0 = samples[0]["t"]
+        r = {
+            "readings": readings, "published": simsum["messages"],
+            "publisher_rate": simsum["rate_achieved"], "duration_s": duration,
+            "cpu_s_per_million": per_million("agent"),
+            "mosquitto_cpu_s_per_million": per_million("mosquitto"),
+            "console_cpu_s_per_million": per_million("console"),
+            "idle_rss": idle_rss, "load_rss_max": max(s["agent.rss"] or 0 for s in samples),
+            "load_rss_end": samples[-1]["agent.rss"], "hwm": hwm,
+            "mosquitto_rss_max": max(s["mosquitto.rss"] or 0 for s in samples),
+            "series": {"t": [s["t"] - t0 for s in samples],
+                       "cpu": [s["agent.cpu"] for s in samples],
+                       "mq_cpu": [s["mosquitto.cpu"] for s in samples],
+                       "rss": [s["agent.rss"] for s in samples]},
+        }
+        mb = 1024 * 1024
+        r["met"] = (r["cpu_s_per_million"] is not None
+                    and r["cpu_s_per_million"] <= TARGETS["cpu_s_per_million"]
+                    and r["load_rss_max"] <= TARGETS["rss_load_mb"] * mb
+                    and r["idle_rss"] <= TARGETS["rss_idle_mb"] * mb)
+        return r
+
+    # 3 ------------------------------------------------------------------------------
+    def probe_phase(self, st, client, tag, count, interval):
+        """Publishes `count` probe alerts (one new sensor each) `interval` s apart;
+        returns {topic: publish time (float s)}."""
+        sent = {}
+        for i in range(count):
+            topic = "probe/%s-%d/temp" % (tag, i)
+            t = time.time()
+            client.publish(topic, json.dumps({"value": 99, "ts": int(t * 1000)}))
+            sent[topic] = t
+            time.sleep(interval)
+        return sent
+
+    def probe_latencies(self, st, client, sent, console=True):
+        agent_log = agent_alert_log_times(st.agent.out_path, "probe")
+        broker = {}
+        for arrival, topic, _ in list(client.received):
+            if topic in sent:
+                broker.setdefault(topic, (arrival - sent[topic]) * 1000)
+        outbox = {tp: agent_log[tp] - int(sent[tp] * 1000) for tp in sent if tp in agent_log}
+        cons = {}
+        if console:
+            since = int(min(sent.values()) * 1000) - 1 if sent else 0
+            for a in st.console_alerts("probe", since):
+                if a["sensor"] in sent and a["state"] == "firing":
+                    cons[a["sensor"]] = a["received_ms"] - a["ts_ms"]
+        return {"sent": len(sent), "broker": bl.summary(list(broker.values())),
+                "outbox": bl.summary(list(outbox.values())),
+                "console": bl.summary(list(cons.values())) if console else None,
+                "raw": {"broker": list(broker.values()), "outbox": list(outbox.values()),
+                        "console": list(cons.values())}}
+
+    def latency(self):
+        """Publish -> alert committed to the outbox -> alert stored at the console, at
+        1k and 10k readings/s of background load; the broker hop as the baseline."""
+        duration = 8 if self.smoke else 40
+        probes = 15 if self.smoke else 150
+        st = Stack(self, "latency")
+        out = {}
+        try:
+            st.start_mosquitto()
+            st.start_console()
+            st.start_agent(BENCH_POLICY, ["bench/#", "probe/#"])
+            st.wait_subscribed()
+            client = bl.MqttClient(st.mqtt_port, "bench-probe")
+            client.subscribe("probe/#")
+            try:
+                for sensors in (1000, 10000):
+                    sim = st.own(st.sim("--sensors", sensors, "--rate", 1, "--duration",
+                                        "%ds" % duration, "--format", "json", "--anomalies", 0,
+                                        "--prefix", "bench", name="sim-%d" % sensors))
+                    time.sleep(3.0)  # the load is established
+                    cpu0 = bl.proc_cpu_seconds(st.agent.pid)
+                    t0 = time.monotonic()
+                    # Spread over the rest of the run but never past it.
+                    interval = max(0.02, min(0.25, (duration - 5.0) / probes))
+                    sent = self.probe_phase(st, client, "r%d" % sensors, probes, interval)
+                    busy = (bl.proc_cpu_seconds(st.agent.pid) - cpu0) / (time.monotonic() - t0)
+                    sim.wait(duration + 60)
+                    simsum = sim_summary(sim)
+                    time.sleep(2.0)  # the last uploads
+                    res = self.probe_latencies(st, client, sent)
+                    res["load_rate"] = simsum["rate_achieved"]
+                    res["agent_cpu_share"] = busy
+                    out[str(sensors)] = res
+            finally:
+                client.close()
+        finally:
+            st.stop()
+        ok = True
+        for res in out.values():
+            if not res["outbox"] or not res["console"]:
+                raise RuntimeError("no probe alert observed: %r" % {k: v for k, v in res.items()
+                                                                      if k != "raw"})
+            ok = ok and res["outbox"]["p99"] < TARGETS["outbox_p99_ms"] and \
+                res["console"]["p99"] < TARGETS["console_p99_ms"]
+        out["met"] = ok
+        return out
+
+    # 4 ------------------------------------------------------------------------------
+    def direct_console_rate(self, st, items_total, batch=500):
+        """Baseline: alerts/s the console stores when a plain client posts gzip batches
+        of `batch` alert items back to back on one keep-alive connection."""
+        bodies = []
+        seq = 0
+        for _ in range(max(1, items_total // batch)):
+            items = []
+            for _ in range(batch):
+                seq += 1
+                ts = 1_764_000_000_000 + seq
+                items.append({"id": "bench-direct:00000000000000aa:%d" % seq, "kind": "alert",
+                              "created_ms": ts, "payload": {
+                                  "node": "bench-direct", "rule": "flip",
+                                  "sensor": "drain/s%d/temp" % (seq % 1000), "severity": "warning",
+                                  "state": "firing", "value": 99.0, "ts_ms": ts, "started_ms": ts,
+                                  "episode": "flip|drain/s%d/temp|%d" % (seq % 1000, ts),
+                                  "context": [[ts - 1000 * k, 20.0 + k] for k in range(10)]}})
+            body = json.dumps({"node": "bench-direct", "sent_ms": now_ms(), "items": items})
+            bodies.append(gzip.compress(body.encode(), 6))
+        conn = http.client.HTTPConnection("127.0.0.1", st.console_port, timeout=30)
+        hdrs = {"Authorization": "Bearer " + st.tokens["bench-direct"],
+                "Content-Type": "application/json", "Content-Encoding": "gzip"}
+        t0 = time.monotonic()
+        for body in bodies:
+            conn.request("POST", "/v1/batches", body=body, headers=hdrs)
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError("direct batch: %d" % resp.status)
+        elapsed = time.monotonic() - t0
+        conn.close()
+        return len(bodies) * batch / elapsed
+
+    def drain(self):
+        """Console down while a backlog of alerts and rollups builds, then up: drain rate
+        and the latency of new alerts raised during the drain."""
+        events = 6_000 if self.smoke else 100_000
+        sensors = 1000
+        st = Stack(self, "drain")
+        try:
+            st.start_mosquitto()
+            st.start_console()
+            # Rollups every second: the backlog holds rollups next to the alerts.
+            st.start_agent(DRAIN_POLICY, ["drain/#", "probe/#"], store_extra=["rollup_interval: 1s"])
+            st.wait_subscribed()
+            direct = self.direct_console_rate(st, 10_000 if self.smoke else 50_000)
+            st.stop_console()
+            log("drain: console stopped; publishing %d flipping readings" % events)
+            pub = bl.MqttClient(st.mqtt_port, "bench-drain")
+            try:
+                chunk = 1000
+                t0 = time.monotonic()
+                for start in range(0, events, chunk):
+                    data = b"".join(
+                        bl.publish_packet("drain/s%d/temp" % (j % sensors),
+                                          b"99" if (j // sensors) % 2 == 0 else b"0")
+                        for j in range(start, min(events, start + chunk)))
+                    pub.send_raw(data)
+                    # Paced at 20k/s: well inside the ingest queue.
+                    ahead = (start + chunk) / 20_000.0 - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+            finally:
+                pub.close()
+
+            def committed():
+                m = st.metrics()
+                return (st.m("edge_agent_alerts_raised_total", metrics=m)
+                        + st.m("edge_agent_alerts_resolved_total", metrics=m))
+
+            bl.wait_until(lambda: committed() >= events - 1, 60, 0.2, "backlog committed")
+            time.sleep(1.5)
+            m0 = st.metrics()
+            backlog = st.m("edge_agent_outbox_pending", metrics=m0)
+            items0 = st.m("edge_agent_uplink_items_total", metrics=m0)
+            log("drain: backlog %d rows; console starting" % backlog)
+            sampler = bl.Sampler({"agent": st.agent.pid}, 0.1, st.metrics_url())
+            sampler.start()
+            t_up = time.monotonic()
+            st.start_console()
+            up_delay = time.monotonic() - t_up
+            client = bl.MqttClient(st.mqtt_port, "bench-drain-probe")
+            sent = {}
+            try:
+                deadline = time.monotonic() + (60 if self.smoke else 120)
+                i = 0
+                while time.monotonic() < deadline:
+                    topic = "probe/drain-%d/temp" % i
+                    t = time.time()
+                    client.publish(topic, json.dumps({"value": 99, "ts": int(t * 1000)}))
+                    sent[topic] = t
+                    i += 1
+                    time.sleep(0.1)
+                    if st.m("edge_agent_outbox_pending") == 0:
+                        break
+                time.sleep(1.5)
+            finally:
+                client.close()
+            samples = sampler.stop()
+            res = self.probe_latencies(st, client, sent)
+            m1 = st.metrics()
+        finally:
+            st.stop()
+        ts = [s["t"] - t_up for s in samples if "m" in s]
+        acked = [bl.metric_sum(s["m"], "edge_agent_uplink_items_total") - items0 for s in samples
+                 if "m" in s]
+        pending = [bl.metric_sum(s["m"], "edge_agent_outbox_pending") for s in samples if "m" in s]
+        # Drain: from the last sample before the first ack to the first sample at which
+        # the backlog is gone (the live probes after it are not part of the backlog).
+        first = next((i for i, a in enumerate(acked) if a > 0), None)
+        done = next((i for i, a in enumerate(acked) if a >= backlog), None)
+        if first is None or done is None:
+            raise RuntimeError("the backlog did not drain: acked %s of %d" % (acked[-1:], backlog))
+        start = max(0, first - 1)
+        rate = (acked[done] - acked[start]) / (ts[done] - ts[start])
+        r = {"backlog": backlog, "events": events,
+             "rollups": st.m("edge_agent_rollups_total", metrics=m1),
+             "drain_rate": rate, "drain_s": ts[done] - ts[start],
+             "first_ack_after_s": ts[first], "console_start_s": up_delay,
+             "direct_rate": direct, "probes": res,
+             "uploads_ok": st.m("edge_agent_uploads_total", 'result="ok"', m1),
+             "series": {"t": ts, "pending": pending, "acked": acked}}
+        r["met"] = rate >= TARGETS["drain_rate"]
+        return r
+
+    # 5 ------------------------------------------------------------------------------
+    def bandwidth(self):
+        """Bytes uplinked / bytes ingested in the standard sensor-sim scenario (50
+        sensors, 1/s, mixed formats, anomalies, demo policy); baseline: every payload
+        forwarded gzip-compressed."""
+        duration = 10 if self.smoke else 150
+        st = Stack(self, "bandwidth")
+        try:
+            st.start_mosquitto()
+            st.start_console()
+            with open(os.path.join(ROOT, "tools", "demo", "policy.yaml")) as f:
+                policy = f.read()
+            st.start_agent(policy, ["sim/#", "probe/#"])
+            st.wait_subscribed()
+            sub_out = st.path("payloads.out")
+            st.own(bl.Proc("mosquitto_sub", ["mosquitto_sub", "-h", "127.0.0.1", "-p",
+                                             st.mqtt_port, "-q", "1", "-t", "sim/#", "-v"], sub_out))
+            time.sleep(0.5)
+            m0 = st.metrics()
+            sim = st.run_sim("--sensors", 50, "--rate", 1, "--duration", "%ds" % duration,
+                             "--seed", 1, "--format", "mixed", timeout=duration + 60)
+            time.sleep(3.0)  # the last uploads
+            m1 = st.metrics()
+            with open(sub_out, "rb") as f:
+                captured = f.read()
+        finally:
+            st.stop()
+
+        def delta(name, label=None):
+            return st.m(name, label, m1) - st.m(name, label, m0)
+
+        ingest = delta("edge_agent_ingest_bytes_total")
+        uplink = delta("edge_agent_uplink_bytes_total")
+        forward = len(gzip.compress(captured, 6))
+        r = {"duration_s": duration, "messages": sim["messages"],
+             "readings": delta("edge_agent_readings_received_total"),
+             "alerts_raised": delta("edge_agent_alerts_raised_total"),
+             "alerts_resolved": delta("edge_agent_alerts_resolved_total"),
+             "rollups": delta("edge_agent_rollups_total"),
+             "uploads": delta("edge_agent_uploads_total", 'result="ok"'),
+             "status_reports": delta("edge_agent_status_reports_total", 'result="ok"'),
+             "ingest_bytes": ingest, "uplink_bytes": uplink,
+             "ratio": uplink / ingest if ingest else None,
+             "forward_gzip_bytes": forward, "forward_ratio": forward / ingest if ingest else None}
+        r["met"] = r["ratio"] is not None and r["ratio"] <= TARGETS["bandwidth_ratio"]
+        return r
+
+    # micro --------------------------------------------------------------------------
+    def micro(self):
+        """The Google Benchmark binaries, JSON output."""
+        runs = [("decoder_bench", []), ("rules_bench", []), ("store_bench", [])]
+        out = {}
+        for name, extra in runs:
+            path = os.path.join(self.build, "tools", "bench", name)
+            if not os.access(path, os.X_OK):
+                out[name] = {"missing": True}
+                continue
+            args = [path, "--benchmark_format=json"] + extra
+            if self.smoke:
+                filt = {"rules_bench": "Compact", "store_bench": "/100$|/1$",
+                        "decoder_bench": "Plain|JsonValueTs"}[name]
+                args += ["--benchmark_min_time=0.05", "--benchmark_filter=" + filt]
+            else:
+                args += ["--benchmark_min_time=0.5"] if name != "rules_bench" else []
+            log("micro: %s" % name)
+            res = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600,
+                                 check=False, start_new_session=True)
+            if res.returncode != 0:
+                raise RuntimeError("%s failed (%d): %s" % (name, res.returncode,
+                                                            res.stderr.decode()[-2000:]))
+            data = json.loads(res.stdout)
+            out[name] = [{k: b.get(k) for k in ("name", "real_time", "cpu_time", "time_unit",
+                                                "items_per_second", "bytes_per_second",
+                                                "bytes_per_sensor_rule",
+                                                "bytes_per_sensor_rule_no_windows",
+                                                "readings_per_msg", "error_message")}
+                         for b in data["benchmarks"]]
+        return out
+
+    # --------------------------------------------------------------------------------
+    def run(self, selected):
+        started = time.time()
+        self.results["machine"] = bl.machine()
+        self.results["smoke"] = self.smoke
+        self.results["started"] = datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC")
+        self.results["commit"] = git_commit()
+        self.results["load"] = {}
+        for name in selected:
+            log("scenario %s (load average %.2f %.2f %.2f)" % ((name,) + bl.loadavg()))
+            before = bl.loadavg()
+            t0 = time.monotonic()
+            try:
+                self.results[name] = getattr(self, name)()
+            except bl.Interrupted:
+                raise
+            except Exception as e:  # pylint: disable=broad-except
+                self.failures[name] = "%s: %s" % (type(e).__name__, e)
+                traceback.print_exc()
+            finally:
+                bl.stop_all()
+            self.results["load"][name] = {"before": before, "after": bl.loadavg(),
+                                          "seconds": time.monotonic() - t0}
+            log("scenario %s done in %.0fs%s" % (name, time.monotonic() - t0,
+                                                 " FAILED" if name in self.failures else ""))
+        self.results["failures"] = self.failures
+        self.results["elapsed_s"] = time.time() - started
+        if bl.live_pids():
+            self.failures["cleanup"] = "processes left: %s" % bl.live_pids()
+
+
+def git_commit():
+    try:
+        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False,
+                              timeout=10).stdout.decode().strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--build-dir", default=os.path.join(ROOT, "build-release"))
+    p.add_argument("--out", default=os.path.join(ROOT, "bench-report"))
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny durations: checks that every scenario runs and reports")
+    p.add_argument("--only", default=",".join(SCENARIOS),
+                   help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    args = p.parse_args()
+    selected = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [s for s in selected if s not in SCENARIOS]
+    if unknown:
+        p.error("unknown scenario(s): %s" % ", ".join(unknown))
+    bl.install_signal_handlers()
+    suite = Suite(args)
+    try:
+        suite.run(selected)
+    except bl.Interrupted:
+        bl.stop_all()
+        log("interrupted; everything started was stopped")
+        return 130
+    finally:
+        bl.stop_all()
+    import report  # pylint: disable=import-outside-toplevel
+    with open(os.path.join(suite.out, "results.json"), "w") as f:
+        json.dump(suite.results, f, indent=1, default=str)
+    path = report.write(suite.results, suite.out, TARGETS)
+    log("report: %s (%.0fs)" % (path, suite.results["elapsed_s"]))
+    if suite.failures:
+        for name, why in suite.failures.items():
+            log("FAILED %s: %s" % (name, why))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

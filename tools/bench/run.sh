@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The benchmark suite in one command: installs what is missing, builds the Release binaries
+# and micro-benchmarks (ccache in .ccache), runs every scenario against real mosquitto,
+# edge-agent and edge-console processes, and writes bench-report/report.md with charts.
+#
+# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro]
+#                           [--no-build] [--build-dir DIR] [--out DIR]
+#   --smoke     tiny durations (under 2 minutes): checks that every scenario runs and
+#               reports figures, not that targets are met
+#   --no-build  use the binaries already in the build directory
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+BUILD=build-release
+BUILD_STEP=1
+ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --no-build) BUILD_STEP=0; shift ;;
+    --build-dir) BUILD=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) ARGS+=("$1"); shift ;;
+  esac
+done
+
+if [ "$BUILD_STEP" = 1 ]; then
+  tools/setup.sh
+  export CCACHE_DIR=${CCACHE_DIR:-$ROOT/.ccache}
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGE_BUILD_BENCH=ON \
+    -DEDGE_BUILD_TESTS=OFF >/dev/null
+  cmake --build "$BUILD" -j"${JOBS:-2}" --target edge-agent edge-console sensor-sim \
+    decoder_bench rules_bench store_bench
+fi
+exec python3 tools/bench/bench.py --build-dir "$BUILD" "${ARGS[@]}"
