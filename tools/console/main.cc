@@ -1,16 +1,26 @@
 // edge-console: wiring only. See docs/protocol.md for the API it serves.
 
 #include <CLI/CLI.hpp>
+#include <cctype>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
 #include <string>
 
+#include "edge/cloudsync/policy_message.h"
 #include "edge/common/clock.h"
 #include "edge/console/api.h"
+#include "edge/console/client.h"
 #include "edge/console/log.h"
+#include "edge/console/policy_api.h"
+#include "edge/console/policy_service.h"
+#include "edge/console/policy_store.h"
 #include "edge/console/server.h"
 #include "edge/console/store.h"
 #include "edge/console/tokens.h"
@@ -33,25 +43,269 @@ bool WritePortFile(const std::string& path, uint16_t port) {
   return !ec;
 }
 
+using json = nlohmann::json;
+
+constexpr const char* kDefaultUrl = "http://127.0.0.1:8080";
+constexpr std::chrono::milliseconds kClientTimeout{10'000};
+
+std::string ReadFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  *ok = static_cast<bool>(in) || in.eof();
+  return text.str();
+}
+
+// The admin token from --token-file: a file holding the token alone, or a console token
+// file with an `admin` entry.
+edge::Result<std::string> ReadAdminToken(const std::string& path) {
+  bool ok = false;
+  const std::string text = ReadFile(path, &ok);
+  if (!ok) return edge::Status::Error(path + ": cannot read");
+  if (auto table = edge::console::TokenTable::Parse(text, path); table && table->has_admin()) {
+    std::istringstream lines(text);
+    std::string node;
+    std::string token;
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream fields(line);
+      if (fields >> node >> token && node == "admin") return token;
+    }
+  }
+  std::string token = text;
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.front()))) {
+    token.erase(0, 1);
+  }
+  if (token.empty() || token.find_first_of(" \t\r\n") != std::string::npos) {
+    return edge::Status::Error(path + ": expected one token (or a token file with an admin entry)");
+  }
+  return token;
+}
+
+struct PolicyCli {
+  std::string url = kDefaultUrl;
+  std::string token_file;
+  std::string file;
+  std::string name;
+  std::string selector = "all";
+  std::string canary;
+  int64_t canary_wait_s = 60;
+  bool skip_validation = false;
+  int64_t to = 0;
+};
+
+std::string Text(const json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return "-";
+  if (it->is_string()) return it->get<std::string>();
+  return it->dump();
+}
+
+// Calls the console; prints "edge-console: WHAT: HTTP STATUS: ERROR" and returns nullopt on
+// anything but `expected`.
+std::optional<json> CallConsole(const PolicyCli& cli, const std::string& what, const char* method,
+                                const std::string& path, const std::string& body, int expected) {
+  const auto base = edge::console::ParseBaseUrl(cli.url);
+  if (!base) {
+    std::cerr << "edge-console: --url: " << base.error() << "\n";
+    return std::nullopt;
+  }
+  const auto token = ReadAdminToken(cli.token_file);
+  if (!token) {
+    std::cerr << "edge-console: --token-file: " << token.error() << "\n";
+    return std::nullopt;
+  }
+  const auto reply = edge::console::HttpCall(*base, method, path, *token, body, kClientTimeout);
+  if (!reply) {
+    std::cerr << "edge-console: " << what << ": " << reply.error() << "\n";
+    return std::nullopt;
+  }
+  json parsed = json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
+  if (reply->status != expected) {
+    std::string message = reply->body;
+    if (parsed.is_object() && parsed.contains("error") && parsed["error"].is_string()) {
+      message = parsed["error"].get<std::string>();
+    }
+    std::cerr << "edge-console: " << what << ": HTTP " << reply->status << ": " << message << "\n";
+    return std::nullopt;
+  }
+  if (parsed.is_discarded()) {
+    std::cerr << "edge-console: " << what << ": the console's reply is not JSON\n";
+    return std::nullopt;
+  }
+  return parsed;
+}
+
+void PrintCreated(const json& reply) {
+  std::cout << "policy " << Text(reply, "name") << " version " << Text(reply, "version")
+            << " created (rollout: " << Text(reply, "rollout") << ")\n";
+  std::string targets;
+  if (reply.contains("targets") && reply["targets"].is_array()) {
+    for (const auto& t : reply["targets"]) {
+      if (!t.is_string()) continue;
+      if (!targets.empty()) targets += ", ";
+      targets += t.get<std::string>();
+    }
+  }
+  std::cout << "released to: " << (targets.empty() ? "(no known node yet)" : targets) << "\n";
+  std::cout << "signature: " << Text(reply, "signature") << "\n";
+}
+
+int PolicyPush(const PolicyCli& cli) {
+  bool ok = false;
+  const std::string body = ReadFile(cli.file, &ok);
+  if (!ok) {
+    std::cerr << "edge-console: " << cli.file << ": cannot read\n";
+    return kExitRuntime;
+  }
+  json request{{"body", body},
+               {"selector", cli.selector},
+               {"canary_wait_s", cli.canary_wait_s},
+               {"skip_validation", cli.skip_validation}};
+  if (!cli.canary.empty()) request["canary"] = cli.canary;
+  const auto reply = CallConsole(cli, "policy push", "PUT", "/v1/policies/" + cli.name,
+                                 request.dump(-1, ' ', false, json::error_handler_t::replace), 201);
+  if (!reply) return kExitRuntime;
+  PrintCreated(*reply);
+  return 0;
+}
+
+int PolicyRollback(const PolicyCli& cli) {
+  const auto reply =
+      CallConsole(cli, "policy rollback", "POST", "/v1/policies/" + cli.name + "/rollback",
+                  json{{"to", cli.to}}.dump(), 201);
+  if (!reply) return kExitRuntime;
+  PrintCreated(*reply);
+  return 0;
+}
+
+int PolicyList(const PolicyCli& cli) {
+  const auto reply = CallConsole(cli, "policy list", "GET", "/v1/policies", "", 200);
+  if (!reply) return kExitRuntime;
+  if (!reply->is_array() || reply->empty()) {
+    std::cout << "no policies\n";
+    return 0;
+  }
+  std::printf("%-24s %8s %-9s %-30s %s\n", "NAME", "VERSION", "ROLLOUT", "SELECTOR", "CANARY");
+  for (const json& p : *reply) {
+    std::printf("%-24s %8s %-9s %-30s %s\n", Text(p, "name").c_str(), Text(p, "version").c_str(),
+                Text(p, "rollout").c_str(), Text(p, "selector").c_str(), Text(p, "canary").c_str());
+  }
+  return 0;
+}
+
+int PolicyStatus(const PolicyCli& cli) {
+  const auto reply = CallConsole(cli, "policy status", "GET", "/v1/policies/" + cli.name, "", 200);
+  if (!reply) return kExitRuntime;
+  std::cout << "policy " << Text(*reply, "name") << "\n\nversions (newest first):\n";
+  std::printf("  %8s %-9s %-30s %-20s %s\n", "VERSION", "ROLLOUT", "SELECTOR", "CANARY",
+              "CREATED_MS");
+  if (reply->contains("versions") && (*reply)["versions"].is_array()) {
+    for (const json& v : (*reply)["versions"]) {
+      std::printf("  %8s %-9s %-30s %-20s %s\n", Text(v, "version").c_str(),
+                  Text(v, "rollout").c_str(), Text(v, "selector").c_str(),
+                  Text(v, "canary").c_str(), Text(v, "created_ms").c_str());
+    }
+  }
+  std::cout << "\nnodes:\n";
+  std::printf("  %-20s %-9s %-8s %-7s %-8s %s\n", "NODE", "CONNECTED", "RELEASED", "APPLIED",
+              "STATE", "REASON");
+  if (reply->contains("nodes") && (*reply)["nodes"].is_array()) {
+    for (const json& n : (*reply)["nodes"]) {
+      const bool connected =
+          n.contains("connected") && n["connected"].is_boolean() && n["connected"].get<bool>();
+      std::string reason = Text(n, "reason");
+      const std::string detail = Text(n, "detail");
+      if (!detail.empty() && detail != "-") reason += ": " + detail;
+      std::printf("  %-20s %-9s %-8s %-7s %-8s %s\n", Text(n, "node").c_str(),
+                  connected ? "yes" : "no", Text(n, "released_version").c_str(),
+                  Text(n, "applied_version").c_str(), Text(n, "state").c_str(),
+                  reason.empty() ? "-" : reason.c_str());
+    }
+  }
+  return 0;
+}
+
+int Keygen(const std::string& private_path, const std::string& public_path) {
+  if (edge::Status s = edge::cloudsync::GenerateKeyPair(private_path, public_path); !s) {
+    std::cerr << "edge-console: keygen: " << s.message() << "\n";
+    return kExitRuntime;
+  }
+  std::cout << "wrote private key " << private_path << " (mode 0600, for --signing-key) and "
+            << "public key " << public_path << " (for the agents' sync.policy_key)\n";
+  return 0;
+}
+
 int Main(int argc, char** argv) {
-  CLI::App app{"edge-console: reference central console for edge-agent nodes"};
+  CLI::App app{
+      "edge-console: reference central console for edge-agent nodes.\n"
+      "Without a subcommand it serves (--db and --tokens are required then)."};
   std::string listen = "127.0.0.1:8080";
   std::string db_path;
   std::string tokens_path;
   std::string log_level = "info";
   std::string port_file;
+  std::string signing_key_path;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (port 0 picks a free port)")
       ->capture_default_str();
-  app.add_option("--db", db_path, "SQLite database file (created if missing)")->required();
-  app.add_option("--tokens", tokens_path, "token file: 'NODE TOKEN' per line")->required();
+  app.add_option("--db", db_path, "SQLite database file (created if missing); required to serve");
+  app.add_option("--tokens", tokens_path, "token file: 'NODE TOKEN' per line; required to serve");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound port to this file once listening");
+  app.add_option("--signing-key", signing_key_path,
+                 "Ed25519 private key (PEM) that signs policy versions; without it policy "
+                 "pushes and rollbacks answer 503");
   app.set_version_flag("--version", std::string("edge-console ") + EDGE_CONSOLE_VERSION);
+
+  std::string private_path;
+  std::string public_path;
+  CLI::App* keygen =
+      app.add_subcommand("keygen", "write a new Ed25519 key pair for policy signing");
+  keygen->add_option("--private", private_path, "private key file to create (PKCS#8 PEM)")
+      ->required();
+  keygen->add_option("--public", public_path, "public key file to create (SPKI PEM)")->required();
+
+  PolicyCli cli;
+  CLI::App* policy = app.add_subcommand("policy", "manage policies on a running console");
+  policy->require_subcommand(1);
+  policy->fallthrough();
+  policy->add_option("--url", cli.url, "the console's base URL")->capture_default_str();
+  policy
+      ->add_option("--token-file", cli.token_file,
+                   "file with the admin token (or the console's token file)")
+      ->required();
+  CLI::App* push = policy->add_subcommand("push", "create the next version of a policy");
+  push->add_option("FILE", cli.file, "policy file (YAML or JSON)")->required();
+  push->add_option("--name", cli.name, "policy name ([A-Za-z0-9_.-]{1,64})")->required();
+  push->add_option("--selector", cli.selector, "nodes it is for")->capture_default_str();
+  push->add_option("--canary", cli.canary, "release first to the nodes matching this too");
+  push->add_option("--canary-wait", cli.canary_wait_s,
+                   "seconds after creation before the canary can be promoted")
+      ->capture_default_str();
+  push->add_flag("--skip-validation", cli.skip_validation,
+                 "do not check the body with this console's policy parser");
+  CLI::App* status = policy->add_subcommand("status", "versions and per-node state of a policy");
+  status->add_option("NAME", cli.name, "policy name")->required();
+  CLI::App* list = policy->add_subcommand("list", "every policy with its latest version");
+  CLI::App* rollback =
+      policy->add_subcommand("rollback", "create a new version with the body of an older one");
+  rollback->add_option("NAME", cli.name, "policy name")->required();
+  rollback->add_option("--to", cli.to, "the version whose body to restore")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int rc = app.exit(e);
     return rc == 0 ? 0 : kExitConfig;
+  }
+  if (keygen->parsed()) return Keygen(private_path, public_path);
+  if (push->parsed()) return PolicyPush(cli);
+  if (status->parsed()) return PolicyStatus(cli);
+  if (list->parsed()) return PolicyList(cli);
+  if (rollback->parsed()) return PolicyRollback(cli);
+  if (db_path.empty() || tokens_path.empty()) {
+    std::cerr << "edge-console: --db and --tokens are required to serve (see --help)\n";
+    return kExitConfig;
   }
 
   edge::console::LogLevel level;
@@ -88,12 +342,36 @@ int Main(int argc, char** argv) {
     return kExitRuntime;
   }
 
+  std::unique_ptr<edge::cloudsync::SigningKey> signing_key;
+  if (!signing_key_path.empty()) {
+    auto key = edge::cloudsync::LoadSigningKey(signing_key_path);
+    if (!key) {
+      std::cerr << "edge-console: --signing-key: " << key.error() << "\n";
+      return kExitConfig;
+    }
+    signing_key = std::move(*key);
+  } else {
+    log->Write(edge::console::LogLevel::kWarn,
+               "no --signing-key: policy pushes and rollbacks answer 503");
+  }
+  auto policy_store = edge::console::OpenSqlitePolicyStore(db_path);
+  if (!policy_store) {
+    std::cerr << "edge-console: " << policy_store.error() << "\n";
+    return kExitRuntime;
+  }
+
   edge::SystemClock clock;
-  edge::console::ConsoleApi api(*tokens, **store, clock, *log);
+  edge::console::PolicyService policies(**policy_store, clock, *log, signing_key.get());
+  if (edge::Status s = policies.Load(); !s) {
+    std::cerr << "edge-console: " << s.message() << "\n";
+    return kExitRuntime;
+  }
+  edge::console::PolicyApi policy_api(*tokens, policies, *log);
+  edge::console::ConsoleApi api(*tokens, **store, clock, *log, {}, &policy_api);
   edge::console::ServerOptions options;
   options.listen = *listen_address;
   options.handle_signals = true;
-  auto server = edge::console::CreateServer(options, api, *log);
+  auto server = edge::console::CreateServer(options, api, *log, &policy_api);
   if (!server) {
     std::cerr << "edge-console: " << server.error() << "\n";
     log->Write(edge::console::LogLevel::kError, "cannot listen", {{"error", server.error()}});
@@ -115,6 +393,7 @@ int Main(int argc, char** argv) {
 
   (*server)->Run();
   server.value().reset();
+  policy_store.value().reset();
   store.value().reset();
   log->Write(edge::console::LogLevel::kInfo, "stopped");
   return 0;

@@ -263,8 +263,13 @@ std::string HumanSeconds(const std::string& digits) {
 }  // namespace
 
 ConsoleApi::ConsoleApi(const TokenTable& tokens, ConsoleStore& store, const Clock& clock, Log& log,
-                       ApiOptions options)
-    : tokens_(tokens), store_(store), clock_(clock), log_(log), options_(options) {}
+                       ApiOptions options, PolicyApi* policy)
+    : tokens_(tokens),
+      store_(store),
+      clock_(clock),
+      log_(log),
+      options_(options),
+      policy_(policy) {}
 
 HttpResponse ConsoleApi::Handle(const HttpRequest& request) {
   try {
@@ -326,6 +331,7 @@ HttpResponse ConsoleApi::Route(const HttpRequest& request) {
     if (!get) return MethodNotAllowed("GET");
     return GetDashboard(request);
   }
+  if (policy_ != nullptr && PolicyApi::Owns(path)) return policy_->Handle(request, path);
   return ErrorResponse(404, "not found");
 }
 
@@ -496,6 +502,7 @@ HttpResponse ConsoleApi::GetMetrics() const {
   text += "# TYPE edge_console_items_duplicate_total counter\n";
   text +=
       "edge_console_items_duplicate_total " + std::to_string(value(items_, "all|duplicate")) + "\n";
+  if (policy_ != nullptr) text += policy_->MetricsText();
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = std::move(text);

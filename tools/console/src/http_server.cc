@@ -1,6 +1,6 @@
-// Beast adapter: the only console file that includes Boost.Beast/Asio. One io_context,
-// run by the thread that calls Run(); every member below is touched only on that thread
-// except where noted.
+// Beast adapter for the console's server side (HTTP and the WebSocket policy channel). One
+// io_context, run by the thread that calls Run(); every member below is touched only on
+// that thread except where noted.
 
 #include <array>
 #include <boost/asio/as_tuple.hpp>
@@ -12,13 +12,17 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
 #include <chrono>
 #include <csignal>
+#include <deque>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -30,6 +34,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
+namespace websocket = beast::websocket;
 using tcp = asio::ip::tcp;
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
@@ -42,15 +47,76 @@ bool IsHttpParseError(const beast::error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_target).category();
 }
 
+// One open WebSocket channel. Its reader runs in the connection's coroutine, its writer in
+// a coroutine of its own; both hold it by shared_ptr.
+class WsChannel final : public ChannelPeer {
+ public:
+  WsChannel(beast::tcp_stream&& stream, asio::io_context& ioc, const ServerOptions& options)
+      : ws(std::move(stream)), wake(ioc), hello_timer(ioc), options_(options) {}
+
+  void Send(std::string message) override {
+    if (closing || closed) return;
+    if (queue.size() >= options_.channel_queue_messages ||
+        queued_bytes + message.size() > options_.channel_queue_bytes) {
+      overflowed = true;
+      Drop();
+      return;
+    }
+    queued_bytes += message.size();
+    queue.push_back(std::move(message));
+    wake.cancel();
+  }
+
+  void Close(uint16_t code, std::string reason) override {
+    if (closing || closed) return;
+    closing = true;
+    close_reason.code = code;
+    // A close frame's reason has room for 123 bytes.
+    const std::string_view text = std::string_view(reason).substr(0, 120);
+    close_reason.reason.assign(text.data(), text.size());
+    wake.cancel();
+  }
+
+  // Ends the connection at once; pending operations complete with errors.
+  void Drop() {
+    if (closed) return;
+    closed = true;
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws).close();
+    wake.cancel();
+    hello_timer.cancel();
+  }
+
+  websocket::stream<beast::tcp_stream> ws;
+  asio::steady_timer wake;  // the writer waits on it; Send and Close cancel it
+  asio::steady_timer hello_timer;
+  std::deque<std::string> queue;  // bounded by the channel_queue_* options
+  size_t queued_bytes = 0;
+  bool got_message = false;
+  bool closing = false;  // a close frame is to be sent after the queue
+  bool closed = false;   // the socket is closed or closing; nothing more is sent
+  bool overflowed = false;
+  websocket::close_reason close_reason;
+  // Set while a write or close is in flight; the tick drops the channel past it.
+  std::optional<std::chrono::steady_clock::time_point> write_deadline;
+
+ private:
+  const ServerOptions& options_;
+};
+
 class BeastServer final : public Server {
  public:
-  BeastServer(const ServerOptions& options, RequestHandler& handler, Log& log)
+  BeastServer(const ServerOptions& options, RequestHandler& handler, Log& log,
+              ChannelHandler* channels)
       : options_(options),
         handler_(handler),
         log_(log),
+        channels_(channels),
         acceptor_(ioc_),
         signals_(ioc_),
-        grace_timer_(ioc_) {}
+        grace_timer_(ioc_),
+        tick_timer_(ioc_) {}
 
   Status Bind() {
     beast::error_code ec;
@@ -84,6 +150,9 @@ class BeastServer final : public Server {
       });
     }
     asio::co_spawn(ioc_, AcceptLoop(), [this](std::exception_ptr e) { LogFault(e, "accept"); });
+    if (channels_ != nullptr) {
+      asio::co_spawn(ioc_, TickLoop(), [this](std::exception_ptr e) { LogFault(e, "tick"); });
+    }
     // run() returns when the acceptor, signals, timers and every connection are done.
     for (;;) {
       try {
@@ -107,6 +176,9 @@ class BeastServer final : public Server {
     // Set while waiting for a request; lets shutdown tell idle connections from ones that
     // are part-way through receiving a request.
     http::request_parser<http::string_body>* parser = nullptr;
+    // Set once the connection became a WebSocket channel; `stream` was moved into it and
+    // must not be used any more.
+    std::shared_ptr<WsChannel> channel;
   };
 
   void LogFault(std::exception_ptr e, const char* where) {
@@ -154,9 +226,13 @@ class BeastServer final : public Server {
     } catch (...) {
       LogFault(std::current_exception(), "connection");
     }
-    beast::error_code ignored;
-    connection->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    connection->stream.close();
+    if (connection->channel) {
+      connection->channel->Drop();
+    } else {
+      beast::error_code ignored;
+      connection->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+      connection->stream.close();
+    }
     connections_.erase(connection);
     if (stopping_ && connections_.empty()) grace_timer_.cancel();
   }
@@ -187,8 +263,20 @@ class BeastServer final : public Server {
       in.authorization = std::string(request[http::field::authorization]);
       in.content_encoding = std::string(request[http::field::content_encoding]);
       in.content_type = std::string(request[http::field::content_type]);
-      in.body = std::move(request.body());
 
+      if (channels_ != nullptr && websocket::is_upgrade(request) &&
+          in.target.substr(0, in.target.find('?')) == options_.channel_path) {
+        std::string principal;
+        std::optional<HttpResponse> refusal = channels_->Admit(in, &principal);
+        if (!refusal) {
+          co_await ServeChannel(c, std::move(request), principal);
+          co_return;
+        }
+        co_await WriteResponse(c, std::move(*refusal), request.version(), false);
+        co_return;
+      }
+
+      in.body = std::move(request.body());
       HttpResponse out = handler_.Handle(in);
       http::response<http::string_body> response{static_cast<http::status>(out.status),
                                                  request.version()};
@@ -202,6 +290,121 @@ class BeastServer final : public Server {
       c.stream.expires_after(options_.write_timeout);
       auto [write_ec, written] = co_await http::async_write(c.stream, response, kUseTuple);
       if (write_ec || !response.keep_alive()) co_return;
+    }
+  }
+
+  asio::awaitable<void> WriteResponse(Connection& c, HttpResponse out, unsigned version,
+                                      bool keep_alive) {
+    http::response<http::string_body> response{static_cast<http::status>(out.status), version};
+    response.set(http::field::server, "edge-console");
+    response.set(http::field::content_type, out.content_type);
+    for (const auto& [name, value] : out.headers) response.set(name, value);
+    response.body() = std::move(out.body);
+    response.keep_alive(keep_alive);
+    response.prepare_payload();
+    c.stream.expires_after(options_.write_timeout);
+    co_await http::async_write(c.stream, response, kUseTuple);
+  }
+
+  // A WebSocket channel on an admitted upgrade request, until either side closes it.
+  asio::awaitable<void> ServeChannel(Connection& c, http::request<http::string_body> request,
+                                     std::string principal) {
+    c.channel = std::make_shared<WsChannel>(std::move(c.stream), ioc_, options_);
+    const std::shared_ptr<WsChannel> ch = c.channel;
+    // Beast's own WebSocket timeouts replace the stream's deadline from here on.
+    beast::get_lowest_layer(ch->ws).expires_never();
+    websocket::stream_base::timeout timeouts;
+    timeouts.handshake_timeout = options_.write_timeout;
+    timeouts.idle_timeout = options_.channel_idle_timeout;
+    timeouts.keep_alive_pings = true;  // a ping after half the idle timeout
+    ch->ws.set_option(timeouts);
+    ch->ws.set_option(websocket::stream_base::decorator(
+        [](websocket::response_type& res) { res.set(http::field::server, "edge-console"); }));
+    ch->ws.read_message_max(options_.channel_max_message);
+    ch->ws.text(true);
+    auto [accept_ec] = co_await ch->ws.async_accept(request, kUseTuple);
+    if (accept_ec || stopping_) co_return;
+
+    channels_->OnOpen(*ch, principal);
+    asio::co_spawn(ioc_, WriteChannel(ch),
+                   [this](std::exception_ptr e) { LogFault(e, "channel"); });
+    ch->hello_timer.expires_after(options_.channel_hello_timeout);
+    ch->hello_timer.async_wait([ch](const beast::error_code& ec) {
+      if (!ec && !ch->got_message) ch->Close(1008, "no hello in time");
+    });
+    beast::flat_buffer buffer;
+    for (;;) {
+      auto [ec, n] = co_await ch->ws.async_read(buffer, kUseTuple);
+      if (ec) break;
+      const bool text = ch->ws.got_text();
+      std::string message = beast::buffers_to_string(buffer.data());
+      buffer.consume(buffer.size());
+      if (!ch->got_message) {
+        ch->got_message = true;
+        ch->hello_timer.cancel();
+      }
+      if (ch->closing || ch->closed) continue;
+      if (!text) {
+        ch->Close(1003, "text frames only");
+        continue;
+      }
+      try {
+        channels_->OnMessage(*ch, message);
+      } catch (...) {
+        LogFault(std::current_exception(), "channel message");
+      }
+    }
+    if (ch->overflowed) {
+      log_.Write(LogLevel::kWarn, "channel dropped: outgoing queue full",
+                 {{"principal", principal}});
+    }
+    ch->Drop();
+    channels_->OnClose(*ch);
+  }
+
+  asio::awaitable<void> WriteChannel(std::shared_ptr<WsChannel> ch) {
+    while (!ch->closed) {
+      if (!ch->queue.empty()) {
+        const std::string message = std::move(ch->queue.front());
+        ch->queue.pop_front();
+        ch->queued_bytes -= message.size();
+        ch->write_deadline = std::chrono::steady_clock::now() + options_.write_timeout;
+        auto [ec, n] = co_await ch->ws.async_write(asio::buffer(message), kUseTuple);
+        ch->write_deadline.reset();
+        if (ec) break;
+        continue;
+      }
+      if (ch->closing) {
+        ch->write_deadline = std::chrono::steady_clock::now() + options_.write_timeout;
+        auto [ec] = co_await ch->ws.async_close(ch->close_reason, kUseTuple);
+        ch->write_deadline.reset();
+        if (ec) break;
+        co_return;  // the reader sees the end of the channel
+      }
+      ch->wake.expires_at(asio::steady_timer::time_point::max());
+      co_await ch->wake.async_wait(kUseTuple);
+    }
+    ch->Drop();
+  }
+
+  // Calls the channel handler's tick and drops channels whose write is overdue.
+  asio::awaitable<void> TickLoop() {
+    while (!stopping_) {
+      tick_timer_.expires_after(options_.tick_interval);
+      auto [ec] = co_await tick_timer_.async_wait(kUseTuple);
+      if (ec || stopping_) co_return;
+      const auto now = std::chrono::steady_clock::now();
+      for (const auto& c : connections_) {
+        if (c->channel && c->channel->write_deadline && *c->channel->write_deadline < now) {
+          log_.Write(LogLevel::kWarn, "channel dropped: write timed out");
+          c->channel->Drop();
+        }
+      }
+      try {
+        channels_->OnTick();
+      } catch (...) {
+        LogFault(std::current_exception(), "tick");
+      }
     }
   }
 
@@ -238,7 +441,12 @@ class BeastServer final : public Server {
     beast::error_code ignored;
     acceptor_.close(ignored);
     signals_.cancel(ignored);
+    tick_timer_.cancel();
     for (const auto& c : connections_) {
+      if (c->channel) {
+        c->channel->Close(1001, "console shutting down");
+        continue;
+      }
       // Idle keep-alive connections close now; the others finish their request first.
       if (c->parser != nullptr && !c->parser->got_some()) c->stream.cancel();
     }
@@ -250,18 +458,26 @@ class BeastServer final : public Server {
         log_.Write(LogLevel::kWarn, "closing connections still busy after the grace period",
                    {{"connections", static_cast<int64_t>(connections_.size())}});
       }
-      for (const auto& c : connections_) c->stream.cancel();
+      for (const auto& c : connections_) {
+        if (c->channel) {
+          c->channel->Drop();
+        } else {
+          c->stream.cancel();
+        }
+      }
     });
   }
 
   const ServerOptions options_;
   RequestHandler& handler_;
   Log& log_;
+  ChannelHandler* channels_;  // may be null: no WebSocket channels
   // Declared before everything that does I/O through it, so it is destroyed last.
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;
   asio::signal_set signals_;
   asio::steady_timer grace_timer_;
+  asio::steady_timer tick_timer_;
   std::set<std::shared_ptr<Connection>> connections_;
   bool stopping_ = false;
   uint16_t port_ = 0;  // written by Bind() before any other thread can see the server
@@ -302,9 +518,9 @@ Result<ListenAddress> ParseListenAddress(std::string_view text) {
 }
 
 Result<std::unique_ptr<Server>> CreateServer(const ServerOptions& options, RequestHandler& handler,
-                                             Log& log) {
+                                             Log& log, ChannelHandler* channels) {
   try {
-    auto server = std::make_unique<BeastServer>(options, handler, log);
+    auto server = std::make_unique<BeastServer>(options, handler, log, channels);
     if (Status s = server->Bind(); !s) return s;
     return std::unique_ptr<Server>(std::move(server));
   } catch (const std::exception& e) {

@@ -55,6 +55,22 @@ bool ConstantTimeEquals(std::string_view a, std::string_view b) {
 
 }  // namespace
 
+std::string BearerToken(std::string_view authorization) {
+  const auto trim = [](std::string_view v) {
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    return v;
+  };
+  authorization = trim(authorization);
+  const size_t space = authorization.find(' ');
+  if (space != 6) return {};
+  for (size_t i = 0; i < 6; ++i) {
+    const char c = static_cast<char>(authorization[i] | 0x20);
+    if (c != "bearer"[i]) return {};
+  }
+  return std::string(trim(authorization.substr(space + 1)));
+}
+
 Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view source) {
   TokenTable table;
   size_t line_no = 0;

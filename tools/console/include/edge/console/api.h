@@ -16,6 +16,7 @@
 #include "edge/common/clock.h"
 #include "edge/console/http.h"
 #include "edge/console/log.h"
+#include "edge/console/policy_api.h"
 #include "edge/console/store.h"
 #include "edge/console/tokens.h"
 
@@ -32,8 +33,10 @@ struct ApiOptions {
 
 class ConsoleApi final : public RequestHandler {
  public:
+  // `policy` (borrowed, may be null) answers the policy channel's HTTP paths; without it
+  // they are 404.
   ConsoleApi(const TokenTable& tokens, ConsoleStore& store, const Clock& clock, Log& log,
-             ApiOptions options = {});
+             ApiOptions options = {}, PolicyApi* policy = nullptr);
 
   // Never throws: an unexpected fault is logged and answered with 500.
   HttpResponse Handle(const HttpRequest& request) override;
@@ -57,6 +60,7 @@ class ConsoleApi final : public RequestHandler {
   const Clock& clock_;
   Log& log_;
   ApiOptions options_;
+  PolicyApi* policy_;
   // Counters for GET /metrics, by result label ("accepted", "malformed", ...); the API runs
   // on one thread, so plain integers suffice.
   std::map<std::string, int64_t> batches_;

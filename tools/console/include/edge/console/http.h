@@ -3,7 +3,10 @@
 // Transport-neutral HTTP request/response values, so request handling can be tested without
 // sockets and the HTTP library stays inside one adapter (src/http_server.cc).
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -31,6 +34,39 @@ class RequestHandler {
   // Called on the server's event-loop thread. Must not throw; a handler fault becomes a
   // 5xx response.
   virtual HttpResponse Handle(const HttpRequest& request) = 0;
+};
+
+}  // namespace edge::console
+
+namespace edge::console {
+
+// One open WebSocket channel, as handlers see it. Called on the server's event-loop thread
+// only; valid from ChannelHandler::OnOpen until ChannelHandler::OnClose returns.
+class ChannelPeer {
+ public:
+  virtual ~ChannelPeer() = default;
+  // Queues one text message and returns at once. The queue is bounded: a peer that does
+  // not keep up is closed (1008) and later messages are dropped.
+  virtual void Send(std::string message) = 0;
+  // Sends a close frame with `code` after what is queued; further Sends are dropped.
+  virtual void Close(uint16_t code, std::string reason) = 0;
+};
+
+// WebSocket channels on the HTTP server (the policy channel). Every call comes from the
+// server's event-loop thread and must not block or throw.
+class ChannelHandler {
+ public:
+  virtual ~ChannelHandler() = default;
+  // An upgrade request for the channel path: returns nullopt to accept it (with the
+  // principal the peer speaks for in *principal) or the HTTP response that refuses it.
+  virtual std::optional<HttpResponse> Admit(const HttpRequest& request, std::string* principal) = 0;
+  virtual void OnOpen(ChannelPeer& peer, const std::string& principal) = 0;
+  // One complete text message.
+  virtual void OnMessage(ChannelPeer& peer, std::string_view text) = 0;
+  // The channel is gone; `peer` must not be used after this returns.
+  virtual void OnClose(ChannelPeer& peer) = 0;
+  // Called about once a second while the server runs.
+  virtual void OnTick() = 0;
 };
 
 }  // namespace edge::console

@@ -39,6 +39,21 @@ struct ServerOptions {
   size_t max_body_bytes = 8 * 1024 * 1024;  // on the wire; 413 beyond
   size_t max_connections = 256;             // further connections are closed at once
   bool handle_signals = false;              // SIGINT/SIGTERM call Stop()
+
+  // WebSocket channels (used only when CreateServer is given a ChannelHandler): upgrade
+  // requests for channel_path go to the handler. A channel whose first message does not
+  // arrive within channel_hello_timeout is closed (1008). When the peer has sent nothing
+  // for half of channel_idle_timeout the server pings; after the whole of it, the channel
+  // is dropped. A message larger than channel_max_message closes the channel (1009). A
+  // write (or close) taking longer than write_timeout drops the connection, and so does an
+  // outgoing queue beyond channel_queue_messages or channel_queue_bytes.
+  std::string channel_path = "/v1/policy/channel";
+  std::chrono::milliseconds channel_hello_timeout{10'000};
+  std::chrono::milliseconds channel_idle_timeout{30'000};
+  size_t channel_max_message = 2 * 1024 * 1024;
+  size_t channel_queue_messages = 64;
+  size_t channel_queue_bytes = 8 * 1024 * 1024;
+  std::chrono::milliseconds tick_interval{1'000};  // ChannelHandler::OnTick
 };
 
 class Server {
@@ -55,8 +70,9 @@ class Server {
 };
 
 // Binds and listens (so port() is known and clients may connect before Run()). The
-// handler and log are borrowed and must outlive the server.
+// handler, log and channel handler (may be null: no WebSocket channels) are borrowed and
+// must outlive the server.
 Result<std::unique_ptr<Server>> CreateServer(const ServerOptions& options, RequestHandler& handler,
-                                             Log& log);
+                                             Log& log, ChannelHandler* channels = nullptr);
 
 }  // namespace edge::console

@@ -20,6 +20,10 @@ struct Principal {
   bool admin = false;
 };
 
+// The token of an "Authorization: Bearer TOKEN" header value (scheme case-insensitive,
+// spaces around ignored); empty if the header has another form.
+std::string BearerToken(std::string_view authorization);
+
 class TokenTable {
  public:
   // Parses file contents. `source` names the file in error messages, which have the form
