@@ -13,6 +13,7 @@
 #include <set>
 #include <system_error>
 
+#include "edge/cloudsync/policy_message.h"
 #include "edge/rules/duration.h"
 #include "edge/rules/yaml_document.h"
 
@@ -34,6 +35,8 @@ constexpr int64_t kMaxBackoffMs = 86'400'000;
 constexpr int64_t kMaxLingerMs = 10'000;
 constexpr int64_t kMinStatusIntervalMs = 1'000;
 constexpr int64_t kMaxStatusIntervalMs = 86'400'000;
+constexpr int64_t kMinPolicyPollIntervalMs = 1'000;
+constexpr int64_t kMaxPolicyPollIntervalMs = 86'400'000;
 constexpr int64_t kMaxQueueCapacity = 16'777'216;
 constexpr size_t kMaxNodeIdLength = 253;  // a Kubernetes node name fits
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
@@ -315,6 +318,16 @@ const std::vector<Field>& Fields() {
          return Status::Ok();
        },
        false},
+      {{"labels", "EDGE_AGENT_LABELS", "",
+        "Node labels that console policy selectors match, k=v,k2=v2 (sent in the policy "
+        "channel's hello and the status heartbeat)."},
+       [](Config& c, std::string_view v) {
+         auto labels = cloudsync::ParseLabels(v);
+         if (!labels.ok()) return labels.status();
+         c.labels = std::move(*labels);
+         return Status::Ok();
+       },
+       false},
       {{"mqtt.url", "EDGE_AGENT_MQTT_URL", "tcp://127.0.0.1:1883",
         "Broker address, tcp://HOST:PORT or ssl://HOST:PORT (mqtt://, mqtts:// accepted)."},
        [](Config& c, std::string_view v) {
@@ -502,6 +515,21 @@ const std::vector<Field>& Fields() {
        [](Config& c, std::string_view v) {
          return AssignDuration(v, kMinStatusIntervalMs, kMaxStatusIntervalMs,
                                c.sync.status_interval_ms);
+       },
+       false},
+      {{"sync.policy_key", "EDGE_AGENT_SYNC_POLICY_KEY", "",
+        "PEM Ed25519 public key file that console policies must be signed with; empty turns "
+        "the policy channel off (the local policy file is used). Needs console.url."},
+       [](Config& c, std::string_view v) {
+         c.sync.policy_key = std::string(v);
+         return Status::Ok();
+       },
+       false},
+      {{"sync.policy_poll_interval", "EDGE_AGENT_SYNC_POLICY_POLL_INTERVAL", "30s",
+        "Interval of policy polling when the console cannot hold a WebSocket, 1s to 1d."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, kMinPolicyPollIntervalMs, kMaxPolicyPollIntervalMs,
+                               c.sync.policy_poll_interval_ms);
        },
        false},
       {{"policy", "EDGE_AGENT_POLICY", "",
@@ -854,6 +882,15 @@ Status Validate(const Config& c) {
   }
   check("sync.status_interval",
         CheckDurationRange(c.sync.status_interval_ms, kMinStatusIntervalMs, kMaxStatusIntervalMs));
+  check("sync.policy_poll_interval",
+        CheckDurationRange(c.sync.policy_poll_interval_ms, kMinPolicyPollIntervalMs,
+                           kMaxPolicyPollIntervalMs));
+  if (!c.sync.policy_key.empty()) {
+    check("sync.policy_key", cloudsync::LoadVerifyKey(c.sync.policy_key).status());
+    if (c.console.url.empty()) {
+      check("sync.policy_key", Status::Error("needs console.url (the policy channel's console)"));
+    }
+  }
   check("log.level", CheckLogLevel(c.log_level));
   check("queue.capacity",
         c.queue_capacity > static_cast<size_t>(kMaxQueueCapacity)

@@ -51,7 +51,7 @@ struct PolicyWatcher::Impl {
   void Schedule() {
     timer.expires_after(std::chrono::milliseconds(interval_ms));
     timer.async_wait([this](const boost::system::error_code& ec) {
-      if (ec) return;  // cancelled: shutting down
+      if (ec || stopped) return;  // cancelled: shutting down, or a console policy took over
       try {
         Poll();
       } catch (const std::exception& e) {
@@ -93,6 +93,7 @@ struct PolicyWatcher::Impl {
   CounterHandle& rejected;
   std::string last_text;  // content last judged, applied or rejected
   bool unreadable_logged = false;
+  bool stopped = false;
 };
 
 PolicyWatcher::PolicyWatcher(boost::asio::io_context& io, std::string path, Metrics& metrics,
@@ -105,6 +106,11 @@ PolicyWatcher::PolicyWatcher(boost::asio::io_context& io, std::string path, Metr
 PolicyWatcher::~PolicyWatcher() = default;
 
 void PolicyWatcher::Start() { impl_->Schedule(); }
+
+void PolicyWatcher::Stop() {
+  impl_->stopped = true;
+  impl_->timer.cancel();
+}
 
 PolicyWatcher::Outcome PolicyWatcher::PollOnce() { return impl_->Poll(); }
 

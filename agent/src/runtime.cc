@@ -9,11 +9,14 @@
 #include <csignal>
 #include <fstream>
 #include <future>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
 #include "edge/agent/bounded_queue.h"
+#include "edge/agent/console_policy.h"
 #include "edge/agent/decoder.h"
 #include "edge/agent/http_server.h"
 #include "edge/agent/ingest.h"
@@ -22,6 +25,8 @@
 #include "edge/agent/prometheus_metrics.h"
 #include "edge/agent/store.h"
 #include "edge/agent/store_api.h"
+#include "edge/cloudsync/policy_channel.h"
+#include "edge/cloudsync/policy_message.h"
 #include "edge/cloudsync/uplink.h"
 #include "edge/rules/policy.h"
 
@@ -38,6 +43,7 @@ namespace asio = boost::asio;
 // 5 s we promise: ingest disconnect 1 s, pipeline commit, uplink last attempt 2 s.
 constexpr int64_t kIngestStopMs = 1000;
 constexpr int64_t kUplinkStopMs = 2000;
+constexpr int64_t kChannelStopMs = 500;
 
 Result<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -121,6 +127,7 @@ struct StatusSources {
   Ingest* ingest = nullptr;
   const Clock* clock = nullptr;
   const PolicyInfo* policy = nullptr;
+  const std::map<std::string, std::string>* labels = nullptr;
   int64_t started_ms = 0;       // wall clock
   int64_t started_mono_ms = 0;  // monotonic clock
   CounterHandle* queue_full = nullptr;
@@ -140,6 +147,7 @@ std::string BuildStatus(const StatusSources& src) {
       {"agent_version", AgentVersion()},
       {"policy_version", src.policy->version},
       {"policy_rules", src.policy->rules},
+      {"labels", *src.labels},
       {"started_ms", src.started_ms},
       {"uptime_s", (src.clock->MonotonicMs() - src.started_mono_ms) / 1000},
       {"mqtt_connected", src.ingest->Connected()},
@@ -182,26 +190,21 @@ int RunAgent(const Config& config) {
   metrics.Gauge("edge_agent_start_time_seconds", "Wall-clock start time of the agent process")
       .Set(static_cast<double>(clock.WallMs()) / 1000.0);
 
-  // Policy: a bad file at startup is a configuration error.
+  // Policy: a bad file at startup is a configuration error, unless a stored console
+  // policy takes precedence (decided once the store is open).
   rules::Policy policy;
+  std::string local_policy_error;
   if (!config.policy_file.empty()) {
     auto text = ReadFile(config.policy_file);
-    if (!text.ok()) {
-      spdlog::critical("policy: {}", text.error());
-      return 2;
+    auto parsed = text.ok() ? rules::ParsePolicy(*text, config.policy_file)
+                            : Result<rules::Policy>(text.status());
+    if (parsed.ok()) {
+      policy = std::move(*parsed);
+    } else {
+      local_policy_error = parsed.error();
     }
-    auto parsed = rules::ParsePolicy(*text, config.policy_file);
-    if (!parsed.ok()) {
-      spdlog::critical("policy: {}", parsed.error());
-      return 2;
-    }
-    policy = std::move(*parsed);
-  } else {
-    spdlog::warn("no policy file configured: readings are received but no rule runs");
   }
-  const size_t rule_count = policy.rules.size();
-  metrics.Gauge("edge_agent_policy_rules", "Rules in the active policy")
-      .Set(static_cast<double>(rule_count));
+  RegisterConsolePolicyMetrics(metrics);
 
   // Store: writer for the pipeline, reader for the uplink.
   StoreOptions store_options{config.store.path};
@@ -229,6 +232,38 @@ int RunAgent(const Config& config) {
   }
   spdlog::info("store {} open (epoch {}{})", config.store.path, (*writer)->epoch(),
                report.created ? ", new" : "");
+
+  // Console policies (docs/policy.md, "Console policies"): with sync.policy_key, a stored
+  // console policy that still verifies runs instead of the local file.
+  std::unique_ptr<cloudsync::VerifyKey> policy_key;
+  std::unique_ptr<ConsolePolicyState> console_state;
+  std::optional<ConsolePolicyAtStart> console_start;
+  if (!config.sync.policy_key.empty()) {
+    auto key = cloudsync::LoadVerifyKey(config.sync.policy_key);
+    if (!key.ok()) {
+      spdlog::critical("sync.policy_key: {}", key.error());
+      return 2;
+    }
+    policy_key = std::move(*key);
+    console_state = StoreConsolePolicyState(**reader);
+    console_start = LoadConsolePolicyAtStart(*console_state, *policy_key);
+  }
+  if (console_start) {
+    spdlog::info(
+        "running console policy {}@{} (applied at {} ms); the local policy file is not "
+        "watched",
+        console_start->stored.name, console_start->stored.version,
+        console_start->stored.applied_ms);
+    policy = std::move(console_start->policy);
+  } else if (!local_policy_error.empty()) {
+    spdlog::critical("policy: {}", local_policy_error);
+    return 2;
+  } else if (config.policy_file.empty()) {
+    spdlog::warn("no policy file configured: readings are received but no rule runs");
+  }
+  const size_t rule_count = policy.rules.size();
+  metrics.Gauge("edge_agent_policy_rules", "Rules in the active policy")
+      .Set(static_cast<double>(rule_count));
 
   asio::io_context io(1);
   auto work = asio::make_work_guard(io);
@@ -269,6 +304,10 @@ int RunAgent(const Config& config) {
       metrics, clock);
 
   PolicyInfo policy_info{policy.version, rule_count};
+  if (console_start) {
+    policy_info.version =
+        console_start->stored.name + "@" + std::to_string(console_start->stored.version);
+  }
 
   // Uplink (optional: without a console the agent still detects and stores).
   StoreOutboxSource outbox(**reader, config.node_id, metrics);
@@ -290,6 +329,7 @@ int RunAgent(const Config& config) {
     status_sources.ingest = ingest.get();
     status_sources.clock = &clock;
     status_sources.policy = &policy_info;
+    status_sources.labels = &config.labels;
     status_sources.started_ms = clock.WallMs();
     status_sources.started_mono_ms = clock.MonotonicMs();
     status_sources.queue_full = &queue_drops;
@@ -372,13 +412,50 @@ int RunAgent(const Config& config) {
   // Hot reload of the local policy file: polled on the network thread, swapped in by the
   // pipeline thread between batches.
   std::unique_ptr<PolicyWatcher> policy_watcher;
-  if (!config.policy_file.empty()) {
+  if (!config.policy_file.empty() && !console_start) {
     policy_watcher = std::make_unique<PolicyWatcher>(io, config.policy_file, metrics,
                                                      [&pipeline, &policy_info](rules::Policy p) {
                                                        policy_info = {p.version, p.rules.size()};
                                                        pipeline.SetPolicy(std::move(p));
                                                      });
     policy_watcher->Start();
+  }
+
+  // The policy channel: signed console policies, judged on the network thread.
+  std::unique_ptr<ConsolePolicyJudge> judge;
+  std::unique_ptr<cloudsync::PolicyChannel> channel;
+  if (policy_key) {
+    std::optional<std::pair<std::string, int64_t>> running;
+    if (console_start) running.emplace(console_start->stored.name, console_start->stored.version);
+    judge = std::make_unique<ConsolePolicyJudge>(
+        *policy_key, *console_state, metrics, clock,
+        [&pipeline, &policy_info, &policy_watcher](rules::Policy p,
+                                                   const StoredConsolePolicy& stored) {
+          policy_info = {stored.name + "@" + std::to_string(stored.version), p.rules.size()};
+          pipeline.SetPolicy(std::move(p));
+          if (policy_watcher) policy_watcher->Stop();
+        },
+        std::move(running));
+    cloudsync::PolicyChannelOptions c;
+    c.console_url = config.console.url;
+    c.node_id = config.node_id;
+    c.token_file = config.console.token_file;
+    c.ca_file = config.console.ca_file;
+    c.labels = config.labels;
+    c.agent_version = AgentVersion();
+    c.timeout_ms = config.console.timeout_ms;
+    c.backoff_initial_ms = config.console.backoff_initial_ms;
+    c.backoff_max_ms = config.console.backoff_max_ms;
+    c.poll_interval_ms = config.sync.policy_poll_interval_ms;
+    if (Status s = cloudsync::ValidatePolicyChannelOptions(c); !s) {
+      spdlog::critical("policy channel: {}", s.message());
+      return 2;
+    }
+    ConsolePolicyJudge* judge_ptr = judge.get();
+    channel = cloudsync::CreatePolicyChannel(
+        io, std::move(c),
+        [judge_ptr](const cloudsync::PolicyDocument& d) { return judge_ptr->Judge(d); },
+        [judge_ptr] { return judge_ptr->Applied(); }, metrics, clock);
   }
 
   // Termination signals are handled on the network thread; the main thread waits.
@@ -402,6 +479,7 @@ int RunAgent(const Config& config) {
 
   ingest->Start();
   if (uplink) uplink->Start();
+  if (channel) channel->Start();
   spdlog::info("edge-agent {} running: node {}, mqtt {}, {} rule(s), http {}:{}, console {}",
                AgentVersion(), config.node_id, config.mqtt.url, rule_count,
                config.http.listen.substr(0, config.http.listen.rfind(':')), (*server)->port(),
@@ -414,6 +492,12 @@ int RunAgent(const Config& config) {
   ingest->Stop(kIngestStopMs);
   queue.Close();
   pipeline_thread.join();
+  if (channel) {
+    auto stopped = std::make_shared<std::promise<void>>();
+    auto done = stopped->get_future();
+    channel->Stop([stopped] { stopped->set_value(); });
+    done.wait_for(std::chrono::milliseconds(kChannelStopMs));
+  }
   if (uplink) {
     // Shared: the callback may run after we gave up waiting.
     auto stopped = std::make_shared<std::promise<void>>();

@@ -16,14 +16,16 @@
 namespace edge::agent {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // The sensor-id cache of the writer is cleared when it grows past this (ids come from
 // untrusted topics).
 constexpr size_t kMaxCachedSensors = 65536;
 
 // Version 1: meta, outbox. Version 2 adds the per-kind outbox counters (kept by a delete
 // trigger, and by StoreWriter::AppendOnce for inserts, once per kind and commit),
-// the dead-letter table, the readings ring and its sensors, and scalar counters.
+// the dead-letter table, the readings ring and its sensors, and scalar counters. Version 3
+// adds the console policy in force (one row) and the highest version applied per policy
+// name; both are new tables, so nothing is migrated.
 //
 // The logical cost of an outbox or dead-letter row is its payload and kind bytes plus
 // kOutboxRowOverhead (48); the triggers and the eviction code use the same expression.
@@ -91,6 +93,18 @@ CREATE TABLE IF NOT EXISTS rule_episodes (
   last_ts_ms INTEGER NOT NULL,
   last_value REAL    NOT NULL,
   PRIMARY KEY (rule, sensor)
+);
+CREATE TABLE IF NOT EXISTS console_policy (
+  id         INTEGER PRIMARY KEY CHECK (id = 1),
+  name       TEXT    NOT NULL,
+  version    INTEGER NOT NULL,
+  body       TEXT    NOT NULL,
+  signature  TEXT    NOT NULL,
+  applied_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS policy_versions (
+  name    TEXT PRIMARY KEY,
+  version INTEGER NOT NULL
 );
 )sql";
 
@@ -1025,6 +1039,63 @@ Result<StoreStats> StoreReader::Stats() {
   st.readings_bytes = st.readings_rows * kReadingRowBytes;
   st.db_file_bytes = FileSize(options_.path) + FileSize(options_.path + "-wal");
   return st;
+}
+
+Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
+  Stmt s(db_, "SELECT name, version, body, signature, applied_ms FROM console_policy WHERE id = 1");
+  if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare console policy"));
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_DONE) return std::optional<StoredConsolePolicy>();
+  if (rc != SQLITE_ROW) return Status::Error(Describe(db_, rc, "read console policy"));
+  StoredConsolePolicy p;
+  p.name = ColumnText(s.get(), 0);
+  p.version = sqlite3_column_int64(s.get(), 1);
+  p.body = ColumnText(s.get(), 2);
+  p.signature = ColumnText(s.get(), 3);
+  p.applied_ms = sqlite3_column_int64(s.get(), 4);
+  return std::optional<StoredConsolePolicy>(std::move(p));
+}
+
+Result<int64_t> StoreReader::AppliedPolicyVersion(std::string_view name) {
+  Stmt s(db_, "SELECT version FROM policy_versions WHERE name = ?");
+  if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare policy version"));
+  BindText(s.get(), 1, name);
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_ROW) return sqlite3_column_int64(s.get(), 0);
+  if (rc == SQLITE_DONE) return int64_t{0};
+  return Status::Error(Describe(db_, rc, "read policy version"));
+}
+
+Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
+  auto fail = [&](int rc, std::string_view what) {
+    std::string msg = Describe(db_, rc, what);
+    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
+    return Status::Error(std::move(msg));
+  };
+  Stmt current(db_,
+               "INSERT OR REPLACE INTO console_policy(id, name, version, body, signature, "
+               "applied_ms) VALUES (1, ?, ?, ?, ?, ?)");
+  Stmt highest(db_,
+               "INSERT INTO policy_versions(name, version) VALUES (?, ?) ON CONFLICT(name) DO "
+               "UPDATE SET version = max(version, excluded.version)");
+  for (Stmt* st : {&current, &highest}) {
+    if (!st->ok()) return fail(st->rc(), "prepare save console policy");
+  }
+  sqlite3_stmt* c = current.get();
+  BindText(c, 1, policy.name);
+  sqlite3_bind_int64(c, 2, policy.version);
+  BindText(c, 3, policy.body);
+  BindText(c, 4, policy.signature);
+  sqlite3_bind_int64(c, 5, policy.applied_ms);
+  if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "save console policy");
+  sqlite3_stmt* h = highest.get();
+  BindText(h, 1, policy.name);
+  sqlite3_bind_int64(h, 2, policy.version);
+  if (int rc = sqlite3_step(h); rc != SQLITE_DONE) return fail(rc, "save policy version");
+  int rc = SQLITE_OK;
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit console policy");
+  return Status::Ok();
 }
 
 }  // namespace edge::agent

@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,10 +67,16 @@ struct ConsoleConfig {
 
 struct SyncConfig {
   int64_t status_interval_ms = 30000;  // status heartbeat to the console
+  // PEM Ed25519 public key that console policies must be signed with; empty: the policy
+  // channel is off and the local policy file is the only policy.
+  std::string policy_key;
+  int64_t policy_poll_interval_ms = 30000;  // policy polling when the WebSocket is refused
 };
 
 struct Config {
   std::string node_id;  // [A-Za-z0-9_.-]+, required
+  // Node labels for console policy selectors, "k=v,k2=v2" (cloudsync::ParseLabels).
+  std::map<std::string, std::string> labels;
   MqttConfig mqtt;
   StoreConfig store;
   HttpConfig http;

@@ -42,6 +42,9 @@ class PolicyWatcher {
   // Starts the polling timer. Destroy the watcher only after the io_context stopped.
   void Start();
 
+  // Stops polling for good (a console policy took over). Call on the io_context's thread.
+  void Stop();
+
   // One poll, now, on the calling thread (the timer calls this; tests call it directly).
   Outcome PollOnce();
 

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -129,6 +130,16 @@ struct StoredEpisode {
 struct EpisodeKey {
   std::string_view rule;
   std::string_view sensor;
+};
+
+// The console policy in force (docs/protocol.md, "Policy channel"): a signed version as
+// received, kept so that a restart runs it again without the console.
+struct StoredConsolePolicy {
+  std::string name;
+  int64_t version = 0;
+  std::string body;
+  std::string signature;   // base64, as the console sent it
+  int64_t applied_ms = 0;  // wall clock when it was applied
 };
 
 class StoreWriter {
@@ -251,6 +262,15 @@ class StoreReader {
 
   // Counters kept in the database itself, plus the file size; cheap (no table scans).
   Result<StoreStats> Stats();
+
+  // Console policies. The one in force, if any.
+  Result<std::optional<StoredConsolePolicy>> LoadConsolePolicy();
+  // Highest version of `name` ever applied (it survives later policies); 0 when none.
+  Result<int64_t> AppliedPolicyVersion(std::string_view name);
+  // One durable transaction (synchronous=FULL): `policy` becomes the one in force and the
+  // highest applied version of its name is raised to its version. On failure nothing
+  // changes.
+  Status SaveConsolePolicy(const StoredConsolePolicy& policy);
 
  private:
   StoreReader(sqlite3* db, std::string epoch, StoreOptions options);
