@@ -184,7 +184,7 @@ class Stack:
     def stop_console(self):
         self.console.stop()
 
-    def start_agent(self, policy, topics, console=True, store_extra=()):
+    def start_agent(self, policy, topics, console=True, store_extra=(), console_extra=()):
         self.agent_port = bl.free_port()
         with open(self.path("policy.yaml"), "w") as f:
             f.write(policy)
@@ -204,6 +204,7 @@ class Stack:
             cfg += ["console:",
                     "  url: http://127.0.0.1:%d" % self.console_port,
                     "  token_file: %s" % json.dumps(self.path("node.token"))]
+            cfg += ["  " + line for line in console_extra]
         with open(self.path("agent.yaml"), "w") as f:
             f.write("\n".join(cfg) + "\n")
         self.agent = self.own(bl.Proc("edge-agent", [self.suite.bin("agent/edge-agent"), "run",
@@ -438,7 +439,6 @@ class Suite:
             sampler.start()
             sim = st.own(st.sim("--sensors", 10000, "--rate", 1, "--duration", "%ds" % duration,
                                 "--format", "json", "--anomalies", 0, "--prefix", "bench"))
-            sampler.pids["sim"] = sim.pid
             sim.wait(duration + 60)
             simsum = sim_summary(sim)
             st.wait_settled("edge_agent_readings_received_total", 20)
@@ -598,7 +598,10 @@ class Suite:
             st.start_mosquitto()
             st.start_console()
             # Rollups every second: the backlog holds rollups next to the alerts.
-            st.start_agent(DRAIN_POLICY, ["drain/#", "probe/#"], store_extra=["rollup_interval: 1s"])
+            st.start_agent(DRAIN_POLICY, ["drain/#", "probe/#"], store_extra=["rollup_interval: 1s"],
+                           # Retries at most 2 s apart: the drain starts soon after the
+                           # console is back (the default backoff_max is 30 s).
+                           console_extra=["backoff_max: 2s"])
             st.wait_subscribed()
             direct = self.direct_console_rate(st, 10_000 if self.smoke else 50_000)
             st.stop_console()
@@ -739,7 +742,7 @@ class Suite:
                 continue
             args = [path, "--benchmark_format=json"] + extra
             if self.smoke:
-                filt = {"rules_bench": "Compact", "store_bench": "/100$|/1$",
+                filt = {"rules_bench": "Compact", "store_bench": "AppendReadings/100/|AppendOutbox/100/",
                         "decoder_bench": "Plain|JsonValueTs"}[name]
                 args += ["--benchmark_min_time=0.05", "--benchmark_filter=" + filt]
             else:
@@ -790,7 +793,32 @@ class Suite:
             self.failures["cleanup"] = "processes left: %s" % bl.live_pids()
 
 
+def check_figures(results):
+    """Problems with the figures a run must produce (the smoke test's assertions)."""
+    problems = []
+    need = {
+        "ingest": lambda r: r["agent_rate"] > 0 and r["sub_rate"] > 0 and r["published"] > 0,
+        "cost": lambda r: r["cpu_s_per_million"] and r["readings"] > 0 and r["idle_rss"],
+        "latency": lambda r: all(r[k]["outbox"] and r[k]["console"] and r[k]["broker"]
+                                 for k in ("1000", "10000")),
+        "drain": lambda r: r["drain_rate"] > 0 and r["direct_rate"] > 0 and r["probes"]["console"],
+        "bandwidth": lambda r: r["ratio"] and r["forward_ratio"],
+        "micro": lambda r: all(isinstance(v, list) and v and all(not b.get("error_message")
+                                                                  for b in v) for v in r.values()),
+    }
+    for name, ok in need.items():
+        if name in results:
+            try:
+                if not ok(results[name]):
+                    problems.append("%s: a figure is missing or zero" % name)
+            except (KeyError, TypeError) as e:
+                problems.append("%s: %r" % (name, e))
+    return problems
+
+
 def git_commit():
+    if os.environ.get("EDGE_BENCH_COMMIT"):
+        return os.environ["EDGE_BENCH_COMMIT"]
     try:
         return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=False,
@@ -827,6 +855,11 @@ def main():
         json.dump(suite.results, f, indent=1, default=str)
     path = report.write(suite.results, suite.out, TARGETS)
     log("report: %s (%.0fs)" % (path, suite.results["elapsed_s"]))
+    for problem in check_figures(suite.results):
+        suite.failures.setdefault("figures", problem)
+        log("FIGURES: " + problem)
+    if args.smoke and not report.charts_available():
+        log("note: python3-matplotlib is missing, the report has no charts")
     if suite.failures:
         for name, why in suite.failures.items():
             log("FAILED %s: %s" % (name, why))

@@ -21,6 +21,14 @@ def _met(ok):
     return "met" if ok else "**not met**"
 
 
+def charts_available():
+    try:
+        import matplotlib  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+        return True
+    except ImportError:
+        return False
+
+
 def _charts(results, out):
     """PNG files written (relative names); empty if matplotlib is missing."""
     try:

@@ -32,4 +32,8 @@ if [ "$BUILD_STEP" = 1 ]; then
   cmake --build "$BUILD" -j"${JOBS:-2}" --target edge-agent edge-console sensor-sim \
     decoder_bench rules_bench store_bench
 fi
-exec python3 tools/bench/bench.py --build-dir "$BUILD" "${ARGS[@]}"
+# Debian's interpreter: its python3-matplotlib draws the charts (a python3 earlier in PATH,
+# such as a pyenv one, would not see it).
+PY=python3
+[ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+exec "$PY" tools/bench/bench.py --build-dir "$BUILD" "${ARGS[@]}"
