@@ -292,6 +292,10 @@ int Main(int argc, char** argv) {
   rollback->add_option("NAME", cli.name, "policy name")->required();
   rollback->add_option("--to", cli.to, "the version whose body to restore")->required();
 
+  for (CLI::App* command : {push, status, list, rollback}) {
+    command->footer("Also: --url URL (default " + std::string(kDefaultUrl) +
+                    ") and --token-file FILE (required), before or after the command.");
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

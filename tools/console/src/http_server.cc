@@ -316,7 +316,7 @@ class BeastServer final : public Server {
     websocket::stream_base::timeout timeouts;
     timeouts.handshake_timeout = options_.write_timeout;
     timeouts.idle_timeout = options_.channel_idle_timeout;
-    timeouts.keep_alive_pings = true;  // a ping after half the idle timeout
+    timeouts.keep_alive_pings = false;  // WriteChannel pings on its own schedule
     ch->ws.set_option(timeouts);
     ch->ws.set_option(websocket::stream_base::decorator(
         [](websocket::response_type& res) { res.set(http::field::server, "edge-console"); }));
@@ -362,7 +362,11 @@ class BeastServer final : public Server {
     channels_->OnClose(*ch);
   }
 
+  // Sends queued messages in order, a ping every channel_ping_interval, and the close
+  // frame last. Pings go through here so that only one write is ever in flight.
   asio::awaitable<void> WriteChannel(std::shared_ptr<WsChannel> ch) {
+    auto next_ping = std::chrono::steady_clock::now() + options_.channel_ping_interval;
+    const websocket::ping_data ping_payload;
     while (!ch->closed) {
       if (!ch->queue.empty()) {
         const std::string message = std::move(ch->queue.front());
@@ -381,7 +385,15 @@ class BeastServer final : public Server {
         if (ec) break;
         co_return;  // the reader sees the end of the channel
       }
-      ch->wake.expires_at(asio::steady_timer::time_point::max());
+      if (std::chrono::steady_clock::now() >= next_ping) {
+        ch->write_deadline = std::chrono::steady_clock::now() + options_.write_timeout;
+        auto [ec] = co_await ch->ws.async_ping(ping_payload, kUseTuple);
+        ch->write_deadline.reset();
+        if (ec) break;
+        next_ping = std::chrono::steady_clock::now() + options_.channel_ping_interval;
+        continue;
+      }
+      ch->wake.expires_at(next_ping);
       co_await ch->wake.async_wait(kUseTuple);
     }
     ch->Drop();

@@ -171,6 +171,11 @@ Result<Selector> Selector::Parse(std::string_view text) {
     s.SkipSpaces();
     if (s.AtEnd()) return s.Error("expected a requirement after ','");
   }
+  for (const Requirement& r : selector.requirements_) {
+    if (r.key == "all" && r.op == Op::kExists) {
+      return Status::Error("selector: \"all\" cannot be combined with other requirements");
+    }
+  }
   return selector;
 }
 

@@ -42,14 +42,15 @@ struct ServerOptions {
 
   // WebSocket channels (used only when CreateServer is given a ChannelHandler): upgrade
   // requests for channel_path go to the handler. A channel whose first message does not
-  // arrive within channel_hello_timeout is closed (1008). When the peer has sent nothing
-  // for half of channel_idle_timeout the server pings; after the whole of it, the channel
-  // is dropped. A message larger than channel_max_message closes the channel (1009). A
-  // write (or close) taking longer than write_timeout drops the connection, and so does an
-  // outgoing queue beyond channel_queue_messages or channel_queue_bytes.
+  // arrive within channel_hello_timeout is closed (1008). The server pings every
+  // channel_ping_interval and drops a channel that has sent nothing (not even a pong) for
+  // channel_idle_timeout. A message larger than channel_max_message closes the channel
+  // (1009). A write, ping or close taking longer than write_timeout drops the connection,
+  // and so does an outgoing queue beyond channel_queue_messages or channel_queue_bytes.
   std::string channel_path = "/v1/policy/channel";
   std::chrono::milliseconds channel_hello_timeout{10'000};
-  std::chrono::milliseconds channel_idle_timeout{30'000};
+  std::chrono::milliseconds channel_ping_interval{15'000};
+  std::chrono::milliseconds channel_idle_timeout{45'000};
   size_t channel_max_message = 2 * 1024 * 1024;
   size_t channel_queue_messages = 64;
   size_t channel_queue_bytes = 8 * 1024 * 1024;
