@@ -367,10 +367,11 @@ class Subscriber:
 class Console:
     """edge-console with a tokens file for the given nodes plus `admin`."""
 
-    def __init__(self, workdir, nodes=("node-1",)):
+    def __init__(self, workdir, nodes=("node-1",), extra_args=()):
         if not EDGE_CONSOLE_BIN:
             raise unittest.SkipTest("EDGE_CONSOLE_BIN is not set")
         self.workdir = workdir
+        self.extra_args = list(extra_args)  # e.g. ["--signing-key", path]
         self.db_path = os.path.join(workdir, "console.db")
         self.tokens_path = os.path.join(workdir, "console-tokens")
         self.port_file = os.path.join(workdir, "console.port")
@@ -404,7 +405,8 @@ class Console:
             os.unlink(self.port_file)
         self.process = Process("edge-console",
                                [EDGE_CONSOLE_BIN, "--listen", listen, "--port-file", self.port_file,
-                                "--db", self.db_path, "--tokens", self.tokens_path],
+                                "--db", self.db_path, "--tokens", self.tokens_path]
+                               + self.extra_args,
                                os.path.join(self.workdir, "console.log"))
         self.process.start()
 
@@ -759,8 +761,8 @@ class IntegrationTest(unittest.TestCase):
     def start_mosquitto(self, **kw):
         return self.own(Mosquitto(self.tmp, **kw)).start()
 
-    def start_console(self, nodes=("node-1",)):
-        return self.own(Console(self.tmp, nodes)).start()
+    def start_console(self, nodes=("node-1",), extra_args=()):
+        return self.own(Console(self.tmp, nodes, extra_args)).start()
 
     def start_agent(self, mosquitto, console=None, ready=True, **kw):
         agent = self.own(Agent(self.tmp, mosquitto, console, **kw))
