@@ -327,6 +327,19 @@ TEST_F(PolicyChannelTest, ServerPingsOnItsInterval) {
   EXPECT_GE(ws.PingsWithin(500ms), 3);
 }
 
+TEST_F(PolicyChannelTest, OversizedMessageClosesTheChannel) {
+  options_.channel_max_message = 1024;
+  StartServer();
+  WsClient ws;
+  ASSERT_EQ(ws.Connect(server_->port(), "tok-n1"), 101);
+  ASSERT_TRUE(ws.Write(HelloText("node-1")));
+  ASSERT_TRUE(WaitForChannels(1));
+  ws.Write(std::string(4096, 'x'));
+  EXPECT_FALSE(ws.Read().has_value());
+  EXPECT_EQ(ws.close_code(), 1009);
+  EXPECT_TRUE(WaitForChannels(0));
+}
+
 TEST_F(PolicyChannelTest, UpgradeNeedsANodeToken) {
   StartServer();
   EXPECT_EQ(WsClient().Connect(server_->port(), ""), 401);

@@ -97,6 +97,7 @@ class WsChannel final : public ChannelPeer {
   bool closing = false;  // a close frame is to be sent after the queue
   bool closed = false;   // the socket is closed or closing; nothing more is sent
   bool overflowed = false;
+  bool opened = false;  // between ChannelHandler::OnOpen and OnClose
   websocket::close_reason close_reason;
   // Set while a write or close is in flight; the tick drops the channel past it.
   std::optional<std::chrono::steady_clock::time_point> write_deadline;
@@ -228,6 +229,15 @@ class BeastServer final : public Server {
     }
     if (connection->channel) {
       connection->channel->Drop();
+      // Also when ServeChannel ended by an exception: the handler must forget the peer.
+      if (connection->channel->opened) {
+        connection->channel->opened = false;
+        try {
+          channels_->OnClose(*connection->channel);
+        } catch (...) {
+          LogFault(std::current_exception(), "channel close");
+        }
+      }
     } else {
       beast::error_code ignored;
       connection->stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -325,6 +335,7 @@ class BeastServer final : public Server {
     auto [accept_ec] = co_await ch->ws.async_accept(request, kUseTuple);
     if (accept_ec || stopping_) co_return;
 
+    ch->opened = true;  // before OnOpen: if it throws, Serve() still calls OnClose
     channels_->OnOpen(*ch, principal);
     asio::co_spawn(ioc_, WriteChannel(ch),
                    [this](std::exception_ptr e) { LogFault(e, "channel"); });
@@ -358,8 +369,7 @@ class BeastServer final : public Server {
       log_.Write(LogLevel::kWarn, "channel dropped: outgoing queue full",
                  {{"principal", principal}});
     }
-    ch->Drop();
-    channels_->OnClose(*ch);
+    ch->Drop();  // Serve() tells the handler
   }
 
   // Sends queued messages in order, a ping every channel_ping_interval, and the close
