@@ -50,19 +50,8 @@ class PolicyCliTest(harness.IntegrationTest):
         self.assertEqual(os.stat(self.private_key).st_mode & 0o777, 0o600)
         with open(self.public_key) as f:
             self.assertIn("BEGIN PUBLIC KEY", f.read())
-        console = harness.Console(self.tmp, ("node-1", "node-2"))
-        self.own(console)
-        # The harness starts the console without a signing key; add it to the command line.
-        real_process = harness.Process
-
-        def with_key(name, argv, log_path, **kw):
-            return real_process(name, argv + ["--signing-key", self.private_key], log_path, **kw)
-
-        harness.Process = with_key
-        try:
-            console.start()
-        finally:
-            harness.Process = real_process
+        console = self.start_console(("node-1", "node-2"),
+                                     extra_args=["--signing-key", self.private_key])
         self.console = console
         self.token_file = self.write("admin.token", console.admin_token + "\n")
         return console
