@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <unordered_set>
 
 #include "edge/agent/store.h"
 
@@ -849,29 +850,69 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& optio
   return std::unique_ptr<StoreReader>(new StoreReader(db, std::move(*epoch), options));
 }
 
-Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_bytes) {
-  Stmt s(db_,
-         "SELECT seq, kind, priority, created_ms, payload FROM outbox "
-         "ORDER BY priority DESC, seq LIMIT ?");
-  if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare fetch"));
-  sqlite3_bind_int64(s.get(), 1, static_cast<int64_t>(max_items));
+namespace {
+
+// Runs an outbox SELECT of (seq, kind, priority, created_ms, payload) bound to one limit.
+Result<std::vector<OutboxRow>> QueryOutbox(sqlite3* db, const char* sql, size_t limit) {
+  Stmt s(db, sql);
+  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "prepare fetch"));
+  sqlite3_bind_int64(s.get(), 1, static_cast<int64_t>(limit));
   std::vector<OutboxRow> rows;
-  size_t bytes = 0;
   int rc;
   while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-    const int payload_len = sqlite3_column_bytes(s.get(), 4);
-    if (!rows.empty() && bytes + static_cast<size_t>(payload_len) > max_bytes) break;
     OutboxRow row;
     row.seq = sqlite3_column_int64(s.get(), 0);
     row.kind = ColumnText(s.get(), 1);
     row.priority = sqlite3_column_int(s.get(), 2);
     row.created_ms = sqlite3_column_int64(s.get(), 3);
     row.payload = ColumnText(s.get(), 4);
-    bytes += static_cast<size_t>(payload_len);
     rows.push_back(std::move(row));
   }
-  if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "fetch"));
+  if (rc != SQLITE_DONE) return Status::Error(Describe(db, rc, "fetch"));
   return rows;
+}
+
+}  // namespace
+
+Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_bytes) {
+  max_items = std::max<size_t>(1, max_items);
+  // One more than a batch: tells whether a backlog is waiting.
+  auto oldest = QueryOutbox(db_,
+                            "SELECT seq, kind, priority, created_ms, payload FROM outbox "
+                            "ORDER BY priority DESC, seq LIMIT ?",
+                            max_items + 1);
+  if (!oldest.ok()) return oldest.status();
+  std::vector<OutboxRow> picked;
+  if (oldest->size() <= max_items) {
+    picked = std::move(*oldest);
+  } else {
+    oldest->pop_back();
+    const size_t fresh_slots = std::max<size_t>(1, max_items / 8);
+    auto newest = QueryOutbox(db_,
+                              "SELECT seq, kind, priority, created_ms, payload FROM outbox "
+                              "WHERE priority = (SELECT MAX(priority) FROM outbox) "
+                              "ORDER BY seq DESC LIMIT ?",
+                              fresh_slots);
+    if (!newest.ok()) return newest.status();
+    std::unordered_set<int64_t> taken;
+    for (OutboxRow& row : *newest) {
+      taken.insert(row.seq);
+      picked.push_back(std::move(row));
+    }
+    for (OutboxRow& row : *oldest) {
+      if (picked.size() >= max_items) break;
+      if (taken.count(row.seq) == 0) picked.push_back(std::move(row));
+    }
+  }
+  size_t bytes = 0;
+  size_t keep = 0;
+  for (; keep < picked.size(); ++keep) {
+    const size_t len = picked[keep].payload.size();
+    if (keep > 0 && bytes + len > max_bytes) break;
+    bytes += len;
+  }
+  picked.resize(keep);
+  return picked;
 }
 
 Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {

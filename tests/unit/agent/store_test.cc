@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <fstream>
+#include <set>
 
 #include "test_util.h"
 
@@ -48,6 +49,40 @@ TEST(SqliteStore, FetchHonoursItemAndByteLimitsButReturnsAtLeastOneRow) {
   EXPECT_EQ((*r)->Fetch(2, 1 << 20)->size(), 2u);
   EXPECT_EQ((*r)->Fetch(10, 2500)->size(), 2u);
   EXPECT_EQ((*r)->Fetch(10, 10)->size(), 1u);
+}
+
+TEST(SqliteStore, ALiveAlertIsFetchedWithTheFirstBatchOfABacklog) {
+  TempDir dir;
+  auto w = StoreWriter::Open({dir.File("a.db")});
+  ASSERT_TRUE(w.ok());
+  std::vector<StoreWriter::NewRow> backlog;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 1000; ++i) payloads.push_back("{\"n\":" + std::to_string(i) + "}");
+  for (const std::string& p : payloads) backlog.push_back(Row(p));
+  ASSERT_TRUE((*w)->Append(backlog));
+  ASSERT_TRUE((*w)->Append({Row("{\"n\":\"rollup\"}", Priority::kRollup)}));
+  ASSERT_TRUE((*w)->Append({Row("{\"n\":\"live\"}")}));
+  auto r = StoreReader::Open({dir.File("a.db")});
+  ASSERT_TRUE(r.ok());
+
+  auto rows = (*r)->Fetch(80, 1 << 20);
+  ASSERT_TRUE(rows.ok());
+  ASSERT_EQ(rows->size(), 80u);
+  EXPECT_EQ(rows->front().payload, "{\"n\":\"live\"}");  // the newest alert leads
+  std::set<int64_t> seqs;
+  for (const auto& row : *rows) seqs.insert(row.seq);
+  EXPECT_EQ(seqs.size(), 80u);  // no row twice
+  // The rest is the oldest backlog, in order: 10 newest (80/8), 70 oldest.
+  EXPECT_EQ((*rows)[10].payload, "{\"n\":0}");
+  EXPECT_EQ((*rows)[79].payload, "{\"n\":69}");
+  for (const auto& row : *rows) EXPECT_NE(row.payload, "{\"n\":\"rollup\"}");
+
+  // Once the backlog fits in a batch, plain priority-then-age order again.
+  auto everything = (*r)->Fetch(5000, 1 << 30);
+  ASSERT_TRUE(everything.ok());
+  ASSERT_EQ(everything->size(), 1002u);
+  EXPECT_EQ(everything->front().payload, "{\"n\":0}");
+  EXPECT_EQ(everything->back().payload, "{\"n\":\"rollup\"}");
 }
 
 TEST(SqliteStore, DeletedSequenceNumbersAreNeverReused) {
