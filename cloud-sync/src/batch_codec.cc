@@ -6,26 +6,60 @@
 
 namespace edge::cloudsync {
 
+namespace {
+
+// A JSON string literal of `text`; invalid UTF-8 is replaced, never thrown on.
+void AppendJsonString(std::string& out, std::string_view text) {
+  out += nlohmann::json(std::string(text))
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
 EncodedBatch EncodeBatchBody(std::string_view node_id, int64_t sent_ms,
                              const std::vector<OutboxItem>& items) {
+  // Built as text: each payload is validated by the SAX lexer (no DOM) and embedded as it
+  // is stored, which is what makes draining a backlog cheap.
   EncodedBatch out;
-  nlohmann::json array = nlohmann::json::array();
+  size_t reserve = 64 + node_id.size();
+  for (const OutboxItem& item : items) reserve += item.payload_json.size() + item.id.size() + 64;
+  std::string& body = out.body;
+  body.reserve(reserve);
+  body += "{\"node\":";
+  AppendJsonString(body, node_id);
+  body += ",\"sent_ms\":";
+  body += std::to_string(sent_ms);
+  body += ",\"items\":[";
+  bool first = true;
   for (const OutboxItem& item : items) {
-    // Non-throwing parse: a discarded value means the payload is not valid JSON.
-    nlohmann::json payload = nlohmann::json::parse(item.payload_json, nullptr, false);
-    if (payload.is_discarded()) {
+    if (!first) body += ',';
+    first = false;
+    body += "{\"id\":";
+    AppendJsonString(body, item.id);
+    body += ",\"kind\":";
+    AppendJsonString(body, item.kind);
+    body += ",\"created_ms\":";
+    body += std::to_string(item.created_ms);
+    body += ",\"payload\":";
+    if (nlohmann::json::accept(item.payload_json)) {
+      // Trim surrounding whitespace the lexer allowed, keeping the body compact.
+      std::string_view p = item.payload_json;
+      while (!p.empty() &&
+             (p.front() == ' ' || p.front() == '\n' || p.front() == '\t' || p.front() == '\r')) {
+        p.remove_prefix(1);
+      }
+      while (!p.empty() &&
+             (p.back() == ' ' || p.back() == '\n' || p.back() == '\t' || p.back() == '\r')) {
+        p.remove_suffix(1);
+      }
+      body.append(p);
+    } else {
       ++out.invalid_payloads;
-      payload = item.payload_json;
+      AppendJsonString(body, item.payload_json);
     }
-    array.push_back({{"id", item.id},
-                     {"kind", item.kind},
-                     {"created_ms", item.created_ms},
-                     {"payload", std::move(payload)}});
+    body += '}';
   }
-  nlohmann::json doc = {
-      {"node", std::string(node_id)}, {"sent_ms", sent_ms}, {"items", std::move(array)}};
-  // Replacing invalid UTF-8 keeps dump() from throwing on a bad id or node name.
-  out.body = doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  body += "]}";
   return out;
 }
 

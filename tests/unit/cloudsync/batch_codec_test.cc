@@ -56,6 +56,23 @@ TEST(EncodeBatchBody, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_FALSE(doc.is_discarded());
 }
 
+TEST(EncodeBatchBody, PayloadsAreEmbeddedAsStoredAndAnythingElseIsAString) {
+  const EncodedBatch batch = EncodeBatchBody("node-1", 5,
+                                             {Item(1, " {\"a\": [1, 2.50, \"x\"]}\n"), Item(2, "7"),
+                                              Item(3, std::string("{\"s\":\"\xff\"}")),
+                                              Item(4, "{} {}"), Item(5, "{\"quote\":\"\\\"\"}")});
+  EXPECT_EQ(batch.invalid_payloads, 2u);  // invalid UTF-8, two documents
+  // Valid payloads keep their own text (numbers as written), minus outer whitespace.
+  EXPECT_NE(batch.body.find(R"("payload":{"a": [1, 2.50, "x"]}})"), std::string::npos)
+      << batch.body;
+  const auto doc = nlohmann::json::parse(batch.body, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << batch.body;
+  EXPECT_EQ(doc["items"][1]["payload"], 7);
+  EXPECT_TRUE(doc["items"][2]["payload"].is_string());
+  EXPECT_EQ(doc["items"][3]["payload"], "{} {}");
+  EXPECT_EQ(doc["items"][4]["payload"]["quote"], "\"");
+}
+
 TEST(ParseAckResponse, ReturnsAckedIds) {
   auto ids = ParseAckResponse(R"({"accepted":1,"duplicates":1,"acked":["a","b"]})");
   ASSERT_TRUE(ids.ok()) << ids.error();
