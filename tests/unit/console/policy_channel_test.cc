@@ -340,6 +340,19 @@ TEST_F(PolicyChannelTest, OversizedMessageClosesTheChannel) {
   EXPECT_TRUE(WaitForChannels(0));
 }
 
+TEST_F(PolicyChannelTest, OutgoingQueueOverflowDropsTheChannel) {
+  options_.channel_queue_messages = 0;  // the first message already overflows
+  StartServer();
+  PushPolicy();
+  WsClient ws;
+  ASSERT_EQ(ws.Connect(server_->port(), "tok-n1"), 101);
+  ASSERT_TRUE(ws.Write(HelloText("node-1")));
+  EXPECT_FALSE(ws.Read().has_value());
+  EXPECT_EQ(ws.close_code(), 0) << "dropped, not closed politely";
+  EXPECT_TRUE(WaitForChannels(0));
+  EXPECT_EQ(Call("GET", "/healthz", "").status, 200) << "the console serves on";
+}
+
 TEST_F(PolicyChannelTest, UpgradeNeedsANodeToken) {
   StartServer();
   EXPECT_EQ(WsClient().Connect(server_->port(), ""), 401);
