@@ -510,7 +510,7 @@ const std::vector<Field>& Fields() {
          return AssignDuration(v, 0, kMaxLingerMs, c.console.linger_ms);
        },
        false},
-      {{"sync.status_interval", "EDGE_AGENT_SYNC_STATUS_INTERVAL", "30s",
+      {{"sync.status_interval", "EDGE_AGENT_SYNC_STATUS_INTERVAL", "60s",
         "Interval of the status heartbeat to the console (POST /v1/status), 1s to 1d."},
        [](Config& c, std::string_view v) {
          return AssignDuration(v, kMinStatusIntervalMs, kMaxStatusIntervalMs,

@@ -3,6 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -445,7 +448,15 @@ std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor,
   j["count"] = count;
   j["min"] = min;
   j["max"] = max;
-  j["mean"] = mean;
+  // The mean to 7 significant digits (float precision; min, max and last are exact): its
+  // noise digits do not compress, and a rollup is sent for every sensor every interval.
+  double rounded = mean;
+  if (std::isfinite(mean)) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.7g", mean);
+    rounded = std::clamp(std::strtod(buf, nullptr), std::min(min, max), std::max(min, max));
+  }
+  j["mean"] = rounded;
   j["last"] = last;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -483,6 +483,7 @@ TEST(ConfigKeyTable, DocumentedDefaultsAreTheActualDefaults) {
   EXPECT_EQ(from_table.console.backoff_initial_ms, defaults.console.backoff_initial_ms);
   EXPECT_EQ(from_table.console.backoff_max_ms, defaults.console.backoff_max_ms);
   EXPECT_EQ(from_table.console.linger_ms, defaults.console.linger_ms);
+  EXPECT_EQ(from_table.sync.status_interval_ms, defaults.sync.status_interval_ms);
   EXPECT_EQ(from_table.log_level, defaults.log_level);
   EXPECT_EQ(from_table.queue_capacity, defaults.queue_capacity);
 }

@@ -211,6 +211,19 @@ TEST(RollupPayloadJson, HasTheDocumentedFields) {
   EXPECT_EQ(j["min"], -1.5);
 }
 
+TEST(RollupPayloadJson, MeanHasSevenSignificantDigitsAndStaysWithinMinMax) {
+  auto j = nlohmann::json::parse(
+      RollupPayloadJson("n", "s", 1, 2, 3, 21.4, 21.6, 21.483333333333334, 21.5));
+  EXPECT_EQ(j["mean"].get<double>(), 21.48333);
+  EXPECT_EQ(j.dump().find("21.483333333"), std::string::npos);
+  // Rounding never lands outside [min, max].
+  j = nlohmann::json::parse(
+      RollupPayloadJson("n", "s", 1, 2, 3, 1.23456789, 1.23456789, 1.23456789, 1.23456789));
+  EXPECT_EQ(j["mean"].get<double>(), 1.23456789);
+  j = nlohmann::json::parse(RollupPayloadJson("n", "s", 1, 2, 3, -5, 5, 1e-300, 0));
+  EXPECT_EQ(j["mean"].get<double>(), 1e-300);
+}
+
 TEST(AlertPayloadJson, CarriesContextAsTimestampValuePairs) {
   rules::AlertEvent e;
   e.rule_id = "r";

@@ -66,7 +66,7 @@ struct ConsoleConfig {
 };
 
 struct SyncConfig {
-  int64_t status_interval_ms = 30000;  // status heartbeat to the console
+  int64_t status_interval_ms = 60000;  // status heartbeat to the console
   // PEM Ed25519 public key that console policies must be signed with; empty: the policy
   // channel is off and the local policy file is the only policy.
   std::string policy_key;
