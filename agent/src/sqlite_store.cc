@@ -917,6 +917,16 @@ Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_b
 
 Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) return int64_t{0};
+  // Deleting acknowledged rows need not survive a power loss: a delete lost with the last
+  // WAL frames only re-sends rows the console deduplicates by id. Without the fsync a
+  // backlog drains faster (one fewer disk flush per batch); crash safety is unchanged.
+  struct FullSyncAfter {
+    sqlite3* db;
+    ~FullSyncAfter() { (void)Exec(db, "PRAGMA synchronous=FULL"); }
+  } restore{db_};
+  if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) {
+    return Status::Error("delete: " + s.message());
+  }
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
   Stmt del(db_, "DELETE FROM outbox WHERE seq = ?");
   if (!del.ok()) {
