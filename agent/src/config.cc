@@ -503,7 +503,7 @@ const std::vector<Field>& Fields() {
          return AssignDuration(v, 1, kMaxBackoffMs, c.console.backoff_max_ms);
        },
        false},
-      {{"console.linger", "EDGE_AGENT_CONSOLE_LINGER", "50ms",
+      {{"console.linger", "EDGE_AGENT_CONSOLE_LINGER", "20ms",
         "After an idle spell, how long the uplink waits for more rows before sending, so "
         "that alerts raised together share one compressed batch; 0 to 10s (0: at once)."},
        [](Config& c, std::string_view v) {
