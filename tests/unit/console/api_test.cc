@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "edge/console/codec.h"
 
@@ -139,6 +140,21 @@ TEST_F(ConsoleApiTest, ResentBatchIsAckedAsDuplicates) {
   EXPECT_EQ(body["accepted"], 0);
   EXPECT_EQ(body["duplicates"], 1);
   EXPECT_EQ(body["acked"], json({"node-1:e:1"}));
+}
+
+TEST_F(ConsoleApiTest, AckBodyIsWhatJsonDumpWrites) {
+  const std::vector<std::string> ids = {"node-1:e:1",
+                                        std::string("node-1:\"q\\\b\f\n\r\t\x01\x1f\x7f"),
+                                        "node-1:\u00e9\u20ac", "node-1:e:1"};
+  json items = json::array();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    items.push_back(AlertItem(ids[i], 100 + static_cast<int64_t>(i)));
+  }
+  HttpResponse r = Send(Post(kNode1, BatchOf("node-1", items).dump()));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json want = {
+      {"accepted", 3}, {"duplicates", 1}, {"acked", json::array({ids[0], ids[1], ids[2]})}};
+  EXPECT_EQ(r.body, want.dump());
 }
 
 TEST_F(ConsoleApiTest, GzipBatchIsAccepted) {

@@ -202,6 +202,74 @@ const char* ResultLabel(int status) {
   }
 }
 
+// `text` as a JSON string literal, the bytes nlohmann's dump() writes for it.
+void AppendJsonString(std::string& out, std::string_view text) {
+  for (char c : text) {
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      // Only ids of an accepted batch get here, which are valid UTF-8; anything else is left
+      // to nlohmann's replacement of invalid sequences.
+      out += json(std::string(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+      return;
+    }
+  }
+  out += '"';
+  for (char c : text) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char escape[8];
+          std::snprintf(escape, sizeof(escape), "\\u%04x", static_cast<unsigned>(c));
+          out += escape;
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
+
+// The 200 reply to a stored batch, written directly (it lists every id of the batch):
+// {"accepted":N,"acked":[...],"duplicates":M}, as json::dump() wrote it.
+HttpResponse AckResponse(const StoreOutcome& outcome) {
+  HttpResponse r;
+  std::string& body = r.body;
+  size_t size = 64;
+  for (const std::string& id : outcome.acked) size += id.size() + 3;
+  body.reserve(size);
+  body += "{\"accepted\":";
+  body += std::to_string(outcome.accepted);
+  body += ",\"acked\":[";
+  for (size_t i = 0; i < outcome.acked.size(); ++i) {
+    if (i > 0) body += ',';
+    AppendJsonString(body, outcome.acked[i]);
+  }
+  body += "],\"duplicates\":";
+  body += std::to_string(outcome.duplicates);
+  body += '}';
+  return r;
+}
+
 constexpr const char* kUploadResults[] = {"accepted",    "malformed", "unauthorized",
                                           "forbidden",   "too_large", "unsupported_encoding",
                                           "unavailable", "other"};
@@ -382,9 +450,7 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
   items_["rollup|stored"] += outcome->new_rollups;
   items_["other|stored"] += outcome->accepted - new_alerts - outcome->new_rollups;
   items_["all|duplicate"] += outcome->duplicates;
-  return JsonResponse(200, json{{"accepted", outcome->accepted},
-                                {"duplicates", outcome->duplicates},
-                                {"acked", outcome->acked}});
+  return AckResponse(*outcome);
 }
 
 std::optional<HttpResponse> ConsoleApi::DecodeBody(const HttpRequest& request, std::string* decoded,

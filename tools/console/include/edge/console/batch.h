@@ -3,6 +3,9 @@
 // Validation of an uploaded batch (docs/protocol.md, "Upload a batch"). The body is
 // untrusted network input: ParseBatch never throws and reports the first problem found as a
 // message suitable for the {"error": ...} reply of a 400.
+//
+// ParseBatch scans the body in one pass without building a JSON tree: it accepts exactly
+// what nlohmann::json::parse accepts and, where a repeated key differs, reads the last one.
 
 #include <cstdint>
 #include <optional>
@@ -39,7 +42,8 @@ struct BatchItem {
   std::string id;  // "NODE:STORE_EPOCH:SEQUENCE"; starts with the batch's node and ':'
   std::string kind;
   int64_t created_ms = 0;
-  std::string payload_json;            // the payload object, re-serialized compactly
+  // The payload object's text as sent, without whitespace outside strings.
+  std::string payload_json;
   std::optional<AlertFields> alert;    // set exactly when kind == "alert"
   std::optional<RollupFields> rollup;  // set exactly when kind == "rollup"
 };
