@@ -733,7 +733,8 @@ class Suite:
     # micro --------------------------------------------------------------------------
     def micro(self):
         """The Google Benchmark binaries, JSON output."""
-        runs = [("decoder_bench", []), ("rules_bench", []), ("store_bench", [])]
+        runs = [("decoder_bench", []), ("rules_bench", []), ("store_bench", []),
+                ("uplink_bench", [])]
         out = {}
         for name, extra in runs:
             path = os.path.join(self.build, "tools", "bench", name)
@@ -743,7 +744,8 @@ class Suite:
             args = [path, "--benchmark_format=json"] + extra
             if self.smoke:
                 filt = {"rules_bench": "Compact", "store_bench": "AppendReadings/100/|AppendOutbox/100/",
-                        "decoder_bench": "Plain|JsonValueTs"}[name]
+                        "decoder_bench": "Plain|JsonValueTs",
+                        "uplink_bench": "EncodeBatchBody/500|EncodeBatchBodyViaDom/500"}[name]
                 args += ["--benchmark_min_time=0.05", "--benchmark_filter=" + filt]
             else:
                 args += ["--benchmark_min_time=0.5"] if name != "rules_bench" else []

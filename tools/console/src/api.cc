@@ -21,6 +21,9 @@
 namespace edge::console {
 namespace {
 
+// More new alerts than this in one batch (a backlog) are logged as one summary line.
+constexpr size_t kMaxAlertLinesPerBatch = 16;
+
 using nlohmann::json;
 
 HttpResponse JsonResponse(int status, const json& body) {
@@ -430,9 +433,19 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
                {{"node", batch->node}, {"error", outcome.error()}});
     return ErrorResponse(503, "store unavailable, retry later");
   }
+  // Live alerts get a line each; a backlog being drained gets one summary line (its
+  // alerts still go to the debug log), so logging never dominates a drain.
+  const bool per_alert_info = outcome->new_alert_items.size() <= kMaxAlertLinesPerBatch;
+  if (!per_alert_info) {
+    log_.Write(
+        LogLevel::kInfo, "alerts stored",
+        {{"node", batch->node}, {"alerts", static_cast<int64_t>(outcome->new_alert_items.size())}});
+  }
+  const bool per_alert_lines = per_alert_info || log_.Enabled(LogLevel::kDebug);
   for (size_t index : outcome->new_alert_items) {
+    if (!per_alert_lines) break;
     const BatchItem& item = batch->items[index];
-    log_.Write(LogLevel::kInfo, "alert stored",
+    log_.Write(per_alert_info ? LogLevel::kInfo : LogLevel::kDebug, "alert stored",
                {{"node", batch->node},
                 {"rule", item.alert->rule},
                 {"sensor", item.alert->sensor},

@@ -41,6 +41,8 @@ class SpdlogJsonLog final : public Log {
     logger_->flush_on(spdlog::level::trace);
   }
 
+  bool Enabled(LogLevel level) const override { return logger_->should_log(ToSpdlog(level)); }
+
   void Write(LogLevel level, std::string_view msg, const LogFields& fields) override {
     try {
       const auto spd_level = ToSpdlog(level);

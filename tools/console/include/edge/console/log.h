@@ -24,12 +24,15 @@ class Log {
  public:
   virtual ~Log() = default;
   virtual void Write(LogLevel level, std::string_view msg, const LogFields& fields = {}) = 0;
+  // Whether lines of this level are written (callers skip building their fields if not).
+  virtual bool Enabled(LogLevel) const { return true; }
 };
 
 // Discards everything; for tests and tools that do not want output.
 class NullLog final : public Log {
  public:
   void Write(LogLevel, std::string_view, const LogFields&) override {}
+  bool Enabled(LogLevel) const override { return false; }
 };
 
 // JSON lines on stdout, flushed after every line. Lines below `min_level` are dropped.
