@@ -14,11 +14,11 @@ namespace {
 
 using ::testing::HasSubstr;
 
-TEST(SyncStatusInterval, DefaultsToThirtySeconds) {
+TEST(SyncStatusInterval, DefaultsToOneMinute) {
   Result<Config> c = ParseConfig("", "cfg.yaml");
   ASSERT_TRUE(c.ok()) << c.error();
-  EXPECT_EQ(c->sync.status_interval_ms, 30'000);
-  EXPECT_EQ(Config{}.sync.status_interval_ms, 30'000);
+  EXPECT_EQ(c->sync.status_interval_ms, 60'000);
+  EXPECT_EQ(Config{}.sync.status_interval_ms, 60'000);
 }
 
 TEST(SyncStatusInterval, IsReadFromTheSyncSection) {
@@ -62,7 +62,7 @@ TEST(SyncStatusInterval, IsListedInTheKeyTable) {
     if (k.key != "sync.status_interval") continue;
     found = true;
     EXPECT_EQ(k.env, "EDGE_AGENT_SYNC_STATUS_INTERVAL");
-    EXPECT_EQ(k.default_value, "30s");
+    EXPECT_EQ(k.default_value, "60s");
   }
   EXPECT_TRUE(found);
 }
