@@ -33,11 +33,17 @@
 #include <utility>
 #include <vector>
 
+#include "client_common.h"
 #include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/console_url.h"
 
 namespace edge::cloudsync {
 namespace {
+
+using internal::MakeTlsContext;
+using internal::ReadTokenFile;
+using internal::Remaining;
+using internal::Snippet;
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -50,74 +56,10 @@ using TcpStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr size_t kMaxTokenFileBytes = 64 << 10;
 constexpr int64_t kTokenRefreshMs = 60'000;
-constexpr size_t kLogSnippetBytes = 200;
 constexpr const char* kChannelPath = "/v1/policy/channel";
 constexpr const char* kPollPath = "/v1/policy/poll";
 constexpr const char* kReportPath = "/v1/policy/report";
-
-// The token file rules are the uplink's (docs/protocol.md, "Authentication").
-Result<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("cannot open token file '" + path + "'");
-  std::string text(kMaxTokenFileBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return Status::Error("cannot read token file '" + path + "'");
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxTokenFileBytes) {
-    return Status::Error("token file '" + path + "' is larger than 64 KiB");
-  }
-  const auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  const auto first = std::find_if_not(text.begin(), text.end(), is_space);
-  const auto last = std::find_if_not(text.rbegin(), text.rend(), is_space).base();
-  if (first >= last) return Status::Error("token file '" + path + "' is empty");
-  std::string token(first, last);
-  if (std::any_of(token.begin(), token.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return u < 0x20 || u == 0x7f;
-      })) {
-    return Status::Error("token file '" + path + "' holds control characters or several lines");
-  }
-  return token;
-}
-
-// Same TLS client settings as the uplink: peer verification against ca_file or the system
-// store, TLS 1.2 or newer.
-Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file) {
-  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-  beast::error_code ec;
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                       asio::ssl::context::no_tlsv1_1,
-                   ec);
-  if (!ec) ctx->set_verify_mode(asio::ssl::verify_peer, ec);
-  if (ec) return Status::Error("TLS setup: " + ec.message());
-  if (ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-    if (ec) return Status::Error("TLS: cannot load the system CA store: " + ec.message());
-  } else {
-    ctx->load_verify_file(ca_file, ec);
-    if (ec) return Status::Error("TLS: cannot load CA file '" + ca_file + "': " + ec.message());
-  }
-  return ctx;
-}
-
-std::string Snippet(std::string_view body) {
-  std::string out;
-  for (char c : body.substr(0, kLogSnippetBytes)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
-  }
-  if (body.size() > kLogSnippetBytes) out += "...";
-  return out;
-}
-
-milliseconds Remaining(SteadyTime deadline) {
-  const auto left =
-      std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-  return std::max(left, milliseconds(0));
-}
 
 void LogException(const char* what, std::exception_ptr e) {
   try {
