@@ -876,42 +876,46 @@ Result<std::vector<OutboxRow>> QueryOutbox(sqlite3* db, const char* sql, size_t 
 
 Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_bytes) {
   max_items = std::max<size_t>(1, max_items);
-  // One more than a batch: tells whether a backlog is waiting.
+  // One row more than a batch holds tells whether a backlog is waiting.
   auto oldest = QueryOutbox(db_,
                             "SELECT seq, kind, priority, created_ms, payload FROM outbox "
                             "ORDER BY priority DESC, seq LIMIT ?",
                             max_items + 1);
   if (!oldest.ok()) return oldest.status();
+  // Takes rows from `from` in order while they fit the item and byte budgets (always one).
   std::vector<OutboxRow> picked;
-  if (oldest->size() <= max_items) {
-    picked = std::move(*oldest);
-  } else {
-    oldest->pop_back();
-    const size_t fresh_slots = std::max<size_t>(1, max_items / 8);
-    auto newest = QueryOutbox(db_,
-                              "SELECT seq, kind, priority, created_ms, payload FROM outbox "
-                              "WHERE priority = (SELECT MAX(priority) FROM outbox) "
-                              "ORDER BY seq DESC LIMIT ?",
-                              fresh_slots);
-    if (!newest.ok()) return newest.status();
-    std::unordered_set<int64_t> taken;
-    for (OutboxRow& row : *newest) {
-      taken.insert(row.seq);
+  size_t bytes = 0;
+  const auto take = [&](std::vector<OutboxRow>& from, size_t items, size_t byte_budget,
+                        const std::unordered_set<int64_t>& skip) {
+    for (OutboxRow& row : from) {
+      if (picked.size() >= items) return;
+      if (skip.count(row.seq) != 0) continue;
+      if (!picked.empty() && bytes + row.payload.size() > byte_budget) return;
+      bytes += row.payload.size();
       picked.push_back(std::move(row));
     }
-    for (OutboxRow& row : *oldest) {
-      if (picked.size() >= max_items) break;
-      if (taken.count(row.seq) == 0) picked.push_back(std::move(row));
-    }
+  };
+  size_t fit = 0;
+  for (size_t used = 0; fit < std::min(oldest->size(), max_items); ++fit) {
+    used += (*oldest)[fit].payload.size();
+    if (fit > 0 && used > max_bytes) break;
   }
-  size_t bytes = 0;
-  size_t keep = 0;
-  for (; keep < picked.size(); ++keep) {
-    const size_t len = picked[keep].payload.size();
-    if (keep > 0 && bytes + len > max_bytes) break;
-    bytes += len;
+  if (fit == oldest->size()) {  // everything waiting fits: plain order
+    take(*oldest, max_items, max_bytes, {});
+    return picked;
   }
-  picked.resize(keep);
+  // A backlog: the newest rows of the highest priority lead, within an eighth of the
+  // batch's items and bytes; the oldest rows fill the rest.
+  auto newest = QueryOutbox(db_,
+                            "SELECT seq, kind, priority, created_ms, payload FROM outbox "
+                            "WHERE priority = (SELECT MAX(priority) FROM outbox) "
+                            "ORDER BY seq DESC LIMIT ?",
+                            std::max<size_t>(1, fit / 8));
+  if (!newest.ok()) return newest.status();
+  take(*newest, newest->size(), std::max<size_t>(1, max_bytes / 8), {});
+  std::unordered_set<int64_t> taken;
+  for (const OutboxRow& row : picked) taken.insert(row.seq);
+  take(*oldest, max_items, max_bytes, taken);
   return picked;
 }
 
@@ -919,11 +923,8 @@ Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) return int64_t{0};
   // Deleting acknowledged rows need not survive a power loss: a delete lost with the last
   // WAL frames only re-sends rows the console deduplicates by id. Without the fsync a
-  // backlog drains faster (one fewer disk flush per batch); crash safety is unchanged.
-  struct FullSyncAfter {
-    sqlite3* db;
-    ~FullSyncAfter() { (void)Exec(db, "PRAGMA synchronous=FULL"); }
-  } restore{db_};
+  // backlog drains faster (one fewer disk flush per batch); crash safety is unchanged. Every
+  // write on this connection sets its own level first.
   if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) {
     return Status::Error("delete: " + s.message());
   }
@@ -954,6 +955,7 @@ Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
 
 Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) {
   if (seqs.empty()) return int64_t{0};
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Status::Error(s.message());
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
   auto fail = [&](int rc, std::string_view what) -> Result<int64_t> {
     std::string msg = Describe(db_, rc, what);
@@ -1118,6 +1120,7 @@ Result<int64_t> StoreReader::AppliedPolicyVersion(std::string_view name) {
 }
 
 Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Status::Error(s.message());
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
   auto fail = [&](int rc, std::string_view what) {
     std::string msg = Describe(db_, rc, what);

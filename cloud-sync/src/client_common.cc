@@ -1,5 +1,7 @@
 #include "client_common.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <boost/beast/core/error.hpp>
 #include <cctype>
@@ -56,6 +58,34 @@ Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca
     if (ec) return Status::Error("TLS: cannot load CA file '" + ca_file + "': " + ec.message());
   }
   return ctx;
+}
+
+std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text, std::string_view who) {
+  auto url = ParseConsoleUrl(text);
+  if (url.ok()) return std::move(url.value());
+  spdlog::error("{}: {}", who, url.error());
+  return std::nullopt;
+}
+
+std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(const std::string& ca_file,
+                                                          std::string_view who) {
+  auto ctx = MakeTlsContext(ca_file);
+  if (ctx.ok()) return std::move(ctx.value());
+  spdlog::error("{}: {}", who, ctx.error());
+  auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  boost::beast::error_code ignored;
+  fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
+  return fallback;
+}
+
+void LogException(std::string_view who, std::string_view what, std::exception_ptr e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    spdlog::error("{}: {}: {}", who, what, ex.what());
+  } catch (...) {
+    spdlog::error("{}: {}: unknown exception", who, what);
+  }
 }
 
 std::string Snippet(std::string_view body) {

@@ -40,10 +40,15 @@
 namespace edge::cloudsync {
 namespace {
 
+using internal::LogException;
 using internal::MakeTlsContext;
+using internal::ParseUrlOrLog;
 using internal::ReadTokenFile;
 using internal::Remaining;
 using internal::Snippet;
+using internal::TlsContextOrRefuseAll;
+
+constexpr std::string_view kWho = "policy channel";
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -60,16 +65,6 @@ constexpr int64_t kTokenRefreshMs = 60'000;
 constexpr const char* kChannelPath = "/v1/policy/channel";
 constexpr const char* kPollPath = "/v1/policy/poll";
 constexpr const char* kReportPath = "/v1/policy/report";
-
-void LogException(const char* what, std::exception_ptr e) {
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    spdlog::error("policy channel: {}: {}", what, ex.what());
-  } catch (...) {
-    spdlog::error("policy channel: {}: unknown exception", what);
-  }
-}
 
 // How a WebSocket attempt ended.
 enum class WsEnd {
@@ -95,8 +90,8 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
         judge_(std::move(judge)),
         applied_(std::move(applied)),
         clock_(clock),
-        url_(ParseUrlOrLog(options_.console_url)),
-        tls_context_(url_ && url_->tls ? MakeTlsContextOrLog(options_.ca_file) : nullptr),
+        url_(ParseUrlOrLog(options_.console_url, kWho)),
+        tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(options_.ca_file, kWho) : nullptr),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
         wait_timer_(io),
@@ -116,7 +111,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
       if (self->started_ || self->stopping_) return;
       self->started_ = true;
       asio::co_spawn(self->io_, self->Run(), [self](std::exception_ptr e) {
-        if (e) LogException("loop ended", e);
+        if (e) LogException(kWho, "loop ended", e);
         self->Finish();
       });
     });
@@ -142,31 +137,13 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   }
 
  private:
-  static std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text) {
-    auto url = ParseConsoleUrl(text);
-    if (url.ok()) return std::move(url.value());
-    spdlog::error("policy channel: {}", url.error());
-    return std::nullopt;
-  }
-
-  static std::unique_ptr<asio::ssl::context> MakeTlsContextOrLog(const std::string& ca_file) {
-    auto ctx = MakeTlsContext(ca_file);
-    if (ctx.ok()) return std::move(ctx.value());
-    spdlog::error("policy channel: {}", ctx.error());
-    // Still verifies peers, so every handshake fails rather than trusting anyone.
-    auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-    beast::error_code ignored;
-    fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
-    return fallback;
-  }
-
   asio::awaitable<void> Run() {
     while (!stopping_) {
       WsEnd end = WsEnd::kFailed;
       try {
         end = co_await RunWebSocket();
       } catch (...) {
-        LogException("WebSocket session failed", std::current_exception());
+        LogException(kWho, "WebSocket session failed", std::current_exception());
       }
       SetConnected(false);
       if (stopping_) break;
@@ -258,7 +235,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
     session_open_ = true;
     last_rx_ = Now();
     asio::co_spawn(io_, Watchdog(session), [self = shared_from_this()](std::exception_ptr e) {
-      if (e) LogException("watchdog ended", e);
+      if (e) LogException(kWho, "watchdog ended", e);
     });
     const WsEnd end = co_await Exchange(ws);
     session_open_ = false;
@@ -350,7 +327,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
       try {
         co_await PollOnce();
       } catch (...) {
-        LogException("poll failed", std::current_exception());
+        LogException(kWho, "poll failed", std::current_exception());
       }
       co_await Wait(options_.poll_interval_ms);
     }
@@ -539,7 +516,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
     try {
       report = judge_(*doc);
     } catch (...) {
-      LogException("judging a policy failed", std::current_exception());
+      LogException(kWho, "judging a policy failed", std::current_exception());
       return std::nullopt;
     }
     if (report.state == "rejected" && report.reason != "store") {
@@ -561,7 +538,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
       try {
         hello.applied = applied_();
       } catch (...) {
-        LogException("reading the applied policy failed", std::current_exception());
+        LogException(kWho, "reading the applied policy failed", std::current_exception());
       }
     }
     return hello;
@@ -615,7 +592,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
       try {
         cb();
       } catch (...) {
-        LogException("stop callback threw", std::current_exception());
+        LogException(kWho, "stop callback threw", std::current_exception());
       }
     }
   }

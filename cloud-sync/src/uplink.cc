@@ -42,10 +42,15 @@
 namespace edge::cloudsync {
 namespace {
 
+using internal::LogException;
 using internal::MakeTlsContext;
+using internal::ParseUrlOrLog;
 using internal::ReadTokenFile;
 using internal::Remaining;
 using internal::Snippet;
+using internal::TlsContextOrRefuseAll;
+
+constexpr std::string_view kWho = "uplink";
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -284,8 +289,8 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         options_(std::move(options)),
         source_(source),
         clock_(clock),
-        url_(ParseUrlOrLog(options_.console_url)),
-        tls_context_(url_ && url_->tls ? MakeTlsContextOrLog(options_.ca_file) : nullptr),
+        url_(ParseUrlOrLog(options_.console_url, kWho)),
+        tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(options_.ca_file, kWho) : nullptr),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
         conn_(io.get_executor(), tls_context_.get()),
@@ -342,12 +347,12 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       if (self->started_ || self->stopping_) return;
       self->started_ = true;
       asio::co_spawn(self->io_, self->Run(), [self](std::exception_ptr e) {
-        if (e) self->LogException("uplink loop ended", e);
+        if (e) LogException(kWho, "loop ended", e);
       });
       if (self->options_.status_provider && self->options_.status_interval_ms > 0) {
         self->status_running_ = true;
         asio::co_spawn(self->io_, self->RunStatus(), [self](std::exception_ptr e) {
-          if (e) self->LogException("status heartbeat ended", e);
+          if (e) LogException(kWho, "status heartbeat ended", e);
           self->status_running_ = false;
           self->status_done_.cancel();
         });
@@ -373,25 +378,6 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
 
  private:
   enum class Waiting { kNone, kIdle, kLinger, kBackoff };
-
-  static std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text) {
-    auto url = ParseConsoleUrl(text);
-    if (url.ok()) return std::move(url.value());
-    spdlog::error("uplink: {}", url.error());
-    return std::nullopt;
-  }
-
-  // A context that failed to load still verifies peers, so every handshake fails and is
-  // retried; ValidateUplinkOptions reports the cause at startup.
-  static std::unique_ptr<asio::ssl::context> MakeTlsContextOrLog(const std::string& ca_file) {
-    auto ctx = MakeTlsContext(ca_file);
-    if (ctx.ok()) return std::move(ctx.value());
-    spdlog::error("uplink: {}", ctx.error());
-    auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-    beast::error_code ignored;
-    fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
-    return fallback;
-  }
 
   void OnStop(int64_t deadline_ms, std::function<void()> cb) {
     if (cb) stop_callbacks_.push_back(std::move(cb));
@@ -430,14 +416,14 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         failure = std::current_exception();
       }
       if (failure) {
-        LogException("uplink step failed", failure);
+        LogException(kWho, "step failed", failure);
         co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
       }
     }
     try {
       co_await FinalAttempt();
     } catch (...) {
-      LogException("uplink final attempt failed", std::current_exception());
+      LogException(kWho, "final attempt failed", std::current_exception());
     }
     // The heartbeat must be over before the stop callbacks let the owner tear down what
     // the status provider reads.
@@ -500,6 +486,20 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
         co_return;
     }
+  }
+
+  // Compresses `body` in place when gzip is on, the body is at least kGzipThresholdBytes
+  // and compressing makes it smaller; true if it did.
+  bool MaybeGzip(std::string& body) const {
+    if (!options_.gzip || body.size() < kGzipThresholdBytes) return false;
+    auto compressed = GzipCompress(body);
+    if (!compressed.ok()) {
+      spdlog::warn("uplink: {}; sending uncompressed", compressed.error());
+      return false;
+    }
+    if (compressed->size() >= body.size()) return false;
+    body = std::move(compressed.value());
+    return true;
   }
 
   // Per-request deadline; after Stop() never past the stop deadline.
@@ -597,15 +597,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
                    encoded.invalid_payloads);
     }
     std::string body = std::move(encoded.body);
-    bool gzipped = false;
-    if (options_.gzip && body.size() >= kGzipThresholdBytes) {
-      if (auto compressed = GzipCompress(body); !compressed.ok()) {
-        spdlog::warn("uplink: {}; sending uncompressed", compressed.error());
-      } else if (compressed->size() < body.size()) {
-        body = std::move(compressed.value());
-        gzipped = true;
-      }
-    }
+    const bool gzipped = MaybeGzip(body);
 
     const std::string authorization = token_.empty() ? std::string() : "Bearer " + token_;
     HttpReply reply;
@@ -702,7 +694,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
         co_await SendStatus();
       } catch (...) {
         status_failed_->Inc();
-        LogException("status heartbeat failed", std::current_exception());
+        LogException(kWho, "status heartbeat failed", std::current_exception());
       }
       delay_ms = StatusDelayMs();
     }
@@ -726,7 +718,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       status_json = options_.status_provider();
     } catch (...) {
       status_failed_->Inc();
-      LogException("uplink: status provider threw", std::current_exception());
+      LogException(kWho, "status provider threw", std::current_exception());
       co_return;
     }
     auto body = EncodeStatusBody(options_.node_id, clock_.WallMs(), status_json);
@@ -736,14 +728,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       co_return;
     }
     std::string payload = std::move(body.value());
-    bool gzipped = false;
-    if (options_.gzip && payload.size() >= kGzipThresholdBytes) {
-      if (auto compressed = GzipCompress(payload);
-          compressed.ok() && compressed->size() < payload.size()) {
-        payload = std::move(compressed.value());
-        gzipped = true;
-      }
-    }
+    const bool gzipped = MaybeGzip(payload);
     RefreshToken(false);
     const std::string authorization = token_.empty() ? std::string() : "Bearer " + token_;
     const SteadyTime deadline = RequestDeadline();
@@ -828,18 +813,8 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       try {
         cb();
       } catch (...) {
-        LogException("uplink stop callback threw", std::current_exception());
+        LogException(kWho, "stop callback threw", std::current_exception());
       }
-    }
-  }
-
-  static void LogException(const char* what, std::exception_ptr e) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      spdlog::error("{}: {}", what, ex.what());
-    } catch (...) {
-      spdlog::error("{}: unknown exception", what);
     }
   }
 

@@ -77,6 +77,17 @@ TEST(SqliteStore, ALiveAlertIsFetchedWithTheFirstBatchOfABacklog) {
   EXPECT_EQ((*rows)[79].payload, "{\"n\":69}");
   for (const auto& row : *rows) EXPECT_NE(row.payload, "{\"n\":\"rollup\"}");
 
+  // With bytes the limit, the newest rows still take at most an eighth of the batch.
+  auto by_bytes = (*r)->Fetch(1000, 400);
+  ASSERT_TRUE(by_bytes.ok());
+  ASSERT_GE(by_bytes->size(), 40u);
+  EXPECT_EQ(by_bytes->front().payload, "{\"n\":\"live\"}");
+  size_t newest = 0;  // rows before the oldest one
+  while (newest < by_bytes->size() && (*by_bytes)[newest].payload != "{\"n\":0}") ++newest;
+  ASSERT_LT(newest, by_bytes->size());
+  EXPECT_GE(newest, 1u);
+  EXPECT_LE(newest, by_bytes->size() / 8 + 1);
+
   // Once the backlog fits in a batch, plain priority-then-age order again.
   auto everything = (*r)->Fetch(5000, 1 << 30);
   ASSERT_TRUE(everything.ok());

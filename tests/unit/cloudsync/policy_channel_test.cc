@@ -379,7 +379,7 @@ TEST_F(PolicyChannelTest, PingsKeepAnIdleChannelOpen) {
     WaitForClose(ws);
   });
   Start(server);
-  server.WaitFor("done", 1);
+  ASSERT_EQ(server.WaitFor("done", 1).size(), 1u);
   EXPECT_EQ(server.Count("hello"), 1u);  // 800 ms without a message, but pings: no redial
 }
 

@@ -111,6 +111,16 @@ TEST_F(SqlitePolicyStoreTest, SharesTheDatabaseWithTheBatchStore) {
   ASSERT_TRUE(store->AddVersion(Version("boilers", 1)).ok());
   ASSERT_TRUE((*batches)->StoreStatus("n1", 1, "{}").ok());
   EXPECT_EQ(store->Versions()->size(), 1u);
+  // Both kinds of rows are in the one file: reopened from it, each store finds its own.
+  store.reset();
+  batches->reset();
+  auto batches_again = OpenSqliteConsoleStore(path_);
+  ASSERT_TRUE(batches_again.ok()) << batches_again.error();
+  auto activity = (*batches_again)->Activity();
+  ASSERT_TRUE(activity.ok()) << activity.error();
+  ASSERT_EQ(activity->size(), 1u);
+  EXPECT_EQ(activity->front().node, "n1");
+  EXPECT_EQ(Open()->Versions()->size(), 1u);
 }
 
 }  // namespace

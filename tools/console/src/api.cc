@@ -100,12 +100,12 @@ std::optional<std::string> Base64Decode(std::string_view in) {
 // The token from "Bearer TOKEN", or with `allow_basic` from the password of
 // "Basic base64(USER:TOKEN)" (what a browser sends for the dashboard).
 std::string ExtractToken(std::string_view authorization, bool allow_basic) {
+  if (std::string bearer = BearerToken(authorization); !bearer.empty()) return bearer;
   authorization = Trim(authorization);
   const size_t space = authorization.find(' ');
   if (space == std::string_view::npos) return {};
   const std::string_view scheme = authorization.substr(0, space);
   const std::string_view credentials = Trim(authorization.substr(space + 1));
-  if (EqualsIgnoreCase(scheme, "Bearer")) return std::string(credentials);
   if (allow_basic && EqualsIgnoreCase(scheme, "Basic")) {
     const auto decoded = Base64Decode(credentials);
     if (!decoded) return {};
@@ -435,24 +435,25 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
   }
   // Live alerts get a line each; a backlog being drained gets one summary line (its
   // alerts still go to the debug log), so logging never dominates a drain.
-  const bool per_alert_info = outcome->new_alert_items.size() <= kMaxAlertLinesPerBatch;
-  if (!per_alert_info) {
+  const bool live = outcome->new_alert_items.size() <= kMaxAlertLinesPerBatch;
+  if (!live) {
     log_.Write(
         LogLevel::kInfo, "alerts stored",
         {{"node", batch->node}, {"alerts", static_cast<int64_t>(outcome->new_alert_items.size())}});
   }
-  const bool per_alert_lines = per_alert_info || log_.Enabled(LogLevel::kDebug);
-  for (size_t index : outcome->new_alert_items) {
-    if (!per_alert_lines) break;
-    const BatchItem& item = batch->items[index];
-    log_.Write(per_alert_info ? LogLevel::kInfo : LogLevel::kDebug, "alert stored",
-               {{"node", batch->node},
-                {"rule", item.alert->rule},
-                {"sensor", item.alert->sensor},
-                {"severity", item.alert->severity},
-                {"state", item.alert->state},
-                {"ts_ms", item.alert->ts_ms},
-                {"id", item.id}});
+  const LogLevel alert_level = live ? LogLevel::kInfo : LogLevel::kDebug;
+  if (log_.Enabled(alert_level)) {
+    for (size_t index : outcome->new_alert_items) {
+      const BatchItem& item = batch->items[index];
+      log_.Write(alert_level, "alert stored",
+                 {{"node", batch->node},
+                  {"rule", item.alert->rule},
+                  {"sensor", item.alert->sensor},
+                  {"severity", item.alert->severity},
+                  {"state", item.alert->state},
+                  {"ts_ms", item.alert->ts_ms},
+                  {"id", item.id}});
+    }
   }
   log_.Write(LogLevel::kDebug, "batch stored",
              {{"node", batch->node},

@@ -245,9 +245,10 @@ class StoreReader {
 
   // Highest priority first, then oldest first; at most max_items rows and max_bytes of
   // payload (but at least one row when any exists). When more rows wait than one batch
-  // holds, an eighth of the batch goes to the newest rows of the highest priority, first
-  // in the batch, so that a live alert never waits behind a backlog of older alerts (the
-  // console deduplicates by id and orders alerts by time, so delivery order is free).
+  // holds, the newest rows of the highest priority lead the batch, within an eighth of its
+  // rows and of max_bytes, so that a live alert never waits behind a backlog of older
+  // alerts (the console deduplicates by id and orders alerts by time, so delivery order is
+  // free).
   Result<std::vector<OutboxRow>> Fetch(size_t max_items, size_t max_bytes);
   // Deletes the given rows (after the console acknowledged them). Returns rows deleted.
   Result<int64_t> Delete(const std::vector<int64_t>& seqs);
