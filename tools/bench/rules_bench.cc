@@ -1,6 +1,8 @@
 // Throughput and memory of the rules engine: readings per second through filters and rules
 // on one core, for 10,000 sensors each matched by 5 rules of different kinds, and bytes of
-// state per sensor-rule. Figures and the command are in docs/performance.md.
+// state per sensor-rule; and the windowed kinds (rate, rolling zscore) alone, with their
+// window bytes per sensor at two reporting rates. Figures and the command are in
+// docs/performance.md.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -50,6 +52,13 @@ rules:
   - {id: silent, match: "site/#", kind: stale, after: 5m}
 )";
 
+// The two kinds with windows: a 1-minute rate and a 5-minute rolling zscore.
+constexpr char kWindowsPolicy[] = R"(
+rules:
+  - {id: climb, match: "site/#", kind: rate, window: 1m, max_rate: 0.5}
+  - {id: outlier, match: "site/#", kind: zscore, window: 5m, z: 6, min_samples: 30}
+)";
+
 Policy Parse(const char* text) {
   auto p = edge::rules::ParsePolicy(text, "bench.yaml");
   if (!p.ok()) std::abort();
@@ -61,12 +70,13 @@ struct Feed {
   std::vector<double> noise;
   size_t next = 0;
   size_t k = 0;
+  int64_t step_ms;
 
-  Feed() {
+  explicit Feed(int sensors = kSensors, int64_t step = kStepMs) : step_ms(step) {
     std::mt19937_64 rng(42);
     std::normal_distribution<double> n(0.0, 0.3);
     for (int i = 0; i < 1 << 16; ++i) noise.push_back(50.0 + n(rng));
-    for (int i = 0; i < kSensors; ++i) {
+    for (int i = 0; i < sensors; ++i) {
       readings.push_back(
           Reading{"site/line" + std::to_string(i / 100) + "/m" + std::to_string(i) + "/temp",
                   1'700'000'000'000, 50.0});
@@ -75,7 +85,7 @@ struct Feed {
 
   const Reading& Next() {
     Reading& r = readings[next];
-    r.ts_ms += kStepMs;
+    r.ts_ms += step_ms;
     r.value = noise[k++ & (noise.size() - 1)];
     if (++next == readings.size()) next = 0;
     return r;
@@ -115,7 +125,33 @@ void Run(benchmark::State& state, const char* policy_text) {
 void BM_Rules_10kSensors_5Rules_Mixed(benchmark::State& state) { Run(state, kMixedPolicy); }
 void BM_Rules_10kSensors_5Rules_Compact(benchmark::State& state) { Run(state, kCompactPolicy); }
 
+// 1,000 sensors, each reporting state.range(0) times a second, through a 1-minute rate and a
+// 5-minute rolling zscore, after ten minutes of data. window_bytes_per_sensor is what the
+// engine accounts for the two rules' window buffers (ApproxStateBytes with windows minus
+// without), state_bytes_per_sensor everything it accounts for.
+void BM_Rules_1kSensors_Windows(benchmark::State& state) {
+  constexpr int kWindowSensors = 1'000;
+  const int64_t per_s = state.range(0);
+  Engine engine(Parse(kWindowsPolicy));
+  Feed feed(kWindowSensors, 1000 / per_s);
+  std::vector<AlertEvent> events;
+  for (int64_t i = 0; i < int64_t{kWindowSensors} * per_s * kWarmupRounds; ++i) {
+    engine.Process(feed.Next(), events);
+    events.clear();
+  }
+  for (auto _ : state) {
+    engine.Process(feed.Next(), events);
+    events.clear();
+  }
+  state.SetItemsProcessed(state.iterations());
+  const size_t with = engine.ApproxStateBytes(/*include_windows=*/true);
+  const size_t without = engine.ApproxStateBytes(/*include_windows=*/false);
+  state.counters["window_bytes_per_sensor"] = static_cast<double>(with - without) / kWindowSensors;
+  state.counters["state_bytes_per_sensor"] = static_cast<double>(with) / kWindowSensors;
+}
+
 BENCHMARK(BM_Rules_10kSensors_5Rules_Mixed)->MinTime(2.0);
 BENCHMARK(BM_Rules_10kSensors_5Rules_Compact)->MinTime(2.0);
+BENCHMARK(BM_Rules_1kSensors_Windows)->Arg(1)->Arg(10)->MinTime(2.0);
 
 }  // namespace
