@@ -8,10 +8,11 @@ namespace edge::rules {
 namespace {
 
 // True if `to` is more than `span` after `from`. Timestamps come from the network and may be
-// anywhere in the int64 range, so the difference is taken in unsigned arithmetic.
-bool OlderThan(int64_t from, int64_t to, int64_t span) {
+// anywhere in the int64 range, so the difference is taken in unsigned arithmetic, as is the
+// span (a window plus a bucket width may exceed int64).
+bool OlderThan(int64_t from, int64_t to, uint64_t span) {
   if (to < from) return false;
-  return static_cast<uint64_t>(to) - static_cast<uint64_t>(from) > static_cast<uint64_t>(span);
+  return static_cast<uint64_t>(to) - static_cast<uint64_t>(from) > span;
 }
 
 // Seconds from `from` to `to` (to >= from), as a double.
@@ -69,27 +70,51 @@ int64_t HoldFor(const StaleParams&) { return 0; }
 RateState StateFor(const RateParams&) { return {}; }
 
 Verdict Eval(const RateParams& p, RateState& s, int64_t ts, double value, bool) {
-  SampleWindow& w = s.window;
-  if (w.full()) w.PopFront();
-  w.PushBack(ts, value);
-  // Keep the readings within the window; if none but the current one is left, keep the one
-  // before it as the reference, so sparse data still gives a rate (over a longer span).
-  while (w.size() > 2 && OlderThan(w.front().ts_ms, ts, p.window_ms)) w.PopFront();
-  const SampleWindow::Sample& ref = w.front();
-  if (w.size() < 2 || ref.ts_ms >= ts) return kUnknown;
-  // Until the readings span half the window, sensor noise divided by a short span would
-  // look like a steep rate (every sensor "drifting" right after start): undecided.
-  if (ts - ref.ts_ms < p.window_ms / 2) return kUnknown;
-  const double rate = (value - ref.value) / SecondsBetween(ref.ts_ms, ts);
-  switch (p.direction) {
-    case Direction::kUp:
-      return Holds(rate > p.max_rate);
-    case Direction::kDown:
-      return Holds(rate < -p.max_rate);
-    case Direction::kBoth:
-      return Holds(std::abs(rate) > p.max_rate);
+  if (s.window_ms != p.window_ms) s = RateState{{}, {0, 0}, false, p.window_ms};
+  // Older than the newest reading seen (the caller did not filter it): it decides nothing and
+  // leaves the state as it was.
+  if (s.has_prev && ts < s.prev.ts_ms) return kUnknown;
+  BucketRing<RateState::Sample>& firsts = s.firsts;
+  while (!firsts.empty() &&
+         OlderThan(firsts.front().ts_ms, ts, static_cast<uint64_t>(p.window_ms))) {
+    firsts.PopFront();
   }
-  return Holds(false);
+  // The reference: the oldest bucket start within the window; if none is left, the reading
+  // before this one, so sparse data still gives a rate (over a longer span).
+  const RateState::Sample* ref = nullptr;
+  if (!firsts.empty()) {
+    ref = &firsts.front();
+  } else if (s.has_prev) {
+    ref = &s.prev;
+  }
+  Verdict v = kUnknown;
+  // Until the reference is half a window old, sensor noise divided by a short span would look
+  // like a steep rate (every sensor "drifting" right after start): undecided.
+  if (ref != nullptr && ref->ts_ms < ts &&
+      static_cast<uint64_t>(ts) - static_cast<uint64_t>(ref->ts_ms) >=
+          static_cast<uint64_t>(p.window_ms / 2)) {
+    const double rate = (value - ref->value) / SecondsBetween(ref->ts_ms, ts);
+    switch (p.direction) {
+      case Direction::kUp:
+        v = Holds(rate > p.max_rate);
+        break;
+      case Direction::kDown:
+        v = Holds(rate < -p.max_rate);
+        break;
+      case Direction::kBoth:
+        v = Holds(std::abs(rate) > p.max_rate);
+        break;
+    }
+  }
+  // The reading opens a bucket if it is at least a width after the newest bucket's start
+  // (an older one, or one as old, joins that bucket: only its first reading is kept).
+  if (firsts.empty() ||
+      OlderThan(firsts.back().ts_ms, ts, static_cast<uint64_t>(BucketWidthMs(p.window_ms)) - 1)) {
+    firsts.PushBack({ts, value});
+  }
+  s.prev = {ts, value};
+  s.has_prev = true;
+  return v;
 }
 
 int64_t HoldFor(const RateParams& p) { return p.for_ms; }
@@ -97,51 +122,16 @@ int64_t HoldFor(const RateParams& p) { return p.for_ms; }
 // ---- zscore ----
 ZScoreState StateFor(const ZScoreParams&) { return {}; }
 
-void Recompute(ZScoreState& s) {
-  s.shift = s.window.empty() ? 0 : s.window.front().value;
-  s.sum = 0;
-  s.sum_sq = 0;
-  for (uint32_t i = 0; i < s.window.size(); ++i) {
-    const double d = s.window[i].value - s.shift;
-    s.sum += d;
-    s.sum_sq += d * d;
-  }
-  s.removed = 0;
-}
-
-void RemoveOldest(ZScoreState& s) {
-  const double d = s.window.front().value - s.shift;
-  s.sum -= d;
-  s.sum_sq -= d * d;
-  s.window.PopFront();
-  ++s.removed;
-}
-
 Verdict EvalWindow(const ZScoreParams& p, ZScoreState& s, int64_t ts, double value) {
-  while (!s.window.empty() && OlderThan(s.window.front().ts_ms, ts, p.window_ms)) {
-    RemoveOldest(s);
-  }
-  if (s.window.empty()) {
-    s.shift = value;
-    s.sum = 0;
-    s.sum_sq = 0;
-    s.removed = 0;
-  } else if (s.removed >= std::max<uint32_t>(s.window.size(), 64)) {
-    Recompute(s);  // amortized O(1): at most once per window's worth of removals
-  }
+  WindowStats& w = s.window;
+  if (w.window_ms() != p.window_ms) w.Reset(p.window_ms);
+  if (w.count() > 0 && ts < w.newest_ms()) return kUnknown;  // as for rate
+  w.Expire(ts);
   Verdict v = kUnknown;
-  const uint32_t n = s.window.size();
-  if (n >= static_cast<uint64_t>(p.min_samples)) {
-    const double dn = static_cast<double>(n);
-    const double mean_d = s.sum / dn;
-    const double var = std::max(0.0, (s.sum_sq - s.sum * mean_d) / (dn - 1));
-    v = Holds(std::abs(ZScore(value - s.shift, mean_d, var)) > p.z);
+  if (w.count() >= p.min_samples) {
+    v = Holds(std::abs(ZScore(value - w.shift(), w.mean_from_shift(), w.variance())) > p.z);
   }
-  if (s.window.full()) RemoveOldest(s);
-  s.window.PushBack(ts, value);
-  const double d = value - s.shift;
-  s.sum += d;
-  s.sum_sq += d * d;
+  w.Add(ts, value);
   return v;
 }
 
@@ -206,7 +196,7 @@ Verdict Eval(const FlatlineParams& p, FlatlineState& s, int64_t ts, double value
 int64_t HoldFor(const FlatlineParams&) { return 0; }
 
 // ---- heap bytes ----
-size_t Heap(const RateState& s) { return s.window.HeapBytes(); }
+size_t Heap(const RateState& s) { return s.firsts.HeapBytes(); }
 size_t Heap(const ZScoreState& s) { return s.window.HeapBytes(); }
 template <typename T>
 size_t Heap(const T&) {
@@ -215,17 +205,93 @@ size_t Heap(const T&) {
 
 }  // namespace
 
-void SampleWindow::PushBack(int64_t ts_ms, double value) {
-  if (size_ == cap_) {
-    const uint32_t cap = cap_ == 0 ? 4 : std::min(cap_ * 2, kMaxWindowSamples);
-    auto buf = std::make_unique<Sample[]>(cap);
-    for (uint32_t i = 0; i < size_; ++i) buf[i] = (*this)[i];
-    buf_ = std::move(buf);
-    cap_ = cap;
-    head_ = 0;
+int64_t BucketWidthMs(int64_t window_ms) {
+  // Rounded up, so that kWindowBuckets widths cover the window; 1 ms at least.
+  const int64_t width = window_ms / kWindowBuckets + (window_ms % kWindowBuckets != 0 ? 1 : 0);
+  return std::max<int64_t>(width, 1);
+}
+
+void Moments::Add(double x) {
+  ++count;
+  const double delta = x - mean;
+  mean += delta / static_cast<double>(count);
+  m2 += delta * (x - mean);
+}
+
+void Moments::Merge(const Moments& other) {
+  if (other.count == 0) return;
+  if (count == 0) {
+    *this = other;
+    return;
   }
-  buf_[(head_ + size_) & (cap_ - 1)] = {ts_ms, value};
-  ++size_;
+  const double n_a = static_cast<double>(count);
+  const double n_b = static_cast<double>(other.count);
+  const double n = n_a + n_b;
+  const double delta = other.mean - mean;
+  mean += delta * (n_b / n);
+  m2 += other.m2 + delta * delta * (n_a * n_b / n);
+  count += other.count;
+}
+
+void WindowStats::Reset(int64_t window_ms) {
+  buckets_.Clear();
+  total_ = {};
+  shift_ = 0;
+  window_ms_ = window_ms;
+  width_ms_ = BucketWidthMs(window_ms);
+}
+
+void WindowStats::Expire(int64_t ts_ms) {
+  // A bucket stays while its newest reading is in the window: with at most one reading per
+  // bucket the window is exact, and otherwise no reading more than `window` old is counted
+  // unless a newer reading of its bucket is not.
+  const uint64_t span = static_cast<uint64_t>(window_ms_);
+  bool dropped = false;
+  while (!buckets_.empty() && OlderThan(buckets_.front().last_ms, ts_ms, span)) {
+    buckets_.PopFront();
+    dropped = true;
+  }
+  if (!dropped) return;
+  // Rebuild the total from the buckets rather than subtracting (no cancellation), and move
+  // the shift to the window's mean so that later values stay close to it. The delta
+  // actually applied is what the shift moved by, so the buckets' values are unchanged up to
+  // the rounding of their (small) means.
+  total_ = {};
+  for (uint32_t i = 0; i < buckets_.size(); ++i) total_.Merge(buckets_[i].moments);
+  if (total_.count == 0) return;
+  const double next_shift = shift_ + total_.mean;
+  const double delta = next_shift - shift_;
+  shift_ = next_shift;
+  total_.mean -= delta;
+  for (uint32_t i = 0; i < buckets_.size(); ++i) buckets_[i].moments.mean -= delta;
+}
+
+void WindowStats::Add(int64_t ts_ms, double value) {
+  if (buckets_.empty()) {
+    total_ = {};
+    shift_ = value;
+  }
+  if (buckets_.empty() ||
+      OlderThan(buckets_.back().start_ms, ts_ms, static_cast<uint64_t>(width_ms_) - 1)) {
+    if (buckets_.full()) {
+      // Not reached with readings in event-time order (kWindowSlots covers the span); if it
+      // were, the oldest bucket would leave early and the total must follow.
+      buckets_.PopFront();
+      total_ = {};
+      for (uint32_t i = 0; i < buckets_.size(); ++i) total_.Merge(buckets_[i].moments);
+    }
+    buckets_.PushBack(Bucket{ts_ms, ts_ms, {}});
+  }
+  Bucket& b = buckets_.back();
+  b.last_ms = std::max(b.last_ms, ts_ms);
+  const double x = value - shift_;
+  b.moments.Add(x);
+  total_.Add(x);
+}
+
+double WindowStats::variance() const {
+  if (total_.count < 2) return 0;
+  return std::max(0.0, total_.m2 / static_cast<double>(total_.count - 1));
 }
 
 DetectorState MakeDetectorState(const RuleParams& params) {
