@@ -54,10 +54,11 @@ if [ "$SANITIZE" = 1 ]; then
   (cd build-asan && ctest --output-on-failure -j"$JOBS" --timeout 300 -LE "fault|deploy" \
     "${CTEST_ARGS[@]}")
   stage "fuzz"
-  # libFuzzer targets (clang): the policy parser and the payload decoder, bounded in time.
+  # libFuzzer targets (clang): the policy parser, the payload decoder and the MQTT codec,
+  # bounded in time.
   CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_BUILD_FUZZ=ON \
     -DEDGE_FUZZ_SECONDS="${EDGE_FUZZ_SECONDS:-20}" >/dev/null
-  cmake --build build-fuzz -j"$JOBS" --target policy_fuzz decoder_fuzz
+  cmake --build build-fuzz -j"$JOBS" --target policy_fuzz decoder_fuzz mqtt_codec_fuzz
   (cd build-fuzz && ctest --output-on-failure -j"$JOBS" -L fuzz)
 fi
 stage "all passed"

@@ -254,6 +254,11 @@ Status CheckTopics(const std::vector<std::string>& topics) {
   return Status::Ok();
 }
 
+Status CheckMqttClient(std::string_view client) {
+  if (client == "native" || client == "paho") return Status::Ok();
+  return Status::Error("expected native or paho, got " + Quoted(client));
+}
+
 Status CheckLogLevel(std::string_view level) {
   for (std::string_view known : kLogLevels) {
     if (level == known) return Status::Ok();
@@ -334,6 +339,14 @@ const std::vector<Field>& Fields() {
          Result<std::string> url = NormalizeMqttUrl(v);
          if (!url.ok()) return url.status();
          c.mqtt.url = std::move(*url);
+         return Status::Ok();
+       },
+       false},
+      {{"mqtt.client", "EDGE_AGENT_MQTT_CLIENT", "native",
+        "MQTT client: native (reads many packets per socket read) or paho (Eclipse Paho)."},
+       [](Config& c, std::string_view v) {
+         if (Status s = CheckMqttClient(v); !s.ok()) return s;
+         c.mqtt.client = std::string(v);
          return Status::Ok();
        },
        false},
@@ -848,6 +861,7 @@ Status Validate(const Config& c) {
   };
   check("node_id", CheckNodeId(c.node_id));
   check("mqtt.url", NormalizeMqttUrl(c.mqtt.url).status());
+  check("mqtt.client", CheckMqttClient(c.mqtt.client));
   check("mqtt.topics", CheckTopics(c.mqtt.topics));
   check("mqtt.qos", range(c.mqtt.qos, 0, 2));
   check("mqtt.max_payload_bytes",

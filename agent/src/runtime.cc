@@ -294,14 +294,18 @@ int RunAgent(const Config& config) {
     }
     ingest_options.password = Trim(*pw);
   }
-  auto ingest = CreatePahoIngest(
-      io, ingest_options,
-      [&queue, &queue_drops](RawMessage&& m) {
-        if (queue.Push(std::move(m)) == BoundedQueue<RawMessage>::PushResult::kDroppedOldest) {
-          queue_drops.Inc();
-        }
-      },
-      metrics, clock);
+  // The native client skips (and counts) packets that cannot hold a payload of
+  // max_payload_bytes: the longest topic (2 + 65535 bytes) and a packet id fit.
+  ingest_options.max_packet_bytes = config.mqtt.max_payload_bytes + 65'539;
+  MessageSink ingest_sink = [&queue, &queue_drops](RawMessage&& m) {
+    if (queue.Push(std::move(m)) == BoundedQueue<RawMessage>::PushResult::kDroppedOldest) {
+      queue_drops.Inc();
+    }
+  };
+  auto ingest =
+      config.mqtt.client == "paho"
+          ? CreatePahoIngest(io, ingest_options, std::move(ingest_sink), metrics, clock)
+          : CreateNativeIngest(io, ingest_options, std::move(ingest_sink), metrics, clock);
 
   PolicyInfo policy_info{policy.version, rule_count};
   if (console_start) {

@@ -30,6 +30,8 @@ struct MqttConfig {
   // tcp://HOST:PORT or ssl://HOST:PORT; mqtt:// and mqtts:// are accepted when setting
   // and stored as tcp:// and ssl://.
   std::string url = "tcp://127.0.0.1:1883";
+  // MQTT client implementation: "native" (mqtt_codec.h over Boost.Asio) or "paho".
+  std::string client = "native";
   std::vector<std::string> topics{"#"};  // subscriptions, MQTT wildcards allowed
   std::string client_id;                 // empty: MqttClientId() derives one from node_id
   int qos = 1;                           // 0..2

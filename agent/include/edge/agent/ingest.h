@@ -1,13 +1,17 @@
 #pragma once
 
-// MQTT ingest. The client library's callback thread only copies the message into a
-// RawMessage and hands it to the sink (which pushes onto the bounded queue): it never
-// parses, blocks or touches SQLite.
+// MQTT ingest. The client's receive thread only copies the message into a RawMessage and
+// hands it to the sink (which pushes onto the bounded queue): it never parses payloads,
+// blocks or touches SQLite.
+//
+// Two implementations: the native client (the default: mqtt_codec.h over Boost.Asio, on its
+// own io_context and thread, many packets parsed per socket read) and Eclipse Paho C++.
 //
 // Connection management: the first connect and every reconnect are retried with
-// exponential backoff and full jitter, scheduled on the network io_context; subscriptions
-// are (re)made on every successful connect.
+// exponential backoff and full jitter; subscriptions are (re)made on every successful
+// connect.
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -42,6 +46,10 @@ struct IngestOptions {
   int64_t connect_timeout_ms = 5'000;
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30'000;
+  // Native client only: a packet with a larger remaining length is skipped as it streams
+  // past (never buffered) and counted. The default fits a 64 KiB payload with the longest
+  // topic (2 + 65535 bytes) and a packet id.
+  size_t max_packet_bytes = 65'536 + 65'539;
 };
 
 // Called on the MQTT client's thread. Must return quickly and must not throw.
@@ -56,7 +64,21 @@ class Ingest {
 };
 
 // Metrics: edge_agent_mqtt_connected (gauge), edge_agent_mqtt_connects_total{result}.
+// Reconnects are scheduled on `io`.
 std::unique_ptr<Ingest> CreatePahoIngest(boost::asio::io_context& io, IngestOptions options,
                                          MessageSink sink, Metrics& metrics, Clock& clock);
+
+// The native MQTT 3.1.1 client: tcp:// mqtt:// ssl:// mqtts:// (TLS verifies the broker's
+// certificate chain against ca_file or the system store, and its host name; SNI sent).
+// Runs on an io_context and thread of its own, started by Start() and joined by Stop();
+// `io` is not used. connect_timeout_ms bounds resolve + TCP + TLS + CONNACK, and again the
+// SUBACK; PINGREQ after keepalive_ms without sending, the connection is dropped after
+// 1.5 x keepalive_ms without receiving. QoS 1 PUBLISH is answered with PUBACK, QoS 2 with
+// PUBREC and PUBCOMP (delivered once per packet id until its PUBREL). A protocol error
+// from the broker closes the connection and reconnects with backoff.
+// Metrics: as Paho's, plus edge_agent_messages_dropped_total{reason="too_large"} for
+// packets over max_packet_bytes.
+std::unique_ptr<Ingest> CreateNativeIngest(boost::asio::io_context& io, IngestOptions options,
+                                           MessageSink sink, Metrics& metrics, Clock& clock);
 
 }  // namespace edge::agent

@@ -1,0 +1,608 @@
+// Native MQTT 3.1.1 subscriber on Boost.Asio: the socket is read in chunks of up to 64 KiB
+// and every packet in a chunk is parsed and handed over before the next read, so a busy
+// broker costs one read and at most one write (all the chunk's acks) per chunk instead of
+// several system calls, locks and wake-ups per message.
+//
+// Everything runs on this object's own io_context and thread: the ingest never waits
+// behind the uplink and the uplink never waits behind a burst of readings. State below is
+// touched only on that thread, except the atomics and what Stop() documents.
+
+#include <openssl/ssl.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <bitset>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <future>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "edge/agent/ingest.h"
+#include "edge/agent/mqtt_codec.h"
+#include "edge/cloudsync/backoff.h"
+
+namespace edge::agent {
+namespace {
+
+namespace asio = boost::asio;
+namespace ssl = asio::ssl;
+using tcp = asio::ip::tcp;
+using boost::system::error_code;
+
+constexpr size_t kReadChunkBytes = 64 * 1024;
+// Bytes queued behind the write in flight; more means the broker stopped reading our acks.
+constexpr size_t kMaxQueuedWriteBytes = 1 << 20;
+constexpr uint16_t kSubscribePacketId = 1;
+constexpr size_t kSnippetBytes = 48;
+
+struct BrokerAddress {
+  bool tls = false;
+  std::string host;
+  std::string port;
+};
+
+// tcp:// mqtt:// ssl:// mqtts:// followed by HOST:PORT or [V6]:PORT; the port defaults
+// to 1883 (8883 for TLS).
+Result<BrokerAddress> ParseBrokerUrl(std::string_view url) {
+  BrokerAddress a;
+  std::string_view rest;
+  for (auto [scheme, tls] : {std::pair<std::string_view, bool>{"tcp://", false},
+                             {"mqtt://", false},
+                             {"ssl://", true},
+                             {"mqtts://", true}}) {
+    if (url.substr(0, scheme.size()) == scheme) {
+      a.tls = tls;
+      rest = url.substr(scheme.size());
+      break;
+    }
+  }
+  if (rest.empty()) return Status::Error("unsupported broker URL '" + std::string(url) + "'");
+  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
+  std::string_view host = rest;
+  std::string_view port;
+  if (rest.front() == '[') {
+    const size_t close = rest.find(']');
+    if (close == std::string_view::npos) return Status::Error("bad IPv6 host in broker URL");
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') return Status::Error("bad broker URL '" + std::string(url) + "'");
+      port = rest.substr(close + 2);
+    }
+  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
+    host = rest.substr(0, colon);
+    port = rest.substr(colon + 1);
+  }
+  if (host.empty()) return Status::Error("no host in broker URL '" + std::string(url) + "'");
+  a.host = std::string(host);
+  a.port = port.empty() ? (a.tls ? "8883" : "1883") : std::string(port);
+  return a;
+}
+
+// Printable excerpt of untrusted bytes for a log line: other bytes as \xNN.
+std::string Snippet(std::string_view bytes) {
+  std::string out;
+  const size_t n = std::min(bytes.size(), kSnippetBytes);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  if (bytes.size() > n) out += "...";
+  return out;
+}
+
+// Peer verification against ca_file, or the system trust store when it is empty; TLS 1.2
+// or newer. A CA file that cannot be loaded leaves a context that trusts nothing, so every
+// handshake fails (and is retried) after the cause was logged once.
+std::unique_ptr<ssl::context> MakeTlsContext(const std::string& ca_file) {
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
+  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
+  ctx->set_verify_mode(ssl::verify_peer);
+  error_code ec;
+  if (ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+  } else {
+    ctx->load_verify_file(ca_file, ec);
+  }
+  if (ec) {
+    spdlog::error("mqtt: cannot load CA certificates from {}: {}",
+                  ca_file.empty() ? "the system trust store" : ca_file, ec.message());
+  }
+  return ctx;
+}
+
+// One connection's byte stream. Shared with pending write handlers so that the stream
+// outlives every operation on it.
+struct Transport {
+  explicit Transport(asio::io_context& io) : plain(io) {}
+  tcp::socket plain;                              // the TCP socket when there is no TLS
+  std::unique_ptr<ssl::stream<tcp::socket>> tls;  // set for ssl:// (owns its own socket)
+  tcp::socket& Socket() { return tls ? tls->next_layer() : plain; }
+  void Close() {
+    error_code ignored;
+    Socket().close(ignored);
+  }
+};
+
+class NativeIngest final : public Ingest {
+ public:
+  NativeIngest(IngestOptions options, MessageSink sink, Metrics& metrics, Clock& clock)
+      : options_(std::move(options)),
+        sink_(std::move(sink)),
+        clock_(clock),
+        connected_gauge_(metrics.Gauge("edge_agent_mqtt_connected",
+                                       "1 while the MQTT client is connected to the broker")),
+        connects_ok_(metrics.Counter("edge_agent_mqtt_connects_total",
+                                     "MQTT connection attempts by result", {{"result", "ok"}})),
+        connects_failed_(metrics.Counter("edge_agent_mqtt_connects_total",
+                                         "MQTT connection attempts by result",
+                                         {{"result", "failed"}})),
+        too_large_(metrics.Counter("edge_agent_messages_dropped_total",
+                                   "MQTT messages dropped before processing, by reason",
+                                   {{"reason", "too_large"}})),
+        backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
+        parser_(options_.max_packet_bytes),
+        resolver_(io_),
+        watchdog_(io_),
+        keepalive_timer_(io_),
+        backoff_timer_(io_),
+        read_buffer_(kReadChunkBytes) {
+    Result<BrokerAddress> address = ParseBrokerUrl(options_.url);
+    if (address.ok()) {
+      address_ = *address;
+      if (address_.tls) tls_context_ = MakeTlsContext(options_.ca_file);
+    } else {
+      address_error_ = address.error();
+      spdlog::error("mqtt: {}", address_error_);
+    }
+    for (const std::string& topic : options_.topics) {
+      filters_.push_back({topic, static_cast<uint8_t>(std::clamp(options_.qos, 0, 2))});
+    }
+  }
+
+  ~NativeIngest() override { Stop(1000); }
+
+  void Start() override {
+    std::lock_guard lock(stop_mutex_);
+    if (started_ || stopped_) return;
+    started_ = true;
+    asio::co_spawn(io_, RunLoop(), [](std::exception_ptr e) {
+      if (!e) return;
+      try {
+        std::rethrow_exception(e);
+      } catch (const std::exception& ex) {
+        spdlog::error("mqtt: ingest loop ended: {}", ex.what());
+      }
+    });
+    std::promise<void> ran;
+    run_done_ = ran.get_future();
+    thread_ = std::thread([this, ran = std::move(ran)]() mutable {
+      try {
+        io_.run();
+      } catch (const std::exception& e) {
+        spdlog::error("mqtt: ingest thread: {}", e.what());
+      }
+      ran.set_value();
+    });
+  }
+
+  // Thread-safe and idempotent. Sends DISCONNECT when connected and waits for it to be
+  // written, the whole bounded by timeout_ms; then stops the thread and joins it.
+  void Stop(int64_t timeout_ms) override {
+    std::lock_guard lock(stop_mutex_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_ = true;
+    if (thread_.joinable()) {
+      asio::post(io_, [this, timeout_ms] { BeginShutdown(timeout_ms); });
+      if (run_done_.wait_for(std::chrono::milliseconds(std::max<int64_t>(timeout_ms, 0))) !=
+          std::future_status::ready) {
+        spdlog::warn("mqtt: stop took longer than {} ms; dropping the connection", timeout_ms);
+        io_.stop();
+      }
+      thread_.join();
+    }
+    connected_ = false;
+    connected_gauge_.Set(0);
+  }
+
+  bool Connected() const override { return connected_.load(); }
+
+ private:
+  enum class State { kIdle, kAwaitConnack, kAwaitSuback, kReady };
+
+  asio::awaitable<void> RunLoop() {
+    while (!stopping_) {
+      std::string why;
+      try {
+        why = co_await RunSession();
+      } catch (const std::exception& e) {
+        why = std::string("internal error: ") + e.what();
+      }
+      EndSession();
+      if (stopping_) break;
+      if (accepted_) {
+        spdlog::warn("mqtt connection lost: {}", why);
+      } else {
+        connects_failed_.Inc();
+        spdlog::warn("mqtt connect to {} failed: {}", options_.url, why);
+      }
+      const int64_t delay = backoff_.NextDelayMs();
+      spdlog::info("mqtt reconnect to {} in {} ms", options_.url, delay);
+      backoff_timer_.expires_after(std::chrono::milliseconds(delay));
+      error_code ec;
+      co_await backoff_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+  // One connection, from resolving the broker to losing it. Returns why it ended;
+  // accepted_ then tells whether a CONNACK accepted it (else it counts as a failed connect).
+  asio::awaitable<std::string> RunSession() {
+    accepted_ = false;
+    if (!address_error_.empty()) co_return address_error_;
+    auto t = std::make_shared<Transport>(io_);
+    transport_ = t;
+    fail_reason_.clear();
+    state_ = State::kAwaitConnack;
+    ArmWatchdog(options_.connect_timeout_ms, "no CONNACK within the connect timeout");
+
+    error_code ec;
+    const auto endpoints = co_await resolver_.async_resolve(
+        address_.host, address_.port, asio::redirect_error(asio::use_awaitable, ec));
+    if (!fail_reason_.empty()) co_return fail_reason_;
+    if (ec) co_return "resolving " + address_.host + ": " + ec.message();
+
+    // One endpoint at a time, so that the watchdog's close is never undone by a retry.
+    ec = asio::error::host_not_found;
+    for (const auto& entry : endpoints) {
+      error_code ignored;
+      t->plain.close(ignored);
+      co_await t->plain.async_connect(entry.endpoint(),
+                                      asio::redirect_error(asio::use_awaitable, ec));
+      if (!fail_reason_.empty()) co_return fail_reason_;
+      if (!ec) break;
+    }
+    if (ec) co_return "tcp connect: " + ec.message();
+    error_code ignored;
+    t->plain.set_option(tcp::no_delay(true), ignored);
+
+    if (address_.tls) {
+      t->tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(t->plain), *tls_context_);
+      error_code addr_ec;
+      asio::ip::make_address(address_.host, addr_ec);
+      if (addr_ec) SSL_set_tlsext_host_name(t->tls->native_handle(), address_.host.c_str());
+      t->tls->set_verify_mode(ssl::verify_peer);
+      t->tls->set_verify_callback(ssl::host_name_verification(address_.host));
+      co_await t->tls->async_handshake(ssl::stream_base::client,
+                                       asio::redirect_error(asio::use_awaitable, ec));
+      if (!fail_reason_.empty()) co_return fail_reason_;
+      if (ec) co_return "tls handshake: " + ec.message();
+    }
+
+    std::string connect;
+    mqtt::ConnectOptions co;
+    co.client_id = options_.client_id;
+    co.keepalive_s = KeepaliveSeconds();
+    co.username = options_.username;
+    co.password = options_.password;
+    if (Status s = mqtt::EncodeConnect(co, connect); !s.ok()) co_return s.message();
+    last_received_ms_ = clock_.MonotonicMs();
+    Send(connect);
+
+    while (true) {
+      size_t n = 0;
+      if (t->tls) {
+        n = co_await t->tls->async_read_some(asio::buffer(read_buffer_),
+                                             asio::redirect_error(asio::use_awaitable, ec));
+      } else {
+        n = co_await t->plain.async_read_some(asio::buffer(read_buffer_),
+                                              asio::redirect_error(asio::use_awaitable, ec));
+      }
+      if (!fail_reason_.empty()) co_return fail_reason_;
+      if (ec == asio::error::eof || ec == ssl::error::stream_truncated) {
+        co_return "the broker closed the connection";
+      }
+      if (ec) co_return "read: " + ec.message();
+      HandleChunk(std::string_view(read_buffer_.data(), n));
+      if (!fail_reason_.empty()) co_return fail_reason_;
+    }
+  }
+
+  // Parses and handles every packet of one read; the acks go out in one write.
+  void HandleChunk(std::string_view chunk) {
+    last_received_ms_ = clock_.MonotonicMs();
+    const int64_t receive_ms = clock_.WallMs();
+    acks_.clear();
+    while (fail_reason_.empty()) {
+      const std::string_view before = chunk;
+      mqtt::ParseResult r = parser_.Next(chunk);
+      if (r.event == mqtt::ParseEvent::kNeedMore) break;
+      if (r.event == mqtt::ParseEvent::kError) {
+        spdlog::error("mqtt protocol error from {}: {} (bytes: \"{}\")", options_.url, r.error,
+                      Snippet(before));
+        Fail("protocol error: " + r.error);
+        break;
+      }
+      if (r.event == mqtt::ParseEvent::kSkipped) {
+        too_large_.Inc();
+        spdlog::debug("mqtt: skipped a packet larger than {} bytes", parser_.max_packet_bytes());
+        if (r.packet.type == mqtt::PacketType::kPublish) Acknowledge(r.packet);
+        continue;
+      }
+      HandlePacket(r.packet, receive_ms);
+    }
+    if (!acks_.empty() && fail_reason_.empty()) Send(acks_);
+  }
+
+  void HandlePacket(const mqtt::Packet& p, int64_t receive_ms) {
+    if (state_ == State::kAwaitConnack && p.type != mqtt::PacketType::kConnack) {
+      ProtocolError("expected CONNACK first");
+      return;
+    }
+    switch (p.type) {
+      case mqtt::PacketType::kConnack:
+        OnConnack(p);
+        return;
+      case mqtt::PacketType::kSuback:
+        OnSuback(p);
+        return;
+      case mqtt::PacketType::kPublish:
+        OnPublish(p, receive_ms);
+        return;
+      case mqtt::PacketType::kPubrel:
+        awaiting_release_[p.packet_id] = false;
+        mqtt::EncodePubcomp(p.packet_id, acks_);
+        return;
+      default:  // PINGRESP; acks of packets we never send are ignored
+        return;
+    }
+  }
+
+  void OnPublish(const mqtt::Packet& p, int64_t receive_ms) {
+    if (stopping_.load(std::memory_order_relaxed)) return;
+    Acknowledge(p);
+    // A QoS 2 id already delivered and not yet released is the broker's resend.
+    if (p.qos == 2) {
+      if (awaiting_release_[p.packet_id]) return;
+      awaiting_release_[p.packet_id] = true;
+    }
+    sink_(RawMessage{std::string(p.topic), std::string(p.payload), receive_ms});
+  }
+
+  void Acknowledge(const mqtt::Packet& p) {
+    if (p.qos == 1) mqtt::EncodePuback(p.packet_id, acks_);
+    if (p.qos == 2) mqtt::EncodePubrec(p.packet_id, acks_);
+  }
+
+  void OnConnack(const mqtt::Packet& p) {
+    if (state_ != State::kAwaitConnack) {
+      ProtocolError("a second CONNACK");
+      return;
+    }
+    if (p.connack_code != 0) {
+      Fail("connection refused: " + std::string(mqtt::ConnackCodeText(p.connack_code)) + " (" +
+           std::to_string(p.connack_code) + ")");
+      return;
+    }
+    connects_ok_.Inc();
+    accepted_ = true;
+    state_ = State::kAwaitSuback;
+    awaiting_release_.reset();
+    std::string subscribe;
+    if (Status s = mqtt::EncodeSubscribe(kSubscribePacketId, filters_, subscribe); !s.ok()) {
+      Fail(s.message());
+      return;
+    }
+    Send(subscribe);
+    ArmWatchdog(options_.connect_timeout_ms, "no SUBACK within the connect timeout");
+    ArmKeepalive(transport_);
+  }
+
+  void OnSuback(const mqtt::Packet& p) {
+    if (state_ != State::kAwaitSuback || p.packet_id != kSubscribePacketId ||
+        p.suback_results.size() != filters_.size()) {
+      ProtocolError("an unexpected SUBACK");
+      return;
+    }
+    watchdog_.cancel();
+    size_t granted = 0;
+    for (size_t i = 0; i < filters_.size(); ++i) {
+      if (static_cast<uint8_t>(p.suback_results[i]) == mqtt::kSubackFailure) {
+        spdlog::error("mqtt: the broker refused the subscription to '{}'", filters_[i].filter);
+      } else {
+        ++granted;
+      }
+    }
+    state_ = State::kReady;
+    backoff_.Reset();
+    connected_ = true;
+    connected_gauge_.Set(1);
+    spdlog::info("mqtt connected to {}, subscribed to {} filter(s)", options_.url, granted);
+  }
+
+  void ProtocolError(std::string_view what) {
+    spdlog::error("mqtt protocol error from {}: {}", options_.url, what);
+    Fail("protocol error: " + std::string(what));
+  }
+
+  uint16_t KeepaliveSeconds() const {
+    return static_cast<uint16_t>(std::clamp<int64_t>(options_.keepalive_ms / 1000, 0, 65535));
+  }
+
+  // Ends the connection: the pending read completes with an error and RunSession returns
+  // `why` (the first reason given wins).
+  void Fail(std::string why) {
+    if (fail_reason_.empty()) fail_reason_ = std::move(why);
+    resolver_.cancel();
+    if (transport_) transport_->Close();
+  }
+
+  void ArmWatchdog(int64_t ms, std::string why) {
+    watchdog_.expires_after(std::chrono::milliseconds(std::max<int64_t>(ms, 1)));
+    watchdog_.async_wait([this, t = transport_, why = std::move(why)](const error_code& ec) {
+      if (!ec && t == transport_) Fail(why);
+    });
+  }
+
+  // PINGREQ after keepalive without sending; the connection is dropped after 1.5 x
+  // keepalive without receiving anything.
+  void ArmKeepalive(const std::shared_ptr<Transport>& t) {
+    const int64_t keepalive_ms = int64_t{KeepaliveSeconds()} * 1000;
+    if (keepalive_ms == 0) return;
+    keepalive_timer_.expires_after(
+        std::chrono::milliseconds(std::max<int64_t>(keepalive_ms / 4, 50)));
+    keepalive_timer_.async_wait([this, t, keepalive_ms](const error_code& ec) {
+      if (ec || t != transport_) return;
+      const int64_t now = clock_.MonotonicMs();
+      if (now - last_received_ms_ > keepalive_ms * 3 / 2) {
+        Fail("nothing received for " + std::to_string(now - last_received_ms_) + " ms (keepalive " +
+             std::to_string(keepalive_ms / 1000) + " s)");
+        return;
+      }
+      if (now - last_sent_ms_ >= keepalive_ms) {
+        std::string ping;
+        mqtt::EncodePingreq(ping);
+        Send(ping);
+      }
+      ArmKeepalive(t);
+    });
+  }
+
+  // Queues bytes behind the write in flight (at most one async_write at a time).
+  void Send(std::string_view bytes) {
+    if (!transport_ || !fail_reason_.empty()) return;
+    if (queued_.size() + bytes.size() > kMaxQueuedWriteBytes) {
+      Fail("more than " + std::to_string(kMaxQueuedWriteBytes) +
+           " bytes waiting to be written: the broker does not read");
+      return;
+    }
+    queued_.append(bytes);
+    last_sent_ms_ = clock_.MonotonicMs();
+    if (!writing_) StartWrite();
+  }
+
+  void StartWrite() {
+    writing_ = true;
+    auto out = std::make_shared<std::string>();
+    out->swap(queued_);
+    auto done = [this, t = transport_, out](const error_code& ec, size_t) {
+      if (t != transport_) return;  // a previous connection's write
+      writing_ = false;
+      if (ec) {
+        Fail("write: " + ec.message());
+        return;
+      }
+      if (!queued_.empty()) {
+        StartWrite();
+      } else if (close_after_write_) {
+        Fail("stopped");
+      }
+    };
+    if (transport_->tls) {
+      asio::async_write(*transport_->tls, asio::buffer(*out), std::move(done));
+    } else {
+      asio::async_write(transport_->plain, asio::buffer(*out), std::move(done));
+    }
+  }
+
+  void EndSession() {
+    watchdog_.cancel();
+    keepalive_timer_.cancel();
+    if (transport_) transport_->Close();
+    transport_.reset();
+    queued_.clear();
+    writing_ = false;
+    close_after_write_ = false;
+    state_ = State::kIdle;
+    parser_.Reset();
+    connected_ = false;
+    connected_gauge_.Set(0);
+  }
+
+  // On the io thread, from Stop().
+  void BeginShutdown(int64_t timeout_ms) {
+    backoff_timer_.cancel();
+    if (state_ == State::kReady && transport_ && fail_reason_.empty()) {
+      std::string disconnect;
+      mqtt::EncodeDisconnect(disconnect);
+      close_after_write_ = true;
+      Send(disconnect);
+      ArmWatchdog(timeout_ms, "stopped");
+      return;
+    }
+    Fail("stopped");
+  }
+
+  IngestOptions options_;
+  MessageSink sink_;
+  Clock& clock_;
+  GaugeHandle& connected_gauge_;
+  CounterHandle& connects_ok_;
+  CounterHandle& connects_failed_;
+  CounterHandle& too_large_;
+  std::atomic<bool> connected_{false};
+  std::atomic<bool> stopping_{false};
+
+  std::mutex stop_mutex_;  // guards started_, stopped_, thread_ and run_done_
+  bool started_ = false;
+  bool stopped_ = false;
+  std::thread thread_;
+  std::future<void> run_done_;
+
+  // io thread only, from here on.
+  BrokerAddress address_;
+  std::string address_error_;
+  std::vector<mqtt::SubscribeFilter> filters_;  // views into options_.topics
+  cloudsync::Backoff backoff_;
+  mqtt::MqttParser parser_;
+  std::unique_ptr<ssl::context> tls_context_;
+  State state_ = State::kIdle;
+  bool accepted_ = false;    // the current connection's CONNACK accepted it
+  std::string fail_reason_;  // why the current connection is ending; empty while it is fine
+  int64_t last_sent_ms_ = 0;
+  int64_t last_received_ms_ = 0;
+  std::string acks_;
+  std::string queued_;  // bytes waiting for the write in flight
+  bool writing_ = false;
+  bool close_after_write_ = false;
+  std::bitset<65536> awaiting_release_;  // QoS 2 packet ids delivered, PUBREL not yet seen
+
+  // Declared after the state their handlers use and destroyed first: destroying them
+  // abandons their handlers without running them.
+  asio::io_context io_{1};
+  tcp::resolver resolver_;
+  asio::steady_timer watchdog_;         // connect, SUBACK and DISCONNECT deadlines
+  asio::steady_timer keepalive_timer_;  // PINGREQ and receive timeout
+  asio::steady_timer backoff_timer_;    // between connection attempts
+  std::shared_ptr<Transport> transport_;
+  std::vector<char> read_buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<Ingest> CreateNativeIngest(asio::io_context& /*io*/, IngestOptions options,
+                                           MessageSink sink, Metrics& metrics, Clock& clock) {
+  return std::make_unique<NativeIngest>(std::move(options), std::move(sink), metrics, clock);
+}
+
+}  // namespace edge::agent
