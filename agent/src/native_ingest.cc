@@ -157,8 +157,10 @@ class NativeIngest final : public Ingest {
         connects_failed_(metrics.Counter("edge_agent_mqtt_connects_total",
                                          "MQTT connection attempts by result",
                                          {{"result", "failed"}})),
-        too_large_(metrics.Counter("edge_agent_messages_dropped_total",
-                                   "MQTT messages dropped before processing, by reason",
+        // A skipped packet's payload is necessarily over mqtt.max_payload_bytes: counted as
+        // the decoder counts such payloads.
+        too_large_(metrics.Counter("edge_agent_readings_rejected_total",
+                                   "MQTT messages rejected by the payload decoder, by reason",
                                    {{"reason", "too_large"}})),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
         parser_(options_.max_packet_bytes),

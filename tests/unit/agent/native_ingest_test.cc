@@ -304,7 +304,7 @@ TEST_F(NativeIngestTest, SkipsAndCountsPacketsOverTheLimit) {
   EXPECT_EQ(got[0].payload, "small-1");
   EXPECT_EQ(got[1].payload, "small-2");
   EXPECT_EQ(
-      metrics_.Counter("edge_agent_messages_dropped_total", "", {{"reason", "too_large"}}).Value(),
+      metrics_.Counter("edge_agent_readings_rejected_total", "", {{"reason", "too_large"}}).Value(),
       1);
   EXPECT_TRUE(ingest->Connected());
   EXPECT_EQ(ConnectsOk(), 1);

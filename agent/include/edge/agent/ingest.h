@@ -47,8 +47,8 @@ struct IngestOptions {
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30'000;
   // Native client only: a packet with a larger remaining length is skipped as it streams
-  // past (never buffered) and counted. The default fits a 64 KiB payload with the longest
-  // topic (2 + 65535 bytes) and a packet id.
+  // past (never buffered), acknowledged and counted. The default fits a 64 KiB payload with the
+  // longest topic (2 + 65535 bytes) and a packet id.
   size_t max_packet_bytes = 65'536 + 65'539;
 };
 
@@ -76,8 +76,8 @@ std::unique_ptr<Ingest> CreatePahoIngest(boost::asio::io_context& io, IngestOpti
 // 1.5 x keepalive_ms without receiving. QoS 1 PUBLISH is answered with PUBACK, QoS 2 with
 // PUBREC and PUBCOMP (delivered once per packet id until its PUBREL). A protocol error
 // from the broker closes the connection and reconnects with backoff.
-// Metrics: as Paho's, plus edge_agent_messages_dropped_total{reason="too_large"} for
-// packets over max_packet_bytes.
+// Metrics: as Paho's, plus edge_agent_readings_rejected_total{reason="too_large"} (the
+// decoder's counter for payloads over the limit) for packets over max_packet_bytes.
 std::unique_ptr<Ingest> CreateNativeIngest(boost::asio::io_context& io, IngestOptions options,
                                            MessageSink sink, Metrics& metrics, Clock& clock);
 
