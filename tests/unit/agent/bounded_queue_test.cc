@@ -51,5 +51,24 @@ TEST(BoundedQueue, CloseWakesAWaitingConsumer) {
   EXPECT_FALSE(result);
 }
 
+TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
+  // The producer signals only a sleeping consumer: every round here must still wake it,
+  // whether the item comes before or after the consumer starts waiting.
+  BoundedQueue<int> q(10);
+  std::vector<int> got;
+  std::thread consumer([&] {
+    std::vector<int> out;
+    while (got.size() < 200 && q.PopBatch(out, 10, 60s))
+      got.insert(got.end(), out.begin(), out.end());
+  });
+  for (int i = 0; i < 200; ++i) {
+    (void)q.Push(int{i});
+    if (i % 3 == 0) std::this_thread::sleep_for(100us);
+  }
+  consumer.join();  // would hang for a minute per missed wake-up
+  ASSERT_EQ(got.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], i);
+}
+
 }  // namespace
 }  // namespace edge::agent

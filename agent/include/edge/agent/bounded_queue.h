@@ -26,6 +26,7 @@ class BoundedQueue {
 
   PushResult Push(T&& item) {
     PushResult result = PushResult::kOk;
+    bool wake = false;
     {
       std::lock_guard lock(mu_);
       if (closed_) return PushResult::kClosed;
@@ -34,8 +35,12 @@ class BoundedQueue {
         result = PushResult::kDroppedOldest;
       }
       items_.push_back(std::move(item));
+      wake = waiting_;
+      waiting_ = false;  // one wake-up is enough: the consumer takes everything there is
     }
-    cv_.notify_one();
+    // Signal only a consumer that is asleep: under load it is busy with its last batch and
+    // finds this item when it comes back, so a flood costs no futex call per message.
+    if (wake) cv_.notify_one();
     return result;
   }
 
@@ -44,7 +49,11 @@ class BoundedQueue {
   bool PopBatch(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {
     out.clear();
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    if (!closed_ && items_.empty()) {
+      waiting_ = true;
+      cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+      waiting_ = false;
+    }
     while (!items_.empty() && out.size() < max) {
       out.push_back(std::move(items_.front()));
       items_.pop_front();
@@ -70,8 +79,9 @@ class BoundedQueue {
   const size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<T> items_;  // guarded by mu_
-  bool closed_ = false;  // guarded by mu_
+  std::deque<T> items_;   // guarded by mu_
+  bool closed_ = false;   // guarded by mu_
+  bool waiting_ = false;  // guarded by mu_: the consumer sleeps in PopBatch
 };
 
 }  // namespace edge::agent
