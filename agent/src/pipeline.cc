@@ -241,9 +241,8 @@ void Pipeline::CloseRollupWindow(bool force) {
   if (!force && now_mono - window_start_mono_ < options_.rollup_interval_ms) return;
   const int64_t end_ms = clock_.WallMs();
   for (const auto& [sensor, a] : rollups_) {
-    rollup_rows_.push_back(RollupPayloadJson(options_.node_id, sensor, window_start_wall_, end_ms,
-                                             a.count, a.min, a.max,
-                                             a.sum / static_cast<double>(a.count), a.last));
+    rollup_rows_.push_back(RollupPayloadJson(sensor, window_start_wall_, end_ms, a.count, a.min,
+                                             a.max, a.sum / static_cast<double>(a.count), a.last));
   }
   rollups_.clear();
   window_start_wall_ = end_ms;
@@ -297,7 +296,7 @@ void Pipeline::Commit() {
   std::vector<StoreWriter::NewRow> rows;
   rows.reserve(uncommitted_.size());
   const int64_t now = clock_.WallMs();
-  for (const auto& e : uncommitted_) payloads.push_back(AlertPayloadJson(options_.node_id, e));
+  for (const auto& e : uncommitted_) payloads.push_back(AlertPayloadJson(e));
   for (const auto& p : payloads) rows.push_back({"alert", Priority::kAlert, now, p});
   for (const auto& p : rollup_rows_) rows.push_back({"rollup", Priority::kRollup, now, p});
 
@@ -437,11 +436,9 @@ void Pipeline::ApplyPendingPolicy() {
       version, rules, closed);
 }
 
-std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor, int64_t start_ms,
-                              int64_t end_ms, int64_t count, double min, double max, double mean,
-                              double last) {
+std::string RollupPayloadJson(std::string_view sensor, int64_t start_ms, int64_t end_ms,
+                              int64_t count, double min, double max, double mean, double last) {
   nlohmann::json j;
-  j["node"] = node_id;
   j["sensor"] = sensor;
   j["start_ms"] = start_ms;
   j["end_ms"] = end_ms;
@@ -461,9 +458,11 @@ std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor,
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string AlertPayloadJson(std::string_view node_id, const rules::AlertEvent& e) {
+std::string AlertPayloadJson(const rules::AlertEvent& e) {
+  // The batch names the node and the console derives the episode from rule, sensor and
+  // started_ms: neither is repeated here. The readings before the alert matter when it
+  // fires; a resolved event carries none.
   nlohmann::json j;
-  j["node"] = node_id;
   j["rule"] = e.rule_id;
   j["sensor"] = e.sensor;
   j["severity"] = rules::ToString(e.severity);
@@ -471,9 +470,10 @@ std::string AlertPayloadJson(std::string_view node_id, const rules::AlertEvent& 
   j["value"] = e.value;
   j["ts_ms"] = e.ts_ms;
   j["started_ms"] = e.started_ms;
-  j["episode"] = e.rule_id + "|" + e.sensor + "|" + std::to_string(e.started_ms);
-  auto& ctx = j["context"] = nlohmann::json::array();
-  for (const auto& [ts, v] : e.context) ctx.push_back({ts, v});
+  if (e.state == rules::AlertState::kFiring) {
+    auto& ctx = j["context"] = nlohmann::json::array();
+    for (const auto& [ts, v] : e.context) ctx.push_back({ts, v});
+  }
   // Invalid UTF-8 in a sensor id (topics are UTF-8 by spec, but be safe) is replaced.
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -263,7 +263,7 @@ int RunReplay(const ReplayOptions& options, std::ostream& out, std::ostream& err
   int64_t firing = 0, resolved = 0;
   const auto flush = [&] {
     for (const rules::AlertEvent& e : events) {
-      out << AlertPayloadJson("replay", e) << "\n";
+      out << AlertPayloadJson(e) << "\n";
       auto& counts = per_rule[e.rule_id];
       if (e.state == rules::AlertState::kFiring) {
         ++firing;

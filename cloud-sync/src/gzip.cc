@@ -8,18 +8,25 @@
 namespace edge::cloudsync {
 namespace {
 
-// windowBits 15 plus 16 selects the gzip wrapper instead of raw zlib.
+// windowBits 15 plus 16 selects the gzip wrapper; 15 alone the zlib wrapper (RFC 1950),
+// whose header names a preset dictionary by its Adler-32.
 constexpr int kGzipWindowBits = 15 + 16;
+constexpr int kZlibWindowBits = 15;
 constexpr size_t kChunk = 64 * 1024;
 constexpr size_t kMaxZlibInput = std::numeric_limits<uInt>::max();
 
-}  // namespace
-
-Result<std::string> GzipCompress(std::string_view data, int level) {
+Result<std::string> Compress(std::string_view data, int level, int window_bits,
+                             std::string_view dictionary) {
   if (level < -1 || level > 9) return Status::Error("gzip: bad level");
   z_stream zs{};
-  if (deflateInit2(&zs, level, Z_DEFLATED, kGzipWindowBits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+  if (deflateInit2(&zs, level, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
     return Status::Error("gzip: deflateInit2 failed");
+  }
+  if (!dictionary.empty() &&
+      deflateSetDictionary(&zs, reinterpret_cast<const Bytef*>(dictionary.data()),
+                           static_cast<uInt>(dictionary.size())) != Z_OK) {
+    deflateEnd(&zs);
+    return Status::Error("deflate: setting the dictionary failed");
   }
   std::string out;
   out.reserve(data.size() / 2 + 64);
@@ -47,9 +54,11 @@ Result<std::string> GzipCompress(std::string_view data, int level) {
   return out;
 }
 
-Result<std::string> GzipDecompress(std::string_view data, size_t max_output) {
+Result<std::string> Decompress(std::string_view data, size_t max_output, int window_bits,
+                               std::string_view dictionary, bool* too_large) {
+  if (too_large != nullptr) *too_large = false;
   z_stream zs{};
-  if (inflateInit2(&zs, kGzipWindowBits) != Z_OK) {
+  if (inflateInit2(&zs, window_bits) != Z_OK) {
     return Status::Error("gunzip: inflateInit2 failed");
   }
   std::string out;
@@ -66,6 +75,19 @@ Result<std::string> GzipDecompress(std::string_view data, size_t max_output) {
     zs.next_out = reinterpret_cast<Bytef*>(buf);
     zs.avail_out = static_cast<uInt>(kChunk);
     rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc == Z_NEED_DICT) {
+      // Only the wire dictionary is known; the stream names its dictionary by Adler-32.
+      const uLong want =
+          adler32(adler32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(dictionary.data()),
+                  static_cast<uInt>(dictionary.size()));
+      if (dictionary.empty() || zs.adler != want ||
+          inflateSetDictionary(&zs, reinterpret_cast<const Bytef*>(dictionary.data()),
+                               static_cast<uInt>(dictionary.size())) != Z_OK) {
+        inflateEnd(&zs);
+        return Status::Error("inflate: the body needs a dictionary this side does not have");
+      }
+      rc = inflate(&zs, Z_NO_FLUSH);
+    }
     // With output space available, Z_BUF_ERROR means inflate needs input we do not have.
     if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == data.size()) {
       inflateEnd(&zs);
@@ -79,6 +101,7 @@ Result<std::string> GzipDecompress(std::string_view data, size_t max_output) {
     const size_t produced = kChunk - zs.avail_out;
     if (out.size() + produced > max_output) {
       inflateEnd(&zs);
+      if (too_large != nullptr) *too_large = true;
       return Status::Error("gunzip: output exceeds limit");
     }
     out.append(buf, produced);
@@ -87,6 +110,24 @@ Result<std::string> GzipDecompress(std::string_view data, size_t max_output) {
   inflateEnd(&zs);
   if (trailing) return Status::Error("gunzip: trailing data after gzip stream");
   return out;
+}
+
+}  // namespace
+
+Result<std::string> GzipCompress(std::string_view data, int level) {
+  return Compress(data, level, kGzipWindowBits, {});
+}
+
+Result<std::string> GzipDecompress(std::string_view data, size_t max_output, bool* too_large) {
+  return Decompress(data, max_output, kGzipWindowBits, {}, too_large);
+}
+
+Result<std::string> DictCompress(std::string_view data, int level) {
+  return Compress(data, level, kZlibWindowBits, kWireDictionary);
+}
+
+Result<std::string> DictDecompress(std::string_view data, size_t max_output, bool* too_large) {
+  return Decompress(data, max_output, kZlibWindowBits, kWireDictionary, too_large);
 }
 
 }  // namespace edge::cloudsync

@@ -87,4 +87,58 @@ TEST(Gunzip, StopsAtOutputLimit) {
 }
 
 }  // namespace
+TEST(DictCompress, RoundTripsAndBeatsGzipOnASmallBatch) {
+  const std::string body =
+      R"({"node":"edge-7","sent_ms":1764167000050,"items":[{"id":"edge-7:5f3a9c0e12ab44d1:9",)"
+      R"("kind":"alert","created_ms":1764167000040,"payload":{"rule":"hot","sensor":"plant/)"
+      R"(line2/temp","severity":"critical","state":"resolved","value":71.25,)"
+      R"("ts_ms":1764167000010,"started_ms":1764166990000}}]})";
+  auto dict = DictCompress(body);
+  auto gz = GzipCompress(body);
+  ASSERT_TRUE(dict.ok() && gz.ok());
+  EXPECT_LT(dict->size() * 10, gz->size() * 7);  // at least 30% smaller than gzip
+  auto back = DictDecompress(*dict, 1 << 20);
+  ASSERT_TRUE(back.ok()) << back.error();
+  EXPECT_EQ(*back, body);
+}
+
+TEST(DictDecompress, RefusesGzipOtherDictionariesCorruptionAndBombs) {
+  const std::string text(100'000, 'a');
+  auto dict = DictCompress(text);
+  ASSERT_TRUE(dict.ok());
+  bool too_large = false;
+  EXPECT_FALSE(DictDecompress(*dict, 1000, &too_large).ok());
+  EXPECT_TRUE(too_large);
+  too_large = true;
+  auto gz = GzipCompress(text);
+  ASSERT_TRUE(gz.ok());
+  EXPECT_FALSE(DictDecompress(*gz, 1 << 20, &too_large).ok());
+  EXPECT_FALSE(too_large);
+  // A zlib stream with another preset dictionary names it by Adler-32: refused.
+  z_stream zs{};
+  ASSERT_EQ(deflateInit(&zs, 6), Z_OK);
+  const std::string other = "some other dictionary";
+  ASSERT_EQ(deflateSetDictionary(&zs, reinterpret_cast<const Bytef*>(other.data()),
+                                 static_cast<uInt>(other.size())),
+            Z_OK);
+  std::string out(1024, '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
+  zs.avail_in = 1000;
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  ASSERT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+  out.resize(zs.total_out);
+  deflateEnd(&zs);
+  auto refused = DictDecompress(out, 1 << 20);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().find("dictionary"), std::string::npos) << refused.error();
+  auto varied = DictCompress(RandomBytes(5000, 11));
+  ASSERT_TRUE(varied.ok());
+  std::string flipped = *varied;
+  flipped[flipped.size() / 2] ^= 0x55;
+  EXPECT_FALSE(DictDecompress(flipped, 1 << 20).ok());
+  EXPECT_FALSE(DictDecompress(dict->substr(0, dict->size() - 3), 1 << 20).ok());
+  EXPECT_FALSE(DictDecompress(*dict + "x", 1 << 20).ok());
+}
+
 }  // namespace edge::cloudsync

@@ -381,6 +381,9 @@ class TestConsole {
       if (record.content_encoding == "gzip") {
         auto plain = GzipDecompress(body, 64 << 20);
         body = plain.ok() ? plain.value() : std::string();
+      } else if (record.content_encoding == kDictEncoding) {
+        auto plain = DictDecompress(body, 64 << 20);
+        body = plain.ok() ? plain.value() : std::string();
       }
       record.json = nlohmann::json::parse(body, nullptr, false);
       ConsoleReply reply;
@@ -522,7 +525,7 @@ TEST_F(UplinkTest, DeliversAllRowsInBatchesOverOneConnection) {
   for (const ConsoleRequest& req : console.Requests()) {
     EXPECT_EQ(req.target, "/v1/batches");
     EXPECT_EQ(req.authorization, "Bearer secret-token");
-    EXPECT_EQ(req.content_encoding, "gzip");
+    EXPECT_EQ(req.content_encoding, "edge-zdict");
     ASSERT_FALSE(req.json.is_discarded());
     EXPECT_EQ(req.json["node"], "node-1");
     EXPECT_TRUE(req.json["sent_ms"].is_number_integer());
@@ -533,6 +536,39 @@ TEST_F(UplinkTest, DeliversAllRowsInBatchesOverOneConnection) {
     }
   }
   EXPECT_EQ(ids.size(), 1'200u);
+}
+
+TEST_F(UplinkTest, AConsoleThatRefusesTheDictionaryGetsGzipAndNoRowIsLost) {
+  TestConsole console;
+  console.SetHandler([](const ConsoleRequest& req, int) {
+    if (req.content_encoding == kDictEncoding) {
+      return Reply(415, R"({"error":"unsupported Content-Encoding"})");
+    }
+    if (req.target == "/v1/status") return Reply(200, R"({"stored":true})");
+    return AckAll(req);
+  });
+  outbox_.Add(20);
+  StartUplink(Options(console.port()));
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  outbox_.Add(20);
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  std::vector<std::string> encodings;
+  std::set<std::string> ids;
+  for (const ConsoleRequest& req : console.Requests()) {
+    if (req.target != "/v1/batches") continue;
+    encodings.push_back(req.content_encoding);
+    if (req.content_encoding == "gzip") {
+      for (const auto& item : req.json["items"]) ids.insert(item["id"].get<std::string>());
+    }
+  }
+  // One refusal, the same batch again as gzip at once, and gzip from then on.
+  ASSERT_EQ(encodings.size(), 3u);
+  EXPECT_EQ(encodings[0], "edge-zdict");
+  EXPECT_EQ(encodings[1], "gzip");
+  EXPECT_EQ(encodings[2], "gzip");
+  EXPECT_EQ(ids.size(), 40u);
+  EXPECT_EQ(metrics_.Uploads("retry"), 0);
+  EXPECT_EQ(metrics_.Uploads("rejected"), 0);
 }
 
 TEST_F(UplinkTest, SmallBodiesAreSentUncompressedAndGzipCanBeDisabled) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/cloudsync/gzip.h"
 #include "edge/console/codec.h"
 
 namespace edge::console {
@@ -165,6 +166,25 @@ TEST_F(ConsoleApiTest, GzipBatchIsAccepted) {
   EXPECT_EQ(json::parse(r.body)["accepted"], 1);
 }
 
+TEST_F(ConsoleApiTest, DictionaryCompressedBatchIsAcceptedAndItsBombIs413) {
+  auto body = cloudsync::DictCompress(BatchOf("node-1", {AlertItem("node-1:e:1", 100)}).dump());
+  ASSERT_TRUE(body.ok());
+  HttpRequest req = Post(kNode1, *body);
+  req.content_encoding = "edge-zdict";
+  HttpResponse r = Send(req);
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body)["accepted"], 1);
+
+  auto bomb = cloudsync::DictCompress(std::string(9 * 1024 * 1024, ' '));
+  ASSERT_TRUE(bomb.ok());
+  req = Post(kNode1, *bomb);
+  req.content_encoding = "edge-zdict";
+  EXPECT_EQ(Send(req).status, 413);
+  req = Post(kNode1, Gzip("{}"));  // gzip labelled as edge-zdict
+  req.content_encoding = "edge-zdict";
+  EXPECT_EQ(Send(req).status, 400);
+}
+
 TEST_F(ConsoleApiTest, GzipBombIs413) {
   HttpRequest req = Post(kNode1, Gzip(std::string(9 * 1024 * 1024, ' ')));
   req.content_encoding = "gzip";
@@ -249,6 +269,23 @@ TEST_F(ConsoleApiTest, AlertsCarryIdAndReceivedMsOldestFirst) {
   EXPECT_EQ(alerts[0]["rule"], "boiler-overheat");
   EXPECT_EQ(alerts[0]["value"], 97.5);
   EXPECT_EQ(alerts[1]["id"], "node-1:e:2");
+}
+
+TEST_F(ConsoleApiTest, AlertsWithoutNodeOrEpisodeGetThemFromTheBatchAndTheirFields) {
+  json lean = AlertItem("node-1:e:1", 100);
+  lean["payload"].erase("node");
+  lean["payload"]["started_ms"] = 90;
+  json own = AlertItem("node-1:e:2", 200);
+  own["payload"]["episode"] = "kept-as-sent";
+  ASSERT_EQ(Send(Post(kNode1, BatchOf("node-1", {lean, own}).dump())).status, 200);
+  HttpResponse r = Send(Get("/v1/alerts", kAdmin));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json alerts = json::parse(r.body);
+  ASSERT_EQ(alerts.size(), 2u);
+  EXPECT_EQ(alerts[0]["node"], "node-1");
+  EXPECT_EQ(alerts[0]["episode"], "boiler-overheat|plant/boiler1/temp|90");
+  EXPECT_EQ(alerts[1]["episode"], "kept-as-sent");
+  EXPECT_FALSE(alerts[1].contains("started_ms"));
 }
 
 TEST_F(ConsoleApiTest, AlertsQueryFiltersByNodeSinceAndLimit) {

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <variant>
 
+#include "edge/cloudsync/gzip.h"
 #include "edge/common/query.h"
 #include "edge/console/batch.h"
 #include "edge/console/codec.h"
@@ -477,8 +478,15 @@ std::optional<HttpResponse> ConsoleApi::DecodeBody(const HttpRequest& request, s
     if (g.code != GunzipCode::kOk) return ErrorResponse(400, g.error);
     *decoded = std::move(g.data);
     *body = decoded;
+  } else if (EqualsIgnoreCase(encoding, cloudsync::kDictEncoding)) {
+    bool too_large = false;
+    auto plain =
+        cloudsync::DictDecompress(request.body, options_.max_decompressed_body_bytes, &too_large);
+    if (!plain.ok()) return ErrorResponse(too_large ? 413 : 400, plain.error());
+    *decoded = std::move(plain.value());
+    *body = decoded;
   } else if (!encoding.empty() && !EqualsIgnoreCase(encoding, "identity")) {
-    return ErrorResponse(415, "unsupported Content-Encoding (use gzip or none)");
+    return ErrorResponse(415, "unsupported Content-Encoding (use gzip, edge-zdict or none)");
   }
   if ((*body)->size() > options_.max_decompressed_body_bytes) {
     return ErrorResponse(413, "body too large");
@@ -613,6 +621,18 @@ HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view 
     element["id"] = a.id;
     element["received_ms"] = a.received_ms;
     if (!element.contains("node")) element["node"] = a.node;
+    if (!element.contains("episode")) {
+      // Agents leave it out: it is rule|sensor|started_ms, the same for both events of one
+      // episode (docs/protocol.md, "Alert payload").
+      const auto rule = element.find("rule");
+      const auto sensor = element.find("sensor");
+      const auto started = element.find("started_ms");
+      if (rule != element.end() && rule->is_string() && sensor != element.end() &&
+          sensor->is_string() && started != element.end() && started->is_number_integer()) {
+        element["episode"] = rule->get<std::string>() + "|" + sensor->get<std::string>() + "|" +
+                             std::to_string(started->get<int64_t>());
+      }
+    }
     out.push_back(std::move(element));
   }
   return JsonResponse(200, out);

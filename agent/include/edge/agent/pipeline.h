@@ -132,11 +132,10 @@ class Pipeline {
 };
 
 // The outbox payload of one rollup (docs/protocol.md, "Rollup payload").
-std::string RollupPayloadJson(std::string_view node_id, std::string_view sensor, int64_t start_ms,
-                              int64_t end_ms, int64_t count, double min, double max, double mean,
-                              double last);
+std::string RollupPayloadJson(std::string_view sensor, int64_t start_ms, int64_t end_ms,
+                              int64_t count, double min, double max, double mean, double last);
 
 // The outbox payload of one alert event (docs/protocol.md, "Alert payload").
-std::string AlertPayloadJson(std::string_view node_id, const rules::AlertEvent& event);
+std::string AlertPayloadJson(const rules::AlertEvent& event);
 
 }  // namespace edge::agent
