@@ -205,40 +205,11 @@ size_t Heap(const T&) {
 
 }  // namespace
 
-int64_t BucketWidthMs(int64_t window_ms) {
-  // Rounded up, so that kWindowBuckets widths cover the window; 1 ms at least.
-  const int64_t width = window_ms / kWindowBuckets + (window_ms % kWindowBuckets != 0 ? 1 : 0);
-  return std::max<int64_t>(width, 1);
-}
-
-void Moments::Add(double x) {
-  ++count;
-  const double delta = x - mean;
-  mean += delta / static_cast<double>(count);
-  m2 += delta * (x - mean);
-}
-
-void Moments::Merge(const Moments& other) {
-  if (other.count == 0) return;
-  if (count == 0) {
-    *this = other;
-    return;
-  }
-  const double n_a = static_cast<double>(count);
-  const double n_b = static_cast<double>(other.count);
-  const double n = n_a + n_b;
-  const double delta = other.mean - mean;
-  mean += delta * (n_b / n);
-  m2 += other.m2 + delta * delta * (n_a * n_b / n);
-  count += other.count;
-}
-
 void WindowStats::Reset(int64_t window_ms) {
   buckets_.Clear();
   total_ = {};
   shift_ = 0;
   window_ms_ = window_ms;
-  width_ms_ = BucketWidthMs(window_ms);
 }
 
 void WindowStats::Expire(int64_t ts_ms) {
@@ -251,19 +222,35 @@ void WindowStats::Expire(int64_t ts_ms) {
     buckets_.PopFront();
     dropped = true;
   }
-  if (!dropped) return;
-  // Rebuild the total from the buckets rather than subtracting (no cancellation), and move
-  // the shift to the window's mean so that later values stay close to it. The delta
-  // actually applied is what the shift moved by, so the buckets' values are unchanged up to
-  // the rounding of their (small) means.
+  if (dropped) Rebuild();
+}
+
+void WindowStats::Rebuild() {
+  // From the buckets rather than by subtracting those that left (no cancellation): the mean
+  // first, then M2 as a sum of non-negative terms. The shift moves to the window's mean so
+  // that later values stay close to it; the delta applied is what the shift actually moved
+  // by, so the buckets' values change only by the rounding of their (small) means.
+  int64_t n = 0;
+  double sum = 0;
+  for (uint32_t i = 0; i < buckets_.size(); ++i) {
+    const Moments& m = buckets_[i].moments;
+    n += m.count;
+    sum += static_cast<double>(m.count) * m.mean;
+  }
   total_ = {};
-  for (uint32_t i = 0; i < buckets_.size(); ++i) total_.Merge(buckets_[i].moments);
-  if (total_.count == 0) return;
-  const double next_shift = shift_ + total_.mean;
+  if (n == 0) return;
+  const double mean = sum / static_cast<double>(n);
+  const double next_shift = shift_ + mean;
   const double delta = next_shift - shift_;
   shift_ = next_shift;
-  total_.mean -= delta;
-  for (uint32_t i = 0; i < buckets_.size(); ++i) buckets_[i].moments.mean -= delta;
+  total_.count = n;
+  total_.mean = mean - delta;
+  for (uint32_t i = 0; i < buckets_.size(); ++i) {
+    Moments& m = buckets_[i].moments;
+    m.mean -= delta;
+    const double d = m.mean - total_.mean;
+    total_.m2 += m.m2 + static_cast<double>(m.count) * d * d;
+  }
 }
 
 void WindowStats::Add(int64_t ts_ms, double value) {
@@ -271,14 +258,13 @@ void WindowStats::Add(int64_t ts_ms, double value) {
     total_ = {};
     shift_ = value;
   }
-  if (buckets_.empty() ||
-      OlderThan(buckets_.back().start_ms, ts_ms, static_cast<uint64_t>(width_ms_) - 1)) {
+  if (buckets_.empty() || OlderThan(buckets_.back().start_ms, ts_ms,
+                                    static_cast<uint64_t>(BucketWidthMs(window_ms_)) - 1)) {
     if (buckets_.full()) {
       // Not reached with readings in event-time order (kWindowSlots covers the span); if it
       // were, the oldest bucket would leave early and the total must follow.
       buckets_.PopFront();
-      total_ = {};
-      for (uint32_t i = 0; i < buckets_.size(); ++i) total_.Merge(buckets_[i].moments);
+      Rebuild();
     }
     buckets_.PushBack(Bucket{ts_ms, ts_ms, {}});
   }

@@ -35,7 +35,10 @@ inline constexpr uint32_t kWindowBuckets = 32;
 inline constexpr uint32_t kWindowSlots = kWindowBuckets + 1;
 
 // ceil(window_ms / kWindowBuckets), at least 1; window_ms > 0.
-int64_t BucketWidthMs(int64_t window_ms);
+constexpr int64_t BucketWidthMs(int64_t window_ms) {
+  const int64_t width = window_ms / kWindowBuckets + (window_ms % kWindowBuckets != 0 ? 1 : 0);
+  return width > 1 ? width : 1;
+}
 
 // A ring of at most kWindowSlots items, oldest first. Its buffer is allocated once, at its
 // full size, on the first PushBack, and kept until destruction. Move-only.
@@ -79,15 +82,20 @@ class BucketRing {
   uint32_t size_ = 0;
 };
 
-// Count, mean and sum of squared deviations from the mean (M2) of some readings, merged
-// without cancellation: Welford's update for one reading, Chan et al.'s for two sets.
+// Count, mean and sum of squared deviations from the mean (M2) of some readings. Add is
+// Welford's update, which does not cancel; sets are merged as in Chan et al. (the sum of
+// their M2 plus count x squared distance of each mean from the merged mean).
 struct Moments {
   int64_t count = 0;
   double mean = 0;
   double m2 = 0;
 
-  void Add(double x);
-  void Merge(const Moments& other);
+  void Add(double x) {
+    ++count;
+    const double delta = x - mean;
+    mean += delta / static_cast<double>(count);
+    m2 += delta * (x - mean);
+  }
 };
 
 // Mean and sample variance of the readings of a rolling window of `window` ms, in bucketed
@@ -131,11 +139,13 @@ class WindowStats {
   size_t HeapBytes() const { return buckets_.HeapBytes(); }
 
  private:
+  // Recomputes total_ from the buckets and moves the shift to their mean.
+  void Rebuild();
+
   BucketRing<Bucket> buckets_;
   Moments total_;  // of every bucket
   double shift_ = 0;
   int64_t window_ms_ = 0;
-  int64_t width_ms_ = 1;
 };
 
 // Threshold and range are stateless: the reading and the firing flag decide.
