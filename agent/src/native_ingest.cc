@@ -8,6 +8,7 @@
 // touched only on that thread, except the atomics and what Stop() documents.
 
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -48,6 +49,11 @@ constexpr size_t kReadChunkBytes = 64 * 1024;
 constexpr size_t kMaxQueuedWriteBytes = 1 << 20;
 constexpr uint16_t kSubscribePacketId = 1;
 constexpr size_t kSnippetBytes = 48;
+// After a read smaller than this the next one waits kReadLinger: at 10,000 messages/s of
+// 60 bytes a read then returns ~10 packets instead of one, for a tenth of the wake-ups and
+// system calls, and a reading is delayed by at most a millisecond.
+constexpr size_t kSmallReadBytes = 16 * 1024;
+constexpr std::chrono::microseconds kReadLinger{1000};
 
 struct BrokerAddress {
   bool tls = false;
@@ -168,6 +174,7 @@ class NativeIngest final : public Ingest {
         watchdog_(io_),
         keepalive_timer_(io_),
         backoff_timer_(io_),
+        linger_timer_(io_),
         read_buffer_(kReadChunkBytes) {
     Result<BrokerAddress> address = ParseBrokerUrl(options_.url);
     if (address.ok()) {
@@ -199,6 +206,7 @@ class NativeIngest final : public Ingest {
     std::promise<void> ran;
     run_done_ = ran.get_future();
     thread_ = std::thread([this, ran = std::move(ran)]() mutable {
+      pthread_setname_np(pthread_self(), "edge-mqtt");
       try {
         io_.run();
       } catch (const std::exception& e) {
@@ -327,6 +335,11 @@ class NativeIngest final : public Ingest {
       if (ec) co_return "read: " + ec.message();
       HandleChunk(std::string_view(read_buffer_.data(), n));
       if (!fail_reason_.empty()) co_return fail_reason_;
+      if (n < kSmallReadBytes && state_ == State::kReady) {
+        // A trickle: let it pile up for a moment so the next read takes many packets.
+        linger_timer_.expires_after(kReadLinger);
+        co_await linger_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      }
     }
   }
 
@@ -529,6 +542,7 @@ class NativeIngest final : public Ingest {
 
   void EndSession() {
     watchdog_.cancel();
+    linger_timer_.cancel();
     keepalive_timer_.cancel();
     if (transport_) transport_->Close();
     transport_.reset();
@@ -596,6 +610,7 @@ class NativeIngest final : public Ingest {
   asio::steady_timer watchdog_;         // connect, SUBACK and DISCONNECT deadlines
   asio::steady_timer keepalive_timer_;  // PINGREQ and receive timeout
   asio::steady_timer backoff_timer_;    // between connection attempts
+  asio::steady_timer linger_timer_;     // between small reads
   std::shared_ptr<Transport> transport_;
   std::vector<char> read_buffer_;
 };

@@ -193,6 +193,8 @@ class Stack:
             "mqtt:",
             "  url: tcp://127.0.0.1:%d" % self.mqtt_port,
             "  topics: [%s]" % ", ".join(json.dumps(t) for t in topics),
+        ] + (["  client: %s" % self.suite.args.mqtt_client]
+             if self.suite.args.mqtt_client else []) + [
             "store:",
             "  path: %s" % json.dumps(self.path("agent.db")),
         ] + ["  " + line for line in store_extra] + [
@@ -837,6 +839,8 @@ def main():
                    help="tiny durations: checks that every scenario runs and reports")
     p.add_argument("--only", default=",".join(SCENARIOS),
                    help="comma-separated subset of: " + ", ".join(SCENARIOS))
+    p.add_argument("--mqtt-client", choices=("native", "paho"), default=None,
+                   help="the agent's mqtt.client (default: the agent's default)")
     args = p.parse_args()
     selected = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = [s for s in selected if s not in SCENARIOS]
