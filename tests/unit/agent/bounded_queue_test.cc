@@ -54,7 +54,7 @@ TEST(BoundedQueue, CloseWakesAWaitingConsumer) {
 TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   // The producer signals only a sleeping consumer: every round here must still wake it,
   // whether the item comes before or after the consumer starts waiting.
-  BoundedQueue<int> q(10);
+  BoundedQueue<int> q(1000);  // room for all: nothing is dropped
   std::vector<int> got;
   std::thread consumer([&] {
     std::vector<int> out;
