@@ -1,15 +1,19 @@
 // The only file that includes sqlite3.h.
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <thread>
 #include <unordered_set>
 
 #include "edge/agent/store.h"
@@ -217,9 +221,11 @@ Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
   // committed alert survives power loss, not only a process crash. Readings commits lower
   // it per transaction (StoreWriter::AppendReadings).
   if (Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
-  // A checkpoint every 1 MiB of log (SQLite's default is 4 MiB) keeps the log small next to
-  // a nearly full disk; a log grown larger is cut back to 4 MiB after a checkpoint.
-  if (Status s = Exec(db, "PRAGMA wal_autocheckpoint=256; PRAGMA journal_size_limit=4194304;");
+  // The writer's checkpoint thread copies the log into the database every
+  // StoreWriter::kCheckpointIntervalMs, which keeps the log small next to a nearly full disk;
+  // a connection checkpoints on its own only past 16 MiB of log (a backstop). A log grown
+  // larger than 4 MiB is cut back to that after a checkpoint.
+  if (Status s = Exec(db, "PRAGMA wal_autocheckpoint=4096; PRAGMA journal_size_limit=4194304;");
       !s) {
     return s;
   }
@@ -397,8 +403,70 @@ StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
       options_(std::move(options)),
       stmts_(std::make_unique<Statements>(db)) {}
 
+// Runs PASSIVE checkpoints on a connection of its own, every kCheckpointIntervalMs. A
+// passive checkpoint never takes the write lock: writers go on while it copies the log into
+// the database. It syncs the log before copying, which is what makes the readings' NORMAL
+// commits durable within about one interval, and the database after.
+class StoreWriter::Checkpointer {
+ public:
+  static std::unique_ptr<Checkpointer> Start(const StoreOptions& options) {
+    sqlite3* db = nullptr;
+    int rc = sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+                             nullptr);
+    if (rc == SQLITE_OK) {
+      sqlite3_busy_timeout(db, options.busy_timeout_ms);
+      rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+    }
+    if (rc != SQLITE_OK) {
+      spdlog::warn("store: no checkpoint thread ({}); the connections checkpoint themselves",
+                   Describe(db, rc, "open " + options.path));
+      sqlite3_close(db);
+      return nullptr;
+    }
+    return std::unique_ptr<Checkpointer>(new Checkpointer(db));
+  }
+
+  ~Checkpointer() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    sqlite3_close(db_);
+  }
+
+ private:
+  explicit Checkpointer(sqlite3* db) : db_(db), thread_([this] { Run(); }) {}
+
+  void Run() {
+    bool failing = false;
+    std::unique_lock lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(kCheckpointIntervalMs),
+                         [this] { return stop_; })) {
+      lock.unlock();
+      const int rc =
+          sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+      // BUSY: another checkpoint is running (a backstop or a log restart); next time then.
+      const bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
+      if (failed && !failing) {
+        spdlog::warn("store: checkpoint failed: {}", Describe(db_, rc, "checkpoint"));
+      }
+      failing = failed;
+      lock.lock();
+    }
+  }
+
+  sqlite3* db_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;   // guarded by mu_
+  std::thread thread_;  // last: starts after everything it uses
+};
+
 StoreWriter::~StoreWriter() {
-  stmts_.reset();  // statements before their connection
+  checkpointer_.reset();  // its last checkpoint before the writer's connection closes
+  stmts_.reset();         // statements before their connection
   sqlite3_close(db_);
 }
 
@@ -446,6 +514,11 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
   std::unique_ptr<StoreWriter> w(new StoreWriter(*db, std::move(epoch), options));
   if (!w->stmts_->ok()) return Status::Error(Describe(w->db_, SQLITE_ERROR, "prepare"));
   w->readings_rows_ = *rows;
+  w->checkpointer_ = Checkpointer::Start(options);
+  if (!w->checkpointer_) {
+    // Without the thread the writer checkpoints every 1 MiB of log, on its own thread.
+    if (Status s = Exec(w->db_, "PRAGMA wal_autocheckpoint=256"); !s) return s;
+  }
   return w;
 }
 
@@ -636,11 +709,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
   // committed; a power loss may). One FULL commit per interval bounds what power loss takes,
   // and it also makes every earlier NORMAL commit durable (the WAL is synced as a whole).
-  const bool full_sync = now_ms - last_full_sync_ms_ >= kFullSyncIntervalMs;
-  if (Status s = Exec(db_, full_sync ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
-      !s) {
-    return Fail(s);
-  }
+  if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s)
     return Fail(Status::Error("begin: " + s.message()));
   const int64_t rows_before = readings_rows_;
@@ -712,7 +781,6 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {
     last_retention_ms_ = now_ms;
   }
-  if (full_sync) last_full_sync_ms_ = now_ms;
   if (pruned != nullptr) *pruned = removed;
   last_error_full_ = false;
   return Status::Ok();

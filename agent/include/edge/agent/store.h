@@ -177,8 +177,9 @@ class StoreWriter {
 
   // One group commit of readings into the ring, with a cheaper durability than Append:
   // synchronous=NORMAL (survives a process crash as soon as this returns; a power loss can
-  // take back what was committed since the last fsync), with a FULL commit at least every
-  // `full_sync_interval_ms` of `now_ms`. In the same transaction the ring is pruned by
+  // take back what was committed since the last fsync). The writer's checkpoint thread
+  // syncs the log every kCheckpointIntervalMs, so that window stays bounded without an
+  // fsync on the caller's thread. In the same transaction the ring is pruned by
   // retention (arrival order, `now_ms` wall time) and by its byte share; `pruned` (optional)
   // receives the rows removed. On SQLITE_FULL the write-ahead log is restarted, then a
   // quarter of the ring is cut, retrying after each step; on failure the readings are not
@@ -206,10 +207,15 @@ class StoreWriter {
                       const std::vector<EpisodeKey>& resolved);
   Result<std::vector<StoredEpisode>> LoadEpisodes();
 
-  static constexpr int64_t kFullSyncIntervalMs = 1000;
+  // How often the checkpoint thread copies the write-ahead log into the database (and
+  // syncs both). Checkpoints run there, on a connection of their own, so neither the
+  // pipeline nor the uplink ever waits for one; the connections checkpoint themselves only
+  // as a backstop, when the log passes 16 MiB (the thread is stuck or could not start).
+  static constexpr int64_t kCheckpointIntervalMs = 250;
 
  private:
   struct Statements;
+  class Checkpointer;
   StoreWriter(sqlite3* db, std::string epoch, StoreOptions options);
   Status AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
                     Evictions* evicted);
@@ -227,9 +233,9 @@ class StoreWriter {
   std::unique_ptr<Statements> stmts_;
   std::map<std::string, int64_t, std::less<>> sensor_ids_;  // cache of the sensors table
   int64_t readings_rows_ = 0;      // rows in the ring (the writer is its only writer)
-  int64_t last_full_sync_ms_ = 0;  // wall time of the last FULL readings commit
   int64_t last_retention_ms_ = 0;  // wall time of the last retention prune
   bool last_error_full_ = false;
+  std::unique_ptr<Checkpointer> checkpointer_;  // stopped first by the destructor
 };
 
 class StoreReader {
