@@ -7,9 +7,12 @@
 // behind the uplink and the uplink never waits behind a burst of readings. State below is
 // touched only on that thread, except the atomics and what Stop() documents.
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -336,6 +339,15 @@ class NativeIngest final : public Ingest {
       HandleChunk(std::string_view(read_buffer_.data(), n));
       if (!fail_reason_.empty()) co_return fail_reason_;
       if (n < kSmallReadBytes && state_ == State::kReady) {
+        {
+          // ACK what was read now: while this side pauses, a delayed ACK would hold the
+          // broker's next small segments (Nagle) for tens of milliseconds (measured: an alert
+          // at 10,000 readings/s took 22 ms to the outbox at the median instead of 3 ms).
+          // Linux re-arms delayed ACKs on its own, so it is set after every read.
+          const int one = 1;
+          (void)::setsockopt(t->Socket().native_handle(), IPPROTO_TCP, TCP_QUICKACK, &one,
+                             sizeof one);
+        }
         // A trickle: let it pile up for a moment so the next read takes many packets.
         linger_timer_.expires_after(kReadLinger);
         co_await linger_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
