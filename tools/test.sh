@@ -7,7 +7,8 @@
 #      (the fault and deploy labels run in step 1 only: they exercise processes and
 #      images, not new code paths). It is compiled at the lowest CPU priority while step
 #      1's tests run: they mostly wait on processes and sockets, and it takes the idle CPU;
-#   3. the libFuzzer targets for a bounded time (build-fuzz/, clang).
+#   3. the libFuzzer targets for a bounded time (build-fuzz/, clang; built at the lowest
+#      priority while step 2's tests run).
 #   --quick      only step 1
 # Exit status: non-zero if any build step or test fails.
 set -euo pipefail
@@ -69,15 +70,26 @@ if [ "$SANITIZE" = 1 ]; then
     echo "test.sh: the ASan/UBSan build failed (exit $ASAN_OK)" >&2
     exit 1
   fi
+  # libFuzzer targets (clang): the policy parser, the payload decoder and the MQTT codec,
+  # bounded in time. Built at nice 19 while the ASan tests run, like the ASan build.
+  stage "fuzz build started in the background (nice 19)"
+  CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_BUILD_FUZZ=ON \
+    -DEDGE_FUZZ_SECONDS="${EDGE_FUZZ_SECONDS:-20}" >/dev/null
+  setsid nice -n 19 cmake --build build-fuzz -j"$JOBS" \
+    --target policy_fuzz decoder_fuzz mqtt_codec_fuzz >"$ASAN_LOG" 2>&1 &
+  ASAN_PID=$!
   stage "ctest (ASan/UBSan)"
   (cd build-asan && ctest --output-on-failure -j"$JOBS" --timeout 300 -LE "fault|deploy" \
     "${CTEST_ARGS[@]}")
-  stage "fuzz"
-  # libFuzzer targets (clang): the policy parser, the payload decoder and the MQTT codec,
-  # bounded in time.
-  CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_BUILD_FUZZ=ON \
-    -DEDGE_FUZZ_SECONDS="${EDGE_FUZZ_SECONDS:-20}" >/dev/null
-  cmake --build build-fuzz -j"$JOBS" --target policy_fuzz decoder_fuzz mqtt_codec_fuzz
+  stage "fuzz (waiting for the background build)"
+  FUZZ_OK=0
+  wait "$ASAN_PID" || FUZZ_OK=$?
+  ASAN_PID=""
+  tail -n 20 "$ASAN_LOG"
+  if [ "$FUZZ_OK" != 0 ]; then
+    echo "test.sh: the fuzz build failed (exit $FUZZ_OK)" >&2
+    exit 1
+  fi
   (cd build-fuzz && ctest --output-on-failure -j"$JOBS" -L fuzz)
 fi
 stage "all passed"
