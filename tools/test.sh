@@ -35,19 +35,33 @@ stage "optimized build"
 # -O1 without debug info compiles in about 60% of the time of -O2 -g (measured on the
 # heaviest source, the uplink); the published figures come from tools/bench's Release build.
 build build -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g0 -DNDEBUG" -DEDGE_BUILD_BENCH=ON
-ASAN_PID=""
-ASAN_LOG=$(mktemp)
+# One build at a time runs in the background at nice 19, in a session of its own so that
+# stopping it stops every compiler it started; its output goes to BG_LOG.
+BG_PID=""
+BG_LOG=$(mktemp)
+trap 'if [ -n "$BG_PID" ]; then kill -- "-$BG_PID" 2>/dev/null; fi; rm -f "$BG_LOG"' EXIT
+background() {  # background COMMAND...
+  JOBS=$JOBS setsid nice -n 19 "$@" >"$BG_LOG" 2>&1 &
+  BG_PID=$!
+}
+wait_background() {  # wait_background WHAT: fails the script if that build failed
+  local rc=0
+  wait "$BG_PID" || rc=$?
+  BG_PID=""
+  tail -n 30 "$BG_LOG"
+  if [ "$rc" != 0 ]; then
+    echo "test.sh: the $1 failed (exit $rc)" >&2
+    exit 1
+  fi
+}
+
 if [ "$SANITIZE" = 1 ]; then
   stage "ASan/UBSan build started in the background (nice 19)"
   # -O0: under ASan the coroutine-heavy sources compile 2.5x faster than at -O1 (73 s
   # against 180 s of CPU for the uplink); the tests are I/O-bound and barely slower.
-  # In a session of its own, so that stopping it stops every compiler it started.
-  JOBS=$JOBS setsid nice -n 19 bash -c "$(declare -f build); build build-asan \
-    -DEDGE_SANITIZE=ON -DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O0 -g0'" >"$ASAN_LOG" 2>&1 &
-  ASAN_PID=$!
+  background bash -c "$(declare -f build); build build-asan -DEDGE_SANITIZE=ON \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O0 -g0'"
 fi
-# Stop the background build if this script stops early.
-trap 'if [ -n "$ASAN_PID" ]; then kill -- "-$ASAN_PID" 2>/dev/null; fi; rm -f "$ASAN_LOG"' EXIT
 stage "ctest (optimized)"
 (cd build && ctest --output-on-failure -j"$JOBS" --timeout 300 "${CTEST_ARGS[@]}")
 stage "container test"
@@ -62,34 +76,18 @@ rm -rf "$SMOKE_OUT"
 
 if [ "$SANITIZE" = 1 ]; then
   stage "ASan/UBSan build (waiting for the background build)"
-  ASAN_OK=0
-  wait "$ASAN_PID" || ASAN_OK=$?
-  ASAN_PID=""
-  tail -n 40 "$ASAN_LOG"
-  if [ "$ASAN_OK" != 0 ]; then
-    echo "test.sh: the ASan/UBSan build failed (exit $ASAN_OK)" >&2
-    exit 1
-  fi
+  wait_background "ASan/UBSan build"
   # libFuzzer targets (clang): the policy parser, the payload decoder and the MQTT codec,
-  # bounded in time. Built at nice 19 while the ASan tests run, like the ASan build.
+  # bounded in time. Built in the background while the ASan tests run.
   stage "fuzz build started in the background (nice 19)"
   CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_BUILD_FUZZ=ON \
     -DEDGE_FUZZ_SECONDS="${EDGE_FUZZ_SECONDS:-20}" >/dev/null
-  setsid nice -n 19 cmake --build build-fuzz -j"$JOBS" \
-    --target policy_fuzz decoder_fuzz mqtt_codec_fuzz >"$ASAN_LOG" 2>&1 &
-  ASAN_PID=$!
+  background cmake --build build-fuzz -j"$JOBS" --target policy_fuzz decoder_fuzz mqtt_codec_fuzz
   stage "ctest (ASan/UBSan)"
   (cd build-asan && ctest --output-on-failure -j"$JOBS" --timeout 300 -LE "fault|deploy" \
     "${CTEST_ARGS[@]}")
   stage "fuzz (waiting for the background build)"
-  FUZZ_OK=0
-  wait "$ASAN_PID" || FUZZ_OK=$?
-  ASAN_PID=""
-  tail -n 20 "$ASAN_LOG"
-  if [ "$FUZZ_OK" != 0 ]; then
-    echo "test.sh: the fuzz build failed (exit $FUZZ_OK)" >&2
-    exit 1
-  fi
+  wait_background "fuzz build"
   (cd build-fuzz && ctest --output-on-failure -j"$JOBS" -L fuzz)
 fi
 stage "all passed"

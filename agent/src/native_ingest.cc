@@ -38,6 +38,7 @@
 #include "edge/agent/ingest.h"
 #include "edge/agent/mqtt_codec.h"
 #include "edge/cloudsync/backoff.h"
+#include "edge/cloudsync/tls_context.h"
 
 namespace edge::agent {
 namespace {
@@ -120,26 +121,6 @@ std::string Snippet(std::string_view bytes) {
   return out;
 }
 
-// Peer verification against ca_file, or the system trust store when it is empty; TLS 1.2
-// or newer. A CA file that cannot be loaded leaves a context that trusts nothing, so every
-// handshake fails (and is retried) after the cause was logged once.
-std::unique_ptr<ssl::context> MakeTlsContext(const std::string& ca_file) {
-  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_client);
-  SSL_CTX_set_min_proto_version(ctx->native_handle(), TLS1_2_VERSION);
-  ctx->set_verify_mode(ssl::verify_peer);
-  error_code ec;
-  if (ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-  } else {
-    ctx->load_verify_file(ca_file, ec);
-  }
-  if (ec) {
-    spdlog::error("mqtt: cannot load CA certificates from {}: {}",
-                  ca_file.empty() ? "the system trust store" : ca_file, ec.message());
-  }
-  return ctx;
-}
-
 // One connection's byte stream. Shared with pending write handlers so that the stream
 // outlives every operation on it.
 struct Transport {
@@ -159,13 +140,7 @@ class NativeIngest final : public Ingest {
       : options_(std::move(options)),
         sink_(std::move(sink)),
         clock_(clock),
-        connected_gauge_(metrics.Gauge("edge_agent_mqtt_connected",
-                                       "1 while the MQTT client is connected to the broker")),
-        connects_ok_(metrics.Counter("edge_agent_mqtt_connects_total",
-                                     "MQTT connection attempts by result", {{"result", "ok"}})),
-        connects_failed_(metrics.Counter("edge_agent_mqtt_connects_total",
-                                         "MQTT connection attempts by result",
-                                         {{"result", "failed"}})),
+        metrics_(metrics),
         // A skipped packet's payload is necessarily over mqtt.max_payload_bytes: counted as
         // the decoder counts such payloads.
         too_large_(metrics.Counter("edge_agent_readings_rejected_total",
@@ -182,7 +157,7 @@ class NativeIngest final : public Ingest {
     Result<BrokerAddress> address = ParseBrokerUrl(options_.url);
     if (address.ok()) {
       address_ = *address;
-      if (address_.tls) tls_context_ = MakeTlsContext(options_.ca_file);
+      if (address_.tls) tls_context_ = cloudsync::TlsContextOrRefuseAll(options_.ca_file, "mqtt");
     } else {
       address_error_ = address.error();
       spdlog::error("mqtt: {}", address_error_);
@@ -236,7 +211,7 @@ class NativeIngest final : public Ingest {
       thread_.join();
     }
     connected_ = false;
-    connected_gauge_.Set(0);
+    metrics_.connected.Set(0);
   }
 
   bool Connected() const override { return connected_.load(); }
@@ -257,7 +232,7 @@ class NativeIngest final : public Ingest {
       if (accepted_) {
         spdlog::warn("mqtt connection lost: {}", why);
       } else {
-        connects_failed_.Inc();
+        metrics_.connects_failed.Inc();
         spdlog::warn("mqtt connect to {} failed: {}", options_.url, why);
       }
       const int64_t delay = backoff_.NextDelayMs();
@@ -431,7 +406,7 @@ class NativeIngest final : public Ingest {
            std::to_string(p.connack_code) + ")");
       return;
     }
-    connects_ok_.Inc();
+    metrics_.connects_ok.Inc();
     accepted_ = true;
     state_ = State::kAwaitSuback;
     awaiting_release_.reset();
@@ -463,7 +438,7 @@ class NativeIngest final : public Ingest {
     state_ = State::kReady;
     backoff_.Reset();
     connected_ = true;
-    connected_gauge_.Set(1);
+    metrics_.connected.Set(1);
     spdlog::info("mqtt connected to {}, subscribed to {} filter(s)", options_.url, granted);
   }
 
@@ -564,7 +539,7 @@ class NativeIngest final : public Ingest {
     state_ = State::kIdle;
     parser_.Reset();
     connected_ = false;
-    connected_gauge_.Set(0);
+    metrics_.connected.Set(0);
   }
 
   // On the io thread, from Stop().
@@ -584,9 +559,7 @@ class NativeIngest final : public Ingest {
   IngestOptions options_;
   MessageSink sink_;
   Clock& clock_;
-  GaugeHandle& connected_gauge_;
-  CounterHandle& connects_ok_;
-  CounterHandle& connects_failed_;
+  IngestMetrics metrics_;
   CounterHandle& too_large_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};

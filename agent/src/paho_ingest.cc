@@ -33,13 +33,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
         sink_(std::move(sink)),
         clock_(clock),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
-        connected_gauge_(metrics.Gauge("edge_agent_mqtt_connected",
-                                       "1 while the MQTT client is connected to the broker")),
-        connects_ok_(metrics.Counter("edge_agent_mqtt_connects_total",
-                                     "MQTT connection attempts by result", {{"result", "ok"}})),
-        connects_failed_(metrics.Counter("edge_agent_mqtt_connects_total",
-                                         "MQTT connection attempts by result",
-                                         {{"result", "failed"}})),
+        metrics_(metrics),
         client_(NormalizeUrl(options_.url), options_.client_id,
                 mqtt::create_options(MQTTVERSION_3_1_1)) {
     auto builder = mqtt::connect_options_builder()
@@ -69,7 +63,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     client_.set_connected_handler([this](const std::string&) { OnConnected(); });
     client_.set_connection_lost_handler([this](const std::string& cause) {
       connected_ = false;
-      connected_gauge_.Set(0);
+      metrics_.connected.Set(0);
       spdlog::warn("mqtt connection lost: {}", cause.empty() ? "unknown cause" : cause);
       ScheduleReconnect();
     });
@@ -94,7 +88,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     }
     client_.disable_callbacks();
     connected_ = false;
-    connected_gauge_.Set(0);
+    metrics_.connected.Set(0);
   }
 
   bool Connected() const override { return connected_.load(); }
@@ -107,7 +101,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
       client_.connect(connect_options_, nullptr, *this);
     } catch (const std::exception& e) {
       spdlog::error("mqtt connect to {} failed: {}", options_.url, e.what());
-      connects_failed_.Inc();
+      metrics_.connects_failed.Inc();
       ScheduleReconnect();
     }
   }
@@ -128,7 +122,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
 
   // iaction_listener for connect(): runs on a Paho thread.
   void on_failure(const mqtt::token& tok) override {
-    connects_failed_.Inc();
+    metrics_.connects_failed.Inc();
     spdlog::warn("mqtt connect to {} failed (rc {})", options_.url, tok.get_return_code());
     ScheduleReconnect();
   }
@@ -136,14 +130,14 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
 
   // Paho thread, after every successful (re)connect.
   void OnConnected() {
-    connects_ok_.Inc();
+    metrics_.connects_ok.Inc();
     try {
       for (const auto& topic : options_.topics) client_.subscribe(topic, options_.qos);
     } catch (const std::exception& e) {
       spdlog::error("mqtt subscribe failed: {}", e.what());
     }
     connected_ = true;
-    connected_gauge_.Set(1);
+    metrics_.connected.Set(1);
     asio::post(io_, [this] { backoff_.Reset(); });
     spdlog::info("mqtt connected to {}, subscribed to {} filter(s)", options_.url,
                  options_.topics.size());
@@ -155,9 +149,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
   MessageSink sink_;
   Clock& clock_;
   cloudsync::Backoff backoff_;  // io_context thread only
-  GaugeHandle& connected_gauge_;
-  CounterHandle& connects_ok_;
-  CounterHandle& connects_failed_;
+  IngestMetrics metrics_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   mqtt::connect_options connect_options_;

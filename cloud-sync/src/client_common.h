@@ -1,7 +1,7 @@
 #pragma once
 
 // What the uplink (uplink.cc) and the policy channel (policy_channel.cc) share as clients
-// of the console: the bearer token file, the TLS client context, log excerpts of untrusted
+// of the console: the bearer token file, log excerpts of untrusted
 // replies and deadline arithmetic. Private to cloud-sync/src.
 
 #include <boost/asio/ssl/context.hpp>
@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "edge/cloudsync/console_url.h"
+#include "edge/cloudsync/tls_context.h"
 #include "edge/common/status.h"
 
 namespace edge::cloudsync::internal {
@@ -21,18 +22,8 @@ namespace edge::cloudsync::internal {
 // whitespace trimmed, not empty, one line without control characters.
 Result<std::string> ReadTokenFile(const std::string& path);
 
-// Client TLS context for https consoles: peer verification against ca_file, or against the
-// system trust store when ca_file is empty; TLS 1.2 or newer.
-Result<std::unique_ptr<boost::asio::ssl::context>> MakeTlsContext(const std::string& ca_file);
-
 // The console URL, or nullopt after logging why it does not parse ("<who>: <error>").
 std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text, std::string_view who);
-
-// MakeTlsContext, or after logging its error a context that still verifies peers and
-// trusts nothing, so every handshake fails and is retried (the cause was reported at
-// startup by the options' validation).
-std::unique_ptr<boost::asio::ssl::context> TlsContextOrRefuseAll(const std::string& ca_file,
-                                                                 std::string_view who);
 
 // Logs "<who>: <what>: <exception text>" for the exception of a finished coroutine.
 void LogException(std::string_view who, std::string_view what, std::exception_ptr e);

@@ -17,16 +17,16 @@ constexpr size_t kMaxZlibInput = std::numeric_limits<uInt>::max();
 
 Result<std::string> Compress(std::string_view data, int level, int window_bits,
                              std::string_view dictionary) {
-  if (level < -1 || level > 9) return Status::Error("gzip: bad level");
+  if (level < -1 || level > 9) return Status::Error("compress: bad level");
   z_stream zs{};
   if (deflateInit2(&zs, level, Z_DEFLATED, window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    return Status::Error("gzip: deflateInit2 failed");
+    return Status::Error("compress: deflateInit2 failed");
   }
   if (!dictionary.empty() &&
       deflateSetDictionary(&zs, reinterpret_cast<const Bytef*>(dictionary.data()),
                            static_cast<uInt>(dictionary.size())) != Z_OK) {
     deflateEnd(&zs);
-    return Status::Error("deflate: setting the dictionary failed");
+    return Status::Error("compress: setting the dictionary failed");
   }
   std::string out;
   out.reserve(data.size() / 2 + 64);
@@ -46,7 +46,7 @@ Result<std::string> Compress(std::string_view data, int level, int window_bits,
     rc = deflate(&zs, flush);
     if (rc == Z_STREAM_ERROR) {
       deflateEnd(&zs);
-      return Status::Error("gzip: deflate failed");
+      return Status::Error("compress: deflate failed");
     }
     out.append(buf, kChunk - zs.avail_out);
   } while (rc != Z_STREAM_END);
@@ -59,7 +59,7 @@ Result<std::string> Decompress(std::string_view data, size_t max_output, int win
   if (too_large != nullptr) *too_large = false;
   z_stream zs{};
   if (inflateInit2(&zs, window_bits) != Z_OK) {
-    return Status::Error("gunzip: inflateInit2 failed");
+    return Status::Error("decompress: inflateInit2 failed");
   }
   std::string out;
   size_t consumed = 0;
@@ -84,31 +84,31 @@ Result<std::string> Decompress(std::string_view data, size_t max_output, int win
           inflateSetDictionary(&zs, reinterpret_cast<const Bytef*>(dictionary.data()),
                                static_cast<uInt>(dictionary.size())) != Z_OK) {
         inflateEnd(&zs);
-        return Status::Error("inflate: the body needs a dictionary this side does not have");
+        return Status::Error("decompress: the body needs a dictionary this side does not have");
       }
       rc = inflate(&zs, Z_NO_FLUSH);
     }
     // With output space available, Z_BUF_ERROR means inflate needs input we do not have.
     if (rc == Z_BUF_ERROR && zs.avail_in == 0 && consumed == data.size()) {
       inflateEnd(&zs);
-      return Status::Error("gunzip: truncated input");
+      return Status::Error("decompress: truncated input");
     }
     if (rc != Z_OK && rc != Z_STREAM_END) {
       inflateEnd(&zs);
-      return Status::Error(std::string("gunzip: corrupt input") +
+      return Status::Error(std::string("decompress: corrupt input") +
                            (zs.msg != nullptr ? std::string(": ") + zs.msg : std::string()));
     }
     const size_t produced = kChunk - zs.avail_out;
     if (out.size() + produced > max_output) {
       inflateEnd(&zs);
       if (too_large != nullptr) *too_large = true;
-      return Status::Error("gunzip: output exceeds limit");
+      return Status::Error("decompress: output exceeds limit");
     }
     out.append(buf, produced);
   }
   const bool trailing = zs.avail_in != 0 || consumed != data.size();
   inflateEnd(&zs);
-  if (trailing) return Status::Error("gunzip: trailing data after gzip stream");
+  if (trailing) return Status::Error("decompress: trailing data after the stream");
   return out;
 }
 

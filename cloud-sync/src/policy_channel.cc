@@ -41,12 +41,10 @@ namespace edge::cloudsync {
 namespace {
 
 using internal::LogException;
-using internal::MakeTlsContext;
 using internal::ParseUrlOrLog;
 using internal::ReadTokenFile;
 using internal::Remaining;
 using internal::Snippet;
-using internal::TlsContextOrRefuseAll;
 
 constexpr std::string_view kWho = "policy channel";
 

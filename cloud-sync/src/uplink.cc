@@ -43,12 +43,10 @@ namespace edge::cloudsync {
 namespace {
 
 using internal::LogException;
-using internal::MakeTlsContext;
 using internal::ParseUrlOrLog;
 using internal::ReadTokenFile;
 using internal::Remaining;
 using internal::Snippet;
-using internal::TlsContextOrRefuseAll;
 
 constexpr std::string_view kWho = "uplink";
 
@@ -62,7 +60,7 @@ using std::chrono::milliseconds;
 constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 // Bodies from this size on are sent compressed when that makes them smaller: against the
 // wire dictionary a one-alert batch (about 500 bytes of JSON) shrinks by almost two thirds.
-constexpr size_t kGzipThresholdBytes = 256;
+constexpr size_t kCompressThresholdBytes = 256;
 constexpr size_t kMaxReplyBodyBytes = 8 << 20;
 constexpr int64_t kTokenRefreshMs = 60'000;
 constexpr const char* kBatchesPath = "/v1/batches";
@@ -489,11 +487,11 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   }
 
   // Compresses `body` in place when compression is on, the body is at least
-  // kGzipThresholdBytes and compressing makes it smaller. Returns the Content-Encoding:
+  // kCompressThresholdBytes and compressing makes it smaller. Returns the Content-Encoding:
   // `edge-zdict` (the wire dictionary) unless the console refused it, then gzip; "" for a
   // body sent as it is.
   std::string_view MaybeCompress(std::string& body) const {
-    if (!options_.gzip || body.size() < kGzipThresholdBytes) return {};
+    if (!options_.gzip || body.size() < kCompressThresholdBytes) return {};
     const bool dict = !dict_refused_.load(std::memory_order_relaxed);
     auto compressed = dict ? DictCompress(body) : GzipCompress(body);
     if (!compressed.ok()) {

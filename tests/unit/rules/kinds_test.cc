@@ -11,52 +11,16 @@
 
 #include "edge/rules/detector.h"
 #include "edge/rules/engine.h"
+#include "rule_builders.h"
 
 namespace edge::rules {
 namespace {
 
 using ::testing::IsEmpty;
 
-constexpr int64_t kSec = 1000;
-constexpr int64_t kMin = 60 * kSec;
-constexpr char kSensor[] = "plant/boiler1/temp";
-
-RuleSpec Rule(std::string id, RuleParams params, int64_t cooldown_ms = 0) {
-  RuleSpec r;
-  r.id = std::move(id);
-  r.match = "plant/#";
-  r.params = std::move(params);
-  r.cooldown_ms = cooldown_ms;
-  return r;
-}
-
-Policy PolicyOf(std::vector<RuleSpec> rules) {
-  Policy p;
-  p.rules = std::move(rules);
-  return p;
-}
-
-std::vector<AlertEvent> Feed(Engine& e, int64_t ts, double v, const std::string& s = kSensor) {
-  std::vector<AlertEvent> out;
-  e.Process(Reading{s, ts, v}, out);
-  return out;
-}
-
-std::vector<AlertEvent> Tick(Engine& e, int64_t now) {
-  std::vector<AlertEvent> out;
-  e.Advance(now, out);
-  return out;
-}
+using namespace ::edge::rules::test_util;
 
 // ---- rate ----
-
-RateParams Rate(int64_t window_ms, double max_rate, Direction d = Direction::kBoth) {
-  RateParams p;
-  p.window_ms = window_ms;
-  p.max_rate = max_rate;
-  p.direction = d;
-  return p;
-}
 
 TEST(RateRule, FiresWhenChangePerSecondExceedsMaxRate) {
   Engine engine(PolicyOf({Rule("fast", Rate(10 * kSec, 1.0))}));
@@ -142,14 +106,6 @@ TEST(RateRule, ForRequiresTheRateToPersist) {
 }
 
 // ---- zscore, rolling window ----
-
-ZScoreParams ZWindow(int64_t window_ms, double z, int64_t min_samples) {
-  ZScoreParams p;
-  p.window_ms = window_ms;
-  p.z = z;
-  p.min_samples = min_samples;
-  return p;
-}
 
 // Alternates 9 and 11: mean 10, sample stddev about 1.
 void FeedNoise(Engine& engine, int64_t from_s, int64_t to_s) {

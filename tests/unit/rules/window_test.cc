@@ -14,15 +14,14 @@
 
 #include "edge/rules/detector.h"
 #include "edge/rules/engine.h"
+#include "rule_builders.h"
 
 namespace edge::rules {
 namespace {
 
 using ::testing::IsEmpty;
 
-constexpr int64_t kSec = 1000;
-constexpr int64_t kMin = 60 * kSec;
-constexpr char kSensor[] = "plant/boiler1/temp";
+using namespace ::edge::rules::test_util;
 
 struct Exact {
   int64_t count = 0;
@@ -287,23 +286,8 @@ TEST(WindowMemory, AnEwmaZScoreHoldsNoBuffer) {
 
 // ---- detectors ----
 
-RuleParams ZWindowParams(int64_t window_ms, double z, int64_t min_samples) {
-  ZScoreParams p;
-  p.window_ms = window_ms;
-  p.z = z;
-  p.min_samples = min_samples;
-  return p;
-}
-
-RuleParams RateOf(int64_t window_ms, double max_rate) {
-  RateParams p;
-  p.window_ms = window_ms;
-  p.max_rate = max_rate;
-  return p;
-}
-
 TEST(RateWindow, ReferenceIsARealReadingLessThanAWidthAndAReadingIntervalInsideTheWindow) {
-  const RuleParams params = RateOf(10 * kSec, 1.0);
+  const RuleParams params = Rate(10 * kSec, 1.0);
   const int64_t width = BucketWidthMs(10 * kSec);
   DetectorState s = MakeDetectorState(params);
   for (int64_t ts = 0; ts < 60 * kSec; ts += 100) {
@@ -321,8 +305,8 @@ TEST(RateWindow, ReferenceIsARealReadingLessThanAWidthAndAReadingIntervalInsideT
 
 TEST(RateWindow, DenseRampGivesItsSlope) {
   // 3 units/s sampled every 10 ms: whatever reading is the reference, the rate is 3.
-  const RuleParams below = RateOf(kMin, 3.0 + 1e-9);
-  const RuleParams above = RateOf(kMin, 3.0 - 1e-9);
+  const RuleParams below = Rate(kMin, 3.0 + 1e-9);
+  const RuleParams above = Rate(kMin, 3.0 - 1e-9);
   DetectorState sb = MakeDetectorState(below);
   DetectorState sa = MakeDetectorState(above);
   for (int64_t ts = 0; ts < 5 * kMin; ts += 10) {
@@ -339,7 +323,7 @@ TEST(RateWindow, DenseRampGivesItsSlope) {
 }
 
 TEST(RateWindow, AnOlderReadingDecidesNothingAndChangesNothing) {
-  const RuleParams params = RateOf(10 * kSec, 1.0);
+  const RuleParams params = Rate(10 * kSec, 1.0);
   DetectorState s = MakeDetectorState(params);
   Evaluate(params, s, 0, 0, false);
   EXPECT_EQ(Evaluate(params, s, 10 * kSec, 5, false).condition, Condition::kClear);
@@ -350,7 +334,7 @@ TEST(RateWindow, AnOlderReadingDecidesNothingAndChangesNothing) {
 }
 
 TEST(ZScoreWindowDetector, AnOlderReadingDecidesNothingAndChangesNothing) {
-  const RuleParams params = ZWindowParams(kMin, 3, 5);
+  const RuleParams params = ZWindow(kMin, 3, 5);
   DetectorState s = MakeDetectorState(params);
   for (int64_t t = 0; t < 10; ++t) Evaluate(params, s, t * kSec, t % 2 == 0 ? 9.0 : 11.0, false);
   EXPECT_EQ(Evaluate(params, s, 5 * kSec, 1000, false).condition, Condition::kUnknown);
@@ -359,7 +343,7 @@ TEST(ZScoreWindowDetector, AnOlderReadingDecidesNothingAndChangesNothing) {
 }
 
 TEST(RateWindow, AfterAGapBeyondTheWindowThePreviousReadingIsTheReference) {
-  const RuleParams params = RateOf(10 * kSec, 1.0);
+  const RuleParams params = Rate(10 * kSec, 1.0);
   DetectorState s = MakeDetectorState(params);
   for (int64_t ts = 0; ts <= 10 * kSec; ts += kSec) Evaluate(params, s, ts, 0, false);
   // An hour later: 1795 units over 3590 s from (10 s, 0) is 0.5 /s.
@@ -370,7 +354,7 @@ TEST(RateWindow, AfterAGapBeyondTheWindowThePreviousReadingIsTheReference) {
 }
 
 TEST(RateWindow, TimestampsAtTheEndsOfTheRangeDoNotOverflow) {
-  const RuleParams params = RateOf(kSec, 1.0);
+  const RuleParams params = Rate(kSec, 1.0);
   DetectorState s = MakeDetectorState(params);
   Evaluate(params, s, std::numeric_limits<int64_t>::min(), 0, false);
   EXPECT_EQ(Evaluate(params, s, std::numeric_limits<int64_t>::max(), 1, false).condition,
@@ -378,28 +362,6 @@ TEST(RateWindow, TimestampsAtTheEndsOfTheRangeDoNotOverflow) {
 }
 
 // ---- through the engine ----
-
-std::vector<AlertEvent> Feed(Engine& e, int64_t ts, double v) {
-  std::vector<AlertEvent> out;
-  e.Process(Reading{kSensor, ts, v}, out);
-  return out;
-}
-
-RuleSpec Rule(std::string id, RuleParams params) {
-  RuleSpec r;
-  r.id = std::move(id);
-  r.match = "plant/#";
-  r.params = std::move(params);
-  return r;
-}
-
-ZScoreParams ZWindow(int64_t window_ms, double z, int64_t min_samples) {
-  ZScoreParams p;
-  p.window_ms = window_ms;
-  p.z = z;
-  p.min_samples = min_samples;
-  return p;
-}
 
 TEST(ZScoreWindow, LargeOffsetWithSmallNoiseStillFindsOutliers) {
   Policy policy;
@@ -415,7 +377,7 @@ TEST(ZScoreWindow, LargeOffsetWithSmallNoiseStillFindsOutliers) {
 
 TEST(ZScoreWindow, ReadingsFromTheClocksPastAreIgnoredAndTheWindowCarriesOn) {
   Policy policy;
-  policy.rules = {Rule("z", ZWindow(kMin, 3, 10)), Rule("r", RateOf(kMin, 0.1))};
+  policy.rules = {Rule("z", ZWindow(kMin, 3, 10)), Rule("r", Rate(kMin, 0.1))};
   Engine engine(std::move(policy));
   for (int64_t t = 0; t < 120; ++t) Feed(engine, t * kSec, t % 2 == 0 ? 9.0 : 11.0);
   const size_t bytes = engine.ApproxStateBytes();

@@ -52,6 +52,22 @@ struct IngestOptions {
   size_t max_packet_bytes = 65'536 + 65'539;
 };
 
+// The connection metrics both clients export: edge_agent_mqtt_connected (gauge) and
+// edge_agent_mqtt_connects_total{result="ok"|"failed"}.
+struct IngestMetrics {
+  explicit IngestMetrics(Metrics& metrics)
+      : connected(metrics.Gauge("edge_agent_mqtt_connected",
+                                "1 while the MQTT client is connected to the broker")),
+        connects_ok(metrics.Counter("edge_agent_mqtt_connects_total",
+                                    "MQTT connection attempts by result", {{"result", "ok"}})),
+        connects_failed(metrics.Counter("edge_agent_mqtt_connects_total",
+                                        "MQTT connection attempts by result",
+                                        {{"result", "failed"}})) {}
+  GaugeHandle& connected;
+  CounterHandle& connects_ok;
+  CounterHandle& connects_failed;
+};
+
 // Called on the MQTT client's thread. Must return quickly and must not throw.
 using MessageSink = std::function<void(RawMessage&&)>;
 
