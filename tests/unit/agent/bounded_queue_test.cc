@@ -53,19 +53,27 @@ TEST(BoundedQueue, CloseWakesAWaitingConsumer) {
 
 TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   // The producer signals only a sleeping consumer: every round here must still wake it,
-  // whether the item comes before or after the consumer starts waiting.
+  // whether the item comes before or after the consumer starts waiting. A missed wake-up
+  // shows as a PopBatch that sat out its whole timeout with items waiting.
+  constexpr auto kTimeout = 5s;
   BoundedQueue<int> q(1000);  // room for all: nothing is dropped
   std::vector<int> got;
+  int timed_out = 0;
   std::thread consumer([&] {
     std::vector<int> out;
-    while (got.size() < 200 && q.PopBatch(out, 10, 60s))
+    while (got.size() < 200) {
+      const auto start = std::chrono::steady_clock::now();
+      if (!q.PopBatch(out, 10, kTimeout)) break;
+      if (std::chrono::steady_clock::now() - start >= kTimeout) ++timed_out;
       got.insert(got.end(), out.begin(), out.end());
+    }
   });
   for (int i = 0; i < 200; ++i) {
     (void)q.Push(int{i});
     if (i % 3 == 0) std::this_thread::sleep_for(100us);
   }
-  consumer.join();  // would hang for a minute per missed wake-up
+  consumer.join();
+  EXPECT_EQ(timed_out, 0);
   ASSERT_EQ(got.size(), 200u);
   for (int i = 0; i < 200; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], i);
 }
