@@ -111,11 +111,12 @@ class DiskFullTest(harness.IntegrationTest):
         counted_firing = counted_resolved = 0
         try:
             time.sleep(2.0)
-            with open(filler, "wb") as f:  # take every free byte
+            # Take every free byte. Unbuffered: a buffered file would try again to write what
+            # did not fit when it is closed, and raise ENOSPC there.
+            with open(filler, "wb", buffering=0) as f:
                 try:
                     while True:
                         f.write(b"\0" * 65536)
-                        f.flush()
                 except OSError:
                     pass
             refused_seen = False
