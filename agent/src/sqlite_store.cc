@@ -10,27 +10,48 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <filesystem>
 #include <mutex>
 #include <random>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 
+#include "edge/agent/reading_block.h"
 #include "edge/agent/store.h"
 
 namespace edge::agent {
 namespace {
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 // The sensor-id cache of the writer is cleared when it grows past this (ids come from
 // untrusted topics).
 constexpr size_t kMaxCachedSensors = 65536;
+
+// A sensor block being built (reading_block.h).
+struct BlockBuilder {
+  std::string data;
+  int64_t prev_ts = 0;
+  int64_t min_ts = INT64_MAX;
+  int64_t max_ts = INT64_MIN;
+  int64_t n = 0;
+
+  void Add(int64_t ts_ms, double value) {
+    AppendBlockReading(data, prev_ts, ts_ms, value);
+    min_ts = std::min(min_ts, ts_ms);
+    max_ts = std::max(max_ts, ts_ms);
+    ++n;
+  }
+};
 
 // Version 1: meta, outbox. Version 2 adds the per-kind outbox counters (kept by a delete
 // trigger, and by StoreWriter::AppendOnce for inserts, once per kind and commit),
 // the dead-letter table, the readings ring and its sensors, and scalar counters. Version 3
 // adds the console policy in force (one row) and the highest version applied per policy
-// name; both are new tables, so nothing is migrated.
+// name; both are new tables, so nothing is migrated. Version 4 stores the readings ring in
+// blocks (reading_blocks, reading_journal; StoreWriter's "Readings ring" comment) instead of
+// one row per reading; the rows of a version 2 or 3 `readings` table are converted.
 //
 // The logical cost of an outbox or dead-letter row is its payload and kind bytes plus
 // kOutboxRowOverhead (48); the triggers and the eviction code use the same expression.
@@ -63,7 +84,7 @@ END;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO counters(name, value) VALUES
   ('dead_letter_rows', 0), ('dead_letter_bytes', 0), ('dead_letter_evicted', 0),
-  ('readings_rows', 0), ('readings_pruned', 0);
+  ('readings_rows', 0), ('readings_pruned', 0), ('readings_bytes', 0);
 CREATE TABLE IF NOT EXISTS dead_letter (
   seq        INTEGER PRIMARY KEY,
   kind       TEXT    NOT NULL,
@@ -83,14 +104,25 @@ CREATE TRIGGER IF NOT EXISTS dead_letter_counted_delete AFTER DELETE ON dead_let
   UPDATE counters SET value = value - )sql" EDGE_ROW_COST("OLD") R"sql(
   WHERE name = 'dead_letter_bytes';
 END;
-CREATE TABLE IF NOT EXISTS sensors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS readings (
-  seq    INTEGER PRIMARY KEY,
-  sensor INTEGER NOT NULL,
-  ts_ms  INTEGER NOT NULL,
-  value  REAL    NOT NULL
+CREATE TABLE IF NOT EXISTS sensors (
+  id              INTEGER PRIMARY KEY,
+  name            TEXT    NOT NULL UNIQUE,
+  flushed_journal INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS readings_by_sensor ON readings (sensor, ts_ms);
+CREATE TABLE IF NOT EXISTS reading_blocks (
+  seq           INTEGER PRIMARY KEY,
+  sensor        INTEGER NOT NULL,
+  min_ts        INTEGER NOT NULL,
+  max_ts        INTEGER NOT NULL,
+  n             INTEGER NOT NULL,
+  data          BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reading_blocks_by_sensor ON reading_blocks (sensor, max_ts);
+CREATE TABLE IF NOT EXISTS reading_journal (
+  seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+  n    INTEGER NOT NULL,
+  data BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_episodes (
   rule       TEXT    NOT NULL,
   sensor     TEXT    NOT NULL,
@@ -214,6 +246,83 @@ Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
   return Status::Error(Describe(db, rc, sql));
 }
 
+// Block rows cost their data plus this in the ring's byte accounting (the SQL above and
+// below writes it as a literal).
+static_assert(kReadingBlockOverhead == 48);
+// Open blocks hold at most this many encoded bytes in memory; past it every open block is
+// written at the end of the commit.
+constexpr int64_t kMaxOpenBlockBytes = int64_t{8} << 20;
+// Rows of an old `readings` table converted per chunk when a version 2 or 3 database opens.
+constexpr int64_t kMigrateChunkRows = 262'144;
+
+constexpr const char* kInsertBlock =
+    "INSERT INTO reading_blocks(sensor, min_ts, max_ts, n, data) VALUES (?, ?, ?, ?, ?)";
+
+// Binds and steps a prepared kInsertBlock; returns the step's result code.
+int InsertBlock(sqlite3_stmt* ins, int64_t sensor, const BlockBuilder& b) {
+  sqlite3_bind_int64(ins, 1, sensor);
+  sqlite3_bind_int64(ins, 2, b.min_ts);
+  sqlite3_bind_int64(ins, 3, b.max_ts);
+  sqlite3_bind_int64(ins, 4, b.n);
+  sqlite3_bind_blob(ins, 5, b.data.data(), static_cast<int>(b.data.size()), SQLITE_STATIC);
+  const int rc = sqlite3_step(ins);
+  sqlite3_reset(ins);
+  return rc;
+}
+
+// Converts the one-row-per-reading ring of schema 2 and 3 into blocks (arrival order is
+// kept chunk by chunk) and drops its table. Inside InitSchema's transaction.
+Status MigrateReadingRows(sqlite3* db) {
+  auto exists =
+      QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'readings'");
+  if (!exists.ok()) return exists.status();
+  if (*exists == 0) return Status::Ok();
+  Stmt sel(db, "SELECT seq, sensor, ts_ms, value FROM readings WHERE seq > ? ORDER BY seq LIMIT ?");
+  Stmt ins(db, kInsertBlock);
+  if (!sel.ok() || !ins.ok()) {
+    return Status::Error(Describe(db, sel.ok() ? ins.rc() : sel.rc(), "prepare migration"));
+  }
+  int64_t after = -1;
+  int64_t bytes = 0;
+  int64_t converted = 0;
+  for (;;) {
+    std::vector<int64_t> order;  // sensors by first appearance in the chunk
+    std::unordered_map<int64_t, std::vector<BlockBuilder>> blocks;
+    sqlite3_stmt* q = sel.fresh();
+    sqlite3_bind_int64(q, 1, after);
+    sqlite3_bind_int64(q, 2, kMigrateChunkRows);
+    int rc;
+    int64_t rows = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+      after = sqlite3_column_int64(q, 0);
+      const int64_t sensor = sqlite3_column_int64(q, 1);
+      auto& list = blocks[sensor];
+      if (list.empty()) order.push_back(sensor);
+      if (list.empty() || list.back().n >= 64) list.emplace_back();
+      list.back().Add(sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3));
+      ++rows;
+    }
+    if (rc != SQLITE_DONE) return Status::Error(Describe(db, rc, "migrate readings"));
+    if (rows == 0) break;
+    converted += rows;
+    for (int64_t sensor : order) {
+      for (const BlockBuilder& b : blocks[sensor]) {
+        if (int step = InsertBlock(ins.get(), sensor, b); step != SQLITE_DONE) {
+          return Status::Error(Describe(db, step, "migrate readings"));
+        }
+        bytes += static_cast<int64_t>(b.data.size()) + kReadingBlockOverhead;
+      }
+    }
+  }
+  const std::string sql =
+      "DROP TABLE readings; UPDATE counters SET value = " + std::to_string(bytes) +
+      " WHERE name = 'readings_bytes'; UPDATE counters SET value = " + std::to_string(converted) +
+      " WHERE name = 'readings_rows'";
+  if (Status s = Exec(db, sql.c_str()); !s) return s;
+  spdlog::info("store: converted {} readings of the ring to blocks", converted);
+  return Status::Ok();
+}
+
 Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
   sqlite3_busy_timeout(db, busy_timeout_ms);
   sqlite3_extended_result_codes(db, 1);
@@ -256,6 +365,15 @@ Status InitSchema(sqlite3* db, std::string* epoch) {
     *epoch = *existing;
     if (*version == "1") {
       if (Status s = Exec(db, kBackfillV1); !s) return fail("upgrade schema: " + s.message());
+    }
+    if (*version == "2" || *version == "3") {
+      if (Status s = Exec(db,
+                          "ALTER TABLE sensors ADD COLUMN flushed_journal INTEGER NOT NULL "
+                          "DEFAULT 0");
+          !s) {
+        return fail("upgrade schema: " + s.message());
+      }
+      if (Status s = MigrateReadingRows(db); !s) return fail("upgrade schema: " + s.message());
     }
   }
   if (*version != std::to_string(kSchemaVersion)) {
@@ -354,7 +472,11 @@ struct StoreWriter::Statements {
       : insert_outbox(db,
                       "INSERT INTO outbox(kind, priority, created_ms, payload) "
                       "VALUES (?, ?, ?, ?)"),
-        insert_reading(db, "INSERT INTO readings(sensor, ts_ms, value) VALUES (?, ?, ?)"),
+        insert_journal(db, "INSERT INTO reading_journal(n, data) VALUES (?, ?)"),
+        insert_block(db, kInsertBlock),
+        mark_flushed(db, "UPDATE sensors SET flushed_journal = ? WHERE id = ?"),
+        delete_journal(db, "DELETE FROM reading_journal WHERE seq <= ?"),
+        delete_all_journal(db, "DELETE FROM reading_journal"),
         insert_sensor(db, "INSERT OR IGNORE INTO sensors(name) VALUES (?)"),
         select_sensor(db, "SELECT id FROM sensors WHERE name = ?"),
         outbox_bytes(db, "SELECT total(bytes) FROM outbox_kinds"),
@@ -365,24 +487,32 @@ struct StoreWriter::Statements {
                        "INSERT INTO outbox_kinds(kind, rows, bytes) VALUES (?, ?, ?) "
                        "ON CONFLICT(kind) DO UPDATE SET rows = rows + excluded.rows, "
                        "bytes = bytes + excluded.bytes"),
-        first_kept(db, "SELECT seq FROM readings WHERE ts_ms >= ? ORDER BY seq LIMIT 1"),
-        nth_reading(db, "SELECT seq FROM readings ORDER BY seq LIMIT 1 OFFSET ?"),
-        delete_readings_before(db, "DELETE FROM readings WHERE seq < ?"),
-        delete_all_readings(db, "DELETE FROM readings"),
+        first_kept(db, "SELECT seq FROM reading_blocks WHERE max_ts >= ? ORDER BY seq LIMIT 1"),
+        oldest_blocks(db,
+                      "SELECT seq, n, length(data) + 48 "
+                      "FROM reading_blocks ORDER BY seq"),
+        sum_blocks_before(
+            db, "SELECT total(n), total(length(data) + 48) FROM reading_blocks WHERE seq < ?"),
+        delete_blocks_before(db, "DELETE FROM reading_blocks WHERE seq < ?"),
         add_counter(db, "UPDATE counters SET value = value + ? WHERE name = ?") {}
 
   bool ok() const {
     for (const Stmt* s :
-         {&insert_outbox, &insert_reading, &insert_sensor, &select_sensor, &outbox_bytes,
-          &select_evictable, &delete_outbox, &count_evicted, &count_inserted, &first_kept,
-          &nth_reading, &delete_readings_before, &delete_all_readings, &add_counter}) {
+         {&insert_outbox, &insert_journal, &insert_block, &mark_flushed, &delete_journal,
+          &delete_all_journal, &insert_sensor, &select_sensor, &outbox_bytes, &select_evictable,
+          &delete_outbox, &count_evicted, &count_inserted, &first_kept, &oldest_blocks,
+          &sum_blocks_before, &delete_blocks_before, &add_counter}) {
       if (!s->ok()) return false;
     }
     return true;
   }
 
   Stmt insert_outbox;
-  Stmt insert_reading;
+  Stmt insert_journal;
+  Stmt insert_block;
+  Stmt mark_flushed;
+  Stmt delete_journal;
+  Stmt delete_all_journal;
   Stmt insert_sensor;
   Stmt select_sensor;
   Stmt outbox_bytes;
@@ -391,9 +521,9 @@ struct StoreWriter::Statements {
   Stmt count_evicted;
   Stmt count_inserted;
   Stmt first_kept;
-  Stmt nth_reading;
-  Stmt delete_readings_before;
-  Stmt delete_all_readings;
+  Stmt oldest_blocks;
+  Stmt sum_blocks_before;
+  Stmt delete_blocks_before;
   Stmt add_counter;
 };
 
@@ -401,7 +531,8 @@ StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
     : db_(db),
       epoch_(std::move(epoch)),
       options_(std::move(options)),
-      stmts_(std::make_unique<Statements>(db)) {}
+      stmts_(std::make_unique<Statements>(db)),
+      open_(std::make_unique<OpenBlocks>()) {}
 
 // Runs PASSIVE checkpoints on a connection of its own, every kCheckpointIntervalMs. A
 // passive checkpoint never takes the write lock: writers go on while it copies the log into
@@ -465,6 +596,11 @@ class StoreWriter::Checkpointer {
 };
 
 StoreWriter::~StoreWriter() {
+  // The open blocks are written, so that the next start finds no journal to replay.
+  if (Status s = FlushOpenBlocks(); !s) {
+    spdlog::warn("store: writing the open readings blocks failed (the journal keeps them): {}",
+                 s.message());
+  }
   checkpointer_.reset();  // its last checkpoint before the writer's connection closes
   stmts_.reset();         // statements before their connection
   sqlite3_close(db_);
@@ -507,13 +643,16 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
     if (!db.ok()) return Status::Error(db.error());
   }
   auto rows = QueryInt(*db, "SELECT value FROM counters WHERE name = 'readings_rows'");
-  if (!rows.ok()) {
+  auto bytes = QueryInt(*db, "SELECT value FROM counters WHERE name = 'readings_bytes'");
+  if (!rows.ok() || !bytes.ok()) {
     sqlite3_close(*db);
-    return Status::Error(rows.error());
+    return Status::Error(rows.ok() ? bytes.error() : rows.error());
   }
   std::unique_ptr<StoreWriter> w(new StoreWriter(*db, std::move(epoch), options));
   if (!w->stmts_->ok()) return Status::Error(Describe(w->db_, SQLITE_ERROR, "prepare"));
   w->readings_rows_ = *rows;
+  w->readings_bytes_ = *bytes;
+  if (Status s = w->LoadOpenBlocks(); !s) return s;
   w->checkpointer_ = Checkpointer::Start(options);
   if (!w->checkpointer_) {
     // Without the thread the writer checkpoints every 1 MiB of log, on its own thread.
@@ -683,6 +822,211 @@ Result<int64_t> StoreWriter::SensorId(std::string_view name) {
   return id;
 }
 
+// Readings ring
+//
+// Readings are stored in blocks, one row per sensor holding up to
+// reading_block_max_readings of its readings (reading_block.h has the encoding), so that
+// a reading costs about ten bytes and a fraction of a row instead of a row and an index
+// entry. A sensor's open block lives in memory; what makes its readings durable before the
+// block is written is the journal: every commit writes one reading_journal row holding all
+// of that commit's readings. A block is written when it is full or reading_block_max_age_ms
+// after it opened (jittered per sensor, so that sensors opened together are not all
+// written at once), and `sensors.flushed_journal` then records the last journal row whose
+// readings of that sensor are in written blocks. A journal row is deleted once no open
+// block holds a reading from it.
+//
+// The database alone defines the ring: blocks, plus the journal's readings of each sensor
+// newer than its flushed_journal. The open blocks are rebuilt from it when the writer opens
+// and after a failed transaction (LoadOpenBlocks), and the reader serves the same union.
+struct StoreWriter::OpenBlocks {
+  struct Block {
+    BlockBuilder b;
+    int64_t first_journal = 0;
+    int64_t last_journal = 0;
+    int64_t deadline_ms = 0;  // steady clock
+  };
+  std::unordered_map<int64_t, Block> by_sensor;
+  std::map<int64_t, int64_t> by_first_journal;      // journal seq -> open blocks from it
+  std::deque<std::pair<int64_t, int64_t>> journal;  // (seq, logical bytes) of journal rows
+  int64_t bytes = 0;                                // encoded bytes held
+  int64_t next_due_check_ms = 0;                    // steady clock
+  bool valid = false;                               // false: reload before the next append
+
+  void Clear() {
+    by_sensor.clear();
+    by_first_journal.clear();
+    journal.clear();
+    bytes = 0;
+    valid = false;
+  }
+};
+
+namespace {
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+int64_t StoreWriter::BlockAgeMs(int64_t sensor) const {
+  const int64_t max_age = options_.reading_block_max_age_ms;
+  if (max_age <= 0) return 0;
+  // Between half the age and the age, fixed per sensor.
+  const uint64_t mix = static_cast<uint64_t>(sensor) * 0x9E3779B97F4A7C15ull;
+  return max_age / 2 + static_cast<int64_t>((mix >> 33) % static_cast<uint64_t>(max_age / 2 + 1));
+}
+
+Status StoreWriter::LoadOpenBlocks() {
+  OpenBlocks& ob = *open_;
+  ob.Clear();
+  Stmt journal(db_, "SELECT seq, data FROM reading_journal ORDER BY seq");
+  if (!journal.ok()) return Status::Error(Describe(db_, journal.rc(), "read journal"));
+  std::vector<std::pair<int64_t, std::vector<JournalReading>>> rows;
+  int rc;
+  while ((rc = sqlite3_step(journal.get())) == SQLITE_ROW) {
+    const int64_t seq = sqlite3_column_int64(journal.get(), 0);
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(journal.get(), 1));
+    const std::string_view data(p, static_cast<size_t>(sqlite3_column_bytes(journal.get(), 1)));
+    ob.journal.emplace_back(seq, static_cast<int64_t>(data.size()) + kReadingBlockOverhead);
+    std::vector<JournalReading> readings;
+    if (!DecodeJournal(data, readings)) {
+      spdlog::error(
+          "store: journal row {} of the readings ring is malformed; its readings are "
+          "skipped",
+          seq);
+      continue;
+    }
+    rows.emplace_back(seq, std::move(readings));
+  }
+  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "read journal"));
+  if (!rows.empty()) {
+    std::unordered_map<int64_t, int64_t> flushed;
+    Stmt s(db_, "SELECT id, flushed_journal FROM sensors WHERE flushed_journal >= ?");
+    if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "read sensors"));
+    sqlite3_bind_int64(s.get(), 1, rows.front().first);
+    while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
+      flushed[sqlite3_column_int64(s.get(), 0)] = sqlite3_column_int64(s.get(), 1);
+    }
+    if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "read sensors"));
+    const int64_t now = SteadyMs();
+    for (const auto& [seq, readings] : rows) {
+      for (const JournalReading& r : readings) {
+        if (auto it = flushed.find(r.sensor); it != flushed.end() && seq <= it->second) continue;
+        AddToOpenBlock(r.sensor, seq, r.ts_ms, r.value, now);
+      }
+    }
+  }
+  ob.valid = true;
+  return Status::Ok();
+}
+
+void StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
+                                 int64_t now_steady_ms) {
+  OpenBlocks& ob = *open_;
+  OpenBlocks::Block& b = ob.by_sensor[sensor];
+  if (b.b.n == 0) {
+    b.first_journal = journal;
+    b.deadline_ms = now_steady_ms + BlockAgeMs(sensor);
+    ++ob.by_first_journal[journal];
+  }
+  const size_t before = b.b.data.size();
+  b.b.Add(ts_ms, value);
+  b.last_journal = journal;
+  ob.bytes += static_cast<int64_t>(b.b.data.size() - before);
+}
+
+// Inside a transaction: writes the open block of `sensor` and forgets it.
+Status StoreWriter::FlushBlock(int64_t sensor, int64_t* bytes_added) {
+  OpenBlocks& ob = *open_;
+  auto it = ob.by_sensor.find(sensor);
+  if (it == ob.by_sensor.end()) return Status::Ok();
+  const OpenBlocks::Block& b = it->second;
+  sqlite3_stmt* ins = stmts_->insert_block.get();
+  sqlite3_reset(ins);
+  if (int rc = InsertBlock(ins, sensor, b.b); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "write readings block"));
+  }
+  sqlite3_stmt* mark = stmts_->mark_flushed.get();
+  sqlite3_reset(mark);
+  sqlite3_bind_int64(mark, 1, b.last_journal);
+  sqlite3_bind_int64(mark, 2, sensor);
+  if (int rc = sqlite3_step(mark); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "mark readings block"));
+  }
+  *bytes_added += static_cast<int64_t>(b.b.data.size()) + kReadingBlockOverhead;
+  ob.bytes -= static_cast<int64_t>(b.b.data.size());
+  if (auto j = ob.by_first_journal.find(b.first_journal);
+      j != ob.by_first_journal.end() && --j->second == 0) {
+    ob.by_first_journal.erase(j);
+  }
+  ob.by_sensor.erase(it);
+  return Status::Ok();
+}
+
+// Inside a transaction: deletes the journal rows no open block needs any more.
+Status StoreWriter::TrimJournal(int64_t* bytes_removed) {
+  OpenBlocks& ob = *open_;
+  const int64_t keep_from =
+      ob.by_first_journal.empty() ? INT64_MAX : ob.by_first_journal.begin()->first;
+  int64_t last = 0;
+  while (!ob.journal.empty() && ob.journal.front().first < keep_from) {
+    last = ob.journal.front().first;
+    *bytes_removed += ob.journal.front().second;
+    ob.journal.pop_front();
+  }
+  if (last == 0) return Status::Ok();
+  sqlite3_stmt* del = stmts_->delete_journal.fresh();
+  sqlite3_bind_int64(del, 1, last);
+  if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "trim journal"));
+  }
+  return Status::Ok();
+}
+
+// Inside a transaction: deletes the blocks with seq < `before`, counting their readings and
+// bytes.
+Status StoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes) {
+  sqlite3_stmt* sum = stmts_->sum_blocks_before.fresh();
+  sqlite3_bind_int64(sum, 1, before);
+  if (int rc = sqlite3_step(sum); rc != SQLITE_ROW) {
+    return Status::Error(Describe(db_, rc, "count readings blocks"));
+  }
+  const int64_t n = sqlite3_column_int64(sum, 0);
+  const int64_t b = sqlite3_column_int64(sum, 1);
+  sqlite3_reset(sum);
+  if (n == 0 && b == 0) return Status::Ok();
+  sqlite3_stmt* del = stmts_->delete_blocks_before.fresh();
+  sqlite3_bind_int64(del, 1, before);
+  if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "prune readings"));
+  }
+  *readings += n;
+  *bytes += b;
+  return Status::Ok();
+}
+
+// Inside a transaction: the oldest blocks until at least `readings` readings or `bytes`
+// bytes are covered (either may be 0); deletes them.
+Status StoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
+                                       int64_t* bytes_removed) {
+  sqlite3_stmt* q = stmts_->oldest_blocks.fresh();
+  int64_t n = 0;
+  int64_t b = 0;
+  int64_t last = -1;
+  int rc;
+  while ((readings <= 0 || n < readings) && (bytes <= 0 || b < bytes) &&
+         (rc = sqlite3_step(q)) == SQLITE_ROW) {
+    last = sqlite3_column_int64(q, 0);
+    n += sqlite3_column_int64(q, 1);
+    b += sqlite3_column_int64(q, 2);
+    if (readings <= 0 && bytes <= 0) break;
+  }
+  sqlite3_reset(q);
+  if (last < 0) return Status::Ok();
+  return DeleteBlocksBefore(last + 1, removed, bytes_removed);
+}
+
 Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
                                    int64_t* pruned) {
   if (pruned != nullptr) *pruned = 0;
@@ -706,83 +1050,160 @@ Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int6
 
 Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
                                        int64_t* pruned) {
+  OpenBlocks& ob = *open_;
+  if (!ob.valid) {
+    if (Status s = LoadOpenBlocks(); !s) return Fail(s);
+  }
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
-  // committed; a power loss may). One FULL commit per interval bounds what power loss takes,
-  // and it also makes every earlier NORMAL commit durable (the WAL is synced as a whole).
+  // committed; a power loss may). The checkpoint thread syncs the log every
+  // kCheckpointIntervalMs, which bounds what a power loss takes.
   if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s)
     return Fail(Status::Error("begin: " + s.message()));
-  const int64_t rows_before = readings_rows_;
+  // On failure the transaction rolls back and the open blocks are rebuilt from what the
+  // database still holds.
   auto fail = [&](Status st) {
-    readings_rows_ = rows_before;
     sensor_ids_.clear();  // ids inserted in this transaction are gone
-    return Fail(st);
-  };
-  auto step_fail = [&](int rc, std::string_view what) {
-    return fail(Status::Error(Describe(db_, rc, what)));
+    Status f = Fail(st);
+    if (Status l = LoadOpenBlocks(); !l) {
+      ob.Clear();
+      spdlog::warn("store: reloading the open readings blocks failed (retried): {}", l.message());
+    }
+    return f;
   };
 
+  // 1. The journal row of this commit.
+  journal_buf_.clear();
+  sensor_buf_.clear();
+  sensor_buf_.reserve(readings.size());
+  int64_t prev_ts = 0;
   for (const NewReading& r : readings) {
     auto id = SensorId(r.sensor);
     if (!id.ok()) return fail(id.status());
-    sqlite3_stmt* ins = stmts_->insert_reading.get();
-    sqlite3_reset(ins);
-    sqlite3_bind_int64(ins, 1, *id);
-    sqlite3_bind_int64(ins, 2, r.ts_ms);
-    sqlite3_bind_double(ins, 3, r.value);
-    if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) return step_fail(rc, "insert reading");
+    sensor_buf_.push_back(*id);
+    AppendJournalReading(journal_buf_, prev_ts, *id, r.ts_ms, r.value);
   }
-  sqlite3_reset(stmts_->insert_reading.get());
-  readings_rows_ += static_cast<int64_t>(readings.size());
+  sqlite3_stmt* ins = stmts_->insert_journal.fresh();
+  sqlite3_bind_int64(ins, 1, static_cast<int64_t>(readings.size()));
+  sqlite3_bind_blob(ins, 2, journal_buf_.data(), static_cast<int>(journal_buf_.size()),
+                    SQLITE_STATIC);
+  if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) {
+    return fail(Status::Error(Describe(db_, rc, "write readings journal")));
+  }
+  const int64_t journal = sqlite3_last_insert_rowid(db_);
+  const int64_t journal_bytes = static_cast<int64_t>(journal_buf_.size()) + kReadingBlockOverhead;
+  ob.journal.emplace_back(journal, journal_bytes);
+  int64_t bytes_delta = journal_bytes;
 
+  // 2. Blocks past their age, before this commit's readings join them.
+  const int64_t now = SteadyMs();
+  int64_t written = 0;
+  if (now >= ob.next_due_check_ms) {
+    ob.next_due_check_ms = now + std::min<int64_t>(1000, options_.reading_block_max_age_ms / 8);
+    due_buf_.clear();
+    for (const auto& [sensor, b] : ob.by_sensor) {
+      if (b.deadline_ms <= now) due_buf_.push_back(sensor);
+    }
+    for (int64_t sensor : due_buf_) {
+      if (Status s = FlushBlock(sensor, &written); !s) return fail(s);
+    }
+  }
+
+  // 3. This commit's readings into the open blocks; 4. full blocks written. A block is
+  // written only at the end of a commit, so that a journal row's readings of one sensor are
+  // either all in written blocks or all in the open block.
+  due_buf_.clear();
+  const int64_t max_readings = std::max(1, options_.reading_block_max_readings);
+  for (size_t i = 0; i < readings.size(); ++i) {
+    AddToOpenBlock(sensor_buf_[i], journal, readings[i].ts_ms, readings[i].value, now);
+    if (ob.by_sensor[sensor_buf_[i]].b.n == max_readings) due_buf_.push_back(sensor_buf_[i]);
+  }
+  if (options_.reading_block_max_age_ms <= 0 || ob.bytes > kMaxOpenBlockBytes) {
+    due_buf_.clear();
+    for (const auto& [sensor, b] : ob.by_sensor) due_buf_.push_back(sensor);
+  }
+  for (int64_t sensor : due_buf_) {
+    if (Status s = FlushBlock(sensor, &written); !s) return fail(s);
+  }
+  bytes_delta += written;
+  int64_t journal_removed = 0;
+  if (Status s = TrimJournal(&journal_removed); !s) return fail(s);
+  bytes_delta -= journal_removed;
+
+  // Retention, in arrival order: every block before the first one holding a reading young
+  // enough goes.
   int64_t removed = 0;
-  // Retention, in arrival order: everything before the first reading young enough goes.
+  int64_t removed_bytes = 0;
   if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {
     sqlite3_stmt* q = stmts_->first_kept.fresh();
     sqlite3_bind_int64(q, 1, now_ms - options_.retention_ms);
     int rc = sqlite3_step(q);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return step_fail(rc, "retention");
-    // No reading young enough (all timestamps are old): all go.
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      return fail(Status::Error(Describe(db_, rc, "retention")));
+    }
+    // No block young enough (all timestamps are old): all go.
     const int64_t first = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : INT64_MAX;
     sqlite3_reset(q);
-    sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
-    sqlite3_bind_int64(del, 1, first);
-    if (rc = sqlite3_step(del); rc != SQLITE_DONE) return step_fail(rc, "prune readings");
-    removed += sqlite3_changes(db_);
+    if (Status s = DeleteBlocksBefore(first, &removed, &removed_bytes); !s) return fail(s);
   }
-  readings_rows_ -= removed;
   // Byte share.
-  if (const int64_t budget = options_.readings_budget(); budget > 0) {
-    const int64_t max_rows = std::max<int64_t>(1, budget / kReadingRowBytes);
-    if (readings_rows_ > max_rows) {
-      sqlite3_stmt* q = stmts_->nth_reading.fresh();
-      sqlite3_bind_int64(q, 1, readings_rows_ - max_rows);
-      int rc = sqlite3_step(q);
-      if (rc != SQLITE_ROW) return step_fail(rc, "ring bound");
-      const int64_t first = sqlite3_column_int64(q, 0);
-      sqlite3_reset(q);
-      sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
-      sqlite3_bind_int64(del, 1, first);
-      if (rc = sqlite3_step(del); rc != SQLITE_DONE) return step_fail(rc, "prune readings");
-      const int64_t n = sqlite3_changes(db_);
-      removed += n;
-      readings_rows_ -= n;
-    }
+  if (const int64_t budget = options_.readings_budget();
+      budget > 0 && readings_bytes_ + bytes_delta - removed_bytes > budget) {
+    const int64_t excess = readings_bytes_ + bytes_delta - removed_bytes - budget;
+    if (Status s = DeleteOldestBlocks(0, excess, &removed, &removed_bytes); !s) return fail(s);
   }
-  for (const auto& [name, by] :
-       {std::pair{"readings_rows", readings_rows_ - rows_before}, {"readings_pruned", removed}}) {
+  bytes_delta -= removed_bytes;
+  const int64_t rows_delta = static_cast<int64_t>(readings.size()) - removed;
+  for (const auto& [name, by] : {std::pair{"readings_rows", rows_delta},
+                                 {"readings_pruned", removed},
+                                 {"readings_bytes", bytes_delta}}) {
     sqlite3_stmt* c = stmts_->add_counter.fresh();
     sqlite3_bind_int64(c, 1, by);
     sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
-    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return step_fail(rc, "count readings");
+    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
+      return fail(Status::Error(Describe(db_, rc, "count readings")));
+    }
   }
   int rc = SQLITE_OK;
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) return step_fail(rc, "commit readings");
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) {
+    return fail(Status::Error(Describe(db_, rc, "commit readings")));
+  }
+  readings_rows_ += rows_delta;
+  readings_bytes_ += bytes_delta;
   if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {
     last_retention_ms_ = now_ms;
   }
   if (pruned != nullptr) *pruned = removed;
   last_error_full_ = false;
+  return Status::Ok();
+}
+
+Status StoreWriter::FlushOpenBlocks() {
+  OpenBlocks& ob = *open_;
+  if (!ob.valid || ob.by_sensor.empty()) return Status::Ok();
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
+  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
+  auto fail = [&](Status st) {
+    Status f = Fail(st);
+    ob.Clear();
+    return f;
+  };
+  int64_t written = 0;
+  due_buf_.clear();
+  for (const auto& [sensor, b] : ob.by_sensor) due_buf_.push_back(sensor);
+  for (int64_t sensor : due_buf_) {
+    if (Status s = FlushBlock(sensor, &written); !s) return fail(s);
+  }
+  int64_t journal_removed = 0;
+  if (Status s = TrimJournal(&journal_removed); !s) return fail(s);
+  sqlite3_stmt* c = stmts_->add_counter.fresh();
+  sqlite3_bind_int64(c, 1, written - journal_removed);
+  sqlite3_bind_text(c, 2, "readings_bytes", -1, SQLITE_STATIC);
+  if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
+    return fail(Status::Error(Describe(db_, rc, "count readings")));
+  }
+  if (Status s = Exec(db_, "COMMIT"); !s) return fail(s);
+  readings_bytes_ += written - journal_removed;
   return Status::Ok();
 }
 
@@ -794,39 +1215,42 @@ void StoreWriter::RestartWal() {
   (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
 }
 
-// Deletes the oldest `rows` readings in a transaction of their own.
+// Deletes the oldest blocks holding at least `rows` readings in a transaction of their own.
+// With no block written yet, the journal and the open blocks go.
 Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
   *pruned = 0;
   if (readings_rows_ <= 0 || rows <= 0) return Status::Ok();
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
-  int rc;
-  if (rows >= readings_rows_) {
-    rc = sqlite3_step(stmts_->delete_all_readings.fresh());
-  } else {
-    sqlite3_stmt* q = stmts_->nth_reading.fresh();
-    sqlite3_bind_int64(q, 1, rows);
-    rc = sqlite3_step(q);
-    if (rc == SQLITE_ROW) {
-      const int64_t first = sqlite3_column_int64(q, 0);
-      sqlite3_reset(q);
-      sqlite3_stmt* del = stmts_->delete_readings_before.fresh();
-      sqlite3_bind_int64(del, 1, first);
-      rc = sqlite3_step(del);
+  auto fail = [&](Status st) {
+    Status f = Fail(st);
+    open_->Clear();
+    return f;
+  };
+  int64_t n = 0;
+  int64_t bytes = 0;
+  if (Status s = DeleteOldestBlocks(rows, 0, &n, &bytes); !s) return fail(s);
+  if (n == 0 && !open_->journal.empty()) {
+    if (int rc = sqlite3_step(stmts_->delete_all_journal.fresh()); rc != SQLITE_DONE) {
+      return fail(Status::Error(Describe(db_, rc, "cut readings")));
     }
+    for (const auto& [sensor, b] : open_->by_sensor) n += b.b.n;
+    for (const auto& [seq, b] : open_->journal) bytes += b;
   }
-  if (rc != SQLITE_DONE) return Fail(Status::Error(Describe(db_, rc, "cut readings")));
-  const int64_t n = sqlite3_changes(db_);
-  for (const auto& [name, by] : {std::pair{"readings_rows", -n}, {"readings_pruned", n}}) {
+  for (const auto& [name, by] :
+       {std::pair{"readings_rows", -n}, {"readings_pruned", n}, {"readings_bytes", -bytes}}) {
     sqlite3_stmt* c = stmts_->add_counter.fresh();
     sqlite3_bind_int64(c, 1, by);
     sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
-    if (rc = sqlite3_step(c); rc != SQLITE_DONE) {
-      return Fail(Status::Error(Describe(db_, rc, "count readings")));
+    if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
+      return fail(Status::Error(Describe(db_, rc, "count readings")));
     }
   }
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) return Fail(s);
+  if (Status s = Exec(db_, "COMMIT"); !s) return fail(s);
   readings_rows_ -= n;
+  readings_bytes_ -= bytes;
   *pruned = n;
+  // Journal cut: the open blocks went with it.
+  if (Status l = LoadOpenBlocks(); !l) open_->Clear();
   return Status::Ok();
 }
 
@@ -887,7 +1311,11 @@ Result<std::vector<StoredEpisode>> StoreWriter::LoadEpisodes() {
 }
 
 Result<int64_t> StoreWriter::ReadingsCount() {
-  return QueryInt(db_, "SELECT count(*) FROM readings");
+  auto stored = QueryInt(db_, "SELECT total(n) FROM reading_blocks");
+  if (!stored.ok()) return stored;
+  int64_t open = 0;
+  for (const auto& [sensor, b] : open_->by_sensor) open += b.b.n;
+  return *stored + open;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1098,21 +1526,64 @@ Result<int64_t> StoreReader::OutboxCount() { return QueryInt(db_, "SELECT count(
 
 Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor, int64_t since_ms,
                                                          int64_t until_ms, size_t limit) {
-  Stmt s(db_,
-         "SELECT r.ts_ms, r.value FROM readings r "
-         "WHERE r.sensor = (SELECT id FROM sensors WHERE name = ?) "
-         "AND r.ts_ms >= ? AND r.ts_ms <= ? ORDER BY r.ts_ms, r.seq LIMIT ?");
-  if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare readings"));
-  BindText(s.get(), 1, sensor);
-  sqlite3_bind_int64(s.get(), 2, since_ms);
-  sqlite3_bind_int64(s.get(), 3, until_ms);
-  sqlite3_bind_int64(s.get(), 4, static_cast<int64_t>(limit));
+  // One read transaction: blocks and journal from the same snapshot.
+  if (Status s = Exec(db_, "BEGIN"); !s) return Status::Error("begin: " + s.message());
+  struct Rollback {
+    sqlite3* db;
+    ~Rollback() { (void)Exec(db, "ROLLBACK"); }
+  } rollback{db_};
+  Stmt id_q(db_, "SELECT id, flushed_journal FROM sensors WHERE name = ?");
+  if (!id_q.ok()) return Status::Error(Describe(db_, id_q.rc(), "prepare readings"));
+  BindText(id_q.get(), 1, sensor);
+  int rc = sqlite3_step(id_q.get());
+  if (rc == SQLITE_DONE) return std::vector<StoredReading>();
+  if (rc != SQLITE_ROW) return Status::Error(Describe(db_, rc, "readings"));
+  const int64_t id = sqlite3_column_int64(id_q.get(), 0);
+  const int64_t flushed = sqlite3_column_int64(id_q.get(), 1);
+
   std::vector<StoredReading> out;
-  int rc;
-  while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
-    out.push_back({sqlite3_column_int64(s.get(), 0), sqlite3_column_double(s.get(), 1)});
+  std::vector<BlockReading> block;
+  Stmt blocks(db_,
+              "SELECT data FROM reading_blocks WHERE sensor = ? AND max_ts >= ? AND min_ts <= ? "
+              "ORDER BY seq");
+  if (!blocks.ok()) return Status::Error(Describe(db_, blocks.rc(), "prepare readings"));
+  sqlite3_bind_int64(blocks.get(), 1, id);
+  sqlite3_bind_int64(blocks.get(), 2, since_ms);
+  sqlite3_bind_int64(blocks.get(), 3, until_ms);
+  while ((rc = sqlite3_step(blocks.get())) == SQLITE_ROW) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(blocks.get(), 0));
+    block.clear();
+    if (!DecodeBlock({p, static_cast<size_t>(sqlite3_column_bytes(blocks.get(), 0))}, block)) {
+      return Status::Error("readings: a block of sensor " + std::string(sensor) + " is malformed");
+    }
+    for (const BlockReading& r : block) {
+      if (r.ts_ms >= since_ms && r.ts_ms <= until_ms) out.push_back({r.ts_ms, r.value});
+    }
   }
   if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "readings"));
+  // Readings not yet in a written block are in the journal rows after flushed_journal.
+  Stmt journal(db_, "SELECT data FROM reading_journal WHERE seq > ? ORDER BY seq");
+  if (!journal.ok()) return Status::Error(Describe(db_, journal.rc(), "prepare readings"));
+  sqlite3_bind_int64(journal.get(), 1, flushed);
+  std::vector<JournalReading> rows;
+  while ((rc = sqlite3_step(journal.get())) == SQLITE_ROW) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(journal.get(), 0));
+    rows.clear();
+    if (!DecodeJournal({p, static_cast<size_t>(sqlite3_column_bytes(journal.get(), 0))}, rows)) {
+      return Status::Error("readings: a journal row is malformed");
+    }
+    for (const JournalReading& r : rows) {
+      if (r.sensor == id && r.ts_ms >= since_ms && r.ts_ms <= until_ms) {
+        out.push_back({r.ts_ms, r.value});
+      }
+    }
+  }
+  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "readings"));
+  // Oldest first; equal timestamps keep arrival order.
+  std::stable_sort(out.begin(), out.end(), [](const StoredReading& a, const StoredReading& b) {
+    return a.ts_ms < b.ts_ms;
+  });
+  if (out.size() > limit) out.resize(limit);
   return out;
 }
 
@@ -1153,11 +1624,11 @@ Result<StoreStats> StoreReader::Stats() {
       if (name == "dead_letter_evicted") st.dead_letter_evicted = v;
       if (name == "readings_rows") st.readings_rows = v;
       if (name == "readings_pruned") st.readings_pruned = v;
+      if (name == "readings_bytes") st.readings_bytes = v;
     }
     if (rc != SQLITE_DONE) return fail(rc, "stats");
   }
   (void)Exec(db_, "COMMIT");
-  st.readings_bytes = st.readings_rows * kReadingRowBytes;
   st.db_file_bytes = FileSize(options_.path) + FileSize(options_.path + "-wal");
   return st;
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "edge/common/string_hash.h"
 #include "edge/rules/detector.h"
 #include "edge/rules/pattern.h"
 
@@ -83,13 +84,6 @@ struct SensorState {
   int64_t stored_ts_ms = 0;
   double stored_value = 0;
   ContextRing context;
-};
-
-// Lets the sensor map be searched with a string_view, without building a std::string per
-// reading.
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
 }  // namespace

@@ -280,8 +280,13 @@ TEST(SqliteStore, ReadingsAreServedBySensorAndTimeRange) {
 TEST(SqliteStore, ReadingsRingKeepsItsByteShare) {
   TempDir dir;
   StoreOptions o{dir.File("a.db")};
-  o.max_bytes = 200 * kReadingRowBytes;
-  o.readings_share = 0.5;  // 100 rows
+  o.reading_block_max_age_ms = 0;  // every commit writes its blocks
+  // A commit of 60 readings 1 ms apart writes a journal row and a block, and deletes the
+  // journal row again. The block: 9 bytes a reading (one-byte time step, 8-byte value),
+  // one more for the first reading's two-byte step, and 48 of row overhead: 589 bytes. A
+  // share of 1,500 bytes holds two such blocks.
+  o.max_bytes = 3000;
+  o.readings_share = 0.5;
   auto w = StoreWriter::Open(o);
   ASSERT_TRUE(w.ok());
   for (int cycle = 0; cycle < 5; ++cycle) {
@@ -290,20 +295,26 @@ TEST(SqliteStore, ReadingsRingKeepsItsByteShare) {
     int64_t pruned = 0;
     ASSERT_TRUE((*w)->AppendReadings(batch, 10'000, &pruned));
   }
-  EXPECT_EQ(*(*w)->ReadingsCount(), 100);
+  EXPECT_EQ(*(*w)->ReadingsCount(), 120);
   auto r = StoreReader::Open(o);
   ASSERT_TRUE(r.ok());
   auto got = (*r)->Readings("s", 0, 1'000'000, 1000);
   ASSERT_TRUE(got.ok());
-  ASSERT_EQ(got->size(), 100u);
-  EXPECT_EQ(got->back().ts_ms, 459);  // the newest stay
-  EXPECT_EQ((*r)->Stats()->readings_pruned, 200);
+  ASSERT_EQ(got->size(), 120u);
+  EXPECT_EQ(got->front().ts_ms, 300);  // the newest stay
+  EXPECT_EQ(got->back().ts_ms, 459);
+  auto st = (*r)->Stats();
+  EXPECT_EQ(st->readings_pruned, 180);
+  EXPECT_EQ(st->readings_rows, 120);
+  EXPECT_EQ(st->readings_bytes, 2 * 589);
+  EXPECT_LE(st->readings_bytes, o.readings_budget());
 }
 
 TEST(SqliteStore, ReadingsOlderThanRetentionArePruned) {
   TempDir dir;
   StoreOptions o{dir.File("a.db")};
   o.retention_ms = 60'000;
+  o.reading_block_max_age_ms = 0;
   auto w = StoreWriter::Open(o);
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE((*w)->AppendReadings({{"s", 1'000, 1}, {"s", 2'000, 2}}, 3'000));
@@ -388,6 +399,151 @@ TEST(SqliteStore, VersionOneDatabaseIsUpgradedWithItsRowsCounted) {
   EXPECT_EQ(stats->outbox["alert"].bytes, 2 * (2 + 5 + kOutboxRowOverhead));
 }
 
+TEST(SqliteStore, VersionThreeReadingRowsBecomeBlocks) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    std::string sql =
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('epoch', '00000000000000bb'), ('schema_version', '3');"
+        "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO counters VALUES ('readings_rows', 150), ('readings_pruned', 7);"
+        "CREATE TABLE sensors (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);"
+        "INSERT INTO sensors VALUES (1, 'plant/a'), (2, 'plant/b');"
+        "CREATE TABLE readings (seq INTEGER PRIMARY KEY, sensor INTEGER NOT NULL, "
+        "ts_ms INTEGER NOT NULL, value REAL NOT NULL);"
+        "CREATE INDEX readings_by_sensor ON readings (sensor, ts_ms);";
+    // 100 readings of plant/a and 50 of plant/b, interleaved.
+    for (int i = 0; i < 150; ++i) {
+      const bool a = i % 3 != 2;
+      sql += "INSERT INTO readings(sensor, ts_ms, value) VALUES (" + std::string(a ? "1" : "2") +
+             ", " + std::to_string(1000 + i) + ", " + std::to_string(i) + ");";
+    }
+    ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto w = StoreWriter::Open({path});
+  ASSERT_TRUE(w.ok()) << w.error();
+  EXPECT_EQ(*(*w)->ReadingsCount(), 150);
+  auto r = StoreReader::Open({path});
+  ASSERT_TRUE(r.ok());
+  auto a = (*r)->Readings("plant/a", 0, 10'000, 1000);
+  ASSERT_TRUE(a.ok()) << a.error();
+  ASSERT_EQ(a->size(), 100u);
+  EXPECT_EQ(a->front().ts_ms, 1000);
+  EXPECT_EQ(a->back().ts_ms, 1148);
+  EXPECT_EQ(a->back().value, 148.0);
+  EXPECT_EQ((*r)->Readings("plant/b", 0, 10'000, 1000)->size(), 50u);
+  auto st = (*r)->Stats();
+  EXPECT_EQ(st->readings_rows, 150);
+  EXPECT_EQ(st->readings_pruned, 7);
+  // plant/a: two blocks (64 + 36), plant/b: one; 9 or 10 bytes a reading.
+  EXPECT_GE(st->readings_bytes, 150 * 9 + 3 * kReadingBlockOverhead);
+  EXPECT_LE(st->readings_bytes, 150 * 10 + 3 * kReadingBlockOverhead);
+  // The old table is gone; new readings join the converted ones.
+  ASSERT_TRUE((*w)->AppendReadings({{"plant/a", 2000, 1}}, 3000));
+  EXPECT_EQ((*r)->Readings("plant/a", 0, 10'000, 1000)->size(), 101u);
+}
+
+// Copies the database and its write-ahead log as they are now: what a process killed at
+// this point leaves behind.
+void CopyAsCrashed(const std::string& from, const std::string& to) {
+  for (const char* suffix : {"", "-wal"}) {
+    std::filesystem::copy_file(from + suffix, to + suffix,
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+}
+
+TEST(SqliteStore, OpenBlocksLiveInTheJournalUntilWrittenAndSurviveACrash) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.reading_block_max_readings = 3;  // blocks are written when full; none ages in this test
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1}, {"a", 2, 2}, {"b", 1, 10}}, 100));
+  // a reaches 3 readings here, and 4 by the end of the commit: its block is written whole.
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 3, 3}, {"a", 4, 4}, {"b", 2, 20}}, 100));
+  ASSERT_TRUE((*w)->AppendReadings({{"c", 5, 5}}, 100));
+  EXPECT_EQ(*(*w)->ReadingsCount(), 7);
+
+  // The reader sees written blocks and the journal, each reading once.
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  const auto values = [](StoreReader& reader, std::string_view sensor) {
+    std::vector<double> v;
+    auto got = reader.Readings(sensor, 0, 100, 100);
+    if (!got.ok()) return v;
+    for (const StoredReading& x : *got) v.push_back(x.value);
+    return v;
+  };
+  EXPECT_EQ(values(**r, "a"), (std::vector<double>{1, 2, 3, 4}));
+  EXPECT_EQ(values(**r, "b"), (std::vector<double>{10, 20}));
+  EXPECT_EQ(values(**r, "c"), (std::vector<double>{5}));
+
+  // Killed now: a's block is written, b's and c's are only in the journal.
+  StoreOptions crashed = o;
+  crashed.path = dir.File("crashed.db");
+  CopyAsCrashed(o.path, crashed.path);
+  {
+    auto w2 = StoreWriter::Open(crashed);
+    ASSERT_TRUE(w2.ok()) << w2.error();
+    EXPECT_EQ(*(*w2)->ReadingsCount(), 7);
+    auto r2 = StoreReader::Open(crashed);
+    ASSERT_TRUE(r2.ok());
+    EXPECT_EQ(values(**r2, "a"), (std::vector<double>{1, 2, 3, 4}));
+    EXPECT_EQ(values(**r2, "b"), (std::vector<double>{10, 20}));
+    // The open blocks go on where they stopped: b's third reading fills its block.
+    ASSERT_TRUE((*w2)->AppendReadings({{"b", 3, 30}}, 100));
+    EXPECT_EQ(values(**r2, "b"), (std::vector<double>{10, 20, 30}));
+  }
+  // A clean close writes every open block: nothing is left in the journal, nothing is lost.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(crashed.path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db,
+                                 "SELECT count(*), (SELECT total(n) FROM reading_blocks) "
+                                 "FROM reading_journal",
+                                 -1, &st, nullptr),
+              SQLITE_OK);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    EXPECT_EQ(sqlite3_column_int64(st, 0), 0);
+    EXPECT_EQ(sqlite3_column_int64(st, 1), 8);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  auto w3 = StoreWriter::Open(crashed);
+  ASSERT_TRUE(w3.ok());
+  EXPECT_EQ(*(*w3)->ReadingsCount(), 8);
+}
+
+TEST(SqliteStore, BlocksOlderThanTheirAgeAreWrittenAndTheJournalTrimmed) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.reading_block_max_age_ms = 2;  // written 1 or 2 ms after the first reading
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1}, {"b", 1, 2}}, 100));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE((*w)->AppendReadings({{"c", 2, 3}}, 100));
+  // a and b were written before c joined the open blocks; the journal keeps c's row only.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(o.path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db,
+                               "SELECT (SELECT count(*) FROM reading_journal), "
+                               "(SELECT count(*) FROM reading_blocks)",
+                               -1, &st, nullptr),
+            SQLITE_OK);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int64(st, 0), 1);
+  EXPECT_EQ(sqlite3_column_int64(st, 1), 2);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 TEST(RecordId, JoinsNodeEpochAndSequence) {
   EXPECT_EQ(RecordId("node-1", "00ff", 17), "node-1:00ff:17");
 }
@@ -422,11 +578,11 @@ TEST(SqliteStore, TheCheckpointThreadMovesCommitsIntoTheDatabaseFileWithoutFurth
   ASSERT_TRUE(w.ok()) << w.error();
   ASSERT_TRUE((*w)->AppendReadings({{"s", 1'000, 1}, {"s", 2'000, 2}, {"s", 3'000, 3}}, 3'000));
   int64_t rows = -1;
-  for (int i = 0; i < 100 && rows != 3; ++i) {
+  for (int i = 0; i < 100 && rows != 1; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    rows = CheckpointedRows(path, dir.File("copy.db"), "readings");
+    rows = CheckpointedRows(path, dir.File("copy.db"), "reading_journal");
   }
-  EXPECT_EQ(rows, 3);  // within 5 s; the thread runs every 250 ms
+  EXPECT_EQ(rows, 1);  // within 5 s; the thread runs every 250 ms
 }
 
 }  // namespace

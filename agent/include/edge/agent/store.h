@@ -16,7 +16,7 @@
 // Size bound (docs/operations.md): `max_bytes` is split into the readings ring
 // (`readings_share` of it) and the outbox (the rest). The dead-letter table is bounded to a
 // tenth of the outbox share. Sizes are logical: payload bytes plus a fixed per-row overhead
-// (kOutboxRowOverhead, kReadingRowBytes), calibrated against SQLite's page usage.
+// (kOutboxRowOverhead, kReadingBlockOverhead), calibrated against SQLite's page usage.
 //
 // Errors: every method returns a Status/Result and leaves the database as it was on failure
 // (one transaction per call). SQLITE_FULL and I/O errors are errors like any other, never a
@@ -29,9 +29,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "edge/common/status.h"
+#include "edge/common/string_hash.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -41,8 +43,9 @@ namespace edge::agent {
 inline constexpr int64_t kDefaultStoreMaxBytes = int64_t{256} << 20;
 // Logical cost of one outbox or dead-letter row besides its kind and payload bytes.
 inline constexpr int64_t kOutboxRowOverhead = 48;
-// Logical cost of one reading row (table cell and index entry).
-inline constexpr int64_t kReadingRowBytes = 48;
+// Logical cost of one block of the readings ring besides its encoded readings (table cell
+// and index entry); a reading itself costs about ten bytes (reading_block.h).
+inline constexpr int64_t kReadingBlockOverhead = 48;
 
 struct StoreOptions {
   std::string path;
@@ -57,6 +60,11 @@ struct StoreOptions {
   // PRAGMA max_page_count on both connections; 0 leaves SQLite's default. A test knob that
   // makes the file system "full" at a chosen size.
   int64_t max_pages = 0;
+  // Readings ring blocks (StoreWriter::AppendReadings): a sensor's block is written when it
+  // holds this many readings, or this long after its first reading (between half of it
+  // and all of it, fixed per sensor); 0 writes every block at the end of its commit.
+  int reading_block_max_readings = 64;
+  int64_t reading_block_max_age_ms = 30'000;
 
   int64_t outbox_budget() const;
   int64_t readings_budget() const;
@@ -179,11 +187,13 @@ class StoreWriter {
   // synchronous=NORMAL (survives a process crash as soon as this returns; a power loss can
   // take back what was committed since the last fsync). The writer's checkpoint thread
   // syncs the log every kCheckpointIntervalMs, so that window stays bounded without an
-  // fsync on the caller's thread. In the same transaction the ring is pruned by
-  // retention (arrival order, `now_ms` wall time) and by its byte share; `pruned` (optional)
-  // receives the rows removed. On SQLITE_FULL the write-ahead log is restarted, then a
-  // quarter of the ring is cut, retrying after each step; on failure the readings are not
-  // stored.
+  // fsync on the caller's thread. The readings go into one journal row and into each
+  // sensor's open block; blocks that are full or old enough are written (the "Readings
+  // ring" comment in sqlite_store.cc). In the same transaction the ring is pruned, whole
+  // blocks at a time, by retention (arrival order, `now_ms` wall time) and by its byte
+  // share; `pruned` (optional) receives the readings removed. On SQLITE_FULL the
+  // write-ahead log is restarted, then a quarter of the ring is cut, retrying after each
+  // step; on failure the readings are not stored.
   struct NewReading {
     std::string_view sensor;
     int64_t ts_ms;
@@ -197,6 +207,7 @@ class StoreWriter {
   bool last_error_full() const { return last_error_full_; }
 
   Result<int64_t> OutboxCount();
+  // Readings in the ring: in written blocks and in open ones.
   Result<int64_t> ReadingsCount();
 
   // Firing rule episodes, kept so that a restart neither fires them again nor loses their
@@ -224,6 +235,17 @@ class StoreWriter {
   Status Evict(int64_t bytes, Evictions& ev);
   Result<int64_t> SensorId(std::string_view name);
   Status CutReadings(int64_t rows, int64_t* pruned);
+  struct OpenBlocks;
+  int64_t BlockAgeMs(int64_t sensor) const;
+  Status LoadOpenBlocks();
+  void AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
+                      int64_t now_steady_ms);
+  Status FlushBlock(int64_t sensor, int64_t* bytes_added);
+  Status FlushOpenBlocks();
+  Status TrimJournal(int64_t* bytes_removed);
+  Status DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes);
+  Status DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
+                            int64_t* bytes_removed);
   void RestartWal();
   Status Fail(const Status& s);
 
@@ -231,8 +253,14 @@ class StoreWriter {
   std::string epoch_;
   StoreOptions options_;
   std::unique_ptr<Statements> stmts_;
-  std::map<std::string, int64_t, std::less<>> sensor_ids_;  // cache of the sensors table
-  int64_t readings_rows_ = 0;      // rows in the ring (the writer is its only writer)
+  // Cache of the sensors table.
+  std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
+  std::unique_ptr<OpenBlocks> open_;  // open blocks of the readings ring
+  std::string journal_buf_;           // reused per commit
+  std::vector<int64_t> sensor_buf_;
+  std::vector<int64_t> due_buf_;
+  int64_t readings_rows_ = 0;      // readings in the ring (the writer is its only writer)
+  int64_t readings_bytes_ = 0;     // logical bytes of blocks and journal rows
   int64_t last_retention_ms_ = 0;  // wall time of the last retention prune
   bool last_error_full_ = false;
   std::unique_ptr<Checkpointer> checkpointer_;  // stopped first by the destructor
