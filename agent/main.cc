@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
                   "(console.token_file)");
   run->add_option("--policy", policy, "Local policy file, YAML or JSON (policy)");
   run->add_option("--log-level", log_level, "trace|debug|info|warn|error (log.level)");
-  run->add_option("--log-format", log_format, "json (default) or text")
+  run->add_option("--log-format", log_format,
+                  "json (default: one object per line, UTC time in microseconds) or text")
       ->check(CLI::IsMember({"json", "text"}));
 
   // check

@@ -294,8 +294,9 @@ def sim_summary(proc):
 
 
 def agent_alert_log_times(log_path, rule):
-    """{sensor: commit log time in ms} of `alert firing` lines of `rule` (logged right
-    after the outbox transaction holding the event committed)."""
+    """{sensor: commit log time in ms (float, microsecond resolution)} of `alert firing`
+    lines of `rule` (logged right after the outbox transaction holding the event
+    committed)."""
     out = {}
     pat = re.compile(r"alert firing rule=(\S+) sensor=(\S+)")
     with open(log_path, errors="replace") as f:
@@ -309,9 +310,9 @@ def agent_alert_log_times(log_path, rule):
             m = pat.search(rec.get("msg", ""))
             if not m or m.group(1) != rule:
                 continue
-            ts = rec["ts"]  # 2026-11-26T18:21:42.123Z
+            ts = rec["ts"]  # 2026-11-26T18:21:42.123456Z
             secs = calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
-            out.setdefault(m.group(2), secs * 1000 + int(ts[20:23]))
+            out.setdefault(m.group(2), secs * 1000 + float("0." + ts[20:-1]) * 1000)
     return out
 
 
@@ -496,7 +497,7 @@ class Suite:
         for arrival, topic, _ in list(client.received):
             if topic in sent:
                 broker.setdefault(topic, (arrival - sent[topic]) * 1000)
-        outbox = {tp: agent_log[tp] - int(sent[tp] * 1000) for tp in sent if tp in agent_log}
+        outbox = {tp: agent_log[tp] - sent[tp] * 1000 for tp in sent if tp in agent_log}
         cons = {}
         if console:
             since = int(min(sent.values()) * 1000) - 1 if sent else 0

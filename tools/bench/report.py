@@ -201,7 +201,8 @@ def write(results, out, targets):
         add("")
         add("Probe alerts on fresh sensors on top of sensor-sim load. Broker hop (publish -> "
             "arrival at a subscriber on the same broker) is the baseline. Outbox: the agent's "
-            "`alert firing` log line, written right after the outbox commit (ms resolution). "
+            "`alert firing` log line, written right after the outbox commit (µs timestamp) "
+            "minus the publish time taken by the probe client (same clock). "
             "Console: `received_ms` of the alert at the console minus its `ts_ms`.")
         add("")
         add("| load | hop | n | p50 ms | p99 ms | max ms | target p99 |")
