@@ -1,7 +1,9 @@
 #include "edge/agent/decoder.h"
 
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -211,10 +213,10 @@ class ReadingCollector {
       : topic_(topic), options_(options), out_(out), start_(out.size()) {
     path_.reserve(topic.size() + 64);
     path_.assign(topic);
-    const int depth = options.max_depth < 0 ? 0 : options.max_depth;
-    max_depth_ = static_cast<size_t>(depth);
-    frames_.reserve(max_depth_ < 16 ? max_depth_ : 16);
+    max_depth_ = options.max_depth < 0 ? 0 : static_cast<size_t>(options.max_depth);
   }
+  ReadingCollector(const ReadingCollector&) = delete;
+  ReadingCollector& operator=(const ReadingCollector&) = delete;
 
   std::optional<RejectReason> reject() const { return reject_; }
   std::optional<int64_t> timestamp() const { return timestamp_; }
@@ -254,11 +256,10 @@ class ReadingCollector {
   bool end_array() { return EndContainer(); }
 
   bool key(json::string_t& k) {
-    Frame& frame = frames_.back();
-    path_.resize(frame.path_len);
+    path_.resize(frames_[depth_ - 1].path_len);
     path_ += '/';
     path_ += k;
-    if (frames_.size() == 1) {
+    if (depth_ == 1) {
       pending_timestamp_ = IsTimestampKey(k);
       pending_value_ = k == "value";
     }
@@ -285,13 +286,12 @@ class ReadingCollector {
 
   // Positions path_ on the next element when inside an array; keys do it for objects.
   void BeginValue() {
-    if (frames_.empty() || !frames_.back().is_array) return;
-    Frame& frame = frames_.back();
-    path_.resize(frame.path_len);
-    path_ += '/';
-    char digits[24];
-    const auto result = std::to_chars(digits, digits + sizeof(digits), frame.next_index);
-    path_.append(digits, result.ptr);
+    if (depth_ == 0 || !frames_[depth_ - 1].is_array) return;
+    Frame& frame = frames_[depth_ - 1];
+    char segment[24] = {'/'};
+    const auto result = std::to_chars(segment + 1, segment + sizeof(segment), frame.next_index);
+    path_.replace(frame.path_len, std::string::npos, segment,
+                  static_cast<size_t>(result.ptr - segment));
     ++frame.next_index;
   }
 
@@ -324,14 +324,25 @@ class ReadingCollector {
     BeginValue();
     if (pending_timestamp_) return Reject(RejectReason::kBadTimestamp);
     pending_value_ = false;
-    if (frames_.size() >= max_depth_) return Reject(RejectReason::kTooDeep);
-    frames_.push_back(Frame{is_array, path_.size(), 0});
+    if (depth_ >= max_depth_) return Reject(RejectReason::kTooDeep);
+    if (depth_ == frames_capacity_) GrowFrames();
+    frames_[depth_++] = Frame{is_array, path_.size(), 0};
     return true;
   }
 
   bool EndContainer() {
-    frames_.pop_back();
+    --depth_;
     return true;
+  }
+
+  // Only when DecodeOptions::max_depth allows deeper nesting than inline_frames_ holds.
+  void GrowFrames() {
+    if (frames_ == inline_frames_.data()) {
+      deep_frames_.assign(inline_frames_.begin(), inline_frames_.end());
+    }
+    deep_frames_.resize(deep_frames_.size() * 2);
+    frames_ = deep_frames_.data();
+    frames_capacity_ = deep_frames_.size();
   }
 
   std::string_view topic_;
@@ -339,13 +350,244 @@ class ReadingCollector {
   std::vector<rules::Reading>& out_;
   size_t start_;
   size_t max_depth_;
-  std::string path_;
-  std::vector<Frame> frames_;
+  std::string path_;  // topic + "/" + the JSON path of the current value
+  // The open containers, frames_[0, depth_). They live in inline_frames_, which saves an
+  // allocation per message, and move to deep_frames_ only for deeper nesting.
+  std::array<Frame, 16> inline_frames_;
+  std::vector<Frame> deep_frames_;
+  Frame* frames_ = inline_frames_.data();
+  size_t frames_capacity_ = inline_frames_.size();
+  size_t depth_ = 0;
   bool pending_timestamp_ = false;  // the next value belongs to a top-level timestamp key
   bool pending_value_ = false;      // the next value belongs to the top-level `value` key
   std::optional<int64_t> timestamp_;
   std::optional<RejectReason> reject_;
 };
+
+// The full decode of JSON text (trimmed, not empty) with the SAX handler above.
+std::optional<RejectReason> DecodeJson(std::string_view topic, std::string_view text,
+                                       int64_t receive_ts_ms, const DecodeOptions& options,
+                                       std::vector<rules::Reading>& out) {
+  const size_t start = out.size();
+  ReadingCollector collector(topic, options, out);
+  bool parsed = false;
+  try {
+    parsed = json::sax_parse(text.data(), text.data() + text.size(), &collector,
+                             json::input_format_t::json, /*strict=*/true);
+  } catch (...) {
+    // The handler never throws; only allocation failure can get here. Treat the
+    // message as unreadable rather than let it take the pipeline down.
+    parsed = false;
+  }
+  if (!parsed) {
+    out.resize(start, rules::Reading{});
+    return collector.reject().value_or(RejectReason::kNotJson);
+  }
+  if (out.size() == start) return RejectReason::kNoNumbers;
+  const int64_t ts = collector.timestamp().value_or(receive_ts_ms);
+  for (size_t i = start; i < out.size(); ++i) out[i].ts_ms = ts;
+  return std::nullopt;
+}
+
+// JSON's insignificant whitespace; narrower than IsSpace.
+bool IsJsonSpace(char c) {
+  return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
+}
+
+const char* SkipJsonSpace(const char* p, const char* end) {
+  while (p != end && IsJsonSpace(*p)) ++p;
+  return p;
+}
+
+// Bytes the flat-object scanner takes inside a key as they are: printable ASCII except
+// the quote and the backslash. Anything else (escapes, UTF-8, control characters) goes to
+// the parser, which validates it.
+constexpr std::array<bool, 256> kPlainKeyByte = [] {
+  std::array<bool, 256> table{};
+  for (int c = 0x20; c < 0x7f; ++c) table[static_cast<size_t>(c)] = c != '"' && c != '\\';
+  return table;
+}();
+
+const char* SkipDigits(const char* p, const char* end) {
+  while (p != end && IsDigit(*p)) ++p;
+  return p;
+}
+
+// Moves `p` past one JSON number (strict grammar: `-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?`)
+// and says whether it was an integer (no fraction, no exponent). Returns false, `p`
+// unspecified, if there is none at `p`.
+bool SkipJsonNumber(const char*& p, const char* end, bool& integer) {
+  if (p != end && *p == '-') ++p;
+  if (p == end) return false;
+  if (*p == '0') {
+    ++p;
+  } else if (*p >= '1' && *p <= '9') {
+    p = SkipDigits(p + 1, end);
+  } else {
+    return false;
+  }
+  integer = true;
+  if (p != end && *p == '.') {
+    integer = false;
+    if (++p == end || !IsDigit(*p)) return false;
+    p = SkipDigits(p, end);
+  }
+  if (p != end && (*p == 'e' || *p == 'E')) {
+    integer = false;
+    if (++p != end && (*p == '+' || *p == '-')) ++p;
+    if (p == end || !IsDigit(*p)) return false;
+    p = SkipDigits(p, end);
+  }
+  return true;
+}
+
+// The value of a JSON number that SkipJsonNumber accepted, as the SAX path would give it:
+// nlohmann hands integers over as int64/uint64 and the rest from strtod, all correctly
+// rounded like from_chars, except that the integer `-0` arrives as +0. Returns false for
+// a value from_chars reports out of range (1e999, 1e-999); the parser path decides those.
+bool JsonNumberValue(std::string_view text, bool integer, double& value) {
+  const char* const end = text.data() + text.size();
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v, std::chars_format::general);
+  if (ec != std::errc() || ptr != end || !std::isfinite(v)) return false;
+  value = (integer && v == 0) ? 0.0 : v;
+  return true;
+}
+
+// The most common JSON payload, `{"value":21.37,"ts":1764166980123}`: a flat object whose
+// members are all plain-ASCII keys without escapes and number values. Decodes it without
+// the JSON parser and returns true, or returns false with `out` untouched for anything
+// else, including every payload the parser path would reject, so that path decides.
+bool DecodeFlatNumberObject(std::string_view topic, std::string_view text, int64_t receive_ts_ms,
+                            const DecodeOptions& options, std::vector<rules::Reading>& out) {
+  // Trivial, so that the array below costs nothing until used.
+  struct Member {
+    const char* key;
+    const char* key_end;
+    const char* number;
+    const char* number_end;
+    bool integer;
+
+    std::string_view Key() const { return {key, static_cast<size_t>(key_end - key)}; }
+    std::string_view Number() const { return {number, static_cast<size_t>(number_end - number)}; }
+  };
+  // Larger payloads are rarely this shape, and their readings outweigh parsing.
+  constexpr size_t kMaxBytes = 256;
+  constexpr size_t kMaxMembers = 16;
+  std::array<Member, kMaxMembers> members;
+  size_t count = 0;
+
+  // Syntax first, so that other payloads cost a scan and no number conversion.
+  if (options.max_depth < 1 || text.size() < 2 || text.size() > kMaxBytes || text.front() != '{' ||
+      text.back() != '}') {
+    return false;
+  }
+  // A number ends in a digit; a last value that does not (a string, true, a nested
+  // object) sends the payload to the parser before anything else is scanned.
+  size_t last = text.size() - 2;
+  while (last > 0 && IsJsonSpace(text[last])) --last;
+  if (!IsDigit(text[last])) return false;
+  const char* p = text.data() + 1;
+  const char* const end = text.data() + text.size();
+  p = SkipJsonSpace(p, end);
+  while (true) {
+    if (p == end || *p != '"' || count == kMaxMembers) return false;
+    // The key's bytes are checked only once every value has turned out a number.
+    const char* const key_begin = ++p;
+    p = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+    if (p == nullptr) return false;
+    Member& member = members[count++];
+    member.key = key_begin;
+    member.key_end = p;
+    p = SkipJsonSpace(p + 1, end);
+    if (p == end || *p != ':') return false;
+    p = SkipJsonSpace(p + 1, end);
+    const char* const number_begin = p;
+    if (!SkipJsonNumber(p, end, member.integer)) return false;
+    member.number = number_begin;
+    member.number_end = p;
+    p = SkipJsonSpace(p, end);
+    if (p == end) return false;
+    if (*p == '}') break;
+    if (*p != ',') return false;
+    p = SkipJsonSpace(p + 1, end);
+  }
+  if (p + 1 != end) return false;
+
+  // Then the meaning, as ReadingCollector gives it to a depth-1 object.
+  std::array<double, kMaxMembers> values;
+  std::array<bool, kMaxMembers> is_timestamp;
+  size_t readings = 0;
+  std::optional<int64_t> timestamp;
+  for (size_t i = 0; i < count; ++i) {
+    for (const char c : members[i].Key()) {
+      if (!kPlainKeyByte[static_cast<unsigned char>(c)]) return false;
+    }
+    if (!JsonNumberValue(members[i].Number(), members[i].integer, values[i])) return false;
+    is_timestamp[i] = IsTimestampKey(members[i].Key());
+    if (is_timestamp[i]) {
+      const std::optional<int64_t> ts = TimestampFromNumber(values[i]);
+      if (!ts) return false;
+      if (!timestamp) timestamp = ts;  // the first timestamp key wins
+    } else {
+      ++readings;
+    }
+  }
+  if (readings == 0 || readings > options.max_readings) return false;
+
+  const int64_t ts_ms = timestamp.value_or(receive_ts_ms);
+  for (size_t i = 0; i < count; ++i) {
+    if (is_timestamp[i]) continue;
+    const std::string_view key = members[i].Key();
+    std::string sensor;
+    if (key == "value") {
+      sensor.assign(topic);
+    } else {
+      sensor.reserve(topic.size() + 1 + key.size());
+      sensor.append(topic).append(1, '/').append(key);
+    }
+    out.push_back(rules::Reading{std::move(sensor), ts_ms, values[i]});
+  }
+  return true;
+}
+
+std::optional<RejectReason> Decode(std::string_view topic, std::string_view payload,
+                                   int64_t receive_ts_ms, const DecodeOptions& options,
+                                   std::vector<rules::Reading>& out, bool flat_fast_path) {
+  if (payload.size() > options.max_payload_bytes) return RejectReason::kTooLarge;
+  const std::string_view text = Trim(payload);
+  if (text.empty()) return RejectReason::kEmpty;
+
+  // Plain number text and flat objects of numbers are the most common payloads; they skip
+  // the JSON parser entirely.
+  const char first = text.front();
+  if (first == '{') {
+    if (flat_fast_path) {
+      const size_t start = out.size();
+      try {
+        if (DecodeFlatNumberObject(topic, text, receive_ts_ms, options, out)) {
+          return std::nullopt;
+        }
+      } catch (...) {
+        // Only allocation failure gets here; the full path below decides.
+        out.resize(start, rules::Reading{});
+      }
+    }
+  } else if (first != '[' && first != '"') {
+    double value = 0;
+    switch (ParseNumberText(text, value)) {
+      case NumberText::kFinite:
+        if (options.max_readings == 0) return RejectReason::kTooManyReadings;
+        out.push_back(rules::Reading{std::string(topic), receive_ts_ms, value});
+        return std::nullopt;
+      case NumberText::kNonFinite:
+        return RejectReason::kNonFinite;
+      case NumberText::kNotNumber:
+        break;  // maybe `true`/`false`/`null`, else the parser reports not_json
+    }
+  }
+  return DecodeJson(topic, text, receive_ts_ms, options, out);
+}
 
 }  // namespace
 
@@ -374,49 +616,20 @@ std::string_view ReasonLabel(RejectReason reason) {
 std::optional<RejectReason> DecodePayload(std::string_view topic, std::string_view payload,
                                           int64_t receive_ts_ms, const DecodeOptions& options,
                                           std::vector<rules::Reading>& out) {
-  if (payload.size() > options.max_payload_bytes) return RejectReason::kTooLarge;
-  const std::string_view text = Trim(payload);
-  if (text.empty()) return RejectReason::kEmpty;
-
-  // Plain number text is the most common payload; it skips the JSON parser entirely.
-  const char first = text.front();
-  if (first != '{' && first != '[' && first != '"') {
-    double value = 0;
-    switch (ParseNumberText(text, value)) {
-      case NumberText::kFinite:
-        if (options.max_readings == 0) return RejectReason::kTooManyReadings;
-        out.push_back(rules::Reading{std::string(topic), receive_ts_ms, value});
-        return std::nullopt;
-      case NumberText::kNonFinite:
-        return RejectReason::kNonFinite;
-      case NumberText::kNotNumber:
-        break;  // maybe `true`/`false`/`null`, else the parser reports not_json
-    }
-  }
-
-  const size_t start = out.size();
-  ReadingCollector collector(topic, options, out);
-  bool parsed = false;
-  try {
-    parsed = json::sax_parse(text.data(), text.data() + text.size(), &collector,
-                             json::input_format_t::json, /*strict=*/true);
-  } catch (...) {
-    // The handler never throws; only allocation failure can get here. Treat the
-    // message as unreadable rather than let it take the pipeline down.
-    parsed = false;
-  }
-  if (!parsed) {
-    out.resize(start, rules::Reading{});
-    return collector.reject().value_or(RejectReason::kNotJson);
-  }
-  if (out.size() == start) return RejectReason::kNoNumbers;
-  const int64_t ts = collector.timestamp().value_or(receive_ts_ms);
-  for (size_t i = start; i < out.size(); ++i) out[i].ts_ms = ts;
-  return std::nullopt;
+  return Decode(topic, payload, receive_ts_ms, options, out, /*flat_fast_path=*/true);
 }
 
-std::optional<int64_t> ParseTimestamp(std::string_view text) {
-  return TimestampFromString(text);
+namespace internal {
+
+std::optional<RejectReason> DecodePayloadWithParser(std::string_view topic,
+                                                    std::string_view payload, int64_t receive_ts_ms,
+                                                    const DecodeOptions& options,
+                                                    std::vector<rules::Reading>& out) {
+  return Decode(topic, payload, receive_ts_ms, options, out, /*flat_fast_path=*/false);
 }
+
+}  // namespace internal
+
+std::optional<int64_t> ParseTimestamp(std::string_view text) { return TimestampFromString(text); }
 
 }  // namespace edge::agent

@@ -20,14 +20,17 @@ using edge::rules::Reading;
 
 constexpr std::string_view kTopic = "sim/line-3/dev-27/temperature";
 
-void Run(benchmark::State& state, std::string_view topic, std::string_view payload) {
+using DecodeFn = decltype(&DecodePayload);
+
+void Run(benchmark::State& state, std::string_view topic, std::string_view payload,
+         DecodeFn decode = &DecodePayload) {
   const DecodeOptions options;
   std::vector<Reading> out;
   out.reserve(64);
   int64_t readings = 0;
   for (auto _ : state) {
     out.clear();
-    if (DecodePayload(topic, payload, 1'764'167'000'000, options, out).has_value()) {
+    if (decode(topic, payload, 1'764'167'000'000, options, out).has_value()) {
       state.SkipWithError("payload rejected");
       break;
     }
@@ -44,6 +47,12 @@ void BM_Decode_Plain(benchmark::State& state) { Run(state, kTopic, "21.37"); }
 
 void BM_Decode_JsonValueTs(benchmark::State& state) {
   Run(state, kTopic, R"({"value":21.37,"ts":1764167000123})");
+}
+
+// The same payload through the streaming parser, as payloads of other shapes go.
+void BM_Decode_JsonValueTsWithParser(benchmark::State& state) {
+  Run(state, kTopic, R"({"value":21.37,"ts":1764167000123})",
+      &edge::agent::internal::DecodePayloadWithParser);
 }
 
 void BM_Decode_Zigbee2Mqtt(benchmark::State& state) {
@@ -73,6 +82,7 @@ void BM_Decode_Array64(benchmark::State& state) {
 
 BENCHMARK(BM_Decode_Plain);
 BENCHMARK(BM_Decode_JsonValueTs);
+BENCHMARK(BM_Decode_JsonValueTsWithParser);
 BENCHMARK(BM_Decode_Zigbee2Mqtt);
 BENCHMARK(BM_Decode_TasmotaNested);
 BENCHMARK(BM_Decode_Array64);

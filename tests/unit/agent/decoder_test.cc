@@ -3,6 +3,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <bit>
+#include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -36,6 +39,32 @@ class Decoder : public ::testing::Test {
 
   DecodeOptions options_;
   std::vector<rules::Reading> out_;
+};
+
+// DecodePayload reads flat objects of numbers without the JSON parser. These tests check
+// that it gives exactly what the parser path (internal::DecodePayloadWithParser) gives:
+// the same reject reason, or the same readings with bit-identical values.
+class DecoderFastPath : public ::testing::Test {
+ protected:
+  void ExpectSameAsParser(std::string_view payload, std::string_view topic = "t") {
+    SCOPED_TRACE(::testing::Message() << "payload: " << payload);
+    const rules::Reading sentinel{"keep", 1, 2.0};
+    std::vector<rules::Reading> fast{sentinel};
+    std::vector<rules::Reading> full{sentinel};
+    const auto fast_reject = DecodePayload(topic, payload, kReceiveTs, options_, fast);
+    const auto full_reject =
+        internal::DecodePayloadWithParser(topic, payload, kReceiveTs, options_, full);
+    EXPECT_EQ(fast_reject, full_reject);
+    ASSERT_EQ(fast.size(), full.size());
+    for (size_t i = 0; i < fast.size(); ++i) {
+      EXPECT_EQ(fast[i].sensor, full[i].sensor);
+      EXPECT_EQ(fast[i].ts_ms, full[i].ts_ms);
+      EXPECT_EQ(std::bit_cast<uint64_t>(fast[i].value), std::bit_cast<uint64_t>(full[i].value))
+          << fast[i].value << " vs " << full[i].value;
+    }
+  }
+
+  DecodeOptions options_;
 };
 
 TEST_F(Decoder, PlainNumberIsOneReadingForTheTopic) {
@@ -304,6 +333,16 @@ TEST_F(Decoder, RejectsNestingBeyondMaxDepth) {
   EXPECT_THAT(Decode(R"({"a":{"b":{"c":[1]}}})"), Optional(RejectReason::kTooDeep));
 }
 
+TEST_F(Decoder, NestingDeeperThanSixteenWhenAllowed) {
+  options_.max_depth = 40;
+  EXPECT_EQ(Decode(std::string(35, '[') + "1" + std::string(35, ']'), "t"), std::nullopt);
+  std::string sensor = "t";
+  for (int i = 0; i < 35; ++i) sensor += "/0";
+  EXPECT_THAT(out_, ElementsAre(IsReading(sensor, kReceiveTs, 1.0)));
+  EXPECT_THAT(Decode(std::string(41, '[') + "1" + std::string(41, ']')),
+              Optional(RejectReason::kTooDeep));
+}
+
 TEST_F(Decoder, RejectsDeepUnterminatedNestingAsTooDeep) {
   EXPECT_THAT(Decode(std::string(10'000, '[')), Optional(RejectReason::kTooDeep));
 }
@@ -324,6 +363,183 @@ TEST_F(Decoder, RejectLeavesOutputUnchanged) {
   EXPECT_THAT(Decode(R"({"a":1,"b":2,"ts":"bad"})"), Optional(RejectReason::kBadTimestamp));
   EXPECT_THAT(Decode(R"({"a":1,"b":2,)"), Optional(RejectReason::kNotJson));
   EXPECT_THAT(out_, ElementsAre(IsReading("keep", 1, 2.0)));
+}
+
+TEST_F(Decoder, FlatValueAndMillisecondTimestamp) {
+  EXPECT_EQ(Decode(R"({"value":21.37,"ts":1764166980123})"), std::nullopt);
+  EXPECT_THAT(out_, ElementsAre(IsReading("sensors/t1", 1'764'166'980'123, 21.37)));
+}
+
+TEST_F(Decoder, FlatObjectMayHaveJsonWhitespaceAnywhere) {
+  EXPECT_EQ(Decode(" {\n\t\"value\" : 1 ,\r\n \"ts\":\t1704456000 }\n"), std::nullopt);
+  EXPECT_THAT(out_, ElementsAre(IsReading("sensors/t1", kJan5Noon, 1.0)));
+}
+
+TEST_F(Decoder, FlatObjectFirstTimestampWins) {
+  EXPECT_EQ(Decode(R"({"ts":1704456000,"a":1,"TS":5})", "t"), std::nullopt);
+  EXPECT_THAT(out_, ElementsAre(IsReading("t/a", kJan5Noon, 1.0)));
+}
+
+TEST_F(Decoder, FlatObjectLaterBadTimestampRejects) {
+  EXPECT_THAT(Decode(R"({"value":1,"ts":1704456000,"time":-1})"),
+              Optional(RejectReason::kBadTimestamp));
+}
+
+TEST_F(Decoder, FlatObjectWithOnlyATimestampHasNoNumbers) {
+  EXPECT_THAT(Decode(R"({"ts":1704456000})"), Optional(RejectReason::kNoNumbers));
+}
+
+TEST_F(Decoder, DuplicateKeysGiveOneReadingEach) {
+  EXPECT_EQ(Decode(R"({"value":1,"value":2})"), std::nullopt);
+  EXPECT_THAT(out_, ElementsAre(IsReading("sensors/t1", kReceiveTs, 1.0),
+                                IsReading("sensors/t1", kReceiveTs, 2.0)));
+}
+
+TEST_F(Decoder, IntegerMinusZeroIsPositiveZeroButFloatKeepsItsSign) {
+  ASSERT_EQ(Decode(R"({"a":-0,"b":-0.0,"c":-0e1})", "t"), std::nullopt);
+  ASSERT_EQ(out_.size(), 3u);
+  EXPECT_FALSE(std::signbit(out_[0].value));
+  EXPECT_TRUE(std::signbit(out_[1].value));
+  EXPECT_TRUE(std::signbit(out_[2].value));
+}
+
+TEST_F(Decoder, RejectsNumbersJsonDoesNotAllowInsideAnObject) {
+  for (const char* payload :
+       {R"({"value":+1})", R"({"value":01})", R"({"value":-01})", R"({"value":.5})",
+        R"({"value":1.})", R"({"value":1e})", R"({"value":1e+})", R"({"value":0x1A})",
+        R"({"value":inf})", R"({"value":-Infinity})", R"({"value":NaN})", R"({"value":-})",
+        R"({"value":1.5.3})", R"({"value":1_000})"}) {
+    EXPECT_THAT(Decode(payload), Optional(RejectReason::kNotJson)) << payload;
+  }
+}
+
+TEST_F(Decoder, RejectsMalformedFlatObjects) {
+  for (const char* payload : {R"({"value":1,})", R"({"value":1 "ts":2})", R"({"value":1}})",
+                              R"({"value" 1})", R"({value:1})", R"({'value':1})", R"({"value":1)",
+                              R"({"value":1,"ts")", "{\"va\x01lue\":1}", "{\"value\":1\f}"}) {
+    EXPECT_THAT(Decode(payload), Optional(RejectReason::kNotJson)) << payload;
+  }
+}
+
+TEST_F(Decoder, FlatObjectOverflowIsNonFiniteAndUnderflowIsZero) {
+  EXPECT_THAT(Decode(R"({"value":1e999})"), Optional(RejectReason::kNonFinite));
+  EXPECT_EQ(Decode(R"({"value":-1e-999})"), std::nullopt);
+  EXPECT_THAT(out_, ElementsAre(IsReading("sensors/t1", kReceiveTs, 0.0)));
+}
+
+TEST_F(Decoder, FlatObjectHonoursReadingAndDepthLimits) {
+  options_.max_readings = 1;
+  EXPECT_THAT(Decode(R"({"a":1,"b":2})"), Optional(RejectReason::kTooManyReadings));
+  EXPECT_EQ(Decode(R"({"a":1,"ts":1704456000})", "t"), std::nullopt);
+  options_.max_depth = 0;
+  EXPECT_THAT(Decode(R"({"a":1})"), Optional(RejectReason::kTooDeep));
+}
+
+TEST_F(DecoderFastPath, SameAsParserForHandPickedPayloads) {
+  for (const char* payload : {
+           R"({"value":21.37,"ts":1764166980123})",
+           R"({"value":21.37})",
+           R"({ "value" : 21.37 , "ts" : 1764166980 })",
+           R"({"temperature":21.5,"humidity":40})",
+           R"({"":1})",
+           R"({"a b/c":1})",
+           R"({"a\u0062":1})",
+           "{\"temp\xc2\xb0\":1}",
+           "{\"bad\xff\":1}",
+           R"({"value":1,"value":2})",
+           R"({"Value":1,"VALUE":2,"value ":3})",
+           R"({"ts":1704456000.25,"v":1})",
+           R"({"time":99999999999,"v":1})",
+           R"({"Timestamp":100000000000,"v":1})",
+           R"({"ts":253402300799999,"v":1})",
+           R"({"ts":253402300800000,"v":1})",
+           R"({"ts":-0,"v":1})",
+           R"({"ts":-0.0,"v":1})",
+           R"({"ts":1e300,"v":1})",
+           R"({"ts":"1704456000","v":1})",
+           R"({"ts":null,"v":1})",
+           R"({"v":18446744073709551615,"w":18446744073709551616})",
+           R"({"v":-9223372036854775808,"w":-9223372036854775809})",
+           R"({"v":123456789012345678901234567890})",
+           R"({"v":4.9e-324,"w":2.2250738585072011e-308,"x":1.7976931348623157e308})",
+           R"({"v":2.4e-324,"w":1.8e308})",
+           R"({"v":0.1,"w":1E+2,"x":1e-2,"y":-0E-0})",
+           R"({"v":true})",
+           R"({"v":1,"w":"x"})",
+           R"({"v":1,"w":{"x":2}})",
+           R"({"v":[1]})",
+           R"({})",
+           R"({ })",
+           R"({"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,)"
+           R"("m":13,"n":14,"o":15,"p":16,"q":17,"r":18,"s":19,"ts":1704456000})",
+       }) {
+    ExpectSameAsParser(payload);
+  }
+}
+
+TEST_F(DecoderFastPath, SameAsParserUnderTightLimits) {
+  for (const DecodeOptions options :
+       {DecodeOptions{64 * 1024, 0, 8}, DecodeOptions{64 * 1024, 1, 8},
+        DecodeOptions{64 * 1024, 2, 8}, DecodeOptions{64 * 1024, 256, 0},
+        DecodeOptions{64 * 1024, 256, -1}, DecodeOptions{10, 256, 8}}) {
+    options_ = options;
+    ExpectSameAsParser(R"({"value":1})");
+    ExpectSameAsParser(R"({"a":1,"b":2})");
+    ExpectSameAsParser(R"({"a":1,"ts":5,"b":2})");
+  }
+}
+
+// Every pairing of awkward keys, number spellings and separators, one and two members.
+TEST_F(DecoderFastPath, SameAsParserForGeneratedFlatObjects) {
+  const std::vector<std::string> keys = {"value", "ts", "TIME", "timestamp", "a", ""};
+  const std::vector<std::string> numbers = {"0",
+                                            "-0",
+                                            "-0.0",
+                                            "1",
+                                            "01",
+                                            "+1",
+                                            ".5",
+                                            "1.",
+                                            "1e5",
+                                            "1E+5",
+                                            "1e-5",
+                                            "-1e-400",
+                                            "1e400",
+                                            "-2.5e-3",
+                                            "18446744073709551615",
+                                            "18446744073709551616",
+                                            "-9223372036854775808",
+                                            "-9223372036854775809",
+                                            "1704456000",
+                                            "1704456000.4996",
+                                            "99999999999",
+                                            "100000000000",
+                                            "253402300799999",
+                                            "-5",
+                                            "0.1",
+                                            "9007199254740993",
+                                            "1e",
+                                            "-",
+                                            "0x10",
+                                            "inf",
+                                            "1.5.3"};
+  const std::vector<std::string> seps = {"", " ", "\n\t"};
+  for (const std::string& key : keys) {
+    for (const std::string& number : numbers) {
+      for (const std::string& sep : seps) {
+        ExpectSameAsParser("{" + sep + "\"" + key + "\"" + sep + ":" + sep + number + sep + "}");
+      }
+    }
+  }
+  for (const std::string& key1 : keys) {
+    for (const std::string& number1 : numbers) {
+      for (const std::string& key2 : keys) {
+        for (const std::string& number2 : numbers) {
+          ExpectSameAsParser("{\"" + key1 + "\":" + number1 + ",\"" + key2 + "\":" + number2 + "}");
+        }
+      }
+    }
+  }
 }
 
 TEST(DecoderReasonLabel, EveryReasonHasItsPrometheusLabel) {

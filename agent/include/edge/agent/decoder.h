@@ -3,7 +3,8 @@
 // Turns one MQTT message into sensor readings. This is the pipeline's hot path and its
 // input is untrusted: decoding never throws, never crashes, and its work is bounded by
 // DecodeOptions (payload size, JSON nesting depth, readings per message). No DOM is
-// built; JSON is read with a streaming (SAX) parser.
+// built; JSON is read with a streaming (SAX) parser, except a flat object of numbers, the
+// most common shape, which a small scanner reads with the same result.
 //
 // Accepted payloads (docs/payloads.md has the full description with examples):
 // - plain number text (`21.5`, ` 21.5\n`, `-3e2`, also a top-level JSON number): one
@@ -65,5 +66,17 @@ std::optional<RejectReason> DecodePayload(std::string_view topic, std::string_vi
 // with an optional fraction and offset; no zone = UTC). Surrounding blanks are ignored.
 // Used by `edge-agent replay` for recorded files.
 std::optional<int64_t> ParseTimestamp(std::string_view text);
+
+namespace internal {
+
+// DecodePayload without its shortcut for flat objects of numbers (`{"value":N,"ts":N}`):
+// every JSON payload goes through the streaming parser. Same contract and, for every
+// input, the same result; the unit tests and the fuzz target check that it is.
+std::optional<RejectReason> DecodePayloadWithParser(std::string_view topic,
+                                                    std::string_view payload, int64_t receive_ts_ms,
+                                                    const DecodeOptions& options,
+                                                    std::vector<rules::Reading>& out);
+
+}  // namespace internal
 
 }  // namespace edge::agent
