@@ -1,7 +1,8 @@
 // Native MQTT 3.1.1 subscriber on Boost.Asio: the socket is read in chunks of up to 64 KiB
 // and every packet in a chunk is parsed and handed over before the next read, so a busy
 // broker costs one read and at most one write (all the chunk's acks) per chunk instead of
-// several system calls, locks and wake-ups per message.
+// several system calls, locks and wake-ups per message. The chunk's messages go to the sink
+// together, for one lock and at most one wake-up of the pipeline per read.
 //
 // Everything runs on this object's own io_context and thread: the ingest never waits
 // behind the uplink and the uplink never waits behind a burst of readings. State below is
@@ -34,6 +35,7 @@
 #include <mutex>
 #include <random>
 #include <thread>
+#include <vector>
 
 #include "edge/agent/ingest.h"
 #include "edge/agent/mqtt_codec.h"
@@ -353,6 +355,11 @@ class NativeIngest final : public Ingest {
       }
       HandlePacket(r.packet, receive_ms);
     }
+    // Messages parsed before a protocol error in the same chunk are delivered too.
+    if (!messages_.empty()) {
+      if (!stopping_.load(std::memory_order_relaxed)) sink_(messages_);
+      messages_.clear();
+    }
     if (!acks_.empty() && fail_reason_.empty()) Send(acks_);
   }
 
@@ -388,7 +395,10 @@ class NativeIngest final : public Ingest {
       if (awaiting_release_[p.packet_id]) return;
       awaiting_release_[p.packet_id] = true;
     }
-    sink_(RawMessage{std::string(p.topic), std::string(p.payload), receive_ms});
+    RawMessage& m = messages_.emplace_back();
+    m.topic = p.topic;
+    m.payload = p.payload;
+    m.receive_ms = receive_ms;
   }
 
   void Acknowledge(const mqtt::Packet& p) {
@@ -583,7 +593,8 @@ class NativeIngest final : public Ingest {
   int64_t last_sent_ms_ = 0;
   int64_t last_received_ms_ = 0;
   std::string acks_;
-  std::string queued_;  // bytes waiting for the write in flight
+  std::vector<RawMessage> messages_;  // the current chunk's, for the sink; empty between chunks
+  std::string queued_;                // bytes waiting for the write in flight
   bool writing_ = false;
   bool close_after_write_ = false;
   std::bitset<65536> awaiting_release_;  // QoS 2 packet ids delivered, PUBREL not yet seen

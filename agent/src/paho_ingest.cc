@@ -58,7 +58,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
       m.topic = msg->get_topic();
       m.payload = msg->get_payload_str();
       m.receive_ms = clock_.WallMs();
-      sink_(std::move(m));
+      sink_(std::span<RawMessage>(&m, 1));
     });
     client_.set_connected_handler([this](const std::string&) { OnConnected(); });
     client_.set_connection_lost_handler([this](const std::string& cause) {

@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 
 namespace edge::agent {
 
@@ -163,16 +164,19 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
   ApplyPendingPolicy();
   // A window that is due closes before this batch: its readings belong to the next one.
   CloseRollupWindow(/*force=*/false);
+  // Counted here and added to the counters once per batch: each Inc() is an atomic
+  // read-modify-write loop.
+  uint64_t bytes = 0;
+  uint64_t readings = 0;
   for (RawMessage& msg : batch) {
-    counters_->messages.Inc();
-    counters_->bytes.Inc(static_cast<double>(msg.payload.size()));
+    bytes += msg.payload.size();
     readings_.clear();
     auto reject = DecodePayload(msg.topic, msg.payload, msg.receive_ms, options_.decode, readings_);
     if (reject) {
       counters_->rejected[*reject]->Inc();
       continue;
     }
-    counters_->readings.Inc(static_cast<double>(readings_.size()));
+    readings += readings_.size();
     for (rules::Reading& r : readings_) {
       events_.clear();
       const rules::ReadingVerdict verdict = engine_.Process(r, events_);
@@ -187,6 +191,11 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
       pending_readings_.push_back(std::move(r));
     }
   }
+  if (!batch.empty()) {
+    counters_->messages.Inc(static_cast<double>(batch.size()));
+    counters_->bytes.Inc(static_cast<double>(bytes));
+  }
+  if (readings > 0) counters_->readings.Inc(static_cast<double>(readings));
   if (uint64_t ooo = engine_.out_of_order(); ooo > counters_->last_out_of_order) {
     counters_->out_of_order.Inc(static_cast<double>(ooo - counters_->last_out_of_order));
     counters_->last_out_of_order = ooo;
@@ -219,20 +228,57 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
 
 void Pipeline::AddToRollup(const rules::Reading& r) {
   if (options_.rollup_interval_ms <= 0) return;
-  auto it = rollups_.find(r.sensor);
-  if (it == rollups_.end()) {
-    if (rollups_.size() >= options_.max_rollup_sensors) {
-      counters_->rollup_overflow.Inc();
-      return;
-    }
-    it = rollups_.emplace(r.sensor, RollupAcc{0, r.value, r.value, 0, r.value}).first;
+  RollupAcc* a = FindOrAddRollup(r.sensor);
+  if (a == nullptr) {
+    counters_->rollup_overflow.Inc();
+    return;
   }
-  RollupAcc& a = it->second;
-  ++a.count;
-  a.min = std::min(a.min, r.value);
-  a.max = std::max(a.max, r.value);
-  a.sum += r.value;
-  a.last = r.value;
+  if (a->count == 0) {
+    *a = RollupAcc{0, r.value, r.value, 0, r.value};
+  } else {
+    a->min = std::min(a->min, r.value);
+    a->max = std::max(a->max, r.value);
+  }
+  ++a->count;
+  a->sum += r.value;
+  a->last = r.value;
+}
+
+// Null when the sensor is new and the window already holds max_rollup_sensors sensors.
+Pipeline::RollupAcc* Pipeline::FindOrAddRollup(const std::string& sensor) {
+  const uint64_t hash = std::hash<std::string_view>{}(sensor);
+  const auto tag = static_cast<uint32_t>(hash >> 32);
+  size_t mask = rollup_index_.size() - 1;
+  size_t i = hash & mask;
+  if (!rollup_index_.empty()) {
+    for (;; i = (i + 1) & mask) {
+      const RollupSlot slot = rollup_index_[i];
+      if (slot.entry == 0) break;
+      RollupEntry& e = rollups_[slot.entry - 1];
+      if (slot.tag == tag && e.sensor == sensor) return &e.acc;
+    }
+  }
+  if (rollups_.size() >= options_.max_rollup_sensors) return nullptr;
+  if (2 * (rollups_.size() + 1) > rollup_index_.size()) {
+    RebuildRollupIndex(std::max<size_t>(64, 2 * rollup_index_.size()));
+    mask = rollup_index_.size() - 1;
+    i = hash & mask;
+    while (rollup_index_[i].entry != 0) i = (i + 1) & mask;
+  }
+  rollups_.push_back({sensor, RollupAcc{}});
+  rollup_index_[i] = {tag, static_cast<uint32_t>(rollups_.size())};
+  return &rollups_.back().acc;
+}
+
+void Pipeline::RebuildRollupIndex(size_t slots) {
+  rollup_index_.assign(slots, RollupSlot{});
+  const size_t mask = slots - 1;
+  for (size_t n = 0; n < rollups_.size(); ++n) {
+    const uint64_t hash = std::hash<std::string_view>{}(rollups_[n].sensor);
+    size_t i = hash & mask;
+    while (rollup_index_[i].entry != 0) i = (i + 1) & mask;
+    rollup_index_[i] = {static_cast<uint32_t>(hash >> 32), static_cast<uint32_t>(n + 1)};
+  }
 }
 
 void Pipeline::CloseRollupWindow(bool force) {
@@ -244,7 +290,10 @@ void Pipeline::CloseRollupWindow(bool force) {
     rollup_rows_.push_back(RollupPayloadJson(sensor, window_start_wall_, end_ms, a.count, a.min,
                                              a.max, a.sum / static_cast<double>(a.count), a.last));
   }
-  rollups_.clear();
+  if (!rollups_.empty()) {
+    rollups_.clear();
+    std::fill(rollup_index_.begin(), rollup_index_.end(), RollupSlot{});
+  }
   window_start_wall_ = end_ms;
   window_start_mono_ = now_mono;
   // While the store refuses writes, keep at most two windows' worth.

@@ -12,6 +12,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <sstream>
 #include <thread>
 
@@ -297,10 +298,9 @@ int RunAgent(const Config& config) {
   // The native client skips (and counts) packets that cannot hold a payload of
   // max_payload_bytes: the longest topic (2 + 65535 bytes) and a packet id fit.
   ingest_options.max_packet_bytes = config.mqtt.max_payload_bytes + 65'539;
-  MessageSink ingest_sink = [&queue, &queue_drops](RawMessage&& m) {
-    if (queue.Push(std::move(m)) == BoundedQueue<RawMessage>::PushResult::kDroppedOldest) {
-      queue_drops.Inc();
-    }
+  MessageSink ingest_sink = [&queue, &queue_drops](std::span<RawMessage> messages) {
+    const auto pushed = queue.PushBatch(messages);
+    if (pushed.dropped_oldest > 0) queue_drops.Inc(static_cast<double>(pushed.dropped_oldest));
   };
   auto ingest =
       config.mqtt.client == "paho"

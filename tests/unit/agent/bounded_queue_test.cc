@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <thread>
+#include <vector>
 
 namespace edge::agent {
 namespace {
@@ -18,6 +19,39 @@ TEST(BoundedQueue, DropsOldestWhenFull) {
   std::vector<int> out;
   ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
   EXPECT_EQ(out, (std::vector<int>{2, 3, 4}));
+}
+
+TEST(BoundedQueue, PushBatchDropsTheOldestAsSinglePushesWould) {
+  BoundedQueue<int> q(4);
+  (void)q.Push(1);
+  (void)q.Push(2);
+  std::vector<int> batch{3, 4, 5};
+  const auto r = q.PushBatch(batch);
+  EXPECT_FALSE(r.closed);
+  EXPECT_EQ(r.dropped_oldest, 1u);
+  std::vector<int> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, (std::vector<int>{2, 3, 4, 5}));
+}
+
+TEST(BoundedQueue, PushBatchLargerThanTheCapacityKeepsItsNewest) {
+  BoundedQueue<int> q(3);
+  (void)q.Push(1);
+  std::vector<int> batch{2, 3, 4, 5, 6};
+  EXPECT_EQ(q.PushBatch(batch).dropped_oldest, 3u);  // 1, 2 and 3
+  std::vector<int> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, (std::vector<int>{4, 5, 6}));
+}
+
+TEST(BoundedQueue, PushBatchAfterCloseIsRefused) {
+  BoundedQueue<int> q(3);
+  q.Close();
+  std::vector<int> batch{1, 2};
+  const auto r = q.PushBatch(batch);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.dropped_oldest, 0u);
+  EXPECT_EQ(q.size(), 0u);
 }
 
 TEST(BoundedQueue, PopBatchTakesAtMostMax) {
@@ -71,6 +105,34 @@ TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   for (int i = 0; i < 200; ++i) {
     (void)q.Push(int{i});
     if (i % 3 == 0) std::this_thread::sleep_for(100us);
+  }
+  consumer.join();
+  EXPECT_EQ(timed_out, 0);
+  ASSERT_EQ(got.size(), 200u);
+  for (int i = 0; i < 200; ++i) EXPECT_EQ(got[static_cast<size_t>(i)], i);
+}
+
+TEST(BoundedQueue, EachPushBatchAfterTheConsumerFellAsleepWakesIt) {
+  // As above, with batches of 1 to 4 items.
+  constexpr auto kTimeout = 5s;
+  BoundedQueue<int> q(1000);
+  std::vector<int> got;
+  int timed_out = 0;
+  std::thread consumer([&] {
+    std::vector<int> out;
+    while (got.size() < 200) {
+      const auto start = std::chrono::steady_clock::now();
+      if (!q.PopBatch(out, 10, kTimeout)) break;
+      if (std::chrono::steady_clock::now() - start >= kTimeout) ++timed_out;
+      got.insert(got.end(), out.begin(), out.end());
+    }
+  });
+  std::vector<int> batch;
+  for (int i = 0, round = 0; i < 200; ++round) {
+    batch.clear();
+    for (int k = 0; k <= round % 4 && i < 200; ++k) batch.push_back(i++);
+    EXPECT_EQ(q.PushBatch(batch).dropped_oldest, 0u);
+    if (round % 2 == 0) std::this_thread::sleep_for(100us);
   }
   consumer.join();
   EXPECT_EQ(timed_out, 0);

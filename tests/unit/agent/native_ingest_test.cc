@@ -182,9 +182,9 @@ class NativeIngestTest : public ::testing::Test {
   std::unique_ptr<Ingest> Create(IngestOptions o) {
     return CreateNativeIngest(
         io_, std::move(o),
-        [this](RawMessage&& m) {
+        [this](std::span<RawMessage> messages) {
           std::lock_guard lock(mu_);
-          received_.push_back(std::move(m));
+          for (RawMessage& m : messages) received_.push_back(std::move(m));
           if (stopped_) sink_after_stop_ = true;
         },
         metrics_, clock_);

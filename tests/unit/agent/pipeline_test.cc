@@ -146,6 +146,47 @@ TEST_F(PipelineTest, RollupsCloseWithTheIntervalAndGoToTheOutboxAtLowPriority) {
   EXPECT_EQ(Metric("edge_agent_rollups_total"), 2);
 }
 
+TEST_F(PipelineTest, RollupsKeepEachSensorApartUpToMaxRollupSensorsPerWindow) {
+  auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
+  ASSERT_TRUE(policy.ok()) << policy.error();
+  PipelineOptions options;
+  options.node_id = "node-1";
+  options.max_rollup_sensors = 150;
+  pipeline_ = std::make_unique<Pipeline>(options, queue_, rules::Engine(std::move(*policy)),
+                                         *writer_, metrics_, clock_);
+  // Two windows of 200 sensors, two readings each: sensor i reads i and i + 1000.
+  for (int window = 0; window < 2; ++window) {
+    std::vector<std::pair<std::string, std::string>> messages;
+    for (int round = 0; round < 2; ++round) {
+      for (int i = 0; i < 200; ++i) {
+        messages.push_back({"other/s" + std::to_string(i), std::to_string(i + 1000 * round)});
+      }
+    }
+    Feed(std::move(messages));
+    clock_.Advance(60'000);
+  }
+  Feed({});  // closes the second window
+  const auto rollups = Outbox("rollup");
+  ASSERT_EQ(rollups.size(), 300u);
+  for (size_t n = 0; n < rollups.size(); ++n) {
+    const int i = static_cast<int>(n % 150);  // the first 150 sensors of each window
+    EXPECT_EQ(rollups[n]["sensor"], "other/s" + std::to_string(i));
+    EXPECT_EQ(rollups[n]["count"], 2);
+    EXPECT_EQ(rollups[n]["min"], i);
+    EXPECT_EQ(rollups[n]["max"], i + 1000);
+    EXPECT_EQ(rollups[n]["last"], i + 1000);
+  }
+  EXPECT_EQ(Metric("edge_agent_rollup_sensors_overflow_total"), 2 * 50 * 2);
+}
+
+TEST_F(PipelineTest, CountsMessagesPayloadBytesAndReadings) {
+  Feed({{"other/a", "1"}, {"other/b", R"({"x": 1, "y": 2})"}, {"other/c", "not json"}});
+  Feed({{"other/a", "22"}});
+  EXPECT_EQ(Metric("edge_agent_messages_received_total"), 4);
+  EXPECT_EQ(Metric("edge_agent_ingest_bytes_total"), 1 + 16 + 8 + 2);
+  EXPECT_EQ(Metric("edge_agent_readings_received_total"), 4);
+}
+
 TEST_F(PipelineTest, AlertsAreCommittedAtOnceReadingsWithTheCommitInterval) {
   Feed({{"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})"}});
   EXPECT_EQ(Outbox("alert").size(), 1u);

@@ -5,14 +5,17 @@
 //
 // When full, Push() drops the OLDEST element to make room and reports it, so that ingest
 // never blocks the MQTT client and the newest readings win; the caller counts the drop.
+// PushBatch() is a run of Push() calls under one lock with at most one wake-up.
 // Thread-safe. Close() wakes the consumer; after Close() pushes are refused and PopBatch()
 // returns what is left, then nothing.
 
+#include <algorithm>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <vector>
 
 namespace edge::agent {
@@ -25,21 +28,42 @@ class BoundedQueue {
   enum class PushResult { kOk, kDroppedOldest, kClosed };
 
   PushResult Push(T&& item) {
-    PushResult result = PushResult::kOk;
+    const PushBatchResult r = PushBatch(std::span<T>(&item, 1));
+    if (r.closed) return PushResult::kClosed;
+    return r.dropped_oldest > 0 ? PushResult::kDroppedOldest : PushResult::kOk;
+  }
+
+  struct PushBatchResult {
+    size_t dropped_oldest = 0;  // items dropped to make room, as Push() one by one would
+    bool closed = false;        // the queue is closed: nothing was pushed
+  };
+
+  // Pushes every item of `items` in order (moving from them) as that many Push() calls
+  // would: when they do not all fit, the oldest queued items go first, then the batch's own
+  // oldest. One lock and at most one wake-up for the whole batch.
+  PushBatchResult PushBatch(std::span<T> items) {
+    PushBatchResult result;
+    if (items.empty()) return result;
     bool wake = false;
     {
       std::lock_guard lock(mu_);
-      if (closed_) return PushResult::kClosed;
-      if (items_.size() >= capacity_) {
-        items_.pop_front();
-        result = PushResult::kDroppedOldest;
+      if (closed_) {
+        result.closed = true;
+        return result;
       }
-      items_.push_back(std::move(item));
+      const size_t total = items_.size() + items.size();
+      if (total > capacity_) {
+        result.dropped_oldest = total - capacity_;
+        const size_t from_queue = std::min(result.dropped_oldest, items_.size());
+        items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(from_queue));
+        items = items.subspan(result.dropped_oldest - from_queue);
+      }
+      for (T& item : items) items_.push_back(std::move(item));
       wake = waiting_;
       waiting_ = false;  // one wake-up is enough: the consumer takes everything there is
     }
     // Signal only a consumer that is asleep: under load it is busy with its last batch and
-    // finds this item when it comes back, so a flood costs no futex call per message.
+    // finds these items when it comes back, so a flood costs no futex call per message.
     if (wake) cv_.notify_one();
     return result;
   }

@@ -1,7 +1,7 @@
 #pragma once
 
-// MQTT ingest. The client's receive thread only copies the message into a RawMessage and
-// hands it to the sink (which pushes onto the bounded queue): it never parses payloads,
+// MQTT ingest. The client's receive thread only copies messages into RawMessages and hands
+// them to the sink (which pushes them onto the bounded queue): it never parses payloads,
 // blocks or touches SQLite.
 //
 // Two implementations: the native client (the default: mqtt_codec.h over Boost.Asio, on its
@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,10 @@ struct IngestMetrics {
   CounterHandle& connects_failed;
 };
 
-// Called on the MQTT client's thread. Must return quickly and must not throw.
-using MessageSink = std::function<void(RawMessage&&)>;
+// Called on the MQTT client's thread with messages in the order received: the native client
+// passes all those of one socket read, Paho one at a time. The sink may move from them; the
+// caller discards them after it returns. Must return quickly and must not throw.
+using MessageSink = std::function<void(std::span<RawMessage> messages)>;
 
 class Ingest {
  public:

@@ -37,7 +37,6 @@
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "edge/agent/bounded_queue.h"
@@ -96,11 +95,23 @@ class Pipeline {
     int64_t count = 0;
     double min = 0, max = 0, sum = 0, last = 0;
   };
+  struct RollupEntry {
+    std::string sensor;
+    RollupAcc acc;
+  };
+  // Open addressing over rollups_: a reading's lookup reads one slot and one entry, where a
+  // node-based map chases a bucket, the node before and the node.
+  struct RollupSlot {
+    uint32_t tag = 0;    // the hash's high bits
+    uint32_t entry = 0;  // index in rollups_ + 1; 0: empty
+  };
   void Commit();
   void ApplyPendingPolicy();
   void SaveEpisodes();
   void RestoreEpisodes();
   void AddToRollup(const rules::Reading& r);
+  RollupAcc* FindOrAddRollup(const std::string& sensor);
+  void RebuildRollupIndex(size_t slots);
   void CloseRollupWindow(bool force);
   void CommitReadings(bool force);
   void SetStoreWritable(bool writable);
@@ -113,11 +124,12 @@ class Pipeline {
   Clock& clock_;
   std::function<void()> on_committed_;
   std::unique_ptr<Counters> counters_;
-  std::vector<rules::Reading> readings_;                // scratch, reused
-  std::vector<rules::AlertEvent> events_;               // scratch, reused
-  std::vector<rules::AlertEvent> uncommitted_;          // events waiting for a successful commit
-  std::vector<std::string> rollup_rows_;                // rollup payloads waiting for a commit
-  std::unordered_map<std::string, RollupAcc> rollups_;  // the open window, by sensor
+  std::vector<rules::Reading> readings_;        // scratch, reused
+  std::vector<rules::AlertEvent> events_;       // scratch, reused
+  std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
+  std::vector<std::string> rollup_rows_;        // rollup payloads waiting for a commit
+  std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
+  std::vector<RollupSlot> rollup_index_;        // a power of two, at least twice rollups_.size()
   int64_t window_start_wall_ = 0;
   int64_t window_start_mono_ = 0;
   std::vector<rules::Reading> pending_readings_;  // waiting for the next readings commit
