@@ -356,9 +356,11 @@ class NativeIngest final : public Ingest {
       HandlePacket(r.packet, receive_ms);
     }
     // Messages parsed before a protocol error in the same chunk are delivered too.
-    if (!messages_.empty()) {
-      if (!stopping_.load(std::memory_order_relaxed)) sink_(messages_);
-      messages_.clear();
+    if (pending_ > 0) {
+      if (!stopping_.load(std::memory_order_relaxed)) {
+        sink_(std::span<RawMessage>(messages_.data(), pending_));
+      }
+      pending_ = 0;
     }
     if (!acks_.empty() && fail_reason_.empty()) Send(acks_);
   }
@@ -395,9 +397,10 @@ class NativeIngest final : public Ingest {
       if (awaiting_release_[p.packet_id]) return;
       awaiting_release_[p.packet_id] = true;
     }
-    RawMessage& m = messages_.emplace_back();
-    m.topic = p.topic;
-    m.payload = p.payload;
+    if (pending_ == messages_.size()) messages_.emplace_back();
+    RawMessage& m = messages_[pending_++];
+    m.topic.assign(p.topic);  // into the capacity of a spent message when the sink left one
+    m.payload.assign(p.payload);
     m.receive_ms = receive_ms;
   }
 
@@ -593,8 +596,11 @@ class NativeIngest final : public Ingest {
   int64_t last_sent_ms_ = 0;
   int64_t last_received_ms_ = 0;
   std::string acks_;
-  std::vector<RawMessage> messages_;  // the current chunk's, for the sink; empty between chunks
-  std::string queued_;                // bytes waiting for the write in flight
+  // The current chunk's messages are the first pending_; the slots are kept between chunks
+  // with whatever the sink left in them (spent messages whose buffers are reused).
+  std::vector<RawMessage> messages_;
+  size_t pending_ = 0;
+  std::string queued_;  // bytes waiting for the write in flight
   bool writing_ = false;
   bool close_after_write_ = false;
   std::bitset<65536> awaiting_release_;  // QoS 2 packet ids delivered, PUBREL not yet seen

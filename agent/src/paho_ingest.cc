@@ -54,11 +54,11 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     client_.set_message_callback([this](mqtt::const_message_ptr msg) {
       // Copy and hand over; nothing else on this thread.
       if (stopping_.load(std::memory_order_relaxed)) return;
-      RawMessage m;
-      m.topic = msg->get_topic();
-      m.payload = msg->get_payload_str();
-      m.receive_ms = clock_.WallMs();
-      sink_(std::span<RawMessage>(&m, 1));
+      // Into message_, where the sink may have left a spent message whose buffers fit.
+      message_.topic = msg->get_topic();
+      message_.payload = msg->get_payload_str();
+      message_.receive_ms = clock_.WallMs();
+      sink_(std::span<RawMessage>(&message_, 1));
     });
     client_.set_connected_handler([this](const std::string&) { OnConnected(); });
     client_.set_connection_lost_handler([this](const std::string& cause) {
@@ -147,6 +147,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
   asio::steady_timer timer_;  // io_context thread only
   IngestOptions options_;
   MessageSink sink_;
+  RawMessage message_;  // Paho's callback thread only (it delivers one message at a time)
   Clock& clock_;
   cloudsync::Backoff backoff_;  // io_context thread only
   IngestMetrics metrics_;

@@ -25,6 +25,8 @@ constexpr int64_t kAdvanceIntervalMs = 1000;
 constexpr char kReadingsDroppedHelp[] = "Readings not stored in the readings ring, by reason";
 // A readings commit happens early when this many are waiting.
 constexpr size_t kReadingsCommitBatch = 16'384;
+// Message buffers up to this capacity go back to the ingest queue for reuse.
+constexpr size_t kMaxRecycledBytes = 512;
 }  // namespace
 
 // Handles looked up once; label sets that depend on policy content are cached lazily.
@@ -152,6 +154,13 @@ void Pipeline::Run() {
       // Nothing in here should throw; if it does, keep the thread alive and say so.
       spdlog::error("pipeline cycle failed: {}", e.what());
     }
+    // The MQTT thread copies the next messages into these strings instead of allocating;
+    // only small buffers are kept, so that one large payload does not stay allocated.
+    for (RawMessage& m : batch) {
+      if (m.topic.capacity() > kMaxRecycledBytes) std::string().swap(m.topic);
+      if (m.payload.capacity() > kMaxRecycledBytes) std::string().swap(m.payload);
+    }
+    queue_.Recycle(batch);
   }
   // Queue closed and drained: the open rollup window closes early, then a last attempt to
   // commit what is pending.

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -52,6 +53,24 @@ TEST(BoundedQueue, PushBatchAfterCloseIsRefused) {
   EXPECT_TRUE(r.closed);
   EXPECT_EQ(r.dropped_oldest, 0u);
   EXPECT_EQ(q.size(), 0u);
+}
+
+TEST(BoundedQueue, PushBatchLeavesRecycledItemsInTheProducersSlots) {
+  BoundedQueue<std::string> q(10);
+  std::vector<std::string> batch{"first", "second"};
+  (void)q.PushBatch(batch);
+  std::vector<std::string> spent;
+  ASSERT_TRUE(q.PopBatch(spent, 10, 0ms));
+  q.Recycle(spent);
+  EXPECT_TRUE(spent.empty());
+  std::vector<std::string> next{"a", "b", "c"};
+  (void)q.PushBatch(next);
+  // Taken from the back of the spent batch; the third slot is left moved-from.
+  EXPECT_EQ(next[0], "second");
+  EXPECT_EQ(next[1], "first");
+  std::vector<std::string> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, (std::vector<std::string>{"a", "b", "c"}));
 }
 
 TEST(BoundedQueue, PopBatchTakesAtMostMax) {

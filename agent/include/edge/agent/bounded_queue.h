@@ -6,6 +6,11 @@
 // When full, Push() drops the OLDEST element to make room and reports it, so that ingest
 // never blocks the MQTT client and the newest readings win; the caller counts the drop.
 // PushBatch() is a run of Push() calls under one lock with at most one wake-up.
+//
+// Spent items: the consumer may hand back a batch it is done with (Recycle); PushBatch()
+// then leaves them in the producer's emptied slots, so that their buffers (string capacity,
+// say) are reused rather than freed on one thread and allocated again on the other. At most
+// one batch is kept.
 // Thread-safe. Close() wakes the consumer; after Close() pushes are refused and PopBatch()
 // returns what is left, then nothing.
 
@@ -40,7 +45,8 @@ class BoundedQueue {
 
   // Pushes every item of `items` in order (moving from them) as that many Push() calls
   // would: when they do not all fit, the oldest queued items go first, then the batch's own
-  // oldest. One lock and at most one wake-up for the whole batch.
+  // oldest. One lock and at most one wake-up for the whole batch. Pushed items are replaced
+  // by spent ones while there are any (else left moved-from).
   PushBatchResult PushBatch(std::span<T> items) {
     PushBatchResult result;
     if (items.empty()) return result;
@@ -58,7 +64,13 @@ class BoundedQueue {
         items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(from_queue));
         items = items.subspan(result.dropped_oldest - from_queue);
       }
-      for (T& item : items) items_.push_back(std::move(item));
+      for (T& item : items) {
+        items_.push_back(std::move(item));
+        if (!spares_.empty()) {
+          item = std::move(spares_.back());
+          spares_.pop_back();
+        }
+      }
       wake = waiting_;
       waiting_ = false;  // one wake-up is enough: the consumer takes everything there is
     }
@@ -85,6 +97,16 @@ class BoundedQueue {
     return !(closed_ && out.empty());
   }
 
+  // Consumer: keeps `spent` (its items no longer needed) for PushBatch() to hand out when no
+  // spent batch is kept already; `spent` is left empty either way.
+  void Recycle(std::vector<T>& spent) {
+    {
+      std::lock_guard lock(mu_);
+      if (spares_.empty()) spares_.swap(spent);
+    }
+    spent.clear();
+  }
+
   void Close() {
     {
       std::lock_guard lock(mu_);
@@ -103,9 +125,10 @@ class BoundedQueue {
   const size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<T> items_;   // guarded by mu_
-  bool closed_ = false;   // guarded by mu_
-  bool waiting_ = false;  // guarded by mu_: the consumer sleeps in PopBatch
+  std::deque<T> items_;    // guarded by mu_
+  std::vector<T> spares_;  // guarded by mu_: spent items, taken from the back
+  bool closed_ = false;    // guarded by mu_
+  bool waiting_ = false;   // guarded by mu_: the consumer sleeps in PopBatch
 };
 
 }  // namespace edge::agent

@@ -70,8 +70,9 @@ struct IngestMetrics {
 };
 
 // Called on the MQTT client's thread with messages in the order received: the native client
-// passes all those of one socket read, Paho one at a time. The sink may move from them; the
-// caller discards them after it returns. Must return quickly and must not throw.
+// passes all those of one socket read, Paho one at a time. The sink may move from them and
+// may leave spent messages in their place: the client copies later messages into those
+// (reusing their buffers). Must return quickly and must not throw.
 using MessageSink = std::function<void(std::span<RawMessage> messages)>;
 
 class Ingest {
