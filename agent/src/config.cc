@@ -25,6 +25,7 @@ constexpr int64_t kMaxPayloadLimit = 268'435'455;  // largest MQTT packet
 constexpr int64_t kMinKeepaliveMs = 1'000;
 constexpr int64_t kMaxKeepaliveMs = 65'535'000;  // MQTT keepalive is a 16-bit second count
 constexpr int64_t kMaxCommitIntervalMs = 60'000;
+constexpr int64_t kMaxReadPauseMs = 50;
 constexpr int64_t kMaxStoreBytes = int64_t{1} << 50;
 constexpr int64_t kMaxRetentionMs = int64_t{365} * 86'400'000;
 constexpr int64_t kMaxRollupIntervalMs = 86'400'000;
@@ -400,6 +401,13 @@ const std::vector<Field>& Fields() {
          if (Status s = CheckKeepalive(*ms); !s.ok()) return s;
          c.mqtt.keepalive_ms = *ms;
          return Status::Ok();
+       },
+       false},
+      {{"mqtt.read_pause", "EDGE_AGENT_MQTT_READ_PAUSE", "1ms",
+        "Native client: pause after a small socket read, 0 to 50ms; longer costs less CPU "
+        "per message and adds up to this much latency."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, 0, kMaxReadPauseMs, c.mqtt.read_pause_ms);
        },
        false},
       {{"store.path", "EDGE_AGENT_STORE_PATH", "/var/lib/edge-agent/edge-agent.db",
@@ -869,6 +877,7 @@ Status Validate(const Config& c) {
             ? Status::Error("must be at most " + std::to_string(kMaxPayloadLimit))
             : range(static_cast<int64_t>(c.mqtt.max_payload_bytes), 1, kMaxPayloadLimit));
   check("mqtt.keepalive", CheckKeepalive(c.mqtt.keepalive_ms));
+  check("mqtt.read_pause", CheckDurationRange(c.mqtt.read_pause_ms, 0, kMaxReadPauseMs));
   check("store.path", c.store.path.empty() ? Status::Error("must not be empty") : Status::Ok());
   check("store.commit_interval",
         CheckDurationRange(c.store.commit_interval_ms, 1, kMaxCommitIntervalMs));

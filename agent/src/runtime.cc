@@ -287,6 +287,7 @@ int RunAgent(const Config& config) {
   ingest_options.username = config.mqtt.username;
   ingest_options.ca_file = config.mqtt.ca_file;
   ingest_options.keepalive_ms = config.mqtt.keepalive_ms;
+  ingest_options.read_pause_ms = config.mqtt.read_pause_ms;
   if (!config.mqtt.password_file.empty()) {
     auto pw = ReadFile(config.mqtt.password_file);
     if (!pw.ok()) {

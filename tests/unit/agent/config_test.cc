@@ -178,6 +178,16 @@ TEST(ConfigParse, KeepaliveMustBeWholeSeconds) {
   EXPECT_THAT(ParseError("mqtt:\n  keepalive: 1500ms\n"), HasSubstr("whole seconds"));
 }
 
+TEST(ConfigParse, ReadPauseIsADurationUpTo50ms) {
+  Config c;
+  EXPECT_TRUE(ApplyOverride(c, "mqtt.read_pause", "5ms").ok());
+  EXPECT_EQ(c.mqtt.read_pause_ms, 5);
+  EXPECT_TRUE(ApplyOverride(c, "mqtt.read_pause", "0").ok());
+  EXPECT_EQ(c.mqtt.read_pause_ms, 0);
+  EXPECT_THAT(ParseError("mqtt:\n  read_pause: 60ms\n"),
+              StartsWith("cfg.yaml:2:15: mqtt.read_pause: must be from 0s to 50ms, got 60ms"));
+}
+
 TEST(ConfigParse, BadMqttUrlIsAnError) {
   EXPECT_THAT(ParseError("mqtt:\n  url: http://broker:1883\n"),
               StartsWith("cfg.yaml:2:8: mqtt.url: expected tcp://HOST:PORT"));
@@ -475,6 +485,7 @@ TEST(ConfigKeyTable, DocumentedDefaultsAreTheActualDefaults) {
   EXPECT_EQ(from_table.mqtt.qos, defaults.mqtt.qos);
   EXPECT_EQ(from_table.mqtt.max_payload_bytes, defaults.mqtt.max_payload_bytes);
   EXPECT_EQ(from_table.mqtt.keepalive_ms, defaults.mqtt.keepalive_ms);
+  EXPECT_EQ(from_table.mqtt.read_pause_ms, defaults.mqtt.read_pause_ms);
   EXPECT_EQ(from_table.store.path, defaults.store.path);
   EXPECT_EQ(from_table.store.commit_interval_ms, defaults.store.commit_interval_ms);
   EXPECT_EQ(from_table.http.listen, defaults.http.listen);

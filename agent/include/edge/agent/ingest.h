@@ -51,6 +51,10 @@ struct IngestOptions {
   // past (never buffered), acknowledged and counted. The default fits a 64 KiB payload with the
   // longest topic (2 + 65535 bytes) and a packet id.
   size_t max_packet_bytes = 65'536 + 65'539;
+  // Native client only: after a read of under 16 KiB the next read waits this long, so that
+  // a trickle of messages arrives many per read (fewer wake-ups and system calls); a
+  // message waits at most this long more. 0: no pause.
+  int64_t read_pause_ms = 1;
 };
 
 // The connection metrics both clients export: edge_agent_mqtt_connected (gauge) and
