@@ -25,6 +25,8 @@ constexpr int64_t kAdvanceIntervalMs = 1000;
 constexpr char kReadingsDroppedHelp[] = "Readings not stored in the readings ring, by reason";
 // A readings commit happens early when this many are waiting.
 constexpr size_t kReadingsCommitBatch = 16'384;
+// Rollup rows per outbox commit (about a millisecond of serializing and inserting).
+constexpr size_t kRollupsPerCommit = 250;
 // Message buffers up to this capacity go back to the ingest queue for reuse.
 constexpr size_t kMaxRecycledBytes = 512;
 }  // namespace
@@ -165,7 +167,11 @@ void Pipeline::Run() {
   // Queue closed and drained: the open rollup window closes early, then a last attempt to
   // commit what is pending.
   CloseRollupWindow(/*force=*/true);
-  if (!uncommitted_.empty() || !rollup_rows_.empty()) Commit();
+  while (!uncommitted_.empty() || !rollup_rows_.empty()) {
+    const size_t before = uncommitted_.size() + rollup_rows_.size();
+    Commit();
+    if (uncommitted_.size() + rollup_rows_.size() >= before) break;  // the store refuses
+  }
   CommitReadings(/*force=*/true);
 }
 
@@ -295,9 +301,8 @@ void Pipeline::CloseRollupWindow(bool force) {
   const int64_t now_mono = clock_.MonotonicMs();
   if (!force && now_mono - window_start_mono_ < options_.rollup_interval_ms) return;
   const int64_t end_ms = clock_.WallMs();
-  for (const auto& [sensor, a] : rollups_) {
-    rollup_rows_.push_back(RollupPayloadJson(sensor, window_start_wall_, end_ms, a.count, a.min,
-                                             a.max, a.sum / static_cast<double>(a.count), a.last));
+  for (auto& [sensor, a] : rollups_) {
+    rollup_rows_.push_back({std::move(sensor), a, window_start_wall_, end_ms});
   }
   if (!rollups_.empty()) {
     rollups_.clear();
@@ -350,13 +355,25 @@ void Pipeline::SetStoreWritable(bool writable) {
 
 void Pipeline::Commit() {
   std::vector<std::string> payloads;
-  payloads.reserve(uncommitted_.size());
   std::vector<StoreWriter::NewRow> rows;
-  rows.reserve(uncommitted_.size());
   const int64_t now = clock_.WallMs();
+  // A closed window's rollups go a slice per commit, so that a window of many sensors
+  // never makes one long transaction that an alert would wait behind.
+  const size_t n_rollups = std::min(rollup_rows_.size(), kRollupsPerCommit);
+  payloads.reserve(uncommitted_.size() + n_rollups);
+  rows.reserve(uncommitted_.size() + n_rollups);
   for (const auto& e : uncommitted_) payloads.push_back(AlertPayloadJson(e));
-  for (const auto& p : payloads) rows.push_back({"alert", Priority::kAlert, now, p});
-  for (const auto& p : rollup_rows_) rows.push_back({"rollup", Priority::kRollup, now, p});
+  for (size_t i = 0; i < n_rollups; ++i) {
+    const ClosedRollup& r = rollup_rows_[i];
+    payloads.push_back(RollupPayloadJson(r.sensor, r.start_ms, r.end_ms, r.acc.count, r.acc.min,
+                                         r.acc.max, r.acc.sum / static_cast<double>(r.acc.count),
+                                         r.acc.last));
+  }
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    const bool alert = i < uncommitted_.size();
+    rows.push_back({alert ? "alert" : "rollup", alert ? Priority::kAlert : Priority::kRollup, now,
+                    payloads[i]});
+  }
 
   Evictions evicted;
   if (Status s = store_.Append(rows, nullptr, &evicted); !s) {
@@ -387,8 +404,9 @@ void Pipeline::Commit() {
     }
   }
   counters_->outbox_pending.Add(-static_cast<double>(evicted.total()));
-  counters_->rollups.Inc(static_cast<double>(rollup_rows_.size()));
-  rollup_rows_.clear();
+  counters_->rollups.Inc(static_cast<double>(n_rollups));
+  rollup_rows_.erase(rollup_rows_.begin(),
+                     rollup_rows_.begin() + static_cast<std::ptrdiff_t>(n_rollups));
   // Committed: now they count as raised.
   for (const auto& e : uncommitted_) {
     auto& cache = e.state == rules::AlertState::kFiring ? counters_->raised : counters_->resolved;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "edge/agent/prometheus_metrics.h"
 #include "edge/rules/policy.h"
@@ -177,6 +178,27 @@ TEST_F(PipelineTest, RollupsKeepEachSensorApartUpToMaxRollupSensorsPerWindow) {
     EXPECT_EQ(rollups[n]["last"], i + 1000);
   }
   EXPECT_EQ(Metric("edge_agent_rollup_sensors_overflow_total"), 2 * 50 * 2);
+}
+
+TEST_F(PipelineTest, AWindowOfManySensorsIsCommittedInSlicesAfterTheCycleAlerts) {
+  std::vector<std::pair<std::string, std::string>> messages;
+  for (int i = 0; i < 600; ++i) messages.push_back({"other/s" + std::to_string(i), "1"});
+  Feed(std::move(messages));
+  clock_.Advance(60'000);
+  // The window closes before this cycle's alert; the alert and the first slice commit
+  // together, the other rollups in the next cycles.
+  Feed({{"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})"}});
+  EXPECT_EQ(Outbox("alert").size(), 1u);
+  EXPECT_EQ(Metric("edge_agent_rollups_total"), 250);
+  Feed({});
+  EXPECT_EQ(Metric("edge_agent_rollups_total"), 500);
+  Feed({});
+  EXPECT_EQ(Metric("edge_agent_rollups_total"), 600);
+  const auto rollups = Outbox("rollup");
+  ASSERT_EQ(rollups.size(), 600u);
+  std::set<std::string> sensors;
+  for (const auto& r : rollups) sensors.insert(r["sensor"].get<std::string>());
+  EXPECT_EQ(sensors.size(), 600u);
 }
 
 TEST_F(PipelineTest, CountsMessagesPayloadBytesAndReadings) {

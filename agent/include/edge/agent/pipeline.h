@@ -27,10 +27,13 @@
 // Rollups are in processing time: one window for all sensors, opened when the previous one
 // closed, closed by the monotonic clock after `rollup_interval_ms`; start_ms/end_ms are the
 // wall-clock times of opening and closing. At most `max_rollup_sensors` sensors per window
-// (readings of others are counted, not rolled up).
+// (readings of others are counted, not rolled up). A closed window's rollups are
+// serialized and committed a slice per cycle (250 rows), so that a window of thousands of
+// sensors does not hold an alert behind one long transaction.
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -99,6 +102,13 @@ class Pipeline {
     std::string sensor;
     RollupAcc acc;
   };
+  // A rollup of a closed window, serialized when its commit comes.
+  struct ClosedRollup {
+    std::string sensor;
+    RollupAcc acc;
+    int64_t start_ms = 0;
+    int64_t end_ms = 0;
+  };
   // Open addressing over rollups_: a reading's lookup reads one slot and one entry, where a
   // node-based map chases a bucket, the node before and the node.
   struct RollupSlot {
@@ -127,7 +137,7 @@ class Pipeline {
   std::vector<rules::Reading> readings_;        // scratch, reused
   std::vector<rules::AlertEvent> events_;       // scratch, reused
   std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
-  std::vector<std::string> rollup_rows_;        // rollup payloads waiting for a commit
+  std::deque<ClosedRollup> rollup_rows_;        // closed rollups waiting for a commit
   std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
   std::vector<RollupSlot> rollup_index_;        // a power of two, at least twice rollups_.size()
   int64_t window_start_wall_ = 0;
