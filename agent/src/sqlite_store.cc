@@ -921,8 +921,8 @@ Status StoreWriter::LoadOpenBlocks() {
   return Status::Ok();
 }
 
-void StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
-                                 int64_t now_steady_ms) {
+int64_t StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
+                                    int64_t now_steady_ms) {
   OpenBlocks& ob = *open_;
   OpenBlocks::Block& b = ob.by_sensor[sensor];
   if (b.b.n == 0) {
@@ -934,6 +934,7 @@ void StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms,
   b.b.Add(ts_ms, value);
   b.last_journal = journal;
   ob.bytes += static_cast<int64_t>(b.b.data.size() - before);
+  return b.b.n;
 }
 
 // Inside a transaction: writes the open block of `sensor` and forgets it.
@@ -1006,25 +1007,34 @@ Status StoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_
   return Status::Ok();
 }
 
-// Inside a transaction: the oldest blocks until at least `readings` readings or `bytes`
-// bytes are covered (either may be 0); deletes them.
+// Inside a transaction: deletes the oldest blocks until at least `readings` readings
+// (when > 0) or `bytes` bytes (when > 0) are gone, counting them.
 Status StoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
                                        int64_t* bytes_removed) {
   sqlite3_stmt* q = stmts_->oldest_blocks.fresh();
   int64_t n = 0;
   int64_t b = 0;
   int64_t last = -1;
-  int rc;
+  int rc = SQLITE_DONE;
   while ((readings <= 0 || n < readings) && (bytes <= 0 || b < bytes) &&
          (rc = sqlite3_step(q)) == SQLITE_ROW) {
     last = sqlite3_column_int64(q, 0);
     n += sqlite3_column_int64(q, 1);
     b += sqlite3_column_int64(q, 2);
-    if (readings <= 0 && bytes <= 0) break;
   }
   sqlite3_reset(q);
+  if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "oldest readings blocks"));
+  }
   if (last < 0) return Status::Ok();
-  return DeleteBlocksBefore(last + 1, removed, bytes_removed);
+  sqlite3_stmt* del = stmts_->delete_blocks_before.fresh();
+  sqlite3_bind_int64(del, 1, last + 1);
+  if (rc = sqlite3_step(del); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "prune readings"));
+  }
+  *removed += n;
+  *bytes_removed += b;
+  return Status::Ok();
 }
 
 Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
@@ -1115,8 +1125,10 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   due_buf_.clear();
   const int64_t max_readings = std::max(1, options_.reading_block_max_readings);
   for (size_t i = 0; i < readings.size(); ++i) {
-    AddToOpenBlock(sensor_buf_[i], journal, readings[i].ts_ms, readings[i].value, now);
-    if (ob.by_sensor[sensor_buf_[i]].b.n == max_readings) due_buf_.push_back(sensor_buf_[i]);
+    if (AddToOpenBlock(sensor_buf_[i], journal, readings[i].ts_ms, readings[i].value, now) ==
+        max_readings) {
+      due_buf_.push_back(sensor_buf_[i]);
+    }
   }
   if (options_.reading_block_max_age_ms <= 0 || ob.bytes > kMaxOpenBlockBytes) {
     due_buf_.clear();
@@ -1229,7 +1241,8 @@ Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
   int64_t n = 0;
   int64_t bytes = 0;
   if (Status s = DeleteOldestBlocks(rows, 0, &n, &bytes); !s) return fail(s);
-  if (n == 0 && !open_->journal.empty()) {
+  const bool journal_cut = n == 0 && !open_->journal.empty();
+  if (journal_cut) {
     if (int rc = sqlite3_step(stmts_->delete_all_journal.fresh()); rc != SQLITE_DONE) {
       return fail(Status::Error(Describe(db_, rc, "cut readings")));
     }
@@ -1249,8 +1262,8 @@ Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
   readings_rows_ -= n;
   readings_bytes_ -= bytes;
   *pruned = n;
-  // Journal cut: the open blocks went with it.
-  if (Status l = LoadOpenBlocks(); !l) open_->Clear();
+  // The open blocks went with the journal (the next append reloads the now empty state).
+  if (journal_cut) open_->Clear();
   return Status::Ok();
 }
 
@@ -1557,7 +1570,7 @@ Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor
       return Status::Error("readings: a block of sensor " + std::string(sensor) + " is malformed");
     }
     for (const BlockReading& r : block) {
-      if (r.ts_ms >= since_ms && r.ts_ms <= until_ms) out.push_back({r.ts_ms, r.value});
+      if (r.ts_ms >= since_ms && r.ts_ms <= until_ms) out.push_back(r);
     }
   }
   if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "readings"));

@@ -447,6 +447,22 @@ TEST(SqliteStore, VersionThreeReadingRowsBecomeBlocks) {
   EXPECT_EQ((*r)->Readings("plant/a", 0, 10'000, 1000)->size(), 101u);
 }
 
+// The integer columns of the first row `sql` returns, on a connection of its own; empty
+// when the query fails.
+std::vector<int64_t> QueryInts(const std::string& path, const char* sql) {
+  std::vector<int64_t> out;
+  sqlite3* db = nullptr;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_open(path.c_str(), &db) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    for (int i = 0; i < sqlite3_column_count(st); ++i) out.push_back(sqlite3_column_int64(st, i));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
 // Copies the database and its write-ahead log as they are now: what a process killed at
 // this point leaves behind.
 void CopyAsCrashed(const std::string& from, const std::string& to) {
@@ -499,21 +515,10 @@ TEST(SqliteStore, OpenBlocksLiveInTheJournalUntilWrittenAndSurviveACrash) {
     EXPECT_EQ(values(**r2, "b"), (std::vector<double>{10, 20, 30}));
   }
   // A clean close writes every open block: nothing is left in the journal, nothing is lost.
-  {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(crashed.path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* st = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db,
-                                 "SELECT count(*), (SELECT total(n) FROM reading_blocks) "
-                                 "FROM reading_journal",
-                                 -1, &st, nullptr),
-              SQLITE_OK);
-    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-    EXPECT_EQ(sqlite3_column_int64(st, 0), 0);
-    EXPECT_EQ(sqlite3_column_int64(st, 1), 8);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-  }
+  EXPECT_EQ(
+      QueryInts(crashed.path,
+                "SELECT count(*), (SELECT total(n) FROM reading_blocks) FROM reading_journal"),
+      (std::vector<int64_t>{0, 8}));
   auto w3 = StoreWriter::Open(crashed);
   ASSERT_TRUE(w3.ok());
   EXPECT_EQ(*(*w3)->ReadingsCount(), 8);
@@ -529,19 +534,10 @@ TEST(SqliteStore, BlocksOlderThanTheirAgeAreWrittenAndTheJournalTrimmed) {
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ASSERT_TRUE((*w)->AppendReadings({{"c", 2, 3}}, 100));
   // a and b were written before c joined the open blocks; the journal keeps c's row only.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(o.path.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  ASSERT_EQ(sqlite3_prepare_v2(db,
-                               "SELECT (SELECT count(*) FROM reading_journal), "
-                               "(SELECT count(*) FROM reading_blocks)",
-                               -1, &st, nullptr),
-            SQLITE_OK);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int64(st, 0), 1);
-  EXPECT_EQ(sqlite3_column_int64(st, 1), 2);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(QueryInts(o.path,
+                      "SELECT (SELECT count(*) FROM reading_journal), "
+                      "(SELECT count(*) FROM reading_blocks)"),
+            (std::vector<int64_t>{1, 2}));
 }
 
 TEST(RecordId, JoinsNodeEpochAndSequence) {

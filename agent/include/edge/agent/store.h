@@ -32,6 +32,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "edge/agent/reading_block.h"
 #include "edge/common/status.h"
 #include "edge/common/string_hash.h"
 
@@ -90,10 +91,7 @@ struct OpenReport {
 };
 
 // One raw reading of the ring.
-struct StoredReading {
-  int64_t ts_ms = 0;
-  double value = 0;
-};
+using StoredReading = BlockReading;
 
 // Counts per outbox kind. `rows`/`bytes` are what is in the outbox now; `evicted` and
 // `dead_lettered` are totals since the database file was created (they survive restarts).
@@ -238,8 +236,9 @@ class StoreWriter {
   struct OpenBlocks;
   int64_t BlockAgeMs(int64_t sensor) const;
   Status LoadOpenBlocks();
-  void AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
-                      int64_t now_steady_ms);
+  // Returns the readings the sensor's open block now holds.
+  int64_t AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
+                         int64_t now_steady_ms);
   Status FlushBlock(int64_t sensor, int64_t* bytes_added);
   Status FlushOpenBlocks();
   Status TrimJournal(int64_t* bytes_removed);
