@@ -197,13 +197,13 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
       const rules::ReadingVerdict verdict = engine_.Process(r, events_);
       for (auto& e : events_) uncommitted_.push_back(std::move(e));
       if (!verdict.accepted) continue;  // a filter rejected it: no rollup, not stored
-      AddToRollup(r);
+      AddToRollup(verdict, r.value);
       if (!options_.store_readings || !verdict.store) continue;
       if (pending_readings_.size() >= options_.max_pending_readings) {
         counters_->readings_backlog.Inc();
         continue;
       }
-      pending_readings_.push_back(std::move(r));
+      pending_readings_.push_back({*verdict.sensor, r.ts_ms, r.value});
     }
   }
   if (!batch.empty()) {
@@ -241,59 +241,29 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
   CommitReadings(/*force=*/false);
 }
 
-void Pipeline::AddToRollup(const rules::Reading& r) {
+void Pipeline::AddToRollup(const rules::ReadingVerdict& verdict, double value) {
   if (options_.rollup_interval_ms <= 0) return;
-  RollupAcc* a = FindOrAddRollup(r.sensor);
-  if (a == nullptr) {
-    counters_->rollup_overflow.Inc();
-    return;
+  uint64_t& slot = *verdict.caller_word;
+  RollupAcc* a = nullptr;
+  if (slot >> 32 == window_) {
+    a = &rollups_[static_cast<uint32_t>(slot)].acc;
+  } else {
+    if (rollups_.size() >= options_.max_rollup_sensors) {
+      counters_->rollup_overflow.Inc();
+      return;
+    }
+    slot = window_ << 32 | rollups_.size();
+    a = &rollups_.emplace_back(RollupEntry{verdict.sensor, RollupAcc{}}).acc;
   }
   if (a->count == 0) {
-    *a = RollupAcc{0, r.value, r.value, 0, r.value};
+    *a = RollupAcc{0, value, value, 0, value};
   } else {
-    a->min = std::min(a->min, r.value);
-    a->max = std::max(a->max, r.value);
+    a->min = std::min(a->min, value);
+    a->max = std::max(a->max, value);
   }
   ++a->count;
-  a->sum += r.value;
-  a->last = r.value;
-}
-
-// Null when the sensor is new and the window already holds max_rollup_sensors sensors.
-Pipeline::RollupAcc* Pipeline::FindOrAddRollup(const std::string& sensor) {
-  const uint64_t hash = std::hash<std::string_view>{}(sensor);
-  const auto tag = static_cast<uint32_t>(hash >> 32);
-  size_t mask = rollup_index_.size() - 1;
-  size_t i = hash & mask;
-  if (!rollup_index_.empty()) {
-    for (;; i = (i + 1) & mask) {
-      const RollupSlot slot = rollup_index_[i];
-      if (slot.entry == 0) break;
-      RollupEntry& e = rollups_[slot.entry - 1];
-      if (slot.tag == tag && e.sensor == sensor) return &e.acc;
-    }
-  }
-  if (rollups_.size() >= options_.max_rollup_sensors) return nullptr;
-  if (2 * (rollups_.size() + 1) > rollup_index_.size()) {
-    RebuildRollupIndex(std::max<size_t>(64, 2 * rollup_index_.size()));
-    mask = rollup_index_.size() - 1;
-    i = hash & mask;
-    while (rollup_index_[i].entry != 0) i = (i + 1) & mask;
-  }
-  rollups_.push_back({sensor, RollupAcc{}});
-  rollup_index_[i] = {tag, static_cast<uint32_t>(rollups_.size())};
-  return &rollups_.back().acc;
-}
-
-void Pipeline::RebuildRollupIndex(size_t slots) {
-  rollup_index_.assign(slots, RollupSlot{});
-  const size_t mask = slots - 1;
-  for (size_t n = 0; n < rollups_.size(); ++n) {
-    const uint64_t hash = std::hash<std::string_view>{}(rollups_[n].sensor);
-    size_t i = hash & mask;
-    while (rollup_index_[i].entry != 0) i = (i + 1) & mask;
-    rollup_index_[i] = {static_cast<uint32_t>(hash >> 32), static_cast<uint32_t>(n + 1)};
-  }
+  a->sum += value;
+  a->last = value;
 }
 
 void Pipeline::CloseRollupWindow(bool force) {
@@ -301,13 +271,11 @@ void Pipeline::CloseRollupWindow(bool force) {
   const int64_t now_mono = clock_.MonotonicMs();
   if (!force && now_mono - window_start_mono_ < options_.rollup_interval_ms) return;
   const int64_t end_ms = clock_.WallMs();
-  for (auto& [sensor, a] : rollups_) {
-    rollup_rows_.push_back({std::move(sensor), a, window_start_wall_, end_ms});
+  for (const auto& [sensor, a] : rollups_) {
+    rollup_rows_.push_back({sensor, a, window_start_wall_, end_ms});
   }
-  if (!rollups_.empty()) {
-    rollups_.clear();
-    std::fill(rollup_index_.begin(), rollup_index_.end(), RollupSlot{});
-  }
+  rollups_.clear();
+  ++window_;  // every sensor's slot now belongs to a closed window
   window_start_wall_ = end_ms;
   window_start_mono_ = now_mono;
   // While the store refuses writes, keep at most two windows' worth.
@@ -327,9 +295,7 @@ void Pipeline::CommitReadings(bool force) {
     return;
   }
   last_readings_commit_mono_ = now_mono;
-  std::vector<StoreWriter::NewReading> rows;
-  rows.reserve(pending_readings_.size());
-  for (const rules::Reading& r : pending_readings_) rows.push_back({r.sensor, r.ts_ms, r.value});
+  const std::vector<StoreWriter::NewReading>& rows = pending_readings_;
   int64_t pruned = 0;
   Status s = store_.AppendReadings(rows, clock_.WallMs(), &pruned);
   counters_->readings_pruned.Inc(static_cast<double>(pruned));
@@ -365,7 +331,7 @@ void Pipeline::Commit() {
   for (const auto& e : uncommitted_) payloads.push_back(AlertPayloadJson(e));
   for (size_t i = 0; i < n_rollups; ++i) {
     const ClosedRollup& r = rollup_rows_[i];
-    payloads.push_back(RollupPayloadJson(r.sensor, r.start_ms, r.end_ms, r.acc.count, r.acc.min,
+    payloads.push_back(RollupPayloadJson(*r.sensor, r.start_ms, r.end_ms, r.acc.count, r.acc.min,
                                          r.acc.max, r.acc.sum / static_cast<double>(r.acc.count),
                                          r.acc.last));
   }

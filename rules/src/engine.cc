@@ -77,6 +77,7 @@ struct SensorState {
 
   std::vector<RuleState> rules;  // in policy order; empty if no rule matches the sensor
   int32_t filter = -1;           // index into Policy::filters, -1 for none
+  uint64_t caller_word = 0;      // ReadingVerdict::caller_word
   bool seen = false;             // whether last_ts_ms/last_value hold a reading's
   bool stored = false;           // whether stored_ts_ms/stored_value hold a stored reading's
   int64_t last_ts_ms = 0;
@@ -128,16 +129,19 @@ struct Engine::Impl {
     }
   }
 
-  SensorState& Sensor(const std::string& sensor) {
+  using SensorMap = std::unordered_map<std::string, SensorState, StringHash, std::equal_to<>>;
+
+  SensorMap::value_type& SensorEntry(const std::string& sensor) {
     auto it = sensors.find(std::string_view(sensor));
-    if (it != sensors.end()) return it->second;
+    if (it != sensors.end()) return *it;
     SensorState state(policy.context_size);
     MatchRules(sensor, state);
     state.filter = MatchFilter(sensor);
     auto node = sensors.emplace(sensor, std::move(state)).first;
     IndexStale(node->first, node->second);
-    return node->second;
+    return *node;
   }
+  SensorState& Sensor(const std::string& sensor) { return SensorEntry(sensor).second; }
 
   // Whether the reading goes to the store, under the sensor's filter; updates the mark.
   static bool StoreDecision(SensorState& s, const FilterSpec* f, const Reading& r) {
@@ -199,7 +203,7 @@ struct Engine::Impl {
   }
 
   Policy policy;
-  std::unordered_map<std::string, SensorState, StringHash, std::equal_to<>> sensors;
+  SensorMap sensors;
   // Every (sensor, index into its rules) of a stale rule, for Advance.
   struct StaleRef {
     const std::string* sensor;
@@ -220,18 +224,22 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 
 ReadingVerdict Engine::Process(const Reading& r, std::vector<AlertEvent>& out) {
   Impl& im = *impl_;
-  SensorState& s = im.Sensor(r.sensor);
+  auto& [name, s] = im.SensorEntry(r.sensor);
+  ReadingVerdict verdict;
+  verdict.sensor = &name;
+  verdict.caller_word = &s.caller_word;
   if (!std::isfinite(r.value)) {
     ++im.non_finite;
-    return {false, false};
+    verdict.accepted = verdict.store = false;
+    return verdict;
   }
   const FilterSpec* f = s.filter < 0 ? nullptr : &im.policy.filters[static_cast<size_t>(s.filter)];
   if (f != nullptr &&
       ((f->valid_min && r.value < *f->valid_min) || (f->valid_max && r.value > *f->valid_max))) {
     ++im.out_of_range;
-    return {false, false};
+    verdict.accepted = verdict.store = false;
+    return verdict;
   }
-  ReadingVerdict verdict;
   if (s.rules.empty()) {
     // Kept so that a rule a policy swap adds (stale, say) knows the sensor's newest reading.
     if (!s.seen || r.ts_ms >= s.last_ts_ms) {

@@ -502,6 +502,31 @@ TEST(Engine, MovedEngineKeepsState) {
   EXPECT_EQ(Feed(moved, kBoiler, 2, 10).size(), 1u);
 }
 
+TEST(Engine, VerdictPointsAtTheSensorsOwnEntry) {
+  Engine engine(MakePolicy({RuleBuilder("hot").Above(90)}));
+  std::vector<AlertEvent> out;
+  const ReadingVerdict first = engine.Process(Reading{kBoiler, 0, 20}, out);
+  ASSERT_NE(first.sensor, nullptr);
+  ASSERT_NE(first.caller_word, nullptr);
+  EXPECT_EQ(*first.sensor, kBoiler);
+  EXPECT_EQ(*first.caller_word, 0u);  // zero at the sensor's first reading
+  *first.caller_word = 42;
+
+  const ReadingVerdict other = engine.Process(Reading{"plant/boiler2/temp", 0, 20}, out);
+  EXPECT_NE(other.caller_word, first.caller_word);
+  EXPECT_EQ(*other.caller_word, 0u);
+  EXPECT_EQ(*other.sensor, "plant/boiler2/temp");
+
+  // Rejected readings point at the entry too, and the word survives a policy swap.
+  engine.SwapPolicy(MakePolicy({RuleBuilder("hot").Above(80)}), out);
+  const ReadingVerdict rejected =
+      engine.Process(Reading{kBoiler, 1, std::numeric_limits<double>::quiet_NaN()}, out);
+  EXPECT_FALSE(rejected.accepted);
+  EXPECT_EQ(rejected.sensor, first.sensor);
+  EXPECT_EQ(rejected.caller_word, first.caller_word);
+  EXPECT_EQ(*rejected.caller_word, 42u);
+}
+
 TEST(AlertState, HasLowercaseNames) {
   EXPECT_EQ(ToString(AlertState::kFiring), "firing");
   EXPECT_EQ(ToString(AlertState::kResolved), "resolved");

@@ -99,29 +99,21 @@ class Pipeline {
     double min = 0, max = 0, sum = 0, last = 0;
   };
   struct RollupEntry {
-    std::string sensor;
+    const std::string* sensor;  // the engine's copy of the id (ReadingVerdict::sensor)
     RollupAcc acc;
   };
   // A rollup of a closed window, serialized when its commit comes.
   struct ClosedRollup {
-    std::string sensor;
+    const std::string* sensor;
     RollupAcc acc;
     int64_t start_ms = 0;
     int64_t end_ms = 0;
-  };
-  // Open addressing over rollups_: a reading's lookup reads one slot and one entry, where a
-  // node-based map chases a bucket, the node before and the node.
-  struct RollupSlot {
-    uint32_t tag = 0;    // the hash's high bits
-    uint32_t entry = 0;  // index in rollups_ + 1; 0: empty
   };
   void Commit();
   void ApplyPendingPolicy();
   void SaveEpisodes();
   void RestoreEpisodes();
-  void AddToRollup(const rules::Reading& r);
-  RollupAcc* FindOrAddRollup(const std::string& sensor);
-  void RebuildRollupIndex(size_t slots);
+  void AddToRollup(const rules::ReadingVerdict& verdict, double value);
   void CloseRollupWindow(bool force);
   void CommitReadings(bool force);
   void SetStoreWritable(bool writable);
@@ -139,10 +131,13 @@ class Pipeline {
   std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
   std::deque<ClosedRollup> rollup_rows_;        // closed rollups waiting for a commit
   std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
-  std::vector<RollupSlot> rollup_index_;        // a power of two, at least twice rollups_.size()
+  // Numbers the open window; a sensor's rollup slot (its engine caller_word) is
+  // window << 32 | index in rollups_, and a slot of an earlier window is empty.
+  uint64_t window_ = 1;
   int64_t window_start_wall_ = 0;
   int64_t window_start_mono_ = 0;
-  std::vector<rules::Reading> pending_readings_;  // waiting for the next readings commit
+  // Waiting for the next readings commit; the names are the engine's (ReadingVerdict::sensor).
+  std::vector<StoreWriter::NewReading> pending_readings_;
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};
   int64_t last_advance_mono_ = 0;  // last time clock-driven rules (stale) got the time

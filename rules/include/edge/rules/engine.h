@@ -40,9 +40,17 @@ struct AlertEvent {
 // for a reading a filter rejected (non-finite, outside valid_range): nothing should keep it.
 // `store` is false also for a reading the filter's deadband or downsample thins out, and for
 // a duplicate: the rules saw it, the readings store and the uplink need not.
+//
+// `sensor` and `caller_word` point into the engine's entry for the reading's sensor, which
+// lives as long as the engine (it forgets no sensor): `sensor` is the sensor id, to keep
+// instead of a copy of Reading::sensor; `caller_word` is a word the engine keeps for its
+// caller per sensor, zero at the sensor's first reading and never read by the engine (the
+// pipeline keeps the sensor's rollup slot there, to skip a second lookup by name).
 struct ReadingVerdict {
   bool accepted = true;
   bool store = true;
+  const std::string* sensor = nullptr;
+  uint64_t* caller_word = nullptr;
 };
 
 // A firing episode, as saved across restarts: enough to restore the rule to firing without
