@@ -203,7 +203,7 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
         counters_->readings_backlog.Inc();
         continue;
       }
-      pending_readings_.push_back({*verdict.sensor, r.ts_ms, r.value});
+      pending_readings_.push_back({*verdict.sensor, r.ts_ms, r.value, &verdict.caller_words[1]});
     }
   }
   if (!batch.empty()) {
@@ -243,7 +243,7 @@ void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
 
 void Pipeline::AddToRollup(const rules::ReadingVerdict& verdict, double value) {
   if (options_.rollup_interval_ms <= 0) return;
-  uint64_t& slot = *verdict.caller_word;
+  uint64_t& slot = verdict.caller_words[0];
   RollupAcc* a = nullptr;
   if (slot >> 32 == window_) {
     a = &rollups_[static_cast<uint32_t>(slot)].acc;

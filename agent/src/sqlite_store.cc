@@ -1074,6 +1074,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   // database still holds.
   auto fail = [&](Status st) {
     sensor_ids_.clear();  // ids inserted in this transaction are gone
+    if (++id_generation_ == 0) id_generation_ = 1;
     Status f = Fail(st);
     if (Status l = LoadOpenBlocks(); !l) {
       ob.Clear();
@@ -1088,10 +1089,19 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   sensor_buf_.reserve(readings.size());
   int64_t prev_ts = 0;
   for (const NewReading& r : readings) {
-    auto id = SensorId(r.sensor);
-    if (!id.ok()) return fail(id.status());
-    sensor_buf_.push_back(*id);
-    AppendJournalReading(journal_buf_, prev_ts, *id, r.ts_ms, r.value);
+    int64_t id = 0;
+    if (r.id_hint != nullptr && *r.id_hint >> 32 == id_generation_) {
+      id = static_cast<uint32_t>(*r.id_hint);
+    } else {
+      auto found = SensorId(r.sensor);
+      if (!found.ok()) return fail(found.status());
+      id = *found;
+      if (r.id_hint != nullptr && id > 0 && id <= UINT32_MAX) {
+        *r.id_hint = uint64_t{id_generation_} << 32 | static_cast<uint64_t>(id);
+      }
+    }
+    sensor_buf_.push_back(id);
+    AppendJournalReading(journal_buf_, prev_ts, id, r.ts_ms, r.value);
   }
   sqlite3_stmt* ins = stmts_->insert_journal.fresh();
   sqlite3_bind_int64(ins, 1, static_cast<int64_t>(readings.size()));

@@ -1,5 +1,6 @@
 #include "edge/rules/engine.h"
 
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -77,9 +78,9 @@ struct SensorState {
 
   std::vector<RuleState> rules;  // in policy order; empty if no rule matches the sensor
   int32_t filter = -1;           // index into Policy::filters, -1 for none
-  uint64_t caller_word = 0;      // ReadingVerdict::caller_word
-  bool seen = false;             // whether last_ts_ms/last_value hold a reading's
-  bool stored = false;           // whether stored_ts_ms/stored_value hold a stored reading's
+  std::array<uint64_t, kCallerWords> caller_words{};  // ReadingVerdict::caller_words
+  bool seen = false;    // whether last_ts_ms/last_value hold a reading's
+  bool stored = false;  // whether stored_ts_ms/stored_value hold a stored reading's
   int64_t last_ts_ms = 0;
   double last_value = 0;
   int64_t stored_ts_ms = 0;
@@ -227,7 +228,7 @@ ReadingVerdict Engine::Process(const Reading& r, std::vector<AlertEvent>& out) {
   auto& [name, s] = im.SensorEntry(r.sensor);
   ReadingVerdict verdict;
   verdict.sensor = &name;
-  verdict.caller_word = &s.caller_word;
+  verdict.caller_words = s.caller_words.data();
   if (!std::isfinite(r.value)) {
     ++im.non_finite;
     verdict.accepted = verdict.store = false;

@@ -581,5 +581,37 @@ TEST(SqliteStore, TheCheckpointThreadMovesCommitsIntoTheDatabaseFileWithoutFurth
   EXPECT_EQ(rows, 1);  // within 5 s; the thread runs every 250 ms
 }
 
+TEST(SqliteStore, ReadingIdHintsCacheTheSensorIdAndAForeignOneIsLookedUpAgain) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  uint64_t hint_a = 0;
+  uint64_t hint_b = 0;
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1.0, &hint_a}, {"b", 1, 2.0, &hint_b}}, 10));
+  const std::vector<int64_t> id_a = QueryInts(o.path, "SELECT id FROM sensors WHERE name='a'");
+  const std::vector<int64_t> id_b = QueryInts(o.path, "SELECT id FROM sensors WHERE name='b'");
+  ASSERT_EQ(id_a.size(), 1u);
+  ASSERT_EQ(id_b.size(), 1u);
+  EXPECT_EQ(static_cast<int64_t>(hint_a & 0xffffffffu), id_a[0]);
+  EXPECT_EQ(static_cast<int64_t>(hint_b & 0xffffffffu), id_b[0]);
+  EXPECT_NE(hint_a >> 32, 0u);
+
+  // Hints in use; one of another generation (a writer's failed commit) is ignored.
+  uint64_t foreign = uint64_t{0xfffffff0u} << 32 | static_cast<uint64_t>(id_a[0]);
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 2, 3.0, &hint_a}, {"b", 2, 4.0, &foreign}}, 20));
+  EXPECT_EQ(foreign, hint_b);  // looked up by name, then cached
+  w->reset();
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  auto a = (*r)->Readings("a", 0, 100, 100);
+  auto b = (*r)->Readings("b", 0, 100, 100);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->size(), 2u);
+  ASSERT_EQ(b->size(), 2u);
+  EXPECT_EQ((*a)[1].value, 3.0);
+  EXPECT_EQ((*b)[1].value, 4.0);
+}
+
 }  // namespace
 }  // namespace edge::agent

@@ -507,14 +507,14 @@ TEST(Engine, VerdictPointsAtTheSensorsOwnEntry) {
   std::vector<AlertEvent> out;
   const ReadingVerdict first = engine.Process(Reading{kBoiler, 0, 20}, out);
   ASSERT_NE(first.sensor, nullptr);
-  ASSERT_NE(first.caller_word, nullptr);
+  ASSERT_NE(first.caller_words, nullptr);
   EXPECT_EQ(*first.sensor, kBoiler);
-  EXPECT_EQ(*first.caller_word, 0u);  // zero at the sensor's first reading
-  *first.caller_word = 42;
+  for (size_t i = 0; i < kCallerWords; ++i) EXPECT_EQ(first.caller_words[i], 0u);  // at first
+  first.caller_words[1] = 42;
 
   const ReadingVerdict other = engine.Process(Reading{"plant/boiler2/temp", 0, 20}, out);
-  EXPECT_NE(other.caller_word, first.caller_word);
-  EXPECT_EQ(*other.caller_word, 0u);
+  EXPECT_NE(other.caller_words, first.caller_words);
+  EXPECT_EQ(other.caller_words[1], 0u);
   EXPECT_EQ(*other.sensor, "plant/boiler2/temp");
 
   // Rejected readings point at the entry too, and the word survives a policy swap.
@@ -523,8 +523,8 @@ TEST(Engine, VerdictPointsAtTheSensorsOwnEntry) {
       engine.Process(Reading{kBoiler, 1, std::numeric_limits<double>::quiet_NaN()}, out);
   EXPECT_FALSE(rejected.accepted);
   EXPECT_EQ(rejected.sensor, first.sensor);
-  EXPECT_EQ(rejected.caller_word, first.caller_word);
-  EXPECT_EQ(*rejected.caller_word, 42u);
+  EXPECT_EQ(rejected.caller_words, first.caller_words);
+  EXPECT_EQ(rejected.caller_words[1], 42u);
 }
 
 TEST(AlertState, HasLowercaseNames) {

@@ -131,12 +131,13 @@ class Pipeline {
   std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
   std::deque<ClosedRollup> rollup_rows_;        // closed rollups waiting for a commit
   std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
-  // Numbers the open window; a sensor's rollup slot (its engine caller_word) is
+  // Numbers the open window; a sensor's rollup slot (its engine caller_words[0]) is
   // window << 32 | index in rollups_, and a slot of an earlier window is empty.
   uint64_t window_ = 1;
   int64_t window_start_wall_ = 0;
   int64_t window_start_mono_ = 0;
-  // Waiting for the next readings commit; the names are the engine's (ReadingVerdict::sensor).
+  // Waiting for the next readings commit; the names are the engine's (ReadingVerdict::sensor)
+  // and the id hints its caller_words[1].
   std::vector<StoreWriter::NewReading> pending_readings_;
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};

@@ -192,10 +192,14 @@ class StoreWriter {
   // share; `pruned` (optional) receives the readings removed. On SQLITE_FULL the
   // write-ahead log is restarted, then a quarter of the ring is cut, retrying after each
   // step; on failure the readings are not stored.
+  //
+  // `id_hint` (optional) is a word the caller keeps per sensor for this writer, zero at
+  // first: the writer caches the sensor's id there and then skips the lookup by name.
   struct NewReading {
     std::string_view sensor;
     int64_t ts_ms;
     double value;
+    uint64_t* id_hint = nullptr;
   };
   Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
                         int64_t* pruned = nullptr);
@@ -254,6 +258,9 @@ class StoreWriter {
   std::unique_ptr<Statements> stmts_;
   // Cache of the sensors table.
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
+  // NewReading::id_hint is generation << 32 | id; a failed transaction (which may take
+  // back ids it inserted) starts a new generation, so older hints are looked up again.
+  uint32_t id_generation_ = 1;
   std::unique_ptr<OpenBlocks> open_;  // open blocks of the readings ring
   std::string journal_buf_;           // reused per commit
   std::vector<int64_t> sensor_buf_;

@@ -41,16 +41,18 @@ struct AlertEvent {
 // `store` is false also for a reading the filter's deadband or downsample thins out, and for
 // a duplicate: the rules saw it, the readings store and the uplink need not.
 //
-// `sensor` and `caller_word` point into the engine's entry for the reading's sensor, which
+// `sensor` and `caller_words` point into the engine's entry for the reading's sensor, which
 // lives as long as the engine (it forgets no sensor): `sensor` is the sensor id, to keep
-// instead of a copy of Reading::sensor; `caller_word` is a word the engine keeps for its
-// caller per sensor, zero at the sensor's first reading and never read by the engine (the
-// pipeline keeps the sensor's rollup slot there, to skip a second lookup by name).
+// instead of a copy of Reading::sensor; `caller_words` are kCallerWords words the engine
+// keeps for its caller per sensor, zero at the sensor's first reading and never read by
+// the engine (the pipeline keeps the sensor's rollup slot and its store id there, to skip
+// lookups by name).
+inline constexpr size_t kCallerWords = 2;
 struct ReadingVerdict {
   bool accepted = true;
   bool store = true;
   const std::string* sensor = nullptr;
-  uint64_t* caller_word = nullptr;
+  uint64_t* caller_words = nullptr;
 };
 
 // A firing episode, as saved across restarts: enough to restore the rule to firing without
