@@ -1,11 +1,15 @@
 #include "edge/rules/engine.h"
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "edge/common/string_hash.h"
 #include "edge/rules/detector.h"
@@ -88,6 +92,68 @@ struct SensorState {
   ContextRing context;
 };
 
+// Sensors by id. The entries sit in a deque, where they never move (the engine forgets no
+// sensor), so pointers to a key and its state stay valid; an open-addressing index over
+// them costs a reading's lookup one slot and one entry, where a node-based hash map
+// divides by a prime and chases a bucket, a node and the node's key.
+class SensorTable {
+ public:
+  using Entry = std::pair<const std::string, SensorState>;
+
+  Entry* Find(std::string_view name) {
+    if (index_.empty()) return nullptr;
+    const uint64_t hash = StringHash{}(name);
+    const auto tag = static_cast<uint32_t>(hash >> 32);
+    const size_t mask = index_.size() - 1;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+      const Slot slot = index_[i];
+      if (slot.entry == 0) return nullptr;
+      Entry& e = entries_[slot.entry - 1];
+      if (slot.tag == tag && e.first == name) return &e;
+    }
+  }
+
+  // `name` must not be in the table yet.
+  Entry& Insert(const std::string& name, SensorState state) {
+    if (2 * (entries_.size() + 1) > index_.size()) {
+      Rebuild(std::max<size_t>(64, 2 * index_.size()));
+    }
+    entries_.emplace_back(name, std::move(state));
+    Place(StringHash{}(std::string_view(name)), static_cast<uint32_t>(entries_.size()));
+    return entries_.back();
+  }
+
+  size_t size() const { return entries_.size(); }
+  auto begin() { return entries_.begin(); }
+  auto end() { return entries_.end(); }
+  auto begin() const { return entries_.begin(); }
+  auto end() const { return entries_.end(); }
+  size_t IndexBytes() const { return index_.capacity() * sizeof(Slot); }
+
+ private:
+  struct Slot {
+    uint32_t tag = 0;    // the hash's high bits
+    uint32_t entry = 0;  // index in entries_ + 1; 0: empty
+  };
+
+  void Place(uint64_t hash, uint32_t entry) {
+    const size_t mask = index_.size() - 1;
+    size_t i = hash & mask;
+    while (index_[i].entry != 0) i = (i + 1) & mask;
+    index_[i] = {static_cast<uint32_t>(hash >> 32), entry};
+  }
+
+  void Rebuild(size_t slots) {
+    index_.assign(slots, Slot{});
+    for (size_t n = 0; n < entries_.size(); ++n) {
+      Place(StringHash{}(std::string_view(entries_[n].first)), static_cast<uint32_t>(n + 1));
+    }
+  }
+
+  std::deque<Entry> entries_;
+  std::vector<Slot> index_;  // a power of two, at least twice entries_.size()
+};
+
 }  // namespace
 
 std::string_view ToString(AlertState state) {
@@ -121,7 +187,7 @@ struct Engine::Impl {
     return -1;
   }
 
-  // Map nodes do not move, so pointers to a key and its state stay valid.
+  // Table entries do not move, so pointers to a key and its state stay valid.
   void IndexStale(const std::string& sensor, SensorState& state) {
     for (size_t i = 0; i < state.rules.size(); ++i) {
       if (std::holds_alternative<StaleParams>(policy.rules[state.rules[i].rule].params)) {
@@ -130,17 +196,14 @@ struct Engine::Impl {
     }
   }
 
-  using SensorMap = std::unordered_map<std::string, SensorState, StringHash, std::equal_to<>>;
-
-  SensorMap::value_type& SensorEntry(const std::string& sensor) {
-    auto it = sensors.find(std::string_view(sensor));
-    if (it != sensors.end()) return *it;
+  SensorTable::Entry& SensorEntry(const std::string& sensor) {
+    if (SensorTable::Entry* e = sensors.Find(sensor)) return *e;
     SensorState state(policy.context_size);
     MatchRules(sensor, state);
     state.filter = MatchFilter(sensor);
-    auto node = sensors.emplace(sensor, std::move(state)).first;
-    IndexStale(node->first, node->second);
-    return *node;
+    SensorTable::Entry& e = sensors.Insert(sensor, std::move(state));
+    IndexStale(e.first, e.second);
+    return e;
   }
   SensorState& Sensor(const std::string& sensor) { return SensorEntry(sensor).second; }
 
@@ -204,7 +267,7 @@ struct Engine::Impl {
   }
 
   Policy policy;
-  SensorMap sensors;
+  SensorTable sensors;
   // Every (sensor, index into its rules) of a stale rule, for Advance.
   struct StaleRef {
     const std::string* sensor;
@@ -366,10 +429,9 @@ uint64_t Engine::non_finite() const { return impl_->non_finite; }
 uint64_t Engine::out_of_range() const { return impl_->out_of_range; }
 
 size_t Engine::ApproxStateBytes(bool include_windows) const {
-  // Each map node holds the key, the state and two pointers (bucket chain, cached hash).
-  size_t bytes = impl_->sensors.bucket_count() * sizeof(void*);
+  size_t bytes = impl_->sensors.IndexBytes();
   for (const auto& [sensor, s] : impl_->sensors) {
-    bytes += sizeof(std::pair<const std::string, SensorState>) + 2 * sizeof(void*);
+    bytes += sizeof(SensorTable::Entry);
     if (sensor.capacity() > 15) bytes += sensor.capacity() + 1;
     bytes += s.context.HeapBytes() + s.rules.capacity() * sizeof(RuleState);
     if (!include_windows) continue;
