@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -148,14 +149,13 @@ Pipeline::~Pipeline() = default;
 void Pipeline::Run() {
   std::vector<RawMessage> batch;
   batch.reserve(options_.max_batch);
-  while (queue_.PopBatch(batch, options_.max_batch,
-                         std::chrono::milliseconds(options_.commit_interval_ms))) {
-    try {
-      ProcessBatch(batch);
-    } catch (const std::exception& e) {
-      // Nothing in here should throw; if it does, keep the thread alive and say so.
-      spdlog::error("pipeline cycle failed: {}", e.what());
-    }
+  while (true) {
+    // Waits without the cycle lock, so that the MQTT thread can run cycles meanwhile; takes
+    // messages only under it, so that no cycle of newer messages overtakes them.
+    queue_.WaitForItems(std::chrono::milliseconds(options_.commit_interval_ms));
+    std::lock_guard lock(cycle_mu_);
+    if (!queue_.PopBatch(batch, options_.max_batch, std::chrono::milliseconds(0))) break;
+    RunCycle(batch);
     // The MQTT thread copies the next messages into these strings instead of allocating;
     // only small buffers are kept, so that one large payload does not stay allocated.
     for (RawMessage& m : batch) {
@@ -166,6 +166,8 @@ void Pipeline::Run() {
   }
   // Queue closed and drained: the open rollup window closes early, then a last attempt to
   // commit what is pending.
+  std::lock_guard lock(cycle_mu_);
+  finished_ = true;
   CloseRollupWindow(/*force=*/true);
   while (!uncommitted_.empty() || !rollup_rows_.empty()) {
     const size_t before = uncommitted_.size() + rollup_rows_.size();
@@ -175,7 +177,31 @@ void Pipeline::Run() {
   CommitReadings(/*force=*/true);
 }
 
-void Pipeline::ProcessBatch(std::vector<RawMessage>& batch) {
+bool Pipeline::TryProcessNow(std::span<RawMessage> messages) {
+  if (messages.empty() || messages.size() > options_.max_inline_batch ||
+      !last_cycle_quick_.load(std::memory_order_relaxed) || !store_writable()) {
+    return false;
+  }
+  std::unique_lock lock(cycle_mu_, std::try_to_lock);
+  if (!lock.owns_lock() || finished_ || queue_.size() > 0) return false;
+  RunCycle(messages);
+  return true;
+}
+
+void Pipeline::RunCycle(std::span<RawMessage> batch) {
+  const auto start = std::chrono::steady_clock::now();
+  try {
+    ProcessBatch(batch);
+  } catch (const std::exception& e) {
+    // Nothing in here should throw; if it does, keep the thread alive and say so.
+    spdlog::error("pipeline cycle failed: {}", e.what());
+  }
+  last_cycle_quick_.store(
+      std::chrono::steady_clock::now() - start < std::chrono::milliseconds(kMaxInlineCycleMs),
+      std::memory_order_relaxed);
+}
+
+void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
   ApplyPendingPolicy();
   // A window that is due closes before this batch: its readings belong to the next one.
   CloseRollupWindow(/*force=*/false);

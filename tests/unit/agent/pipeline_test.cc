@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 #include <set>
+#include <span>
+#include <thread>
 
 #include "edge/agent/prometheus_metrics.h"
 #include "edge/rules/policy.h"
@@ -125,6 +127,85 @@ TEST_F(PipelineTest, RunDrainsTheQueueAfterClose) {
   EXPECT_EQ(Outbox("alert").size(), 10u);
   EXPECT_EQ(Metric("edge_agent_alerts_raised_total", {{"rule", "hot"}, {"severity", "critical"}}),
             10);
+}
+
+TEST_F(PipelineTest, TryProcessNowRunsASmallBatchAtOnceAndLeavesItsBuffers) {
+  std::vector<RawMessage> messages{
+      {"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})", clock_.WallMs()},
+      {"sensors/a/temp", R"({"value": 44, "ts": 1700000003000})", clock_.WallMs()}};
+  ASSERT_TRUE(pipeline_->TryProcessNow(messages));
+  EXPECT_EQ(Outbox("alert").size(), 2u);
+  EXPECT_EQ(messages[0].topic, "sensors/a/temp");  // the caller's buffers, untouched
+  EXPECT_EQ(messages[1].payload, R"({"value": 44, "ts": 1700000003000})");
+}
+
+TEST_F(PipelineTest, TryProcessNowLeavesQueuedMessagesFirstAndFloodsToTheQueue) {
+  std::vector<RawMessage> one{{"sensors/a/temp", "55", clock_.WallMs()}};
+  EXPECT_FALSE(pipeline_->TryProcessNow(std::span<RawMessage>()));
+  ASSERT_EQ(queue_.Push({"sensors/b/temp", "55", clock_.WallMs()}),
+            BoundedQueue<RawMessage>::PushResult::kOk);
+  EXPECT_FALSE(pipeline_->TryProcessNow(one));  // an older message waits in the queue
+  std::vector<RawMessage> taken;
+  ASSERT_TRUE(queue_.PopBatch(taken, 10, std::chrono::milliseconds(0)));
+  std::vector<RawMessage> flood(PipelineOptions{}.max_inline_batch + 1, one[0]);
+  EXPECT_FALSE(pipeline_->TryProcessNow(flood));
+  EXPECT_TRUE(Outbox().empty());
+  EXPECT_EQ(Metric("edge_agent_messages_received_total"), 0);
+}
+
+// The MQTT thread's sink against a running pipeline thread that wakes every millisecond:
+// whichever thread runs a cycle, readings reach the rules in publish order.
+TEST_F(PipelineTest, CyclesOnEitherThreadKeepThePublishOrder) {
+  auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
+  ASSERT_TRUE(policy.ok()) << policy.error();
+  PipelineOptions options;
+  options.commit_interval_ms = 1;
+  SystemClock clock;
+  BoundedQueue<RawMessage> queue(10'000);  // nothing is dropped
+  pipeline_ = std::make_unique<Pipeline>(options, queue, rules::Engine(std::move(*policy)),
+                                         *writer_, metrics_, clock);
+  constexpr int kReadings = 800;  // Outbox() reads at most 1,000 rows
+  // Every reading crosses the threshold one way or the other: one event each.
+  const auto two_readings = [](int from) {
+    std::vector<RawMessage> batch;
+    for (int k = from; k < from + 2; ++k) {
+      batch.push_back({"sensors/a/temp",
+                       "{\"value\": " + std::string(k % 2 == 0 ? "60" : "40") +
+                           ", \"ts\": " + std::to_string(1700000000000 + k) + "}",
+                       0});
+    }
+    return batch;
+  };
+  auto first = two_readings(0);
+  ASSERT_TRUE(pipeline_->TryProcessNow(first));  // no other cycle yet
+  std::thread run([this] { pipeline_->Run(); });
+  int inline_cycles = 1;
+  int queued = 0;
+  size_t dropped = 0;
+  for (int i = 2; i < kReadings; i += 2) {
+    auto batch = two_readings(i);
+    if (pipeline_->TryProcessNow(batch)) {
+      ++inline_cycles;
+    } else {
+      ++queued;
+      dropped += queue.PushBatch(batch).dropped_oldest;
+    }
+    if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  queue.Close();
+  run.join();
+  EXPECT_EQ(dropped, 0u);
+  auto late = two_readings(kReadings);
+  EXPECT_FALSE(pipeline_->TryProcessNow(late));  // Run has made its last commits
+  EXPECT_EQ(Metric("edge_agent_readings_out_of_order_total"), 0);
+  const auto alerts = Outbox("alert");
+  ASSERT_EQ(alerts.size(), static_cast<size_t>(kReadings));
+  for (size_t n = 0; n < alerts.size(); ++n) {
+    EXPECT_EQ(alerts[n]["state"], n % 2 == 0 ? "firing" : "resolved") << n;
+    EXPECT_EQ(alerts[n]["ts_ms"], 1700000000000 + static_cast<int64_t>(n)) << n;
+  }
+  RecordProperty("inline_cycles", inline_cycles);
+  RecordProperty("queued_batches", queued);
 }
 
 TEST_F(PipelineTest, RollupsCloseWithTheIntervalAndGoToTheOutboxAtLowPriority) {

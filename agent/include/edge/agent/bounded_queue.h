@@ -85,7 +85,7 @@ class BoundedQueue {
   bool PopBatch(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {
     out.clear();
     std::unique_lock lock(mu_);
-    if (!closed_ && items_.empty()) {
+    if (!closed_ && items_.empty() && timeout.count() > 0) {
       waiting_ = true;
       cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
       waiting_ = false;
@@ -95,6 +95,15 @@ class BoundedQueue {
       items_.pop_front();
     }
     return !(closed_ && out.empty());
+  }
+
+  // Consumer: waits up to `timeout` for an item (or Close()) without taking any.
+  void WaitForItems(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(mu_);
+    if (closed_ || !items_.empty()) return;
+    waiting_ = true;
+    cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    waiting_ = false;
   }
 
   // Consumer: keeps `spent` (its items no longer needed) for PushBatch() to hand out when no
