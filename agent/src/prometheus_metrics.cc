@@ -4,6 +4,7 @@
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
@@ -34,6 +35,15 @@ class PromGauge final : public GaugeHandle {
   prometheus::Gauge& g_;
 };
 
+class PromHistogram final : public HistogramHandle {
+ public:
+  explicit PromHistogram(prometheus::Histogram& h) : h_(h) {}
+  void Observe(double v) override { h_.Observe(v); }
+
+ private:
+  prometheus::Histogram& h_;
+};
+
 std::string Key(const std::string& name, const Labels& labels) {
   std::string key = name;
   for (const auto& [k, v] : labels) key.append("\x1f").append(k).append("=").append(v);
@@ -50,6 +60,8 @@ struct PrometheusMetrics::Impl {
   std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauge_families;
   std::map<std::string, std::unique_ptr<CounterHandle>> counters;
   std::map<std::string, std::unique_ptr<GaugeHandle>> gauges;
+  std::map<std::string, prometheus::Family<prometheus::Histogram>*> histogram_families;
+  std::map<std::string, std::unique_ptr<HistogramHandle>> histograms;
 };
 
 PrometheusMetrics::PrometheusMetrics() : impl_(std::make_unique<Impl>()) {}
@@ -81,6 +93,23 @@ GaugeHandle& PrometheusMetrics::Gauge(const std::string& name, const std::string
     }
     handle = std::make_unique<PromGauge>(
         family->Add(std::map<std::string, std::string>(labels.begin(), labels.end())));
+  }
+  return *handle;
+}
+
+HistogramHandle& PrometheusMetrics::Histogram(const std::string& name, const std::string& help,
+                                              const std::vector<double>& buckets,
+                                              const Labels& labels) {
+  std::lock_guard lock(impl_->mu);
+  auto& handle = impl_->histograms[Key(name, labels)];
+  if (!handle) {
+    auto& family = impl_->histogram_families[name];
+    if (family == nullptr) {
+      family = &prometheus::BuildHistogram().Name(name).Help(help).Register(*impl_->registry);
+    }
+    handle = std::make_unique<PromHistogram>(
+        family->Add(std::map<std::string, std::string>(labels.begin(), labels.end()),
+                    prometheus::Histogram::BucketBoundaries(buckets.begin(), buckets.end())));
   }
   return *handle;
 }

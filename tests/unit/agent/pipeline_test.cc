@@ -112,6 +112,22 @@ TEST_F(PipelineTest, MalformedPayloadsAreCountedByReasonAndDoNotStopTheBatch) {
   ASSERT_EQ(Outbox().size(), 1u);  // the valid reading still fired
 }
 
+TEST_F(PipelineTest, CommitsAreTimedByKind) {
+  const auto count = [this](const std::string& kind) {
+    const std::string text = metrics_.Render();
+    const std::string key = "edge_agent_store_commit_seconds_count{kind=\"" + kind + "\"} ";
+    const size_t at = text.find(key);
+    return at == std::string::npos ? -1 : std::stoi(text.substr(at + key.size()));
+  };
+  EXPECT_EQ(count("outbox"), 0);  // exported from the start
+  EXPECT_EQ(count("readings"), 0);
+  Feed({{"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})"}});
+  EXPECT_EQ(count("outbox"), 1);
+  clock_.Advance(PipelineOptions{}.commit_interval_ms);
+  Feed({});
+  EXPECT_EQ(count("readings"), 1);
+}
+
 TEST_F(PipelineTest, ReadingsThatMatchNoRuleProduceNoRows) {
   Feed({{"other/x", "1000"}, {"sensors/a/humidity", "1000"}});
   EXPECT_TRUE(Outbox().empty());

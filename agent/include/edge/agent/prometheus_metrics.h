@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "edge/common/metrics.h"
 
@@ -19,6 +20,9 @@ class PrometheusMetrics final : public Metrics {
                          const Labels& labels = {}) override;
   GaugeHandle& Gauge(const std::string& name, const std::string& help,
                      const Labels& labels = {}) override;
+  HistogramHandle& Histogram(const std::string& name, const std::string& help,
+                             const std::vector<double>& buckets,
+                             const Labels& labels = {}) override;
 
   // Prometheus text format (version 0.0.4) of every registered metric.
   std::string Render() const;

@@ -9,6 +9,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 namespace edge {
 
@@ -29,6 +30,12 @@ class GaugeHandle {
   virtual double Value() const = 0;
 };
 
+class HistogramHandle {
+ public:
+  virtual ~HistogramHandle() = default;
+  virtual void Observe(double v) = 0;
+};
+
 class Metrics {
  public:
   virtual ~Metrics() = default;
@@ -38,6 +45,20 @@ class Metrics {
                                  const Labels& labels = {}) = 0;
   virtual GaugeHandle& Gauge(const std::string& name, const std::string& help,
                              const Labels& labels = {}) = 0;
+  // `buckets`: upper bounds, increasing (the +Inf bucket is implied); the same for every
+  // use of `name`. This default drops the observations, for implementations (test fakes)
+  // that do not keep histograms.
+  virtual HistogramHandle& Histogram(const std::string& name, const std::string& help,
+                                     const std::vector<double>& buckets,
+                                     const Labels& labels = {}) {
+    (void)name, (void)help, (void)buckets, (void)labels;
+    class Dropped final : public HistogramHandle {
+     public:
+      void Observe(double) override {}
+    };
+    static Dropped dropped;
+    return dropped;
+  }
 };
 
 }  // namespace edge
