@@ -316,6 +316,29 @@ def agent_alert_log_times(log_path, rule):
     return out
 
 
+def commit_buckets(m, kind="outbox"):
+    """{upper bound in s: cumulative count} of edge_agent_store_commit_seconds{kind}."""
+    out = {}
+    for labels, v in m.get("edge_agent_store_commit_seconds_bucket", {}).items():
+        if 'kind="%s"' % kind not in labels:
+            continue
+        le = labels.split('le="', 1)[1].split('"', 1)[0]
+        out[float("inf") if le == "+Inf" else float(le)] = v
+    return out
+
+
+def commit_summary(before, after):
+    """Outbox commits between two scrapes: how many, the share within 2 and 5 ms, and
+    the upper bound of the slowest one's bucket (ms)."""
+    d = {le: after.get(le, 0) - before.get(le, 0) for le in after}
+    n = d.get(float("inf"), 0)
+    if not n:
+        return None
+    slowest = min(le for le, c in d.items() if c >= n)
+    return {"n": n, "within_2ms": d.get(0.002, 0) / n, "within_5ms": d.get(0.005, 0) / n,
+            "slowest_le_ms": slowest * 1000}
+
+
 def active_rate(times, counts):
     """Count per second over the interval in which the count moved: from the last sample
     before it first rose to the first sample at its final value."""
@@ -531,17 +554,20 @@ class Suite:
                                         "--prefix", "bench", name="sim-%d" % sensors))
                     time.sleep(3.0)  # the load is established
                     cpu0 = bl.proc_cpu_seconds(st.agent.pid)
+                    commits0 = commit_buckets(st.metrics())
                     t0 = time.monotonic()
                     # Spread over the rest of the run but never past it.
                     interval = max(0.02, min(0.25, (duration - 5.0) / probes))
                     sent = self.probe_phase(st, client, "r%d" % sensors, probes, interval)
                     busy = (bl.proc_cpu_seconds(st.agent.pid) - cpu0) / (time.monotonic() - t0)
+                    commits = commit_summary(commits0, commit_buckets(st.metrics()))
                     sim.wait(duration + 60)
                     simsum = sim_summary(sim)
                     time.sleep(2.0)  # the last uploads
                     res = self.probe_latencies(st, client, sent)
                     res["load_rate"] = simsum["rate_achieved"]
                     res["agent_cpu_share"] = busy
+                    res["outbox_commits"] = commits
                     out[str(sensors)] = res
             finally:
                 client.close()
@@ -642,6 +668,10 @@ class Suite:
             t_up = time.monotonic()
             st.start_console()
             up_delay = time.monotonic() - t_up
+            # Probes start once the drain has: before the first acknowledged batch they would
+            # measure the wait for the uplink's next retry (up to backoff_max), not the drain.
+            bl.wait_until(lambda: st.m("edge_agent_uplink_items_total") > items0, 30, 0.02,
+                          "first batch acknowledged")
             client = bl.MqttClient(st.mqtt_port, "bench-drain-probe")
             sent = {}
             try:

@@ -221,6 +221,14 @@ def write(results, out, targets):
                     rate, _n(res["load_rate"]), 100 * res["agent_cpu_share"], hop, s["n"],
                     res["sent"], s["p50"], s["p99"], s["max"], t))
         add("")
+        for rate, res in r.items():
+            c = res.get("outbox_commits") if isinstance(res, dict) else None
+            if c:
+                add("Outbox commits while probing at %s/s (`edge_agent_store_commit_seconds`): "
+                    "%s, %.1f%% within 2 ms, %.1f%% within 5 ms, the slowest at most %g ms." % (
+                        rate, _n(c["n"]), 100 * c["within_2ms"], 100 * c["within_5ms"],
+                        c["slowest_le_ms"]))
+                add("")
         chart("latency")
     r = results.get("drain")
     if r:
