@@ -613,5 +613,46 @@ TEST(SqliteStore, ReadingIdHintsCacheTheSensorIdAndAForeignOneIsLookedUpAgain) {
   EXPECT_EQ((*b)[1].value, 4.0);
 }
 
+TEST(SqliteStore, ASensorIdPast32BitsIsStoredWithoutAnIdHint) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  {
+    auto w = StoreWriter::Open(o);
+    ASSERT_TRUE(w.ok()) << w.error();
+    ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1.0}}, 10));
+  }
+  // Ids are rowids: a database can hold any, and one past 32 bits does not fit a hint.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(o.path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO sensors(id, name) VALUES (5000000000, 'big')", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  {
+    auto w = StoreWriter::Open(o);
+    ASSERT_TRUE(w.ok()) << w.error();
+    uint64_t hint_big = 0;
+    uint64_t hint_a = 0;
+    ASSERT_TRUE((*w)->AppendReadings(
+        {{"big", 10, 1.5, &hint_big}, {"a", 11, 2.0, &hint_a}, {"big", 12, 2.5, &hint_big}}, 20));
+    EXPECT_EQ(hint_big, 0u);
+    EXPECT_NE(hint_a, 0u);
+    ASSERT_TRUE((*w)->AppendReadings({{"a", 13, 3.0, &hint_a}, {"big", 14, 3.5, &hint_big}}, 30));
+    EXPECT_EQ(*(*w)->ReadingsCount(), 6);
+  }
+  EXPECT_EQ(QueryInts(o.path, "SELECT count(*) FROM reading_journal"), std::vector<int64_t>{0});
+  EXPECT_EQ(QueryInts(o.path, "SELECT sum(n) FROM reading_blocks WHERE sensor = 5000000000"),
+            std::vector<int64_t>{3});
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  auto big = (*r)->Readings("big", 0, 100, 100);
+  auto a = (*r)->Readings("a", 0, 100, 100);
+  ASSERT_TRUE(big.ok() && a.ok());
+  ASSERT_EQ(big->size(), 3u);
+  EXPECT_EQ((*big)[2].value, 3.5);
+  ASSERT_EQ(a->size(), 3u);
+  EXPECT_EQ((*a)[2].value, 3.0);
+}
+
 }  // namespace
 }  // namespace edge::agent
