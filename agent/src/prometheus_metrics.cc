@@ -53,15 +53,36 @@ std::string Key(const std::string& name, const Labels& labels) {
 }  // namespace
 
 struct PrometheusMetrics::Impl {
+  // One kind of metric: its families by name and its handles by name and labels.
+  template <typename Prom, typename Handle>
+  struct Kind {
+    std::map<std::string, prometheus::Family<Prom>*> families;
+    std::map<std::string, std::unique_ptr<Handle>> handles;
+  };
+
+  // The handle of (name, labels), made on first use: the family by `build` (a
+  // prometheus::Build* call), the series by `add` (Family::Add with its extra arguments),
+  // wrapped in `Wrapper`.
+  template <typename Wrapper, typename Prom, typename Handle, typename Build, typename Add>
+  Handle& Get(Kind<Prom, Handle>& kind, const std::string& name, const std::string& help,
+              const Labels& labels, Build build, Add add) {
+    std::lock_guard lock(mu);
+    auto& handle = kind.handles[Key(name, labels)];
+    if (!handle) {
+      auto& family = kind.families[name];
+      if (family == nullptr) family = &build().Name(name).Help(help).Register(*registry);
+      handle = std::make_unique<Wrapper>(
+          add(*family, std::map<std::string, std::string>(labels.begin(), labels.end())));
+    }
+    return *handle;
+  }
+
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
   std::mutex mu;
   // All guarded by mu. Families and handles live as long as the registry.
-  std::map<std::string, prometheus::Family<prometheus::Counter>*> counter_families;
-  std::map<std::string, prometheus::Family<prometheus::Gauge>*> gauge_families;
-  std::map<std::string, std::unique_ptr<CounterHandle>> counters;
-  std::map<std::string, std::unique_ptr<GaugeHandle>> gauges;
-  std::map<std::string, prometheus::Family<prometheus::Histogram>*> histogram_families;
-  std::map<std::string, std::unique_ptr<HistogramHandle>> histograms;
+  Kind<prometheus::Counter, CounterHandle> counters;
+  Kind<prometheus::Gauge, GaugeHandle> gauges;
+  Kind<prometheus::Histogram, HistogramHandle> histograms;
 };
 
 PrometheusMetrics::PrometheusMetrics() : impl_(std::make_unique<Impl>()) {}
@@ -69,49 +90,27 @@ PrometheusMetrics::~PrometheusMetrics() = default;
 
 CounterHandle& PrometheusMetrics::Counter(const std::string& name, const std::string& help,
                                           const Labels& labels) {
-  std::lock_guard lock(impl_->mu);
-  auto& handle = impl_->counters[Key(name, labels)];
-  if (!handle) {
-    auto& family = impl_->counter_families[name];
-    if (family == nullptr) {
-      family = &prometheus::BuildCounter().Name(name).Help(help).Register(*impl_->registry);
-    }
-    handle = std::make_unique<PromCounter>(
-        family->Add(std::map<std::string, std::string>(labels.begin(), labels.end())));
-  }
-  return *handle;
+  return impl_->Get<PromCounter>(
+      impl_->counters, name, help, labels, [] { return prometheus::BuildCounter(); },
+      [](auto& family, const auto& l) -> auto& { return family.Add(l); });
 }
 
 GaugeHandle& PrometheusMetrics::Gauge(const std::string& name, const std::string& help,
                                       const Labels& labels) {
-  std::lock_guard lock(impl_->mu);
-  auto& handle = impl_->gauges[Key(name, labels)];
-  if (!handle) {
-    auto& family = impl_->gauge_families[name];
-    if (family == nullptr) {
-      family = &prometheus::BuildGauge().Name(name).Help(help).Register(*impl_->registry);
-    }
-    handle = std::make_unique<PromGauge>(
-        family->Add(std::map<std::string, std::string>(labels.begin(), labels.end())));
-  }
-  return *handle;
+  return impl_->Get<PromGauge>(
+      impl_->gauges, name, help, labels, [] { return prometheus::BuildGauge(); },
+      [](auto& family, const auto& l) -> auto& { return family.Add(l); });
 }
 
 HistogramHandle& PrometheusMetrics::Histogram(const std::string& name, const std::string& help,
                                               const std::vector<double>& buckets,
                                               const Labels& labels) {
-  std::lock_guard lock(impl_->mu);
-  auto& handle = impl_->histograms[Key(name, labels)];
-  if (!handle) {
-    auto& family = impl_->histogram_families[name];
-    if (family == nullptr) {
-      family = &prometheus::BuildHistogram().Name(name).Help(help).Register(*impl_->registry);
-    }
-    handle = std::make_unique<PromHistogram>(
-        family->Add(std::map<std::string, std::string>(labels.begin(), labels.end()),
-                    prometheus::Histogram::BucketBoundaries(buckets.begin(), buckets.end())));
-  }
-  return *handle;
+  return impl_->Get<PromHistogram>(
+      impl_->histograms, name, help, labels, [] { return prometheus::BuildHistogram(); },
+      [&buckets](auto& family, const auto& l) -> auto& {
+        return family.Add(l,
+                          prometheus::Histogram::BucketBoundaries(buckets.begin(), buckets.end()));
+      });
 }
 
 std::string PrometheusMetrics::Render() const {
