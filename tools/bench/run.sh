@@ -4,10 +4,11 @@
 # edge-agent and edge-console processes, and writes bench-report/report.md with charts.
 #
 # Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro]
-#                           [--no-build] [--build-dir DIR] [--out DIR]
+#                           [--no-build] [--build-dir DIR] [--out DIR] [--cost-seconds N]
 #   --smoke     tiny durations (under 2 minutes): checks that every scenario runs and
 #               reports figures, not that targets are met
 #   --no-build  use the binaries already in the build directory
+#   --cost-seconds N  length of the cost scenario (default 120; 660 for the steady state)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
