@@ -36,6 +36,10 @@ constexpr char kCommitHelp[] =
 // 0.25 ms to 1 s: an outbox commit on a quiet disk takes 1-4 ms.
 const std::vector<double> kCommitBuckets{0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075,
                                          0.01,    0.025,  0.05,  0.1,   0.25,  1.0};
+// What the pipeline keeps in the engine's words per sensor (ReadingVerdict::caller_words).
+constexpr size_t kRollupSlotWord = 0;  // window << 32 | index in rollups_
+constexpr size_t kStoreIdWord = 1;     // StoreWriter::NewReading::id_hint
+static_assert(kStoreIdWord < rules::kCallerWords);
 // Message buffers up to this capacity go back to the ingest queue for reuse.
 constexpr size_t kMaxRecycledBytes = 512;
 double SecondsSince(std::chrono::steady_clock::time_point start) {
@@ -206,16 +210,15 @@ bool Pipeline::TryProcessNow(std::span<RawMessage> messages) {
 }
 
 void Pipeline::RunCycle(std::span<RawMessage> batch) {
-  const auto start = std::chrono::steady_clock::now();
+  const int64_t start_ms = clock_.MonotonicMs();
   try {
     ProcessBatch(batch);
   } catch (const std::exception& e) {
     // Nothing in here should throw; if it does, keep the thread alive and say so.
     spdlog::error("pipeline cycle failed: {}", e.what());
   }
-  last_cycle_quick_.store(
-      std::chrono::steady_clock::now() - start < std::chrono::milliseconds(kMaxInlineCycleMs),
-      std::memory_order_relaxed);
+  last_cycle_quick_.store(clock_.MonotonicMs() - start_ms < kMaxInlineCycleMs,
+                          std::memory_order_relaxed);
 }
 
 void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
@@ -246,7 +249,8 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
         counters_->readings_backlog.Inc();
         continue;
       }
-      pending_readings_.push_back({*verdict.sensor, r.ts_ms, r.value, &verdict.caller_words[1]});
+      pending_readings_.push_back(
+          {*verdict.sensor, r.ts_ms, r.value, &verdict.caller_words[kStoreIdWord]});
     }
   }
   if (!batch.empty()) {
@@ -286,7 +290,7 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
 
 void Pipeline::AddToRollup(const rules::ReadingVerdict& verdict, double value) {
   if (options_.rollup_interval_ms <= 0) return;
-  uint64_t& slot = verdict.caller_words[0];
+  uint64_t& slot = verdict.caller_words[kRollupSlotWord];
   RollupAcc* a = nullptr;
   if (slot >> 32 == window_) {
     a = &rollups_[static_cast<uint32_t>(slot)].acc;

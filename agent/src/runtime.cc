@@ -2,7 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -300,16 +299,12 @@ int RunAgent(const Config& config) {
   // The native client skips (and counts) packets that cannot hold a payload of
   // max_payload_bytes: the longest topic (2 + 65535 bytes) and a packet id fit.
   ingest_options.max_packet_bytes = config.mqtt.max_payload_bytes + 65'539;
+  // Set once the pipeline exists, before the network and ingest threads start.
+  Pipeline* pipeline_ptr = nullptr;
   // A small batch is processed on the MQTT thread when the pipeline is idle
-  // (Pipeline::TryProcessNow); the rest is queued for the pipeline thread. Set once the
-  // pipeline exists, before ingest starts.
-  std::atomic<Pipeline*> inline_pipeline{nullptr};
-  MessageSink ingest_sink = [&queue, &queue_drops,
-                             &inline_pipeline](std::span<RawMessage> messages) {
-    if (Pipeline* p = inline_pipeline.load(std::memory_order_acquire);
-        p != nullptr && p->TryProcessNow(messages)) {
-      return;
-    }
+  // (Pipeline::TryProcessNow); the rest is queued for the pipeline thread.
+  MessageSink ingest_sink = [&queue, &queue_drops, &pipeline_ptr](std::span<RawMessage> messages) {
+    if (pipeline_ptr != nullptr && pipeline_ptr->TryProcessNow(messages)) return;
     const auto pushed = queue.PushBatch(messages);
     if (pushed.dropped_oldest > 0) queue_drops.Inc(static_cast<double>(pushed.dropped_oldest));
   };
@@ -378,7 +373,6 @@ int RunAgent(const Config& config) {
   Ingest* ingest_ptr = ingest.get();
   StoreReader& store_reader = **reader;
   StoreGauges store_gauges(metrics);
-  const Pipeline* pipeline_ptr = nullptr;  // set before the network thread starts
   auto server = StartHttpServer(
       io, http_options,
       [&metrics, &queue, &queue_depth, ingest_ptr, uplink_ptr, &store_reader, &store_gauges,
@@ -423,7 +417,6 @@ int RunAgent(const Config& config) {
                       if (uplink_ptr != nullptr) uplink_ptr->Notify();
                     });
   pipeline_ptr = &pipeline;
-  inline_pipeline.store(&pipeline, std::memory_order_release);
 
   // Hot reload of the local policy file: polled on the network thread, swapped in by the
   // pipeline thread between batches.

@@ -997,6 +997,13 @@ Status StoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_
   const int64_t b = sqlite3_column_int64(sum, 1);
   sqlite3_reset(sum);
   if (n == 0 && b == 0) return Status::Ok();
+  return RemoveBlocksBefore(before, n, b, readings, bytes);
+}
+
+// Inside a transaction: deletes the blocks before seq `before`, which hold `n` readings
+// and `b` bytes, and adds those to the totals.
+Status StoreWriter::RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int64_t* readings,
+                                       int64_t* bytes) {
   sqlite3_stmt* del = stmts_->delete_blocks_before.fresh();
   sqlite3_bind_int64(del, 1, before);
   if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
@@ -1027,14 +1034,7 @@ Status StoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t*
     return Status::Error(Describe(db_, rc, "oldest readings blocks"));
   }
   if (last < 0) return Status::Ok();
-  sqlite3_stmt* del = stmts_->delete_blocks_before.fresh();
-  sqlite3_bind_int64(del, 1, last + 1);
-  if (rc = sqlite3_step(del); rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "prune readings"));
-  }
-  *removed += n;
-  *bytes_removed += b;
-  return Status::Ok();
+  return RemoveBlocksBefore(last + 1, n, b, removed, bytes_removed);
 }
 
 Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,

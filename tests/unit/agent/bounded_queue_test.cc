@@ -104,6 +104,21 @@ TEST(BoundedQueue, CloseWakesAWaitingConsumer) {
   EXPECT_FALSE(result);
 }
 
+TEST(BoundedQueue, WaitForItemsWakesOnAPushAndLeavesTheItem) {
+  BoundedQueue<int> q(10);
+  std::thread consumer([&] { q.WaitForItems(60s); });
+  std::this_thread::sleep_for(1ms);
+  (void)q.Push(7);
+  consumer.join();  // would hang for a minute if the push did not wake it
+  EXPECT_EQ(q.size(), 1u);
+  q.WaitForItems(60s);  // an item is there: returns at once
+  std::vector<int> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, std::vector<int>{7});
+  q.Close();
+  q.WaitForItems(60s);  // closed: returns at once
+}
+
 TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   // The producer signals only a sleeping consumer: every round here must still wake it,
   // whether the item comes before or after the consumer starts waiting. A missed wake-up

@@ -331,11 +331,46 @@ TEST_F(PipelineTest, ARefusedReadingsCommitDropsThemAndMarksTheStoreUnwritable) 
   p.ProcessBatch(batch);
   EXPECT_FALSE(p.store_writable());
   EXPECT_EQ(Metric("edge_agent_readings_dropped_total", {{"reason", "store_error"}}), 5000);
+  std::vector<RawMessage> one{{"other/s2", "3", 1000}};
+  EXPECT_FALSE(p.TryProcessNow(one));  // while the store refuses writes, reads are queued
   batch = {{"other/s1", "2", 1000}};
   clock_.Advance(100);
   p.ProcessBatch(batch);
   EXPECT_TRUE(p.store_writable());
   EXPECT_EQ(Metric("edge_agent_readings_stored_total"), 1);
+  EXPECT_TRUE(p.TryProcessNow(one));
+}
+
+TEST_F(PipelineTest, AfterASlowCycleReadsAreQueuedUntilACycleIsQuickAgain) {
+  auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
+  ASSERT_TRUE(policy.ok()) << policy.error();
+  PipelineOptions options;
+  options.commit_interval_ms = 1;
+  bool slow = true;  // each commit takes kMaxInlineCycleMs of the pipeline's clock
+  pipeline_ = std::make_unique<Pipeline>(options, queue_, rules::Engine(std::move(*policy)),
+                                         *writer_, metrics_, clock_, [this, &slow] {
+                                           if (slow) clock_.Advance(Pipeline::kMaxInlineCycleMs);
+                                         });
+  std::vector<RawMessage> fire{{"sensors/a/temp", "60", clock_.WallMs()}};
+  ASSERT_TRUE(pipeline_->TryProcessNow(fire));
+  EXPECT_EQ(Outbox("alert").size(), 1u);
+  std::vector<RawMessage> resolve{{"sensors/a/temp", "40", clock_.WallMs()}};
+  EXPECT_FALSE(pipeline_->TryProcessNow(resolve));  // the last cycle was slow
+  EXPECT_EQ(Outbox("alert").size(), 1u);
+
+  // The pipeline thread's next cycle (an empty one, every commit_interval) is quick.
+  slow = false;
+  std::thread run([this] { pipeline_->Run(); });
+  bool resumed = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!resumed && std::chrono::steady_clock::now() < deadline) {
+    resumed = pipeline_->TryProcessNow(resolve);
+    if (!resumed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  queue_.Close();
+  run.join();
+  EXPECT_TRUE(resumed);
+  EXPECT_EQ(Outbox("alert").size(), 2u);
 }
 
 TEST_F(PipelineTest, EvictedAlertsAreCountedByKind) {

@@ -463,6 +463,20 @@ std::vector<int64_t> QueryInts(const std::string& path, const char* sql) {
   return out;
 }
 
+// The values of `sensor`'s readings (ts 0 to 100), oldest first, read by a StoreReader.
+std::vector<double> ReadValues(const StoreOptions& o, const std::string& sensor) {
+  std::vector<double> values;
+  auto r = StoreReader::Open(o);
+  EXPECT_TRUE(r.ok());
+  if (!r.ok()) return values;
+  auto got = (*r)->Readings(sensor, 0, 100, 100);
+  EXPECT_TRUE(got.ok());
+  if (got.ok()) {
+    for (const StoredReading& x : *got) values.push_back(x.value);
+  }
+  return values;
+}
+
 // Copies the database and its write-ahead log as they are now: what a process killed at
 // this point leaves behind.
 void CopyAsCrashed(const std::string& from, const std::string& to) {
@@ -602,15 +616,8 @@ TEST(SqliteStore, ReadingIdHintsCacheTheSensorIdAndAForeignOneIsLookedUpAgain) {
   ASSERT_TRUE((*w)->AppendReadings({{"a", 2, 3.0, &hint_a}, {"b", 2, 4.0, &foreign}}, 20));
   EXPECT_EQ(foreign, hint_b);  // looked up by name, then cached
   w->reset();
-  auto r = StoreReader::Open(o);
-  ASSERT_TRUE(r.ok());
-  auto a = (*r)->Readings("a", 0, 100, 100);
-  auto b = (*r)->Readings("b", 0, 100, 100);
-  ASSERT_TRUE(a.ok() && b.ok());
-  ASSERT_EQ(a->size(), 2u);
-  ASSERT_EQ(b->size(), 2u);
-  EXPECT_EQ((*a)[1].value, 3.0);
-  EXPECT_EQ((*b)[1].value, 4.0);
+  EXPECT_EQ(ReadValues(o, "a"), (std::vector<double>{1.0, 3.0}));
+  EXPECT_EQ(ReadValues(o, "b"), (std::vector<double>{2.0, 4.0}));
 }
 
 TEST(SqliteStore, ASensorIdPast32BitsIsStoredWithoutAnIdHint) {
@@ -643,15 +650,8 @@ TEST(SqliteStore, ASensorIdPast32BitsIsStoredWithoutAnIdHint) {
   EXPECT_EQ(QueryInts(o.path, "SELECT count(*) FROM reading_journal"), std::vector<int64_t>{0});
   EXPECT_EQ(QueryInts(o.path, "SELECT sum(n) FROM reading_blocks WHERE sensor = 5000000000"),
             std::vector<int64_t>{3});
-  auto r = StoreReader::Open(o);
-  ASSERT_TRUE(r.ok());
-  auto big = (*r)->Readings("big", 0, 100, 100);
-  auto a = (*r)->Readings("a", 0, 100, 100);
-  ASSERT_TRUE(big.ok() && a.ok());
-  ASSERT_EQ(big->size(), 3u);
-  EXPECT_EQ((*big)[2].value, 3.5);
-  ASSERT_EQ(a->size(), 3u);
-  EXPECT_EQ((*a)[2].value, 3.0);
+  EXPECT_EQ(ReadValues(o, "big"), (std::vector<double>{1.5, 2.5, 3.5}));
+  EXPECT_EQ(ReadValues(o, "a"), (std::vector<double>{1.0, 2.0, 3.0}));
 }
 
 }  // namespace

@@ -85,11 +85,7 @@ class BoundedQueue {
   bool PopBatch(std::vector<T>& out, size_t max, std::chrono::milliseconds timeout) {
     out.clear();
     std::unique_lock lock(mu_);
-    if (!closed_ && items_.empty() && timeout.count() > 0) {
-      waiting_ = true;
-      cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
-      waiting_ = false;
-    }
+    WaitLocked(lock, timeout);
     while (!items_.empty() && out.size() < max) {
       out.push_back(std::move(items_.front()));
       items_.pop_front();
@@ -100,10 +96,7 @@ class BoundedQueue {
   // Consumer: waits up to `timeout` for an item (or Close()) without taking any.
   void WaitForItems(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    if (closed_ || !items_.empty()) return;
-    waiting_ = true;
-    cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
-    waiting_ = false;
+    WaitLocked(lock, timeout);
   }
 
   // Consumer: keeps `spent` (its items no longer needed) for PushBatch() to hand out when no
@@ -131,6 +124,14 @@ class BoundedQueue {
   size_t capacity() const { return capacity_; }
 
  private:
+  // With mu_ held: waits up to `timeout` (none when 0) until an item or Close() comes.
+  void WaitLocked(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds timeout) {
+    if (closed_ || !items_.empty() || timeout.count() <= 0) return;
+    waiting_ = true;
+    cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
+    waiting_ = false;
+  }
+
   const size_t capacity_;
   mutable std::mutex mu_;
   std::condition_variable cv_;

@@ -87,9 +87,10 @@ class Pipeline {
   // Runs one cycle over `messages` on the calling thread (the MQTT thread) when that keeps
   // the order of messages and costs no hand-off: there are at most max_inline_batch of
   // them, no other cycle is running, the queue is empty, the last cycle was quick (under
-  // kMaxInlineCycleMs) and the store accepts writes, and Run has not finished. Returns
-  // false, having done nothing, otherwise; the caller then queues them. Leaves the
-  // messages as they were (their buffers stay with the caller). Thread-safe.
+  // kMaxInlineCycleMs of the pipeline's Clock) and the store accepts writes, and Run has
+  // not finished. Returns false, having done nothing, otherwise; the caller then queues
+  // them. Leaves the messages as they were (their buffers stay with the caller).
+  // Thread-safe.
   //
   // At a steady trickle (10,000 readings/s arrive ~10 per read) this spares the pipeline
   // thread a wake-up per read; it sleeps until the queue has work or commit_interval_ms
@@ -153,13 +154,13 @@ class Pipeline {
   std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
   std::deque<ClosedRollup> rollup_rows_;        // closed rollups waiting for a commit
   std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
-  // Numbers the open window; a sensor's rollup slot (its engine caller_words[0]) is
+  // Numbers the open window; a sensor's rollup slot (an engine caller word) is
   // window << 32 | index in rollups_, and a slot of an earlier window is empty.
   uint64_t window_ = 1;
   int64_t window_start_wall_ = 0;
   int64_t window_start_mono_ = 0;
   // Waiting for the next readings commit; the names are the engine's (ReadingVerdict::sensor)
-  // and the id hints its caller_words[1].
+  // and the id hints its caller words.
   std::vector<StoreWriter::NewReading> pending_readings_;
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};

@@ -247,6 +247,8 @@ class StoreWriter {
   Status FlushOpenBlocks();
   Status TrimJournal(int64_t* bytes_removed);
   Status DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes);
+  Status RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int64_t* readings,
+                            int64_t* bytes);
   Status DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
                             int64_t* bytes_removed);
   void RestartWal();
