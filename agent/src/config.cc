@@ -403,7 +403,7 @@ const std::vector<Field>& Fields() {
          return Status::Ok();
        },
        false},
-      {{"mqtt.read_pause", "EDGE_AGENT_MQTT_READ_PAUSE", "1ms",
+      {{"mqtt.read_pause", "EDGE_AGENT_MQTT_READ_PAUSE", "2ms",
         "Native client: pause after a small socket read, 0 to 50ms; longer costs less CPU "
         "per message and adds up to this much latency."},
        [](Config& c, std::string_view v) {

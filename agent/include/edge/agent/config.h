@@ -40,7 +40,7 @@ struct MqttConfig {
   std::string ca_file;                   // PEM CA bundle for ssl://; empty: system CAs
   size_t max_payload_bytes = 65536;      // larger messages are rejected (too_large)
   int64_t keepalive_ms = 30000;          // whole seconds, 1s..65535s
-  int64_t read_pause_ms = 1;             // native client: pause after a small read, 0..50 ms
+  int64_t read_pause_ms = 2;             // native client: pause after a small read, 0..50 ms
 };
 
 struct StoreConfig {

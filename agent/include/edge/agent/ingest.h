@@ -54,7 +54,7 @@ struct IngestOptions {
   // Native client only: after a read of under 16 KiB the next read waits this long, so that
   // a trickle of messages arrives many per read (fewer wake-ups and system calls); a
   // message waits at most this long more. 0: no pause.
-  int64_t read_pause_ms = 1;
+  int64_t read_pause_ms = 2;
 };
 
 // The connection metrics both clients export: edge_agent_mqtt_connected (gauge) and
