@@ -12,7 +12,9 @@
 #include <cstring>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
+#include <queue>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -217,6 +219,18 @@ Status Exec(sqlite3* db, const char* sql, int* rc_out = nullptr) {
     return Status::Error(msg);
   }
   return Status::Ok();
+}
+
+// Runs a prepared statement that returns nothing, as Exec runs SQL text but without
+// parsing it again: the transaction statements of every append.
+Status Run(sqlite3* db, Stmt& stmt, int* rc_out = nullptr) {
+  sqlite3_stmt* s = stmt.get();
+  int rc = sqlite3_step(s);
+  while (rc == SQLITE_ROW) rc = sqlite3_step(s);
+  Status result = rc == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db));
+  sqlite3_reset(s);
+  if (rc_out != nullptr) *rc_out = rc == SQLITE_DONE ? SQLITE_OK : rc;
+  return result;
 }
 
 std::string NewEpoch() {
@@ -494,14 +508,35 @@ struct StoreWriter::Statements {
         sum_blocks_before(
             db, "SELECT total(n), total(length(data) + 48) FROM reading_blocks WHERE seq < ?"),
         delete_blocks_before(db, "DELETE FROM reading_blocks WHERE seq < ?"),
-        add_counter(db, "UPDATE counters SET value = value + ? WHERE name = ?") {}
+        add_counter(db, "UPDATE counters SET value = value + ? WHERE name = ?"),
+        sync_normal(db, "PRAGMA synchronous=NORMAL"),
+        sync_full(db, "PRAGMA synchronous=FULL"),
+        begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT") {}
 
   bool ok() const {
-    for (const Stmt* s :
-         {&insert_outbox, &insert_journal, &insert_block, &mark_flushed, &delete_journal,
-          &delete_all_journal, &insert_sensor, &select_sensor, &outbox_bytes, &select_evictable,
-          &delete_outbox, &count_evicted, &count_inserted, &first_kept, &oldest_blocks,
-          &sum_blocks_before, &delete_blocks_before, &add_counter}) {
+    for (const Stmt* s : {&insert_outbox,
+                          &insert_journal,
+                          &insert_block,
+                          &mark_flushed,
+                          &delete_journal,
+                          &delete_all_journal,
+                          &insert_sensor,
+                          &select_sensor,
+                          &outbox_bytes,
+                          &select_evictable,
+                          &delete_outbox,
+                          &count_evicted,
+                          &count_inserted,
+                          &first_kept,
+                          &oldest_blocks,
+                          &sum_blocks_before,
+                          &delete_blocks_before,
+                          &add_counter,
+                          &sync_normal,
+                          &sync_full,
+                          &begin,
+                          &commit}) {
       if (!s->ok()) return false;
     }
     return true;
@@ -525,6 +560,11 @@ struct StoreWriter::Statements {
   Stmt sum_blocks_before;
   Stmt delete_blocks_before;
   Stmt add_counter;
+  // The statements every append runs, prepared once (see Run).
+  Stmt sync_normal;
+  Stmt sync_full;
+  Stmt begin;
+  Stmt commit;
 };
 
 StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
@@ -706,9 +746,8 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
   Evictions& ev = evicted != nullptr ? *evicted : local;
   ev.by_kind.clear();
   if (seqs_out != nullptr) seqs_out->clear();
-  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
-  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s)
-    return Fail(Status::Error("begin: " + s.message()));
+  if (Status s = Run(db_, stmts_->sync_full); !s) return Fail(s);
+  if (Status s = Run(db_, stmts_->begin); !s) return Fail(Status::Error("begin: " + s.message()));
   auto fail = [&](int rc, std::string_view what) {
     Status s = Fail(Status::Error(Describe(db_, rc, what)));
     if (seqs_out != nullptr) seqs_out->clear();
@@ -760,7 +799,7 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "count outbox");
   }
   int rc = SQLITE_OK;
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit");
+  if (Status s = Run(db_, stmts_->commit, &rc); !s) return fail(rc, "commit");
   last_error_full_ = false;
   return Status::Ok();
 }
@@ -846,6 +885,12 @@ struct StoreWriter::OpenBlocks {
     int64_t deadline_ms = 0;  // steady clock
   };
   std::unordered_map<int64_t, Block> by_sensor;
+  // (deadline, sensor) of every block opened, soonest first, so that finding the blocks
+  // past their age looks at those only, not at every open block. An entry whose block was
+  // written early (full) stays until its deadline and is then skipped.
+  std::priority_queue<std::pair<int64_t, int64_t>, std::vector<std::pair<int64_t, int64_t>>,
+                      std::greater<>>
+      by_deadline;
   std::map<int64_t, int64_t> by_first_journal;      // journal seq -> open blocks from it
   std::deque<std::pair<int64_t, int64_t>> journal;  // (seq, logical bytes) of journal rows
   int64_t bytes = 0;                                // encoded bytes held
@@ -854,6 +899,7 @@ struct StoreWriter::OpenBlocks {
 
   void Clear() {
     by_sensor.clear();
+    by_deadline = {};
     by_first_journal.clear();
     journal.clear();
     bytes = 0;
@@ -928,6 +974,15 @@ int64_t StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_
   if (b.b.n == 0) {
     b.first_journal = journal;
     b.deadline_ms = now_steady_ms + BlockAgeMs(sensor);
+    ob.by_deadline.emplace(b.deadline_ms, sensor);
+    // Sensors that fill blocks fast leave entries of written blocks behind; past twice the
+    // open blocks, the queue is rebuilt from the open blocks.
+    if (ob.by_deadline.size() > 2 * ob.by_sensor.size() + 1024) {
+      std::vector<std::pair<int64_t, int64_t>> live;
+      live.reserve(ob.by_sensor.size());
+      for (const auto& [id, open] : ob.by_sensor) live.emplace_back(open.deadline_ms, id);
+      ob.by_deadline = decltype(ob.by_deadline)(std::greater<>(), std::move(live));
+    }
     ++ob.by_first_journal[journal];
   }
   const size_t before = b.b.data.size();
@@ -1067,9 +1122,8 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
   // committed; a power loss may). The checkpoint thread syncs the log every
   // kCheckpointIntervalMs, which bounds what a power loss takes.
-  if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) return Fail(s);
-  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s)
-    return Fail(Status::Error("begin: " + s.message()));
+  if (Status s = Run(db_, stmts_->sync_normal); !s) return Fail(s);
+  if (Status s = Run(db_, stmts_->begin); !s) return Fail(Status::Error("begin: " + s.message()));
   // On failure the transaction rolls back and the open blocks are rebuilt from what the
   // database still holds.
   auto fail = [&](Status st) {
@@ -1121,8 +1175,15 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   if (now >= ob.next_due_check_ms) {
     ob.next_due_check_ms = now + std::min<int64_t>(1000, options_.reading_block_max_age_ms / 8);
     due_buf_.clear();
-    for (const auto& [sensor, b] : ob.by_sensor) {
-      if (b.deadline_ms <= now) due_buf_.push_back(sensor);
+    while (!ob.by_deadline.empty() && ob.by_deadline.top().first <= now) {
+      const int64_t sensor = ob.by_deadline.top().second;
+      ob.by_deadline.pop();
+      // Its block may have been written (full) and a newer one opened since: that one has
+      // its own entry, and is due only if its own deadline has passed too.
+      if (auto it = ob.by_sensor.find(sensor);
+          it != ob.by_sensor.end() && it->second.deadline_ms <= now) {
+        due_buf_.push_back(sensor);
+      }
     }
     for (int64_t sensor : due_buf_) {
       if (Status s = FlushBlock(sensor, &written); !s) return fail(s);
@@ -1187,7 +1248,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     }
   }
   int rc = SQLITE_OK;
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) {
+  if (Status s = Run(db_, stmts_->commit, &rc); !s) {
     return fail(Status::Error(Describe(db_, rc, "commit readings")));
   }
   readings_rows_ += rows_delta;

@@ -1,5 +1,6 @@
 #include "edge/cloudsync/batch_codec.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 #include <unordered_set>
@@ -10,6 +11,17 @@ namespace {
 
 // A JSON string literal of `text`; invalid UTF-8 is replaced, never thrown on.
 void AppendJsonString(std::string& out, std::string_view text) {
+  // Ids and kinds are printable ASCII: quoted as they are, without a JSON value's
+  // allocations. Anything else goes through the library's escaping.
+  const bool plain = std::all_of(text.begin(), text.end(), [](char c) {
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+  });
+  if (plain) {
+    out += '"';
+    out.append(text);
+    out += '"';
+    return;
+  }
   out += nlohmann::json(std::string(text))
              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }

@@ -554,6 +554,27 @@ TEST(SqliteStore, BlocksOlderThanTheirAgeAreWrittenAndTheJournalTrimmed) {
             (std::vector<int64_t>{1, 2}));
 }
 
+TEST(SqliteStore, ABlockReopenedAfterAFullOneIsStillWrittenAtItsAge) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.reading_block_max_readings = 2;
+  o.reading_block_max_age_ms = 2;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  // The first block of a is full at once and written; the second one is opened right after
+  // (the first one's deadline entry is left behind) and is due 1 or 2 ms later.
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1}, {"a", 2, 2}}, 100));
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 3, 3}}, 100));
+  EXPECT_EQ(QueryInts(o.path, "SELECT count(*) FROM reading_blocks"), (std::vector<int64_t>{1}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE((*w)->AppendReadings({{"c", 4, 4}}, 100));
+  EXPECT_EQ(QueryInts(o.path,
+                      "SELECT (SELECT count(*) FROM reading_journal), "
+                      "(SELECT count(*) FROM reading_blocks), "
+                      "(SELECT total(n) FROM reading_blocks)"),
+            (std::vector<int64_t>{1, 2, 3}));
+}
+
 TEST(RecordId, JoinsNodeEpochAndSequence) {
   EXPECT_EQ(RecordId("node-1", "00ff", 17), "node-1:00ff:17");
 }

@@ -56,6 +56,18 @@ TEST(EncodeBatchBody, InvalidUtf8IsReplacedNotThrown) {
   EXPECT_FALSE(doc.is_discarded());
 }
 
+TEST(EncodeBatchBody, StringsNeedingEscapesRoundTrip) {
+  OutboxItem item = Item(1, "{}");
+  item.id = "id \"quoted\" back\\slash\ttab";
+  item.kind = "caf\xc3\xa9";  // UTF-8, outside printable ASCII
+  const EncodedBatch batch = EncodeBatchBody("node\n1", 5, {item});
+  const auto doc = nlohmann::json::parse(batch.body, nullptr, false);
+  ASSERT_FALSE(doc.is_discarded()) << batch.body;
+  EXPECT_EQ(doc["node"], "node\n1");
+  EXPECT_EQ(doc["items"][0]["id"], item.id);
+  EXPECT_EQ(doc["items"][0]["kind"], item.kind);
+}
+
 TEST(EncodeBatchBody, PayloadsAreEmbeddedAsStoredAndAnythingElseIsAString) {
   const EncodedBatch batch = EncodeBatchBody("node-1", 5,
                                              {Item(1, " {\"a\": [1, 2.50, \"x\"]}\n"), Item(2, "7"),
