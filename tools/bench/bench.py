@@ -537,7 +537,7 @@ class Suite:
         """Publish -> alert committed to the outbox -> alert stored at the console, at
         1k and 10k readings/s of background load; the broker hop as the baseline."""
         duration = 8 if self.smoke else 40
-        probes = 15 if self.smoke else 150
+        probes = 15 if self.smoke else 400
         st = Stack(self, "latency")
         out = {}
         try:
