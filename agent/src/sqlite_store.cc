@@ -1,4 +1,5 @@
 // The only file that includes sqlite3.h.
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -576,8 +577,10 @@ StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
 
 // Runs PASSIVE checkpoints on a connection of its own, every kCheckpointIntervalMs. A
 // passive checkpoint never takes the write lock: writers go on while it copies the log into
-// the database. It syncs the log before copying, which is what makes the readings' NORMAL
-// commits durable within about one interval, and the database after.
+// the database. It syncs the log before copying, and the database after. Between
+// checkpoints it syncs the log when asked (after each readings commit), which makes the
+// readings' NORMAL commits durable within one sync, and leaves an alert's FULL commit only
+// its own pages to write.
 class StoreWriter::Checkpointer {
  public:
   static std::unique_ptr<Checkpointer> Start(const StoreOptions& options) {
@@ -594,7 +597,18 @@ class StoreWriter::Checkpointer {
       sqlite3_close(db);
       return nullptr;
     }
-    return std::unique_ptr<Checkpointer>(new Checkpointer(db));
+    return std::unique_ptr<Checkpointer>(new Checkpointer(db, options.path + "-wal"));
+  }
+
+  // Asks for the log to be synced now, on this thread: what a NORMAL commit left in the
+  // page cache is then on disk before the next FULL commit (an alert's) would have to sync
+  // it itself.
+  void SyncLogSoon() {
+    {
+      std::lock_guard lock(mu_);
+      sync_log_ = true;
+    }
+    cv_.notify_one();
   }
 
   ~Checkpointer() {
@@ -604,17 +618,35 @@ class StoreWriter::Checkpointer {
     }
     cv_.notify_all();
     thread_.join();
+    if (wal_fd_ >= 0) ::close(wal_fd_);
     sqlite3_close(db_);
   }
 
  private:
-  explicit Checkpointer(sqlite3* db) : db_(db), thread_([this] { Run(); }) {}
+  Checkpointer(sqlite3* db, std::string wal_path)
+      : db_(db), wal_path_(std::move(wal_path)), thread_([this] { Run(); }) {}
+
+  void SyncLog() {
+    if (wal_fd_ < 0) wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (wal_fd_ >= 0) (void)::fdatasync(wal_fd_);
+  }
 
   void Run() {
     bool failing = false;
     std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(kCheckpointIntervalMs),
-                         [this] { return stop_; })) {
+    auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckpointIntervalMs);
+    while (true) {
+      cv_.wait_until(lock, next, [this] { return stop_ || sync_log_; });
+      if (stop_) break;
+      if (sync_log_ && std::chrono::steady_clock::now() < next) {
+        sync_log_ = false;
+        lock.unlock();
+        SyncLog();
+        lock.lock();
+        continue;
+      }
+      sync_log_ = false;
+      next = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckpointIntervalMs);
       lock.unlock();
       const int rc =
           sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
@@ -629,10 +661,13 @@ class StoreWriter::Checkpointer {
   }
 
   sqlite3* db_;
+  std::string wal_path_;
+  int wal_fd_ = -1;  // the log, opened at the first SyncLog
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;   // guarded by mu_
-  std::thread thread_;  // last: starts after everything it uses
+  bool stop_ = false;      // guarded by mu_
+  bool sync_log_ = false;  // guarded by mu_
+  std::thread thread_;     // last: starts after everything it uses
 };
 
 StoreWriter::~StoreWriter() {
@@ -1251,6 +1286,9 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   if (Status s = Run(db_, stmts_->commit, &rc); !s) {
     return fail(Status::Error(Describe(db_, rc, "commit readings")));
   }
+  // The log is synced in the background now, rather than by the next alert's commit, which
+  // would otherwise have to write this commit's pages before its own.
+  if (checkpointer_) checkpointer_->SyncLogSoon();
   readings_rows_ += rows_delta;
   readings_bytes_ += bytes_delta;
   if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {

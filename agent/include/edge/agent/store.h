@@ -184,9 +184,9 @@ class StoreWriter {
   // One group commit of readings into the ring, with a cheaper durability than Append:
   // synchronous=NORMAL (survives a process crash as soon as this returns; a power loss can
   // take back what was committed since the last fsync). The writer's checkpoint thread
-  // syncs the log every kCheckpointIntervalMs, so that window stays bounded without an
-  // fsync on the caller's thread. The readings go into one journal row and into each
-  // sensor's open block; blocks that are full or old enough are written (the "Readings
+  // syncs the log right after, and checkpoints every kCheckpointIntervalMs, so that window
+  // stays short without an fsync on the caller's thread. The readings go into one journal row and
+  // into each sensor's open block; blocks that are full or old enough are written (the "Readings
   // ring" comment in sqlite_store.cc). In the same transaction the ring is pruned, whole
   // blocks at a time, by retention (arrival order, `now_ms` wall time) and by its byte
   // share; `pruned` (optional) receives the readings removed. On SQLITE_FULL the
