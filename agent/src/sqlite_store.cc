@@ -1155,8 +1155,8 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     if (Status s = LoadOpenBlocks(); !s) return Fail(s);
   }
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
-  // committed; a power loss may). The checkpoint thread syncs the log every
-  // kCheckpointIntervalMs, which bounds what a power loss takes.
+  // committed; a power loss may). The checkpoint thread syncs the log right after the
+  // commit (SyncLogSoon below) and at every checkpoint, which bounds what a power loss takes.
   if (Status s = Run(db_, stmts_->sync_normal); !s) return Fail(s);
   if (Status s = Run(db_, stmts_->begin); !s) return Fail(Status::Error("begin: " + s.message()));
   // On failure the transaction rolls back and the open blocks are rebuilt from what the
