@@ -312,8 +312,9 @@ class NativeIngest final : public Ingest {
       }
       if (ec) co_return "read: " + ec.message();
       if (!t->tls && n < kSmallReadBytes && options_.read_pause_ms > 0) {
-        // This read's ACK (below) made the broker send what it held back: take it too, so
-        // that it waits for no pause. (Over TLS the next read takes it.)
+        // The ACK sent for this read (set after the pause, below) made the broker send what
+        // it held back, likely after the read took what was queued: take that too, so that
+        // it waits for no pause. (Over TLS the next read takes it.)
         const ssize_t more = ::recv(t->plain.native_handle(), read_buffer_.data() + n,
                                     read_buffer_.size() - n, MSG_DONTWAIT);
         if (more > 0) n += static_cast<size_t>(more);

@@ -224,7 +224,7 @@ Status Exec(sqlite3* db, const char* sql, int* rc_out = nullptr) {
 
 // Runs a prepared statement that returns nothing, as Exec runs SQL text but without
 // parsing it again: the transaction statements of every append.
-Status Run(sqlite3* db, Stmt& stmt, int* rc_out = nullptr) {
+Status ExecPrepared(sqlite3* db, Stmt& stmt, int* rc_out = nullptr) {
   sqlite3_stmt* s = stmt.get();
   int rc = sqlite3_step(s);
   while (rc == SQLITE_ROW) rc = sqlite3_step(s);
@@ -561,7 +561,7 @@ struct StoreWriter::Statements {
   Stmt sum_blocks_before;
   Stmt delete_blocks_before;
   Stmt add_counter;
-  // The statements every append runs, prepared once (see Run).
+  // The statements every append runs, prepared once (see ExecPrepared).
   Stmt sync_normal;
   Stmt sync_full;
   Stmt begin;
@@ -626,6 +626,9 @@ class StoreWriter::Checkpointer {
   Checkpointer(sqlite3* db, std::string wal_path)
       : db_(db), wal_path_(std::move(wal_path)), thread_([this] { Run(); }) {}
 
+  // The log through a descriptor of its own. SQLite keeps its locks on the database and
+  // the shared-memory file, never on the log, so this descriptor cannot release one of
+  // them when it is closed (as closing a second descriptor of a locked file would).
   void SyncLog() {
     if (wal_fd_ < 0) wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (wal_fd_ >= 0) (void)::fdatasync(wal_fd_);
@@ -781,8 +784,9 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
   Evictions& ev = evicted != nullptr ? *evicted : local;
   ev.by_kind.clear();
   if (seqs_out != nullptr) seqs_out->clear();
-  if (Status s = Run(db_, stmts_->sync_full); !s) return Fail(s);
-  if (Status s = Run(db_, stmts_->begin); !s) return Fail(Status::Error("begin: " + s.message()));
+  if (Status s = ExecPrepared(db_, stmts_->sync_full); !s) return Fail(s);
+  if (Status s = ExecPrepared(db_, stmts_->begin); !s)
+    return Fail(Status::Error("begin: " + s.message()));
   auto fail = [&](int rc, std::string_view what) {
     Status s = Fail(Status::Error(Describe(db_, rc, what)));
     if (seqs_out != nullptr) seqs_out->clear();
@@ -834,7 +838,7 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "count outbox");
   }
   int rc = SQLITE_OK;
-  if (Status s = Run(db_, stmts_->commit, &rc); !s) return fail(rc, "commit");
+  if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) return fail(rc, "commit");
   last_error_full_ = false;
   return Status::Ok();
 }
@@ -1157,8 +1161,9 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
   // committed; a power loss may). The checkpoint thread syncs the log right after the
   // commit (SyncLogSoon below) and at every checkpoint, which bounds what a power loss takes.
-  if (Status s = Run(db_, stmts_->sync_normal); !s) return Fail(s);
-  if (Status s = Run(db_, stmts_->begin); !s) return Fail(Status::Error("begin: " + s.message()));
+  if (Status s = ExecPrepared(db_, stmts_->sync_normal); !s) return Fail(s);
+  if (Status s = ExecPrepared(db_, stmts_->begin); !s)
+    return Fail(Status::Error("begin: " + s.message()));
   // On failure the transaction rolls back and the open blocks are rebuilt from what the
   // database still holds.
   auto fail = [&](Status st) {
@@ -1283,7 +1288,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     }
   }
   int rc = SQLITE_OK;
-  if (Status s = Run(db_, stmts_->commit, &rc); !s) {
+  if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) {
     return fail(Status::Error(Describe(db_, rc, "commit readings")));
   }
   // The log is synced in the background now, rather than by the next alert's commit, which

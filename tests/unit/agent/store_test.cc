@@ -575,6 +575,30 @@ TEST(SqliteStore, ABlockReopenedAfterAFullOneIsStillWrittenAtItsAge) {
             (std::vector<int64_t>{1, 2, 3}));
 }
 
+TEST(SqliteStore, AnOpenBlockOutlivesTheRebuildOfTheDeadlineQueue) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.reading_block_max_readings = 2;
+  o.reading_block_max_age_ms = 1000;  // written 0.5 to 1 s after its first reading
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  const auto opened = std::chrono::steady_clock::now();
+  ASSERT_TRUE((*w)->AppendReadings({{"b", 1, 1}}, 100));  // b's block stays open
+  // 1,100 full blocks of a, each written in its commit, leave 1,100 deadline entries
+  // behind: past 1,028 (twice the two open blocks, plus 1,024) the queue is rebuilt from
+  // the open blocks, b's among them.
+  for (int i = 0; i < 1100; ++i) {
+    ASSERT_TRUE((*w)->AppendReadings({{"a", 2 * i, 1}, {"a", 2 * i + 1, 2}}, 100));
+  }
+  std::this_thread::sleep_until(opened + std::chrono::milliseconds(1050));
+  ASSERT_TRUE((*w)->AppendReadings({{"c", 1, 3}}, 100));
+  EXPECT_EQ(QueryInts(o.path,
+                      "SELECT count(*) FROM reading_blocks b JOIN sensors s ON s.id = b.sensor "
+                      "WHERE s.name = 'b'"),
+            (std::vector<int64_t>{1}));
+  EXPECT_EQ(QueryInts(o.path, "SELECT count(*) FROM reading_journal"), (std::vector<int64_t>{1}));
+}
+
 TEST(RecordId, JoinsNodeEpochAndSequence) {
   EXPECT_EQ(RecordId("node-1", "00ff", 17), "node-1:00ff:17");
 }
