@@ -103,7 +103,7 @@ BUILD_ARGS=(--pull=never -f "$CONTEXT/deploy/Dockerfile" --build-arg BINARIES="$
 if [ "$MODE" = prebuilt ]; then
   if [ "$BIN_DIR" = "$ROOT/build-deploy" ]; then
     step "building the binaries in build-deploy (Release, no tests)"
-    export CCACHE_DIR=${CCACHE_DIR:-$ROOT/.ccache}
+    export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
     cmake -S . -B build-deploy -DCMAKE_BUILD_TYPE=Release -DEDGE_BUILD_TESTS=OFF -DEDGE_WERROR=OFF >/dev/null
     cmake --build build-deploy -j"${JOBS:-2}" --target edge-agent edge-console \
       >/tmp/deploy-test-cmake-$$.log 2>&1 || { tail -50 /tmp/deploy-test-cmake-$$.log; exit 1; }

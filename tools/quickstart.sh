@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 
 tools/setup.sh
-export CCACHE_DIR=${CCACHE_DIR:-$ROOT/.ccache}
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
 cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DEDGE_BUILD_TESTS=OFF >/dev/null
 cmake --build build-release -j"${JOBS:-2}" --target edge-agent edge-console sensor-sim
 

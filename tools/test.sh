@@ -20,7 +20,9 @@ if [ "${1:-}" = "--quick" ]; then SANITIZE=0; shift; fi
 tools/setup.sh
 
 JOBS=${JOBS:-2}
-export CCACHE_DIR=${CCACHE_DIR:-$PWD/.ccache}
+# ccache keeps its own default directory (outside the clone) so that a fresh clone reuses
+# what earlier builds compiled; paths under the clone are hashed relative to it.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 CTEST_ARGS=("$@")
 START=$SECONDS
 stage() { echo "== test.sh: $1 ($((SECONDS - START)) s so far)"; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The benchmark suite in one command: installs what is missing, builds the Release binaries
-# and micro-benchmarks (ccache in .ccache), runs every scenario against real mosquitto,
+# and micro-benchmarks (ccache in its default directory), runs every scenario against real mosquitto,
 # edge-agent and edge-console processes, and writes bench-report/report.md with charts.
 #
 # Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro]
@@ -27,7 +27,7 @@ done
 
 if [ "$BUILD_STEP" = 1 ]; then
   tools/setup.sh
-  export CCACHE_DIR=${CCACHE_DIR:-$ROOT/.ccache}
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGE_BUILD_BENCH=ON \
     -DEDGE_BUILD_TESTS=OFF >/dev/null
   cmake --build "$BUILD" -j"${JOBS:-2}" --target edge-agent edge-console sensor-sim \
