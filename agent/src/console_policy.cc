@@ -22,9 +22,6 @@ class StoreState final : public ConsolePolicyState {
  public:
   explicit StoreState(StoreReader& reader) : reader_(reader) {}
   Result<std::optional<StoredConsolePolicy>> Load() override { return reader_.LoadConsolePolicy(); }
-  Result<int64_t> HighestVersion(std::string_view name) override {
-    return reader_.AppliedPolicyVersion(name);
-  }
   Status Save(const StoredConsolePolicy& policy) override {
     return reader_.SaveConsolePolicy(policy);
   }
@@ -64,6 +61,7 @@ std::optional<ConsolePolicyAtStart> LoadConsolePolicyAtStart(ConsolePolicyState&
   cloudsync::PolicyDocument doc;
   doc.name = p.name;
   doc.version = p.version;
+  doc.seq = p.seq;
   doc.body = p.body;
   doc.signature = p.signature;
   if (Status s = cloudsync::VerifyDocument(key, doc); !s.ok()) {
@@ -86,7 +84,7 @@ std::optional<ConsolePolicyAtStart> LoadConsolePolicyAtStart(ConsolePolicyState&
 
 ConsolePolicyJudge::ConsolePolicyJudge(const cloudsync::VerifyKey& key, ConsolePolicyState& state,
                                        Metrics& metrics, Clock& clock, Apply apply,
-                                       std::optional<std::pair<std::string, int64_t>> running)
+                                       std::optional<RunningConsolePolicy> running)
     : key_(key),
       state_(state),
       clock_(clock),
@@ -96,7 +94,12 @@ ConsolePolicyJudge::ConsolePolicyJudge(const cloudsync::VerifyKey& key, ConsoleP
       applied_(metrics.Counter("edge_agent_policy_applied_total", kAppliedHelp)),
       metrics_(metrics) {
   RegisterConsolePolicyMetrics(metrics);
-  version_.Set(running_ ? static_cast<double>(running_->second) : 0.0);
+  version_.Set(running_ ? static_cast<double>(running_->version) : 0.0);
+}
+
+std::optional<std::pair<std::string, int64_t>> ConsolePolicyJudge::Applied() const {
+  if (!running_) return std::nullopt;
+  return std::make_pair(running_->name, running_->version);
 }
 
 cloudsync::PolicyReport ConsolePolicyJudge::Reject(const cloudsync::PolicyDocument& doc,
@@ -118,21 +121,22 @@ cloudsync::PolicyReport ConsolePolicyJudge::Judge(const cloudsync::PolicyDocumen
   if (Status s = cloudsync::VerifyDocument(key_, doc); !s.ok()) {
     return Reject(doc, "signature", s.message());
   }
-  auto highest = state_.HighestVersion(doc.name);
-  if (!highest.ok()) return Reject(doc, "store", highest.error());
-  if (doc.version < *highest) {
-    return Reject(doc, "stale",
-                  "version " + std::to_string(doc.version) + " is lower than version " +
-                      std::to_string(*highest) + ", already applied");
-  }
   cloudsync::PolicyReport report;
   report.name = doc.name;
   report.version = doc.version;
   report.state = "applied";
-  if (doc.version == *highest) {
+  if (running_ && doc.name == running_->name && doc.version == running_->version) {
     // A console that lost its state, or a reconnect racing a release: nothing to do.
     spdlog::info("console policy {} already applied; nothing to do", source);
     return report;
+  }
+  // The fleet sequence orders every version of every policy: a correctly signed but older
+  // document (a replay of a version this node ran before, or of another policy) is refused.
+  if (running_ && doc.seq <= running_->seq) {
+    return Reject(doc, "stale",
+                  "sequence " + std::to_string(doc.seq) + " is not newer than " +
+                      std::to_string(running_->seq) + " of " +
+                      SourceName(running_->name, running_->version) + ", which runs");
   }
   auto parsed = rules::ParsePolicy(doc.body, source);
   if (!parsed.ok()) return Reject(doc, "invalid", parsed.error());
@@ -143,11 +147,12 @@ cloudsync::PolicyReport ConsolePolicyJudge::Judge(const cloudsync::PolicyDocumen
   stored.body = doc.body;
   stored.signature = doc.signature;
   stored.applied_ms = clock_.WallMs();
+  stored.seq = doc.seq;
   if (Status s = state_.Save(stored); !s.ok()) return Reject(doc, "store", s.message());
 
   const size_t rules = parsed->rules.size();
   apply_(std::move(*parsed), stored);
-  running_ = std::make_pair(doc.name, doc.version);
+  running_ = RunningConsolePolicy{doc.name, doc.version, doc.seq};
   version_.Set(static_cast<double>(doc.version));
   applied_.Inc();
   spdlog::info("console policy {} applied: {} rule(s); the local policy file is no longer watched",

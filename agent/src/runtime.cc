@@ -434,8 +434,11 @@ int RunAgent(const Config& config) {
   std::unique_ptr<ConsolePolicyJudge> judge;
   std::unique_ptr<cloudsync::PolicyChannel> channel;
   if (policy_key) {
-    std::optional<std::pair<std::string, int64_t>> running;
-    if (console_start) running.emplace(console_start->stored.name, console_start->stored.version);
+    std::optional<RunningConsolePolicy> running;
+    if (console_start) {
+      const StoredConsolePolicy& s = console_start->stored;
+      running = RunningConsolePolicy{s.name, s.version, s.seq};
+    }
     judge = std::make_unique<ConsolePolicyJudge>(
         *policy_key, *console_state, metrics, clock,
         [&pipeline, &policy_info, &policy_watcher](rules::Policy p,

@@ -27,7 +27,7 @@
 namespace edge::agent {
 namespace {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 // The sensor-id cache of the writer is cleared when it grows past this (ids come from
 // untrusted topics).
 constexpr size_t kMaxCachedSensors = 65536;
@@ -140,11 +140,8 @@ CREATE TABLE IF NOT EXISTS console_policy (
   version    INTEGER NOT NULL,
   body       TEXT    NOT NULL,
   signature  TEXT    NOT NULL,
-  applied_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS policy_versions (
-  name    TEXT PRIMARY KEY,
-  version INTEGER NOT NULL
+  applied_ms INTEGER NOT NULL,
+  seq        INTEGER NOT NULL DEFAULT 0
 );
 )sql";
 
@@ -240,6 +237,18 @@ std::string NewEpoch() {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
   return buf;
+}
+
+Result<bool> HasColumn(sqlite3* db, const char* table, std::string_view column) {
+  const std::string sql =
+      std::string("SELECT 1 FROM pragma_table_info('") + table + "') WHERE name = ?";
+  Stmt s(db, sql.c_str());
+  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "prepare table info"));
+  BindText(s.get(), 1, column);
+  const int rc = sqlite3_step(s.get());
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  return Status::Error(Describe(db, rc, "read table info"));
 }
 
 Result<std::string> ReadMeta(sqlite3* db, const char* key) {
@@ -389,6 +398,20 @@ Status InitSchema(sqlite3* db, std::string* epoch) {
         return fail("upgrade schema: " + s.message());
       }
       if (Status s = MigrateReadingRows(db); !s) return fail("upgrade schema: " + s.message());
+    }
+    // Before version 5 the console policy carried no fleet sequence (docs/protocol.md,
+    // "Signatures"); such a row no longer verifies and the console sends the policy again.
+    if (*version == "1" || *version == "2" || *version == "3" || *version == "4") {
+      auto has_seq = HasColumn(db, "console_policy", "seq");
+      if (!has_seq.ok()) return fail("upgrade schema: " + has_seq.error());
+      if (!*has_seq) {
+        if (Status s = Exec(db,
+                            "ALTER TABLE console_policy ADD COLUMN seq INTEGER NOT NULL "
+                            "DEFAULT 0; DROP TABLE IF EXISTS policy_versions");
+            !s) {
+          return fail("upgrade schema: " + s.message());
+        }
+      }
     }
   }
   if (*version != std::to_string(kSchemaVersion)) {
@@ -1761,7 +1784,8 @@ Result<StoreStats> StoreReader::Stats() {
 }
 
 Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
-  Stmt s(db_, "SELECT name, version, body, signature, applied_ms FROM console_policy WHERE id = 1");
+  Stmt s(db_,
+         "SELECT name, version, body, signature, applied_ms, seq FROM console_policy WHERE id = 1");
   if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare console policy"));
   const int rc = sqlite3_step(s.get());
   if (rc == SQLITE_DONE) return std::optional<StoredConsolePolicy>();
@@ -1772,35 +1796,17 @@ Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
   p.body = ColumnText(s.get(), 2);
   p.signature = ColumnText(s.get(), 3);
   p.applied_ms = sqlite3_column_int64(s.get(), 4);
+  p.seq = sqlite3_column_int64(s.get(), 5);
   return std::optional<StoredConsolePolicy>(std::move(p));
-}
-
-Result<int64_t> StoreReader::AppliedPolicyVersion(std::string_view name) {
-  Stmt s(db_, "SELECT version FROM policy_versions WHERE name = ?");
-  if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "prepare policy version"));
-  BindText(s.get(), 1, name);
-  const int rc = sqlite3_step(s.get());
-  if (rc == SQLITE_ROW) return sqlite3_column_int64(s.get(), 0);
-  if (rc == SQLITE_DONE) return int64_t{0};
-  return Status::Error(Describe(db_, rc, "read policy version"));
 }
 
 Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Status::Error(s.message());
-  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
-  auto fail = [&](int rc, std::string_view what) {
-    std::string msg = Describe(db_, rc, what);
-    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-    return Status::Error(std::move(msg));
-  };
   Stmt current(db_,
                "INSERT OR REPLACE INTO console_policy(id, name, version, body, signature, "
-               "applied_ms) VALUES (1, ?, ?, ?, ?, ?)");
-  Stmt highest(db_,
-               "INSERT INTO policy_versions(name, version) VALUES (?, ?) ON CONFLICT(name) DO "
-               "UPDATE SET version = max(version, excluded.version)");
-  for (Stmt* st : {&current, &highest}) {
-    if (!st->ok()) return fail(st->rc(), "prepare save console policy");
+               "applied_ms, seq) VALUES (1, ?, ?, ?, ?, ?, ?)");
+  if (!current.ok()) {
+    return Status::Error(Describe(db_, current.rc(), "prepare save console policy"));
   }
   sqlite3_stmt* c = current.get();
   BindText(c, 1, policy.name);
@@ -1808,13 +1814,11 @@ Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
   BindText(c, 3, policy.body);
   BindText(c, 4, policy.signature);
   sqlite3_bind_int64(c, 5, policy.applied_ms);
-  if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "save console policy");
-  sqlite3_stmt* h = highest.get();
-  BindText(h, 1, policy.name);
-  sqlite3_bind_int64(h, 2, policy.version);
-  if (int rc = sqlite3_step(h); rc != SQLITE_DONE) return fail(rc, "save policy version");
-  int rc = SQLITE_OK;
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit console policy");
+  sqlite3_bind_int64(c, 6, policy.seq);
+  // One statement: SQLite makes it atomic and, with synchronous=FULL, durable.
+  if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
+    return Status::Error(Describe(db_, rc, "save console policy"));
+  }
   return Status::Ok();
 }
 

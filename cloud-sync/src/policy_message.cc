@@ -210,11 +210,14 @@ std::string_view Trim(std::string_view s) {
 
 }  // namespace
 
-std::string SigningInput(std::string_view name, int64_t version, std::string_view body) {
-  std::string out = "edge-policy/1\n";
+std::string SigningInput(std::string_view name, int64_t version, int64_t seq,
+                         std::string_view body) {
+  std::string out = "edge-policy/2\n";
   out.append(name);
   out += '\n';
   out += std::to_string(version);
+  out += '\n';
+  out += std::to_string(seq);
   out += '\n';
   out.append(body);
   return out;
@@ -280,19 +283,25 @@ Status GenerateKeyPair(const std::string& private_path, const std::string& publi
 }
 
 Status SignDocument(const SigningKey& key, PolicyDocument& doc) {
-  auto sig = key.Sign(SigningInput(doc.name, doc.version, doc.body));
+  if (doc.seq < 1) return Status::Error("policy " + doc.name + ": no fleet sequence to sign");
+  auto sig = key.Sign(SigningInput(doc.name, doc.version, doc.seq, doc.body));
   if (!sig.ok()) return sig.status();
   doc.signature = std::move(*sig);
   return Status::Ok();
 }
 
 Status VerifyDocument(const VerifyKey& key, const PolicyDocument& doc) {
-  return key.Verify(SigningInput(doc.name, doc.version, doc.body), doc.signature);
+  if (doc.signature.empty()) return Status::Error("the policy is not signed");
+  if (doc.seq < 1) {
+    return Status::Error("the policy carries no fleet sequence (signed by an older console)");
+  }
+  return key.Verify(SigningInput(doc.name, doc.version, doc.seq, doc.body), doc.signature);
 }
 
 std::string EncodePolicyDocument(const PolicyDocument& doc) {
   Json j = {{"type", "policy"}, {"name", doc.name},           {"version", doc.version},
             {"body", doc.body}, {"signature", doc.signature}, {"created_ms", doc.created_ms}};
+  if (doc.seq > 0) j["seq"] = doc.seq;  // none: the decoder's 0 again
   return j.dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
@@ -338,10 +347,16 @@ Result<PolicyDocument> DecodePolicyDocument(std::string_view json) {
   auto body = StringField(*j, "body", true, kMaxPolicyBodyBytes);
   if (!body.ok()) return Status::Error("policy: " + body.error());
   doc.body = std::move(*body);
-  auto sig = StringField(*j, "signature", true, 256);
+  auto sig = StringField(*j, "signature", false, 256);
   if (!sig.ok()) return Status::Error("policy: " + sig.error());
-  if (sig->empty()) return Status::Error("policy: empty \"signature\"");
   doc.signature = std::move(*sig);
+  if (const Json* q = Field(*j, "seq"); q != nullptr && !q->is_null()) {
+    if (!q->is_number_integer() || (q->is_number_unsigned() && q->get<uint64_t>() > INT64_MAX) ||
+        q->get<int64_t>() < 1) {
+      return Status::Error("policy: \"seq\" must be an integer of at least 1");
+    }
+    doc.seq = q->get<int64_t>();
+  }
   if (const Json* c = Field(*j, "created_ms"); c != nullptr && c->is_number_integer()) {
     doc.created_ms = c->get<int64_t>();
   }

@@ -4,7 +4,9 @@
 #
 # Usage: deploy/k3s/make-secrets.sh [--ca FILE] [--policy-key FILE] DIR NODE...
 #   DIR/console-tokens       "NODE TOKEN" per line, plus "admin TOKEN": the console's
-#                            --tokens file (Secret edge-console-tokens, key "tokens")
+#                            --tokens file (Secret edge-console-tokens, key "tokens");
+#                            add a third field to a line to bind that node's labels
+#                            (docs/protocol.md, "Node labels"); later runs keep it
 #   DIR/agent/token.NODE     each node's token alone: keys of the Secret edge-agent, which
 #                            every agent pod mounts at /run/secrets/edge-agent and reads
 #                            its own key of (EDGE_AGENT_CONSOLE_TOKEN_FILE)
@@ -22,7 +24,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --ca) CA=$2; shift 2 ;;
     --policy-key) POLICY_KEY=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) break ;;
   esac
 done

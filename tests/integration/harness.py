@@ -365,9 +365,10 @@ class Subscriber:
 
 
 class Console:
-    """edge-console with a tokens file for the given nodes plus `admin`."""
+    """edge-console with a tokens file for the given nodes plus `admin`; `labels` binds node
+    labels in the tokens file ({node: "k=v,k2=*"})."""
 
-    def __init__(self, workdir, nodes=("node-1",), extra_args=()):
+    def __init__(self, workdir, nodes=("node-1",), extra_args=(), labels=None):
         if not EDGE_CONSOLE_BIN:
             raise unittest.SkipTest("EDGE_CONSOLE_BIN is not set")
         self.workdir = workdir
@@ -378,9 +379,10 @@ class Console:
         self.tokens = {node: os.urandom(16).hex() for node in nodes}
         self.tokens["admin"] = os.urandom(16).hex()
         with open(self.tokens_path, "w") as f:
-            f.write("# node-id  token\n")
+            f.write("# node-id  token  [labels]\n")
             for node, tok in self.tokens.items():
-                f.write("%s %s\n" % (node, tok))
+                bound = (labels or {}).get(node)
+                f.write("%s %s%s\n" % (node, tok, " " + bound if bound else ""))
         self.port = None
         self.process = None
 
@@ -467,6 +469,14 @@ class Console:
     def nodes(self):
         """GET /v1/nodes as admin."""
         return self._admin_get("/v1/nodes", {})
+
+    def metric(self, name, **labels):
+        """Sum of the series of `name` in GET /metrics whose labels include `labels`."""
+        status, text = self.request("GET", "/metrics", token=self.admin_token)
+        if status != 200:
+            raise RuntimeError("GET /metrics: %d %r" % (status, text))
+        return sum(value for (n, lbls), value in parse_prometheus(text).items()
+                   if n == name and all(dict(lbls).get(k) == str(v) for k, v in labels.items()))
 
     def post_batch(self, node, items, token=None, sent_ms=None):
         """POST /v1/batches as `node` (with its own token unless `token` is given)."""
@@ -761,8 +771,8 @@ class IntegrationTest(unittest.TestCase):
     def start_mosquitto(self, **kw):
         return self.own(Mosquitto(self.tmp, **kw)).start()
 
-    def start_console(self, nodes=("node-1",), extra_args=()):
-        return self.own(Console(self.tmp, nodes, extra_args)).start()
+    def start_console(self, nodes=("node-1",), extra_args=(), labels=None):
+        return self.own(Console(self.tmp, nodes, extra_args, labels)).start()
 
     def start_agent(self, mosquitto, console=None, ready=True, **kw):
         agent = self.own(Agent(self.tmp, mosquitto, console, **kw))

@@ -51,7 +51,8 @@ class PolicyCliTest(harness.IntegrationTest):
         with open(self.public_key) as f:
             self.assertIn("BEGIN PUBLIC KEY", f.read())
         console = self.start_console(("node-1", "node-2"),
-                                     extra_args=["--signing-key", self.private_key])
+                                     extra_args=["--signing-key", self.private_key],
+                                     labels={"node-1": "site=plant-1"})
         self.console = console
         self.token_file = self.write("admin.token", console.admin_token + "\n")
         return console

@@ -65,18 +65,21 @@ class FleetTest(harness.IntegrationTest):
             f.write(text)
         return path
 
-    def start_fleet(self, labels, keys=None, console_key=None):
+    def start_fleet(self, labels, keys=None, console_key=None, claims=None):
         """Console signing with console_key (a fresh key by default), one agent per entry
-        of `labels` ({node: "k=v,..."}), each trusting keys[node] (default: the console's
-        public key)."""
+        of `labels` ({node: "k=v,..."}, bound in the console's token file), each trusting
+        keys[node] (default: the console's public key) and claiming claims[node] (default:
+        its bound labels) in its hello."""
         self.priv, self.pub = keygen(self.tmp, "console")
         self.mosquitto = self.start_mosquitto()
         self.console = self.start_console(
-            tuple(labels), extra_args=["--signing-key", console_key or self.priv])
+            tuple(labels), extra_args=["--signing-key", console_key or self.priv],
+            labels=labels)
         self.admin_file = self.write("admin.token", self.console.admin_token + "\n")
         self.agents = {}
-        for node, text in labels.items():
+        for node, bound in labels.items():
             key = (keys or {}).get(node, self.pub)
+            text = (claims or {}).get(node, bound)
             extra = ("labels: %s\nsync:\n  policy_key: %s\n  policy_poll_interval: 1s\n"
                      % (json.dumps(text), json.dumps(key)))
             self.agents[node] = self.start_agent(self.mosquitto, self.console, node_id=node,
@@ -183,6 +186,21 @@ class FleetTest(harness.IntegrationTest):
         self.assertEqual(a.metric("edge_agent_policy_version"), 3)
         self.publish_hot("s4")
         self.wait_fired(a, 1)  # counters start again at 0 in the new process
+
+    def test_a_node_claiming_another_sites_labels_gets_only_its_own_policy(self):
+        # "spy" is bound to site=plant-1 with a free line label, and claims site=secret.
+        self.start_fleet({"spy": "site=plant-1,line=*", "vault": "site=secret"},
+                         claims={"spy": "site=secret,line=b,role=admin"})
+        self.push("secret", hot_policy(50), "--selector", "site=secret")
+        self.wait_state("secret", "vault", "applied", 1)
+        self.push("lines", hot_policy(70), "--selector", "site=plant-1,line=b")
+        self.wait_state("lines", "spy", "applied", 1)  # the free label was taken
+        spy = self.agents["spy"]
+        self.assertEqual(spy.metric("edge_agent_policy_version"), 1)
+        self.assertIsNone(self.node_state("secret", "spy"))
+        nodes = {n["node"]: n for n in self.status("lines")["nodes"]}
+        self.assertEqual(nodes["spy"]["labels"], {"site": "plant-1", "line": "b"})
+        self.assertGreaterEqual(self.console.metric("edge_console_policy_labels_refused_total"), 1)
 
     def test_invalid_policy_is_rejected_and_the_previous_keeps_firing(self):
         self.start_fleet({"n1": "site=plant-1", "n2": "site=plant-1"})
@@ -302,10 +320,10 @@ class PollOnlyConsole:
         self.server.server_close()
 
 
-def sign(key, name, version, body, tmp):
+def sign(key, name, version, seq, body, tmp):
     msg = os.path.join(tmp, "msg.bin")
     with open(msg, "wb") as f:
-        f.write(("edge-policy/1\n%s\n%d\n" % (name, version)).encode() + body.encode())
+        f.write(("edge-policy/2\n%s\n%d\n%d\n" % (name, version, seq)).encode() + body.encode())
     raw = subprocess.run(["openssl", "pkeyutl", "-sign", "-rawin", "-inkey", key, "-in", msg],
                          check=True, capture_output=True, timeout=30).stdout
     return base64.b64encode(raw).decode()
@@ -315,8 +333,10 @@ class AdversarialConsoleTest(harness.IntegrationTest):
     needs = ("agent", "console")
 
     def doc(self, key, name, version, body):
-        return {"type": "policy", "name": name, "version": version, "body": body,
-                "signature": sign(key, name, version, body, self.tmp),
+        """A version as the console creates it: each gets the next fleet sequence."""
+        self.seq = getattr(self, "seq", 1000) + 1
+        return {"type": "policy", "name": name, "version": version, "seq": self.seq,
+                "body": body, "signature": sign(key, name, version, self.seq, body, self.tmp),
                 "created_ms": harness.now_ms()}
 
     def test_tampered_foreign_stale_and_replayed_versions(self):
@@ -342,8 +362,13 @@ class AdversarialConsoleTest(harness.IntegrationTest):
                 lambda: agent.metric("edge_agent_alerts_raised_total", rule="hot") >= expected,
                 10, 0.1, "rule hot to fire %d times" % expected)
 
+        # Versions in the order the console created them: p@1, then q@1, then p@2.
+        p1 = self.doc(priv, "p", 1, hot_policy(5000))
+        q1 = self.doc(priv, "q", 1, hot_policy(5000))
+        p2 = self.doc(priv, "p", 2, hot_policy(50))
+
         # A good version 2 (over polling: the agent got 404 on the upgrade).
-        console.serve(self.doc(priv, "p", 2, hot_policy(50)))
+        console.serve(p2)
         judged("p", 2, "applied")
         self.assertEqual(agent.metric("edge_agent_policy_version"), 2)
         fires("s1", 1)
@@ -359,22 +384,41 @@ class AdversarialConsoleTest(harness.IntegrationTest):
         judged("p", 4, "rejected", "signature")
 
         # Validly signed, but older than what runs.
-        console.serve(self.doc(priv, "p", 1, hot_policy(5000)))
+        console.serve(p1)
         judged("p", 1, "rejected", "stale")
+
+        # Validly signed, another name, older than what runs: a replay across names.
+        console.serve(q1)
+        judged("q", 1, "rejected", "stale")
+
+        # Unsigned: refused, and the console is told.
+        unsigned = self.doc(priv, "p", 5, hot_policy(5000))
+        del unsigned["signature"]
+        console.serve(unsigned)
+        judged("p", 5, "rejected", "signature")
 
         # The version in force again: a replay, answered applied, not applied twice.
         applied_before = agent.metric("edge_agent_policy_applied_total")
         with console.lock:
             console.reports.clear()
-        console.serve(self.doc(priv, "p", 2, hot_policy(50)), ignore_cursor=True)
+        console.serve(p2, ignore_cursor=True)
         judged("p", 2, "applied")
         self.assertEqual(agent.metric("edge_agent_policy_applied_total"), applied_before)
 
         m = agent.metrics()
-        self.assertEqual(agent.metric("edge_agent_policy_rejected_total", m, reason="signature"), 2)
-        self.assertEqual(agent.metric("edge_agent_policy_rejected_total", m, reason="stale"), 1)
+        self.assertEqual(agent.metric("edge_agent_policy_rejected_total", m, reason="signature"), 3)
+        self.assertEqual(agent.metric("edge_agent_policy_rejected_total", m, reason="stale"), 2)
         self.assertEqual(agent.metric("edge_agent_policy_version", m), 2)
         fires("s2", 2)  # version 2's rule still runs
+
+        # After a restart the sequence still protects: q@1 stays refused.
+        with console.lock:
+            console.reports.clear()
+        console.serve(q1)
+        agent.restart()
+        agent.wait_ingesting()
+        judged("q", 1, "rejected", "stale")
+        self.assertEqual(agent.metric("edge_agent_policy_version"), 2)
 
 
 if __name__ == "__main__":

@@ -246,15 +246,21 @@ int Main(int argc, char** argv) {
   std::string log_level = "info";
   std::string port_file;
   std::string signing_key_path;
+  bool trust_hello_labels = false;
   app.add_option("--listen", listen, "ADDR:PORT to listen on (port 0 picks a free port)")
       ->capture_default_str();
   app.add_option("--db", db_path, "SQLite database file (created if missing); required to serve");
-  app.add_option("--tokens", tokens_path, "token file: 'NODE TOKEN' per line; required to serve");
+  app.add_option("--tokens", tokens_path,
+                 "token file: 'NODE TOKEN [LABELS]' per line; required to serve");
   app.add_option("--log-level", log_level, "debug, info, warn or error")->capture_default_str();
   app.add_option("--port-file", port_file, "write the bound port to this file once listening");
   app.add_option("--signing-key", signing_key_path,
                  "Ed25519 private key (PEM) that signs policy versions; without it policy "
                  "pushes and rollbacks answer 503");
+  app.add_flag("--trust-hello-labels", trust_hello_labels,
+               "take the labels nodes claim in their policy-channel hello as they are, instead "
+               "of only those their token entry binds (insecure: a node could claim another "
+               "site's labels and receive its policies)");
   app.set_version_flag("--version", std::string("edge-console ") + EDGE_CONSOLE_VERSION);
 
   std::string private_path;
@@ -338,6 +344,23 @@ int Main(int argc, char** argv) {
     log->Write(edge::console::LogLevel::kWarn, "token shorter than 16 characters",
                {{"node", node}});
   }
+  if (trust_hello_labels) {
+    log->Write(edge::console::LogLevel::kWarn,
+               "--trust-hello-labels: nodes choose their own labels, and so which policies "
+               "they receive",
+               {});
+  } else {
+    int64_t unbound = 0;
+    for (const std::string& node : tokens->Nodes()) {
+      if (tokens->LabelBindingOf(node) == nullptr) ++unbound;
+    }
+    if (unbound > 0) {
+      log->Write(edge::console::LogLevel::kInfo,
+                 "nodes without labels in the token file have no labels: only selector 'all' "
+                 "matches them",
+                 {{"nodes", unbound}});
+    }
+  }
 
   auto store = edge::console::OpenSqliteConsoleStore(db_path);
   if (!store) {
@@ -370,7 +393,7 @@ int Main(int argc, char** argv) {
     std::cerr << "edge-console: " << s.message() << "\n";
     return kExitRuntime;
   }
-  edge::console::PolicyApi policy_api(*tokens, policies, *log);
+  edge::console::PolicyApi policy_api(*tokens, policies, *log, trust_hello_labels);
   edge::console::ConsoleApi api(*tokens, **store, clock, *log, {}, &policy_api);
   edge::console::ServerOptions options;
   options.listen = *listen_address;

@@ -30,18 +30,12 @@ constexpr char kOtherBody[] =
 class FakeState final : public ConsolePolicyState {
  public:
   Result<std::optional<StoredConsolePolicy>> Load() override { return current; }
-  Result<int64_t> HighestVersion(std::string_view name) override {
-    auto it = highest.find(std::string(name));
-    return it == highest.end() ? int64_t{0} : it->second;
-  }
   Status Save(const StoredConsolePolicy& p) override {
     if (fail_save) return Status::Error("disk I/O error");
     current = p;
-    highest[p.name] = std::max(highest[p.name], p.version);
     return Status::Ok();
   }
   std::optional<StoredConsolePolicy> current;
-  std::map<std::string, int64_t> highest;
   bool fail_save = false;
 };
 
@@ -58,18 +52,20 @@ class ConsolePolicyTest : public ::testing::Test {
     verify_ = std::move(verify.value());
   }
 
+  // Signs a new version as the console creates one: each gets the next fleet sequence.
   PolicyDocument Signed(const std::string& name, int64_t version, const std::string& body,
                         const cloudsync::SigningKey* key = nullptr) {
     PolicyDocument doc;
     doc.name = name;
     doc.version = version;
+    doc.seq = ++next_seq_;
     doc.body = body;
     EXPECT_TRUE(cloudsync::SignDocument(key != nullptr ? *key : *signing_, doc).ok());
     return doc;
   }
 
   ConsolePolicyJudge& Judge(ConsolePolicyState& state,
-                            std::optional<std::pair<std::string, int64_t>> running = {}) {
+                            std::optional<RunningConsolePolicy> running = {}) {
     judge_ = std::make_unique<ConsolePolicyJudge>(
         *verify_, state, metrics_, clock_,
         [this](rules::Policy p, const StoredConsolePolicy& s) {
@@ -101,6 +97,7 @@ class ConsolePolicyTest : public ::testing::Test {
   std::unique_ptr<ConsolePolicyJudge> judge_;
   std::vector<std::string> applied_;
   size_t last_rules_ = 0;
+  int64_t next_seq_ = 1000;
 };
 
 TEST_F(ConsolePolicyTest, AppliesAndPersistsAValidSignedVersion) {
@@ -140,8 +137,9 @@ TEST_F(ConsolePolicyTest, RejectsAnotherKeysSignatureAndAnyChangedByte) {
 TEST_F(ConsolePolicyTest, RejectsALowerVersionAsStale) {
   FakeState state;
   ConsolePolicyJudge& judge = Judge(state);
+  const PolicyDocument older = Signed("boilers", 4, kOtherBody);
   ASSERT_EQ(judge.Judge(Signed("boilers", 5, kBody)).state, "applied");
-  const PolicyReport r = judge.Judge(Signed("boilers", 4, kOtherBody));
+  const PolicyReport r = judge.Judge(older);
   EXPECT_EQ(r.state, "rejected");
   EXPECT_EQ(r.reason, "stale");
   EXPECT_EQ(applied_.size(), 1u);
@@ -175,7 +173,7 @@ TEST_F(ConsolePolicyTest, RejectsAnInvalidBodyWithItsPosition) {
 TEST_F(ConsolePolicyTest, AFailedSaveIsAStoreRejectionAndChangesNothing) {
   FakeState state;
   state.fail_save = true;
-  ConsolePolicyJudge& judge = Judge(state, std::make_pair(std::string("old"), int64_t{1}));
+  ConsolePolicyJudge& judge = Judge(state, RunningConsolePolicy{"old", 1, 1});
   const PolicyReport r = judge.Judge(Signed("boilers", 2, kBody));
   EXPECT_EQ(r.state, "rejected");
   EXPECT_EQ(r.reason, "store");
@@ -186,17 +184,54 @@ TEST_F(ConsolePolicyTest, AFailedSaveIsAStoreRejectionAndChangesNothing) {
   EXPECT_EQ(Rejected("store"), 1);
 }
 
-TEST_F(ConsolePolicyTest, HighestVersionIsPerNameAndOutlivesAnotherPolicy) {
+TEST_F(ConsolePolicyTest, AnOlderVersionOfAnotherPolicyIsStale) {
   FakeState state;
   ConsolePolicyJudge& judge = Judge(state);
-  ASSERT_EQ(judge.Judge(Signed("a", 5, kBody)).state, "applied");
-  ASSERT_EQ(judge.Judge(Signed("b", 1, kOtherBody)).state, "applied");
-  EXPECT_EQ(judge.Judge(Signed("a", 4, kBody)).reason, "stale");
-  EXPECT_EQ(judge.Judge(Signed("a", 6, kBody)).state, "applied");
-  EXPECT_EQ(applied_, (std::vector<std::string>{"a@5", "b@1", "a@6"}));
+  const PolicyDocument q1 = Signed("q", 1, kOtherBody);
+  const PolicyDocument p1 = Signed("p", 1, kBody);
+  const PolicyDocument p2 = Signed("p", 2, kBody);
+  ASSERT_EQ(judge.Judge(p2).state, "applied");
+  const PolicyReport r = judge.Judge(q1);  // replayed by someone on the path
+  EXPECT_EQ(r.state, "rejected");
+  EXPECT_EQ(r.reason, "stale");
+  EXPECT_NE(r.detail.find("console:p@2"), std::string::npos) << r.detail;
+  EXPECT_EQ(judge.Judge(p1).reason, "stale");
+  EXPECT_EQ(judge.Judge(p2).state, "applied");  // the running one again: a replay
+  EXPECT_EQ(applied_, (std::vector<std::string>{"p@2"}));
+  EXPECT_EQ(state.current->name, "p");
+  EXPECT_EQ(VersionGauge(), 2);
+  EXPECT_EQ(Rejected("stale"), 2);
 }
 
-TEST_F(ConsolePolicyTest, SqliteKeepsThePolicyAndVersionsAcrossReopening) {
+TEST_F(ConsolePolicyTest, AVersionAppliedBeforeButNotRunningIsNoReplay) {
+  FakeState state;
+  ConsolePolicyJudge& judge = Judge(state);
+  const PolicyDocument p1 = Signed("p", 1, kBody);
+  ASSERT_EQ(judge.Judge(p1).state, "applied");
+  ASSERT_EQ(judge.Judge(Signed("q", 1, kOtherBody)).state, "applied");
+  // p@1 is not what runs: answering "applied" would tell the console a lie.
+  const PolicyReport r = judge.Judge(p1);
+  EXPECT_EQ(r.state, "rejected");
+  EXPECT_EQ(r.reason, "stale");
+  EXPECT_EQ(judge.Applied()->first, "q");
+  EXPECT_EQ(applied_, (std::vector<std::string>{"p@1", "q@1"}));
+}
+
+TEST_F(ConsolePolicyTest, AnUnsignedVersionIsASignatureRejection) {
+  FakeState state;
+  ConsolePolicyJudge& judge = Judge(state);
+  PolicyDocument doc = Signed("boilers", 3, kBody);
+  doc.signature.clear();
+  const PolicyReport r = judge.Judge(doc);
+  EXPECT_EQ(r.state, "rejected");
+  EXPECT_EQ(r.reason, "signature");
+  EXPECT_EQ(Rejected("signature"), 1);
+  EXPECT_TRUE(applied_.empty());
+}
+
+TEST_F(ConsolePolicyTest, SqliteKeepsThePolicyAndSequenceAcrossReopening) {
+  PolicyDocument boilers7;
+  PolicyDocument chillers2;
   {
     auto writer = StoreWriter::Open(Options());
     ASSERT_TRUE(writer.ok()) << writer.error();
@@ -204,8 +239,10 @@ TEST_F(ConsolePolicyTest, SqliteKeepsThePolicyAndVersionsAcrossReopening) {
     ASSERT_TRUE(reader.ok()) << reader.error();
     auto state = StoreConsolePolicyState(**reader);
     ConsolePolicyJudge& judge = Judge(*state);
-    ASSERT_EQ(judge.Judge(Signed("boilers", 7, kBody)).state, "applied");
-    ASSERT_EQ(judge.Judge(Signed("chillers", 2, kOtherBody)).state, "applied");
+    boilers7 = Signed("boilers", 7, kBody);
+    ASSERT_EQ(judge.Judge(boilers7).state, "applied");
+    chillers2 = Signed("chillers", 2, kOtherBody);
+    ASSERT_EQ(judge.Judge(chillers2).state, "applied");
     judge_.reset();
     applied_.clear();
   }
@@ -218,13 +255,13 @@ TEST_F(ConsolePolicyTest, SqliteKeepsThePolicyAndVersionsAcrossReopening) {
   ASSERT_TRUE(start.has_value());
   EXPECT_EQ(start->stored.name, "chillers");
   EXPECT_EQ(start->stored.version, 2);
+  EXPECT_EQ(start->stored.seq, chillers2.seq);
   EXPECT_EQ(start->policy.rules.size(), 1u);
-  EXPECT_EQ(*state->HighestVersion("boilers"), 7);
-  ConsolePolicyJudge& judge =
-      Judge(*state, std::make_pair(start->stored.name, start->stored.version));
+  ConsolePolicyJudge& judge = Judge(
+      *state, RunningConsolePolicy{start->stored.name, start->stored.version, start->stored.seq});
   EXPECT_EQ(VersionGauge(), 2);
-  EXPECT_EQ(judge.Judge(Signed("boilers", 6, kBody)).reason, "stale");
-  EXPECT_EQ(judge.Judge(Signed("boilers", 7, kBody)).state, "applied");
+  EXPECT_EQ(judge.Judge(boilers7).reason, "stale");
+  EXPECT_EQ(judge.Judge(chillers2).state, "applied");
   EXPECT_TRUE(applied_.empty());  // a replay after the restart applies nothing
 }
 
@@ -233,16 +270,20 @@ TEST_F(ConsolePolicyTest, StartRunsTheStoredPolicyOnlyWhenItStillVerifies) {
   EXPECT_FALSE(LoadConsolePolicyAtStart(state, *verify_).has_value());  // nothing stored
 
   const PolicyDocument doc = Signed("boilers", 3, kBody);
-  state.current = StoredConsolePolicy{doc.name, doc.version, doc.body, doc.signature, 1};
+  state.current = StoredConsolePolicy{doc.name, doc.version, doc.body, doc.signature, 1, doc.seq};
   EXPECT_TRUE(LoadConsolePolicyAtStart(state, *verify_).has_value());
 
   state.current->body = kOtherBody;  // changed in the database
   EXPECT_FALSE(LoadConsolePolicyAtStart(state, *verify_).has_value());
 
   const PolicyDocument foreign = Signed("boilers", 3, kBody, other_signing_.get());
-  state.current = StoredConsolePolicy{foreign.name, foreign.version, foreign.body,
-                                      foreign.signature, 1};  // the key was rotated
+  state.current =
+      StoredConsolePolicy{foreign.name, foreign.version, foreign.body, foreign.signature, 1,
+                          foreign.seq};  // the key was rotated
   EXPECT_FALSE(LoadConsolePolicyAtStart(state, *verify_).has_value());
+
+  state.current = StoredConsolePolicy{doc.name, doc.version, doc.body, doc.signature, 1, 0};
+  EXPECT_FALSE(LoadConsolePolicyAtStart(state, *verify_).has_value());  // from an older agent
 }
 
 }  // namespace

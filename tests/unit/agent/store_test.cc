@@ -447,6 +447,38 @@ TEST(SqliteStore, VersionThreeReadingRowsBecomeBlocks) {
   EXPECT_EQ((*r)->Readings("plant/a", 0, 10'000, 1000)->size(), 101u);
 }
 
+TEST(SqliteStore, AVersionFourConsolePolicyGetsASequenceOfZero) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  { ASSERT_TRUE(StoreWriter::Open({path}).ok()); }
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    const char* sql =
+        "DROP TABLE console_policy;"
+        "CREATE TABLE console_policy (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,"
+        " version INTEGER NOT NULL, body TEXT NOT NULL, signature TEXT NOT NULL,"
+        " applied_ms INTEGER NOT NULL);"
+        "INSERT INTO console_policy VALUES (1, 'boilers', 7, 'rules: []', 'sig', 5);"
+        "CREATE TABLE policy_versions (name TEXT PRIMARY KEY, version INTEGER NOT NULL);"
+        "UPDATE meta SET value = '4' WHERE key = 'schema_version';";
+    ASSERT_EQ(sqlite3_exec(db, sql, nullptr, nullptr, nullptr), SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto w = StoreWriter::Open({path});
+  ASSERT_TRUE(w.ok()) << w.error();
+  auto r = StoreReader::Open({path});
+  ASSERT_TRUE(r.ok()) << r.error();
+  auto stored = (*r)->LoadConsolePolicy();
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  ASSERT_TRUE(stored->has_value());
+  EXPECT_EQ((*stored)->version, 7);
+  EXPECT_EQ((*stored)->seq, 0);
+  StoredConsolePolicy next{"chillers", 2, "rules: []", "sig2", 9, 1234};
+  ASSERT_TRUE((*r)->SaveConsolePolicy(next).ok());
+  EXPECT_EQ((*(*r)->LoadConsolePolicy())->seq, 1234);
+}
+
 // The integer columns of the first row `sql` returns, on a connection of its own; empty
 // when the query fails.
 std::vector<int64_t> QueryInts(const std::string& path, const char* sql) {

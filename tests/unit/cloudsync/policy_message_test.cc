@@ -41,13 +41,14 @@ PolicyDocument Doc() {
   PolicyDocument d;
   d.name = "boilers";
   d.version = 3;
+  d.seq = 1764167000123;
   d.body = "rules:\n  - name: hot\n    sensor: boiler/*\n    threshold: {above: 90}\n";
   d.created_ms = 1764167000123;
   return d;
 }
 
 TEST(SigningInput, IsTheDocumentedLayout) {
-  EXPECT_EQ(SigningInput("p", 12, "a\nb"), "edge-policy/1\np\n12\na\nb");
+  EXPECT_EQ(SigningInput("p", 12, 345, "a\nb"), "edge-policy/2\np\n12\n345\na\nb");
 }
 
 TEST_F(KeyDir, SignedDocumentVerifiesAndAnyChangeBreaksIt) {
@@ -66,6 +67,9 @@ TEST_F(KeyDir, SignedDocumentVerifiesAndAnyChangeBreaksIt) {
   PolicyDocument name = d;
   name.name = "boilers2";
   EXPECT_FALSE(VerifyDocument(*vk, name).ok());
+  PolicyDocument seq = d;
+  seq.seq += 1;
+  EXPECT_FALSE(VerifyDocument(*vk, seq).ok());
   PolicyDocument garbage = d;
   garbage.signature = "not base64!";
   EXPECT_FALSE(VerifyDocument(*vk, garbage).ok());
@@ -113,6 +117,7 @@ TEST(PolicyDocumentCodec, RoundTrips) {
   ASSERT_TRUE(back.ok()) << back.error();
   EXPECT_EQ(back->name, d.name);
   EXPECT_EQ(back->version, d.version);
+  EXPECT_EQ(back->seq, d.seq);
   EXPECT_EQ(back->body, d.body);
   EXPECT_EQ(back->signature, d.signature);
   EXPECT_EQ(back->created_ms, d.created_ms);
@@ -124,17 +129,34 @@ TEST(PolicyDocumentCodec, RejectsBadShapes) {
            "",
            "[]",
            "{",
-           R"({"name":"p","version":1,"body":"x"})",
            R"({"name":"p","version":0,"body":"x","signature":"s"})",
            R"({"name":"p","version":1.5,"body":"x","signature":"s"})",
            R"({"name":"p","version":"1","body":"x","signature":"s"})",
            R"({"name":"../etc","version":1,"body":"x","signature":"s"})",
            R"({"name":"p","version":1,"body":7,"signature":"s"})",
-           R"({"name":"p","version":1,"body":"x","signature":""})",
            R"({"name":"p","version":18446744073709551615,"body":"x","signature":"s"})",
+           R"({"name":"p","version":1,"seq":0,"body":"x","signature":"s"})",
+           R"({"name":"p","version":1,"seq":"9","body":"x","signature":"s"})",
        }) {
     EXPECT_FALSE(DecodePolicyDocument(bad).ok()) << bad;
   }
+}
+
+TEST_F(KeyDir, AnUnsignedOrUnsequencedDocumentDecodesButNeverVerifies) {
+  auto [sk, vk] = Pair("a");
+  auto unsigned_doc = DecodePolicyDocument(R"({"name":"p","version":1,"seq":5,"body":"x"})");
+  ASSERT_TRUE(unsigned_doc.ok()) << unsigned_doc.error();
+  EXPECT_TRUE(unsigned_doc->signature.empty());
+  EXPECT_FALSE(VerifyDocument(*vk, *unsigned_doc).ok());
+
+  PolicyDocument d = Doc();
+  d.seq = 0;
+  EXPECT_FALSE(SignDocument(*sk, d).ok());
+  d.signature = std::string(86, 'A') + "==";
+  auto unsequenced = DecodePolicyDocument(EncodePolicyDocument(d));
+  ASSERT_TRUE(unsequenced.ok()) << unsequenced.error();
+  EXPECT_EQ(unsequenced->seq, 0);
+  EXPECT_FALSE(VerifyDocument(*vk, *unsequenced).ok());
 }
 
 TEST(PolicyReportCodec, RoundTripsAndChecksState) {

@@ -137,7 +137,10 @@ class PolicyChannelTest : public testing::Test {
     auto verify = cloudsync::LoadVerifyKey(pub);
     ASSERT_TRUE(verify.ok()) << verify.error();
     verify_ = std::move(*verify);
-    auto tokens = TokenTable::Parse("node-1 tok-n1\nnode-2 tok-n2\nadmin tok-admin\n", "tokens");
+    // The nodes' labels are bound in the token file, as their hellos claim them.
+    auto tokens = TokenTable::Parse(
+        "node-1 tok-n1 site=plant-1,line=a\nnode-2 tok-n2 site=plant-1,line=*\nadmin tok-admin\n",
+        "tokens");
     ASSERT_TRUE(tokens.ok()) << tokens.error();
     tokens_ = std::make_unique<TokenTable>(std::move(tokens.value()));
     const std::string db = (dir_ / "console.db").string();

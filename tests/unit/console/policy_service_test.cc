@@ -39,6 +39,17 @@ class FakePolicyStore final : public PolicyStore {
     }
     return Status::Ok();
   }
+  Status SetSignature(const std::string& name, int64_t version, int64_t seq,
+                      const std::string& signature) override {
+    if (fail) return Status::Error("disk full");
+    for (PolicyVersion& v : versions) {
+      if (v.name == name && v.version == version) {
+        v.seq = seq;
+        v.signature = signature;
+      }
+    }
+    return Status::Ok();
+  }
   Result<std::vector<PolicyVersion>> Versions() override { return versions; }
   Status PutNode(const PolicyNode& node) override {
     nodes.push_back(node);
@@ -163,12 +174,61 @@ TEST_F(PolicyServiceTest, VersionsIncreaseByOnePerNameAndAreSigned) {
   const CreateOutcome third = service_->Push("boilers", Push());
   EXPECT_EQ(third.status, 201);
   EXPECT_EQ(third.version, 3);
-  cloudsync::PolicyDocument doc{"boilers", 3, kValidPolicy, third.signature, 0};
+  cloudsync::PolicyDocument doc{"boilers", 3, third.seq, kValidPolicy, third.signature, 0};
   EXPECT_TRUE(cloudsync::VerifyDocument(*verify_, doc).ok());
   doc.version = 2;
   EXPECT_FALSE(cloudsync::VerifyDocument(*verify_, doc).ok());
   EXPECT_NE(service_->MetricsText().find("edge_console_policy_versions_total 4"),
             std::string::npos);
+}
+
+TEST_F(PolicyServiceTest, SequencesRiseAcrossPoliciesAndStayAtLeastTheClock) {
+  const CreateOutcome a = service_->Push("boilers", Push());
+  const CreateOutcome b = service_->Push("chillers", Push());  // same millisecond
+  EXPECT_EQ(a.seq, clock_.WallMs());
+  EXPECT_EQ(b.seq, a.seq + 1);
+  clock_.SetWallMs(clock_.WallMs() - 60'000);  // the clock went back: still rising
+  EXPECT_EQ(service_->Push("boilers", Push()).seq, b.seq + 1);
+  clock_.SetWallMs(clock_.WallMs() + 3'600'000);
+  const CreateOutcome later = service_->Push("chillers", Push());
+  EXPECT_EQ(later.seq, clock_.WallMs());
+  PolicyService again(store_, clock_, log_, key_.get());  // a restart keeps the floor
+  ASSERT_TRUE(again.Load().ok());
+  EXPECT_EQ(again.Push("boilers", Push()).seq, later.seq + 1);
+}
+
+TEST_F(PolicyServiceTest, VersionsStoredWithoutASequenceAreSignedAgainInCreationOrder) {
+  for (const auto& [name, created] : {std::pair<const char*, int64_t>{"b", 200}, {"a", 100}}) {
+    PolicyVersion v;
+    v.name = name;
+    v.version = 1;
+    v.body = kValidPolicy;
+    v.selector = "all";
+    v.signature = "old";
+    v.created_ms = created;
+    store_.versions.push_back(v);
+  }
+  PolicyService again(store_, clock_, log_, key_.get());
+  ASSERT_TRUE(again.Load().ok());
+  std::map<std::string, int64_t> seq;
+  for (const PolicyVersion& v : store_.versions) {
+    seq[v.name] = v.seq;
+    EXPECT_TRUE(cloudsync::VerifyDocument(
+                    *verify_, cloudsync::PolicyDocument{v.name, 1, v.seq, kValidPolicy, v.signature,
+                                                        v.created_ms})
+                    .ok())
+        << v.name;
+  }
+  EXPECT_GT(seq["a"], 0);
+  EXPECT_GT(seq["b"], seq["a"]);  // b was created later
+  // What a node is sent carries the new sequence and verifies.
+  FakePeer peer;
+  again.Connect(peer, Hello("n1", {}));
+  ASSERT_EQ(peer.sent.size(), 1u);
+  auto doc = cloudsync::DecodePolicyDocument(peer.sent[0]);
+  ASSERT_TRUE(doc.ok()) << doc.error();
+  EXPECT_EQ(doc->seq, seq[doc->name]);
+  EXPECT_TRUE(cloudsync::VerifyDocument(*verify_, *doc).ok());
 }
 
 TEST_F(PolicyServiceTest, VersionNumbersSurviveARestart) {

@@ -60,6 +60,53 @@ TEST(TokenTable, LineWithThreeFieldsIsAnError) {
   EXPECT_EQ(table.error().rfind("t:1: ", 0), 0u) << table.error();
 }
 
+TEST(TokenTable, AThirdFieldBindsTheNodesLabels) {
+  auto table = TokenTable::Parse("node-1 tok-a site=plant-1,line=*\nnode-2 tok-b\n", "t");
+  ASSERT_TRUE(table.ok()) << table.error();
+  const LabelBinding* bound = table->LabelBindingOf("node-1");
+  ASSERT_NE(bound, nullptr);
+  EXPECT_EQ(bound->Apply({{"line", "a"}}).labels, (Labels{{"site", "plant-1"}, {"line", "a"}}));
+  EXPECT_EQ(table->LabelBindingOf("node-2"), nullptr);
+  EXPECT_EQ(table->LabelBindingOf("node-3"), nullptr);
+}
+
+TEST(TokenTable, BadLabelsOrAFourthFieldAreErrorsNamingTheLine) {
+  auto bad = TokenTable::Parse("node-1 tok-a\nnode-2 tok-b site=\"x\"\n", "t");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().rfind("t:2: labels: ", 0), 0u) << bad.error();
+  auto four = TokenTable::Parse("node-1 tok-a site=a more\n", "t");
+  ASSERT_FALSE(four.ok());
+  EXPECT_EQ(four.error().rfind("t:1: ", 0), 0u) << four.error();
+}
+
+TEST(LabelBinding, FixedLabelsWinAndUnlistedClaimsAreRefused) {
+  auto binding = LabelBinding::Parse("site=plant-1,line=*");
+  ASSERT_TRUE(binding.ok()) << binding.error();
+  const auto out = binding->Apply({{"site", "secret"}, {"line", "b"}, {"role", "admin"}});
+  EXPECT_EQ(out.labels, (Labels{{"site", "plant-1"}, {"line", "b"}}));
+  EXPECT_EQ(out.refused, (std::vector<std::string>{"role=admin", "site=secret"}));
+  const auto honest = binding->Apply({{"site", "plant-1"}});
+  EXPECT_EQ(honest.labels, (Labels{{"site", "plant-1"}}));
+  EXPECT_TRUE(honest.refused.empty());
+}
+
+TEST(LabelBinding, AnEmptyBindingGivesNoLabelsAndTrustTakesEveryClaim) {
+  auto none = LabelBinding::Parse("");
+  ASSERT_TRUE(none.ok()) << none.error();
+  const auto out = none->Apply({{"site", "a"}});
+  EXPECT_TRUE(out.labels.empty());
+  EXPECT_EQ(out.refused, (std::vector<std::string>{"site=a"}));
+  EXPECT_EQ(LabelBinding::TrustClaims().Apply({{"site", "a"}}).labels, (Labels{{"site", "a"}}));
+}
+
+TEST(LabelBinding, RefusesKeysGivenTwiceAndBadSyntax) {
+  EXPECT_FALSE(LabelBinding::Parse("a=1,a=*").ok());
+  EXPECT_FALSE(LabelBinding::Parse("a=*,a=*").ok());
+  EXPECT_FALSE(LabelBinding::Parse("a").ok());
+  EXPECT_FALSE(LabelBinding::Parse("a=b c").ok());
+  EXPECT_FALSE(LabelBinding::Parse("=*").ok());
+}
+
 TEST(TokenTable, DuplicateNodeIsAnError) {
   auto table = TokenTable::Parse("node-1 tok-a\nnode-1 tok-b\n", "t");
   ASSERT_FALSE(table.ok());

@@ -35,6 +35,7 @@ HttpResponse Created(const CreateOutcome& out) {
   if (out.status != 201) return Error(out.status, out.error);
   return Json(201, json{{"name", out.name},
                         {"version", out.version},
+                        {"seq", out.seq},
                         {"signature", out.signature},
                         {"rollout", RolloutName(out.rollout)},
                         {"targets", out.targets}});
@@ -51,8 +52,9 @@ json OrNull(int64_t version) { return version > 0 ? json(version) : json(nullptr
 
 }  // namespace
 
-PolicyApi::PolicyApi(const TokenTable& tokens, PolicyService& service, Log& log)
-    : tokens_(tokens), service_(service), log_(log) {}
+PolicyApi::PolicyApi(const TokenTable& tokens, PolicyService& service, Log& log,
+                     bool trust_hello_labels)
+    : tokens_(tokens), service_(service), log_(log), trust_hello_labels_(trust_hello_labels) {}
 
 bool PolicyApi::Owns(std::string_view path) {
   return path == kPoliciesPrefix ||
@@ -157,6 +159,7 @@ HttpResponse PolicyApi::Describe(const std::string& name) {
                             {"canary", v.canary.empty() ? json(nullptr) : json(v.canary)},
                             {"canary_wait_s", v.canary_wait_s},
                             {"rollout", RolloutName(v.rollout)},
+                            {"seq", v.seq},
                             {"signature", v.signature}});
   }
   json nodes = json::array();
@@ -178,6 +181,7 @@ HttpResponse PolicyApi::Poll(const HttpRequest& request, const std::string& node
   Result<cloudsync::PolicyHello> hello = cloudsync::DecodePolicyHello(request.body);
   if (!hello) return Error(400, hello.error());
   if (hello->node != node) return Error(403, "hello node differs from the token's node");
+  BindLabels(*hello);
   const auto doc = service_.Poll(*hello);
   if (!doc) {
     HttpResponse r;
@@ -196,6 +200,38 @@ HttpResponse PolicyApi::Report(const HttpRequest& request, const std::string& no
   HttpResponse r;
   r.status = 204;
   return r;
+}
+
+void PolicyApi::BindLabels(cloudsync::PolicyHello& hello) {
+  if (trust_hello_labels_) return;
+  static const LabelBinding kNoLabels;
+  const LabelBinding* binding = tokens_.LabelBindingOf(hello.node);
+  LabelBinding::Outcome bound = (binding != nullptr ? *binding : kNoLabels).Apply(hello.labels);
+  hello.labels = std::move(bound.labels);
+  std::string refused;
+  for (const std::string& claim : bound.refused) {
+    if (!refused.empty()) refused += ',';
+    refused += claim;
+  }
+  if (!refused.empty()) ++labels_refused_;
+  std::string& last = last_refused_[hello.node];
+  if (refused == last) return;
+  last = refused;
+  if (refused.empty()) return;
+  log_.Write(LogLevel::kWarn,
+             "policy channel: labels claimed in a hello are not bound to the node's token; "
+             "ignored",
+             {{"node", hello.node}, {"refused", refused}});
+}
+
+std::string PolicyApi::MetricsText() const {
+  std::string text = service_.MetricsText();
+  text +=
+      "# HELP edge_console_policy_labels_refused_total Hellos that claimed labels the node's "
+      "token entry does not allow (the claims were ignored)\n";
+  text += "# TYPE edge_console_policy_labels_refused_total counter\n";
+  text += "edge_console_policy_labels_refused_total " + std::to_string(labels_refused_) + "\n";
+  return text;
 }
 
 std::optional<HttpResponse> PolicyApi::Admit(const HttpRequest& request, std::string* principal) {
@@ -234,6 +270,7 @@ void PolicyApi::OnMessage(ChannelPeer& peer, std::string_view text) {
         return;
       }
       channel.hello = true;
+      BindLabels(*hello);
       service_.Connect(peer, *hello);
       return;
     }

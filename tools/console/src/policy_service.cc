@@ -11,6 +11,10 @@ namespace {
 
 constexpr int64_t kMaxCanaryWaitS = 7 * 24 * 3600;
 
+cloudsync::PolicyDocument DocumentOf(const PolicyVersion& v) {
+  return cloudsync::PolicyDocument{v.name, v.version, v.seq, v.body, v.signature, v.created_ms};
+}
+
 CreateOutcome Fail(int status, std::string error) {
   CreateOutcome out;
   out.status = status;
@@ -27,6 +31,7 @@ PolicyService::PolicyService(PolicyStore& store, const Clock& clock, Log& log,
 Status PolicyService::Load() {
   Result<std::vector<PolicyVersion>> versions = store_.Versions();
   if (!versions) return versions.status();
+  if (Status s = SignUnsequenced(*versions); !s) return s;
   for (PolicyVersion& v : *versions) {
     Result<Selector> selector = Selector::Parse(v.selector);
     if (!selector) {
@@ -49,6 +54,47 @@ Status PolicyService::Load() {
   if (!statuses) return statuses.status();
   for (PolicyNodeStatus& st : *statuses) status_[{st.name, st.node}] = std::move(st);
   return Status::Ok();
+}
+
+Status PolicyService::SignUnsequenced(std::vector<PolicyVersion>& versions) {
+  std::vector<PolicyVersion*> unsequenced;
+  for (PolicyVersion& v : versions) {
+    last_seq_ = std::max(last_seq_, v.seq);
+    if (v.seq == 0) unsequenced.push_back(&v);
+  }
+  if (unsequenced.empty()) return Status::Ok();
+  if (signing_key_ == nullptr) {
+    log_.Write(LogLevel::kWarn,
+               "policy versions stored without a fleet sequence cannot be signed again without "
+               "a signing key; agents refuse them until they are",
+               {{"versions", static_cast<int64_t>(unsequenced.size())}});
+    return Status::Ok();
+  }
+  // In creation order, so that the sequence orders them as their creation did.
+  std::stable_sort(
+      unsequenced.begin(), unsequenced.end(),
+      [](const PolicyVersion* a, const PolicyVersion* b) { return a->created_ms < b->created_ms; });
+  for (PolicyVersion* v : unsequenced) {
+    cloudsync::PolicyDocument doc{v->name, v->version, NextSeq(v->created_ms),
+                                  v->body, "",         v->created_ms};
+    if (Status s = cloudsync::SignDocument(*signing_key_, doc); !s) return s;
+    if (Status s = store_.SetSignature(v->name, v->version, doc.seq, doc.signature); !s) {
+      return s;
+    }
+    v->seq = doc.seq;
+    v->signature = doc.signature;
+  }
+  log_.Write(LogLevel::kInfo, "policy versions signed again with a fleet sequence",
+             {{"versions", static_cast<int64_t>(unsequenced.size())}});
+  return Status::Ok();
+}
+
+int64_t PolicyService::NextSeq(int64_t created_ms) {
+  // Above every earlier sequence, and at least the creation time: a console whose database
+  // was lost or restored from an old backup still issues sequences above what its agents run
+  // (unless its clock went back).
+  last_seq_ = std::max(last_seq_ + 1, created_ms);
+  return last_seq_;
 }
 
 CreateOutcome PolicyService::Push(const std::string& name, const PushRequest& request) {
@@ -122,18 +168,23 @@ CreateOutcome PolicyService::Rollback(const std::string& name, int64_t to) {
 CreateOutcome PolicyService::Create(PolicyVersion version, Selector selector,
                                     std::optional<Selector> canary) {
   version.created_ms = clock_.WallMs();
+  const int64_t previous_seq = last_seq_;
   cloudsync::PolicyDocument doc;
   doc.name = version.name;
   doc.version = version.version;
+  doc.seq = NextSeq(version.created_ms);
   doc.body = version.body;
   doc.created_ms = version.created_ms;
+  version.seq = doc.seq;
   if (Status s = cloudsync::SignDocument(*signing_key_, doc); !s) {
+    last_seq_ = previous_seq;
     log_.Write(LogLevel::kError, "signing policy failed",
                {{"policy", version.name}, {"error", s.message()}});
     return Fail(500, "signing failed: " + s.message());
   }
   version.signature = doc.signature;
   if (Status s = store_.AddVersion(version); !s) {
+    last_seq_ = previous_seq;
     log_.Write(LogLevel::kError, "storing policy failed",
                {{"policy", version.name}, {"error", s.message()}});
     return Fail(503, "store unavailable, retry later");
@@ -142,6 +193,7 @@ CreateOutcome PolicyService::Create(PolicyVersion version, Selector selector,
   CreateOutcome out;
   out.name = version.name;
   out.version = version.version;
+  out.seq = version.seq;
   out.signature = version.signature;
   out.rollout = version.rollout;
   log_.Write(LogLevel::kInfo, "policy version created",
@@ -268,8 +320,7 @@ std::optional<cloudsync::PolicyDocument> PolicyService::Poll(const cloudsync::Po
       hello.applied->second == chosen->v.version) {
     return std::nullopt;
   }
-  return cloudsync::PolicyDocument{chosen->v.name, chosen->v.version, chosen->v.body,
-                                   chosen->v.signature, chosen->v.created_ms};
+  return DocumentOf(chosen->v);
 }
 
 void PolicyService::Report(const std::string& node, const cloudsync::PolicyReport& report) {
@@ -407,9 +458,7 @@ void PolicyService::SendIfNew(ChannelPeer& peer, PeerState& state) {
   const std::pair<std::string, int64_t> id{chosen->v.name, chosen->v.version};
   if (state.current == id) return;
   state.current = id;
-  peer.Send(cloudsync::EncodePolicyDocument(
-      cloudsync::PolicyDocument{chosen->v.name, chosen->v.version, chosen->v.body,
-                                chosen->v.signature, chosen->v.created_ms}));
+  peer.Send(cloudsync::EncodePolicyDocument(DocumentOf(chosen->v)));
   log_.Write(LogLevel::kInfo, "policy sent",
              {{"node", state.node}, {"policy", id.first}, {"version", id.second}});
 }

@@ -424,6 +424,7 @@ CREATE TABLE IF NOT EXISTS policy_versions (
   canary_wait_s INTEGER NOT NULL,
   created_ms    INTEGER NOT NULL,
   rollout       TEXT NOT NULL,
+  seq           INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (name, version)
 );
 CREATE TABLE IF NOT EXISTS policy_nodes (
@@ -459,15 +460,25 @@ class SqlitePolicyStore final : public PolicyStore {
     if (!mode) return mode.status();
     if (Status s = Exec("PRAGMA synchronous=FULL"); !s) return s;
     if (sqlite3_busy_timeout(db_.get(), 5000) != SQLITE_OK) return DbError("busy_timeout");
-    return Exec(kPolicySchema);
+    if (Status s = Exec(kPolicySchema); !s) return s;
+    // Tables created before versions carried a fleet sequence get the column (0: unsigned
+    // under the current layout; PolicyService::Load signs them again).
+    Result<std::string> has_seq =
+        QueryText("SELECT count(*) FROM pragma_table_info('policy_versions') WHERE name = 'seq'");
+    if (!has_seq) return has_seq.status();
+    if (*has_seq == "0") {
+      return Exec("ALTER TABLE policy_versions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0");
+    }
+    return Status::Ok();
   }
 
   Status AddVersion(const PolicyVersion& v) override {
     StmtPtr stmt;
-    if (Status s = Prepare(
-            "INSERT INTO policy_versions (name, version, body, signature, selector, canary,"
-            " canary_wait_s, created_ms, rollout) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            &stmt);
+    if (Status s =
+            Prepare("INSERT INTO policy_versions (name, version, body, signature, selector, canary,"
+                    " canary_wait_s, created_ms, rollout, seq)"
+                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    &stmt);
         !s) {
       return s;
     }
@@ -481,9 +492,27 @@ class SqlitePolicyStore final : public PolicyStore {
     sqlite3_bind_int64(stmt.get(), 7, v.canary_wait_s);
     sqlite3_bind_int64(stmt.get(), 8, v.created_ms);
     BindText(stmt.get(), 9, rollout);
+    sqlite3_bind_int64(stmt.get(), 10, v.seq);
     if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
       return DbError("storing " + v.name + " version " + std::to_string(v.version));
     }
+    return Status::Ok();
+  }
+
+  Status SetSignature(const std::string& name, int64_t version, int64_t seq,
+                      const std::string& signature) override {
+    StmtPtr stmt;
+    if (Status s = Prepare(
+            "UPDATE policy_versions SET seq = ?3, signature = ?4 WHERE name = ?1 AND version = ?2",
+            &stmt);
+        !s) {
+      return s;
+    }
+    BindText(stmt.get(), 1, name);
+    sqlite3_bind_int64(stmt.get(), 2, version);
+    sqlite3_bind_int64(stmt.get(), 3, seq);
+    BindText(stmt.get(), 4, signature);
+    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("signing again " + name);
     return Status::Ok();
   }
 
@@ -506,7 +535,7 @@ class SqlitePolicyStore final : public PolicyStore {
     StmtPtr stmt;
     if (Status s = Prepare(
             "SELECT name, version, body, signature, selector, canary, canary_wait_s, created_ms,"
-            " rollout FROM policy_versions ORDER BY name, version",
+            " rollout, seq FROM policy_versions ORDER BY name, version",
             &stmt);
         !s) {
       return s;
@@ -524,6 +553,7 @@ class SqlitePolicyStore final : public PolicyStore {
       v.canary_wait_s = sqlite3_column_int64(stmt.get(), 6);
       v.created_ms = sqlite3_column_int64(stmt.get(), 7);
       v.rollout = ParseRollout(ColumnText(stmt.get(), 8));
+      v.seq = sqlite3_column_int64(stmt.get(), 9);
       out.push_back(std::move(v));
     }
     if (rc != SQLITE_DONE) return DbError("reading policy versions");

@@ -88,8 +88,9 @@ Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view sou
     const auto fail = [&](const std::string& what) {
       return Status::Error(std::string(source) + ":" + std::to_string(line_no) + ": " + what);
     };
-    if (fields.size() != 2) {
-      return fail("expected 'NODE TOKEN', found " + std::to_string(fields.size()) + " field(s)");
+    if (fields.size() != 2 && fields.size() != 3) {
+      return fail("expected 'NODE TOKEN [LABELS]', found " + std::to_string(fields.size()) +
+                  " field(s)");
     }
     const std::string_view node = fields[0];
     const std::string_view token = fields[1];
@@ -101,7 +102,13 @@ Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view sou
       if (e.node == node) return fail("node '" + std::string(node) + "' listed twice");
       if (e.token == token) return fail("token already used by node '" + e.node + "'");
     }
-    table.entries_.push_back(Entry{std::string(node), std::string(token)});
+    std::optional<LabelBinding> labels;
+    if (fields.size() == 3) {
+      Result<LabelBinding> parsed = LabelBinding::Parse(fields[2]);
+      if (!parsed) return fail("labels: " + parsed.error());
+      labels = std::move(*parsed);
+    }
+    table.entries_.push_back(Entry{std::string(node), std::string(token), std::move(labels)});
   }
   return table;
 }
@@ -113,6 +120,13 @@ Result<TokenTable> TokenTable::Load(const std::string& path) {
   contents << in.rdbuf();
   if (in.bad()) return Status::Error(path + ": cannot read token file");
   return Parse(contents.str(), path);
+}
+
+const LabelBinding* TokenTable::LabelBindingOf(std::string_view node) const {
+  for (const Entry& e : entries_) {
+    if (e.node == node) return e.labels ? &*e.labels : nullptr;
+  }
+  return nullptr;
 }
 
 std::optional<Principal> TokenTable::Authenticate(std::string_view token) const {

@@ -7,11 +7,14 @@
 //
 // The judge checks, in this order, stopping at the first failure (reported, counted in
 // edge_agent_policy_rejected_total{reason}, the running policy stays):
-//   1. the Ed25519 signature with sync.policy_key           -> "signature"
-//   2. the version against the highest one applied for the name (persisted): lower is
-//      "stale"; equal is a replay, answered "applied" without applying anything
-//   3. rules::ParsePolicy(body, "console:<name>@<version>") -> "invalid" (file:line:col)
-//   4. persisting the document (ConsolePolicyState::Save)   -> "store"
+//   1. the Ed25519 signature (over name, version, fleet sequence and body) with
+//      sync.policy_key; an unsigned document fails here       -> "signature"
+//   2. name and version equal to the console policy running: a replay, answered "applied"
+//      without applying anything
+//   3. the fleet sequence against the running console policy's (persisted): not above it
+//      is "stale", whatever the name
+//   4. rules::ParsePolicy(body, "console:<name>@<version>") -> "invalid" (file:line:col)
+//   5. persisting the document (ConsolePolicyState::Save)   -> "store"
 // and then swaps the policy in through `apply` and answers "applied".
 //
 // Threading: a judge is used by one thread (the agent's network thread); Applied() too.
@@ -40,9 +43,7 @@ class ConsolePolicyState {
   virtual ~ConsolePolicyState() = default;
   // The console policy in force, if any.
   virtual Result<std::optional<StoredConsolePolicy>> Load() = 0;
-  // Highest version of `name` ever applied; 0 when none.
-  virtual Result<int64_t> HighestVersion(std::string_view name) = 0;
-  // Makes `policy` the one in force and raises the highest version of its name.
+  // Makes `policy` the one in force (durably).
   virtual Status Save(const StoredConsolePolicy& policy) = 0;
 };
 
@@ -56,6 +57,13 @@ std::unique_ptr<ConsolePolicyState> StoreConsolePolicyState(StoreReader& reader)
 //   edge_agent_policy_applied_total         console versions swapped in (not replays)
 //   edge_agent_policy_channel_connected     gauge, set by the channel (0 here)
 void RegisterConsolePolicyMetrics(Metrics& metrics);
+
+// Which console policy runs: the judge's notion of "current" (step 2 and 3 above).
+struct RunningConsolePolicy {
+  std::string name;
+  int64_t version = 0;
+  int64_t seq = 0;
+};
 
 // A persisted console policy fit to run at start.
 struct ConsolePolicyAtStart {
@@ -79,16 +87,16 @@ class ConsolePolicyJudge {
 
   // `key`, `state`, `metrics` and `clock` are borrowed and must outlive the judge.
   // `running` is the console policy the agent started with (LoadConsolePolicyAtStart), or
-  // nullopt when it runs its local file.
+  // nullopt when it runs its local file (then any correctly signed version is applied).
   ConsolePolicyJudge(const cloudsync::VerifyKey& key, ConsolePolicyState& state, Metrics& metrics,
                      Clock& clock, Apply apply,
-                     std::optional<std::pair<std::string, int64_t>> running = std::nullopt);
+                     std::optional<RunningConsolePolicy> running = std::nullopt);
 
   cloudsync::PolicyReport Judge(const cloudsync::PolicyDocument& doc);
 
   // The console policy in force (name, version), for the channel's hello; nullopt while
   // the local file runs.
-  std::optional<std::pair<std::string, int64_t>> Applied() const { return running_; }
+  std::optional<std::pair<std::string, int64_t>> Applied() const;
 
  private:
   cloudsync::PolicyReport Reject(const cloudsync::PolicyDocument& doc, const char* reason,
@@ -98,7 +106,7 @@ class ConsolePolicyJudge {
   ConsolePolicyState& state_;
   Clock& clock_;
   Apply apply_;
-  std::optional<std::pair<std::string, int64_t>> running_;
+  std::optional<RunningConsolePolicy> running_;
   GaugeHandle& version_;
   CounterHandle& applied_;
   Metrics& metrics_;

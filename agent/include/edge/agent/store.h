@@ -146,6 +146,7 @@ struct StoredConsolePolicy {
   std::string body;
   std::string signature;   // base64, as the console sent it
   int64_t applied_ms = 0;  // wall clock when it was applied
+  int64_t seq = 0;         // the console's fleet sequence; 0: stored by an agent before it
 };
 
 class StoreWriter {
@@ -311,10 +312,8 @@ class StoreReader {
 
   // Console policies. The one in force, if any.
   Result<std::optional<StoredConsolePolicy>> LoadConsolePolicy();
-  // Highest version of `name` ever applied (it survives later policies); 0 when none.
-  Result<int64_t> AppliedPolicyVersion(std::string_view name);
-  // One durable transaction (synchronous=FULL): `policy` becomes the one in force and the
-  // highest applied version of its name is raised to its version. On failure nothing
+  // One durable statement (synchronous=FULL): `policy` becomes the one in force, and its
+  // seq the floor below which the console's versions are refused. On failure nothing
   // changes.
   Status SaveConsolePolicy(const StoredConsolePolicy& policy);
 

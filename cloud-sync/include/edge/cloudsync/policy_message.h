@@ -5,9 +5,9 @@
 // never throws on any input.
 //
 // A policy version is signed with Ed25519 over SigningInput(): the ASCII line
-// "edge-policy/1", the policy name, the version number in decimal and the body, joined by
-// "\n". Keys are PEM files as `openssl genpkey -algorithm ed25519` writes them (PKCS#8
-// private key, SubjectPublicKeyInfo public key).
+// "edge-policy/2", the policy name, the version number and the fleet sequence in decimal,
+// and the body, joined by "\n". Keys are PEM files as `openssl genpkey -algorithm ed25519` writes
+// them (PKCS#8 private key, SubjectPublicKeyInfo public key).
 
 #include <cstdint>
 #include <map>
@@ -21,10 +21,14 @@
 namespace edge::cloudsync {
 
 // One signed policy version as the console sends it:
-// {"type":"policy","name":..,"version":..,"body":..,"signature":..,"created_ms":..}
+// {"type":"policy","name":..,"version":..,"seq":..,"body":..,"signature":..,"created_ms":..}
 struct PolicyDocument {
-  std::string name;        // [A-Za-z0-9_.-]{1,64}
-  int64_t version = 0;     // >= 1, increasing per name
+  std::string name;     // [A-Za-z0-9_.-]{1,64}
+  int64_t version = 0;  // >= 1, increasing per name
+  // >= 1, increasing across every version of every policy of the console (the fleet
+  // sequence): an agent refuses a version whose seq is not above the one it runs. 0 in a
+  // decoded document means the message carried none (it cannot verify).
+  int64_t seq = 0;
   std::string body;        // the policy text (YAML or JSON, docs/policy.md)
   std::string signature;   // base64 (standard alphabet, padded) of the 64-byte signature
   int64_t created_ms = 0;  // console wall clock when the version was created
@@ -50,8 +54,9 @@ struct PolicyHello {
   std::optional<std::pair<std::string, int64_t>> applied;  // name, version
 };
 
-// "edge-policy/1\n" + name + "\n" + decimal version + "\n" + body.
-std::string SigningInput(std::string_view name, int64_t version, std::string_view body);
+// "edge-policy/2\n" + name + "\n" + decimal version + "\n" + decimal seq + "\n" + body.
+std::string SigningInput(std::string_view name, int64_t version, int64_t seq,
+                         std::string_view body);
 
 bool IsValidPolicyName(std::string_view name);
 
@@ -82,15 +87,17 @@ Status GenerateKeyPair(const std::string& private_path, const std::string& publi
 
 // Signs a document in place (fills `signature`).
 Status SignDocument(const SigningKey& key, PolicyDocument& doc);
-// Checks doc.signature against the key.
+// Checks doc.signature against the key; a document without a sequence (seq < 1) or without
+// a signature never verifies.
 Status VerifyDocument(const VerifyKey& key, const PolicyDocument& doc);
 
 std::string EncodePolicyDocument(const PolicyDocument& doc);
 std::string EncodePolicyReport(const PolicyReport& report);
 std::string EncodePolicyHello(const PolicyHello& hello);
 
-// The decoders check types and bounds (name syntax, version >= 1, body <= 1 MiB, signature
-// present) and return a clear error; unknown fields are ignored.
+// The decoders check types and bounds (name syntax, version >= 1, body <= 1 MiB) and return
+// a clear error; unknown fields are ignored. A policy without "signature" or "seq" decodes
+// (with them empty and 0) so that the agent can report it as unsigned; it never verifies.
 Result<PolicyDocument> DecodePolicyDocument(std::string_view json);
 Result<PolicyReport> DecodePolicyReport(std::string_view json);
 Result<PolicyHello> DecodePolicyHello(std::string_view json);

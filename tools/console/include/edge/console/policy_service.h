@@ -43,6 +43,7 @@ struct CreateOutcome {
   std::string error;
   std::string name;
   int64_t version = 0;
+  int64_t seq = 0;  // fleet sequence (docs/protocol.md, "Signatures")
   std::string signature;
   Rollout rollout = Rollout::kReleased;
   std::vector<std::string> targets;  // known nodes this version is released to now
@@ -125,6 +126,9 @@ class PolicyService {
   void RememberNode(const cloudsync::PolicyHello& hello);
   const VersionEntry* ReleasedVersion(const std::string& name, const Labels& labels) const;
   const VersionEntry* Chosen(const Labels& labels) const;
+  // Gives versions stored before fleet sequences existed a sequence and a new signature.
+  Status SignUnsequenced(std::vector<PolicyVersion>& versions);
+  int64_t NextSeq(int64_t created_ms);
   const VersionEntry* Find(const std::string& name, int64_t version) const;
   // Sends every connected node the version now released to it, if it differs from what
   // it runs or was sent.
@@ -143,6 +147,7 @@ class PolicyService {
   std::map<ChannelPeer*, PeerState> peers_;
   std::map<std::string, int64_t> reports_;  // by state
   int64_t versions_created_ = 0;
+  int64_t last_seq_ = 0;  // highest fleet sequence of any version held
 };
 
 }  // namespace edge::console

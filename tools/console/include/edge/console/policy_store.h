@@ -31,6 +31,9 @@ struct PolicyVersion {
   int64_t canary_wait_s = 60;
   int64_t created_ms = 0;  // console wall clock
   Rollout rollout = Rollout::kReleased;
+  // Fleet sequence (docs/protocol.md, "Signatures"): above every earlier version's of any
+  // policy; 0 for a version stored before sequences existed (signed again at load).
+  int64_t seq = 0;
 };
 
 struct PolicyNode {
@@ -58,6 +61,9 @@ class PolicyStore {
   // Inserts a new version; fails (and stores nothing) if (name, version) already exists.
   virtual Status AddVersion(const PolicyVersion& version) = 0;
   virtual Status SetRollout(const std::string& name, int64_t version, Rollout rollout) = 0;
+  // Replaces the sequence and signature of a stored version (signing old versions again).
+  virtual Status SetSignature(const std::string& name, int64_t version, int64_t seq,
+                              const std::string& signature) = 0;
   // Every version of every policy, by name then version.
   virtual Result<std::vector<PolicyVersion>> Versions() = 0;
 
