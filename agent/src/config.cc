@@ -1,8 +1,10 @@
 #include "edge/agent/config.h"
 
+#include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -39,6 +41,9 @@ constexpr int64_t kMaxStatusIntervalMs = 86'400'000;
 constexpr int64_t kMinPolicyPollIntervalMs = 1'000;
 constexpr int64_t kMaxPolicyPollIntervalMs = 86'400'000;
 constexpr int64_t kMaxQueueCapacity = 16'777'216;
+constexpr int64_t kMinHeaderTimeoutMs = 100;
+constexpr int64_t kMaxHeaderTimeoutMs = 60'000;
+constexpr int64_t kMaxHttpConnections = 10'000;
 constexpr size_t kMaxNodeIdLength = 253;  // a Kubernetes node name fits
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 
@@ -284,6 +289,18 @@ Status AssignDuration(std::string_view text, int64_t lo, int64_t hi, int64_t& fi
   return Status::Ok();
 }
 
+Status AssignBool(std::string_view text, bool& field) {
+  const std::string_view t = TrimSpaces(text);
+  if (t == "true") {
+    field = true;
+  } else if (t == "false") {
+    field = false;
+  } else {
+    return Status::Error("expected true or false, got " + Quoted(text));
+  }
+  return Status::Ok();
+}
+
 Status AssignTopicList(std::vector<std::string> topics, Config& c) {
   if (Status s = CheckTopics(topics); !s.ok()) return s;
   c.mqtt.topics = std::move(topics);
@@ -478,6 +495,36 @@ const std::vector<Field>& Fields() {
          return Status::Ok();
        },
        false},
+      {{"http.header_timeout", "EDGE_AGENT_HTTP_HEADER_TIMEOUT", "5s",
+        "A connection to http.listen that has not sent a request's complete headers this long "
+        "after it was accepted (or after the previous response) is closed; 100ms to 1m."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, kMinHeaderTimeoutMs, kMaxHeaderTimeoutMs,
+                               c.http.header_timeout_ms);
+       },
+       false},
+      {{"http.max_connections", "EDGE_AGENT_HTTP_MAX_CONNECTIONS", "64",
+        "Open connections to http.listen in all, 1 to 10000; one more closes the oldest "
+        "connection that is waiting for request headers."},
+       [](Config& c, std::string_view v) {
+         return AssignInt(v, 1, kMaxHttpConnections, c.http.max_connections);
+       },
+       false},
+      {{"http.max_connections_per_client", "EDGE_AGENT_HTTP_MAX_CONNECTIONS_PER_CLIENT", "16",
+        "Open connections to http.listen from one client IP address, 1 to 10000; one more "
+        "closes that client's oldest connection waiting for request headers."},
+       [](Config& c, std::string_view v) {
+         return AssignInt(v, 1, kMaxHttpConnections, c.http.max_connections_per_client);
+       },
+       false},
+      {{"http.readings_token_file", "EDGE_AGENT_HTTP_READINGS_TOKEN_FILE", "",
+        "File holding the bearer token that GET /v1/readings requires; empty: /v1/readings "
+        "answers loopback clients only (403 to others)."},
+       [](Config& c, std::string_view v) {
+         c.http.readings_token_file = std::string(v);
+         return Status::Ok();
+       },
+       false},
       {{"console.url", "EDGE_AGENT_CONSOLE_URL", "",
         "Console base URL, http(s)://HOST[:PORT][/PATH]; empty disables the uplink."},
        [](Config& c, std::string_view v) {
@@ -485,6 +532,11 @@ const std::vector<Field>& Fields() {
          c.console.url = std::string(v);
          return Status::Ok();
        },
+       false},
+      {{"console.require_tls", "EDGE_AGENT_CONSOLE_REQUIRE_TLS", "false",
+        "true: refuse to start with an http:// console.url to a host other than localhost, "
+        "127.0.0.0/8 or ::1 (false: a warning at start)."},
+       [](Config& c, std::string_view v) { return AssignBool(v, c.console.require_tls); },
        false},
       {{"console.token_file", "EDGE_AGENT_CONSOLE_TOKEN_FILE", "",
         "File holding this node's bearer token; required when console.url is set."},
@@ -888,7 +940,23 @@ Status Validate(const Config& c) {
         CheckDurationRange(c.store.rollup_interval_ms, 1'000, kMaxRollupIntervalMs));
   check("store.max_pages", range(c.store.max_pages, 0, kMaxPages));
   check("http.listen", CheckHostPort(c.http.listen, /*allow_port_zero=*/true));
+  check("http.header_timeout",
+        CheckDurationRange(c.http.header_timeout_ms, kMinHeaderTimeoutMs, kMaxHeaderTimeoutMs));
+  check(
+      "http.max_connections",
+      range(static_cast<int64_t>(std::min<size_t>(c.http.max_connections, kMaxHttpConnections + 1)),
+            1, kMaxHttpConnections));
+  check("http.max_connections_per_client",
+        range(static_cast<int64_t>(
+                  std::min<size_t>(c.http.max_connections_per_client, kMaxHttpConnections + 1)),
+              1, kMaxHttpConnections));
   check("console.url", CheckConsoleUrl(c.console.url));
+  if (c.console.require_tls && IsCleartextRemoteUrl(c.console.url)) {
+    check("console.url",
+          Status::Error("is http:// to a host off this node (" + Quoted(c.console.url) +
+                        "): the node token and alerts would travel in clear text; use https:// "
+                        "(console.require_tls is on)"));
+  }
   if (!c.console.url.empty() && c.console.token_file.empty()) {
     check("console.token_file", Status::Error("is required when console.url is set"));
   }
@@ -921,6 +989,41 @@ Status Validate(const Config& c) {
             : range(static_cast<int64_t>(c.queue_capacity), 1, kMaxQueueCapacity));
   if (!errors.empty()) return Status::Error(Join(errors, "; "));
   return Status::Ok();
+}
+
+bool IsCleartextRemoteUrl(std::string_view console_url) {
+  if (console_url.substr(0, 7) != "http://") return false;
+  std::string_view rest = console_url.substr(7);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#"));
+  std::string host;
+  if (!authority.empty() && authority.front() == '[') {
+    const size_t close = authority.find(']');
+    if (close == std::string_view::npos) return true;
+    host = std::string(authority.substr(1, close - 1));
+  } else {
+    host = std::string(authority.substr(0, authority.find(':')));
+  }
+  std::transform(host.begin(), host.end(), host.begin(),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  if (host == "localhost" || host == "localhost.") return false;
+  unsigned char addr[16];
+  if (inet_pton(AF_INET, host.c_str(), addr) == 1) return addr[0] != 127;
+  if (inet_pton(AF_INET6, host.c_str(), addr) == 1) {
+    static constexpr unsigned char kLoopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0,
+                                                     0, 0, 0, 0, 0, 0, 0, 1};
+    return std::memcmp(addr, kLoopback6, sizeof(addr)) != 0;
+  }
+  return true;  // any other name
+}
+
+std::vector<std::string> ConfigWarnings(const Config& c) {
+  std::vector<std::string> warnings;
+  if (IsCleartextRemoteUrl(c.console.url)) {
+    warnings.push_back("console.url " + Quoted(c.console.url) +
+                       " is http:// to a host off this node: the node token and alerts travel "
+                       "in clear text; use https:// (console.require_tls: true refuses this)");
+  }
+  return warnings;
 }
 
 std::string MqttClientId(const Config& c) {

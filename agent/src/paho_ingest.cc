@@ -45,7 +45,10 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     if (!options_.password.empty()) builder.password(options_.password);
     const std::string url = NormalizeUrl(options_.url);
     if (url.rfind("ssl://", 0) == 0) {
-      auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(true);
+      // enable_server_cert_auth checks the chain only; verify adds Paho C's post-connect
+      // check that the certificate names the host of the url (MQTTAsync_SSLOptions.verify),
+      // as the native client does.
+      auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(true).verify(true);
       if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
       builder.ssl(ssl.finalize());
     }

@@ -61,6 +61,24 @@ std::string Trim(std::string s) {
   return s;
 }
 
+// The gate of GET /v1/readings (http.readings_token_file; docs/operations.md, "Security").
+Result<TokenOrLoopbackGate> ReadingsGate(const std::string& token_file, Metrics& metrics) {
+  auto refused = [&metrics](const std::string& reason) -> CounterHandle& {
+    return metrics.Counter("edge_agent_http_readings_refused_total",
+                           "GET /v1/readings requests refused: no or a wrong bearer token, or "
+                           "a client off this host without http.readings_token_file",
+                           {{"reason", reason}});
+  };
+  std::string token;
+  if (!token_file.empty()) {
+    auto text = ReadTextFile(token_file, 4096);
+    if (!text.ok()) return text.status();
+    token = Trim(std::move(*text));
+    if (token.empty()) return Status::Error(token_file + ": empty token");
+  }
+  return TokenOrLoopbackGate(std::move(token), refused("unauthorized"), refused("not_loopback"));
+}
+
 // The outbox as the uplink sees it: the network thread's own read connection.
 class StoreOutboxSource final : public cloudsync::OutboxSource {
  public:
@@ -365,10 +383,19 @@ int RunAgent(const Config& config) {
   } else {
     spdlog::warn("no console configured: alerts stay in the local outbox");
   }
+  for (const std::string& w : ConfigWarnings(config)) spdlog::warn("{}", w);
 
   // HTTP endpoints.
   HttpServerOptions http_options;
   http_options.listen = config.http.listen;
+  http_options.header_timeout_ms = config.http.header_timeout_ms;
+  http_options.max_connections = config.http.max_connections;
+  http_options.max_connections_per_client = config.http.max_connections_per_client;
+  auto readings_gate = ReadingsGate(config.http.readings_token_file, metrics);
+  if (!readings_gate.ok()) {
+    spdlog::critical("http.readings_token_file: {}", readings_gate.error());
+    return 2;
+  }
   cloudsync::Uplink* uplink_ptr = uplink.get();
   Ingest* ingest_ptr = ingest.get();
   StoreReader& store_reader = **reader;
@@ -376,7 +403,9 @@ int RunAgent(const Config& config) {
   auto server = StartHttpServer(
       io, http_options,
       [&metrics, &queue, &queue_depth, ingest_ptr, uplink_ptr, &store_reader, &store_gauges,
-       &pipeline_ptr](std::string_view method, std::string_view target) -> HttpResponse {
+       &pipeline_ptr, gate = std::move(*readings_gate)](const HttpRequest& req) -> HttpResponse {
+        const std::string_view method = req.method;
+        const std::string_view target = req.target;
         const std::string_view path = target.substr(0, target.find('?'));
         if (method != "GET" && method != "HEAD") {
           return {405, "text/plain; charset=utf-8", "method not allowed\n"};
@@ -399,9 +428,13 @@ int RunAgent(const Config& config) {
           if (why.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
           return {503, "text/plain; charset=utf-8", why};
         }
-        if (path == "/v1/readings") return ServeReadings(store_reader, target);
+        if (path == "/v1/readings") {
+          if (auto refused = gate.Check(req)) return std::move(*refused);
+          return ServeReadings(store_reader, target);
+        }
         return {404, "text/plain; charset=utf-8", "not found\n"};
-      });
+      },
+      metrics);
   if (!server.ok()) {
     spdlog::critical("{}", server.error());
     return 2;

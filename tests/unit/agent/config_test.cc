@@ -472,6 +472,66 @@ TEST(ConfigKeyTable, EnvironmentNamesFollowTheKeys) {
   }
 }
 
+TEST(ConfigHttp, BoundsAndTokenFileAreReadFromTheFile) {
+  const Config c = Parsed(
+      "http:\n  header_timeout: 2s\n  max_connections: 100\n  max_connections_per_client: 4\n"
+      "  readings_token_file: /run/secrets/readings\n");
+  EXPECT_EQ(c.http.header_timeout_ms, 2000);
+  EXPECT_EQ(c.http.max_connections, 100u);
+  EXPECT_EQ(c.http.max_connections_per_client, 4u);
+  EXPECT_EQ(c.http.readings_token_file, "/run/secrets/readings");
+}
+
+TEST(ConfigHttp, OutOfRangeBoundsAreRejected) {
+  EXPECT_THAT(ParseError("http:\n  header_timeout: 10ms\n"), HasSubstr("http.header_timeout"));
+  EXPECT_THAT(ParseError("http:\n  max_connections: 0\n"), HasSubstr("http.max_connections"));
+  Config c = ValidBase();
+  c.http.max_connections_per_client = 0;
+  EXPECT_THAT(Validate(c).message(), HasSubstr("http.max_connections_per_client: must be"));
+}
+
+TEST(ConsoleUrlTls, CleartextUrlToAnotherHostIsFlagged) {
+  EXPECT_TRUE(IsCleartextRemoteUrl("http://edge-console.edge.svc:8080"));
+  EXPECT_TRUE(IsCleartextRemoteUrl("http://10.0.0.7:8080/base"));
+  EXPECT_TRUE(IsCleartextRemoteUrl("http://[fd00::1]:8080"));
+  EXPECT_TRUE(IsCleartextRemoteUrl("http://128.0.0.1"));
+  EXPECT_TRUE(IsCleartextRemoteUrl("http://localhost.example.com"));
+}
+
+TEST(ConsoleUrlTls, LoopbackHttpsAndEmptyAreNotFlagged) {
+  EXPECT_FALSE(IsCleartextRemoteUrl(""));
+  EXPECT_FALSE(IsCleartextRemoteUrl("https://edge-console.edge.svc:8443"));
+  EXPECT_FALSE(IsCleartextRemoteUrl("http://127.0.0.1:8080"));
+  EXPECT_FALSE(IsCleartextRemoteUrl("http://127.9.8.7/x"));
+  EXPECT_FALSE(IsCleartextRemoteUrl("http://localhost:8080"));
+  EXPECT_FALSE(IsCleartextRemoteUrl("http://LOCALHOST"));
+  EXPECT_FALSE(IsCleartextRemoteUrl("http://[::1]:8080/base"));
+}
+
+TEST(ConsoleUrlTls, RemoteHttpIsAWarningByDefault) {
+  Config c = ValidBase();
+  c.console.url = "http://edge-console:8080";
+  c.console.token_file = "/t";
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c).message();
+  ASSERT_EQ(ConfigWarnings(c).size(), 1u);
+  EXPECT_THAT(ConfigWarnings(c)[0], HasSubstr("clear text"));
+  c.console.url = "http://127.0.0.1:8080";
+  EXPECT_TRUE(ConfigWarnings(c).empty());
+}
+
+TEST(ConsoleUrlTls, RequireTlsRefusesRemoteHttpOnly) {
+  Config c = ValidBase();
+  c.console.token_file = "/t";
+  ASSERT_TRUE(ApplyOverride(c, "console.require_tls", "true").ok());
+  c.console.url = "http://edge-console:8080";
+  EXPECT_THAT(Validate(c).message(), HasSubstr("console.url: is http:// to a host off this node"));
+  c.console.url = "https://edge-console:8443";
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c).message();
+  c.console.url = "http://localhost:8080";
+  EXPECT_TRUE(Validate(c).ok()) << Validate(c).message();
+  EXPECT_FALSE(ApplyOverride(c, "console.require_tls", "yes please").ok());
+}
+
 TEST(ConfigKeyTable, DocumentedDefaultsAreTheActualDefaults) {
   Config from_table;
   for (const ConfigKey& k : ConfigKeys()) {
@@ -489,6 +549,11 @@ TEST(ConfigKeyTable, DocumentedDefaultsAreTheActualDefaults) {
   EXPECT_EQ(from_table.store.path, defaults.store.path);
   EXPECT_EQ(from_table.store.commit_interval_ms, defaults.store.commit_interval_ms);
   EXPECT_EQ(from_table.http.listen, defaults.http.listen);
+  EXPECT_EQ(from_table.http.header_timeout_ms, defaults.http.header_timeout_ms);
+  EXPECT_EQ(from_table.http.max_connections, defaults.http.max_connections);
+  EXPECT_EQ(from_table.http.max_connections_per_client, defaults.http.max_connections_per_client);
+  EXPECT_EQ(from_table.http.readings_token_file, defaults.http.readings_token_file);
+  EXPECT_EQ(from_table.console.require_tls, defaults.console.require_tls);
   EXPECT_EQ(from_table.console.batch_max_items, defaults.console.batch_max_items);
   EXPECT_EQ(from_table.console.timeout_ms, defaults.console.timeout_ms);
   EXPECT_EQ(from_table.console.backoff_initial_ms, defaults.console.backoff_initial_ms);

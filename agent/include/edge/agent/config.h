@@ -54,7 +54,12 @@ struct StoreConfig {
 };
 
 struct HttpConfig {
-  std::string listen = "0.0.0.0:9102";  // HOST:PORT for /metrics, /healthz, /readyz
+  std::string listen = "0.0.0.0:9102";     // HOST:PORT for /metrics, /healthz, /readyz
+  int64_t header_timeout_ms = 5000;        // a connection's request headers must arrive by then
+  size_t max_connections = 64;             // open connections in all
+  size_t max_connections_per_client = 16;  // open connections per client IP address
+  // File holding the bearer token of GET /v1/readings; empty: loopback clients only.
+  std::string readings_token_file;
 };
 
 struct ConsoleConfig {
@@ -66,6 +71,8 @@ struct ConsoleConfig {
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30000;
   int64_t linger_ms = 20;  // wait for more rows after an idle spell before sending
+  // Refuse to start with an http:// url to a non-loopback host (otherwise: a warning).
+  bool require_tls = false;
 };
 
 struct SyncConfig {
@@ -119,6 +126,16 @@ Status ApplyEnvironment(
 
 // Checks the whole configuration; all problems are reported, separated by "; ".
 Status Validate(const Config& c);
+
+// True when `console_url` is http:// to a host other than localhost, 127.0.0.0/8 or ::1:
+// the node's token and its alerts would cross the network in clear text. False for
+// https://, loopback hosts and an empty url.
+bool IsCleartextRemoteUrl(std::string_view console_url);
+
+// Warnings about a valid but risky configuration (an http:// console off this host), one
+// sentence each, for the agent to log at start. Validate turns them into errors where the
+// configuration asks for that (console.require_tls).
+std::vector<std::string> ConfigWarnings(const Config& c);
 
 // The MQTT client id to use: mqtt.client_id, or "edge-agent-<node_id>" when it is empty.
 std::string MqttClientId(const Config& c);
