@@ -165,7 +165,23 @@ std::string Describe(sqlite3* db, int rc, std::string_view what) {
   return msg;
 }
 
-bool IsFull(int rc) { return (rc & 0xff) == SQLITE_FULL; }
+// The Status code callers branch on for an SQLite result code.
+Status::Code CodeOf(int rc) {
+  switch (rc & 0xff) {
+    case SQLITE_FULL:
+      return Status::Code::kFull;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Status::Code::kCorruption;
+    case SQLITE_IOERR:
+      return Status::Code::kIOError;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Code::kUnavailable;
+    default:
+      return Status::Code::kError;
+  }
+}
 
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -764,10 +780,10 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
 
 Status StoreWriter::Fail(const Status& s) {
   const int rc = sqlite3_extended_errcode(db_);
-  last_error_full_ = IsFull(rc);
   // A statement error may already have rolled the transaction back; then this is a no-op.
   if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-  return s;
+  if (s.ok()) return s;
+  return Status::WithCode(CodeOf(rc), s.message());
 }
 
 Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
@@ -776,13 +792,13 @@ Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>
   if (evicted != nullptr) evicted->by_kind.clear();
   if (rows.empty()) return Status::Ok();
   Status s = AppendOnce(rows, seqs_out, evicted);
-  if (s.ok() || !last_error_full_) return s;
+  if (s.ok() || !s.IsFull()) return s;
   // Full. First the write-ahead log is reused from its start; then the readings ring gives way
   // to the outbox, and with an empty ring an eighth of the outbox goes by the eviction
   // order. One more attempt after each step.
   RestartWal();
   s = AppendOnce(rows, seqs_out, evicted);
-  if (s.ok() || !last_error_full_) return s;
+  if (s.ok() || !s.IsFull()) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
   Evictions made_room;
@@ -862,7 +878,6 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
   }
   int rc = SQLITE_OK;
   if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) return fail(rc, "commit");
-  last_error_full_ = false;
   return Status::Ok();
 }
 
@@ -1159,11 +1174,11 @@ Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int6
   if (pruned != nullptr) *pruned = 0;
   if (readings.empty()) return Status::Ok();
   Status s = AppendReadingsOnce(readings, now_ms, pruned);
-  if (s.ok() || !last_error_full_) return s;
+  if (s.ok() || !s.IsFull()) return s;
   // Full: as in Append, the log first, then a quarter of the ring.
   RestartWal();
   s = AppendReadingsOnce(readings, now_ms, pruned);
-  if (s.ok() || !last_error_full_) return s;
+  if (s.ok() || !s.IsFull()) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
   if (pruned != nullptr) *pruned = cut;
@@ -1323,7 +1338,6 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     last_retention_ms_ = now_ms;
   }
   if (pruned != nullptr) *pruned = removed;
-  last_error_full_ = false;
   return Status::Ok();
 }
 

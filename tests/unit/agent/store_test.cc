@@ -369,6 +369,21 @@ TEST(SqliteStore, FullDatabaseWithoutReadingsEvictsByPriority) {
   EXPECT_LE(*(*w)->OutboxCount(), 200 - evicted);
 }
 
+TEST(SqliteStore, ARowLargerThanTheDatabaseFailsWithTheFullCode) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.max_bytes = 0;
+  o.max_pages = 40;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE((*w)->Append({Row("small")}).ok());
+  const Status s = (*w)->Append({Row(std::string(400'000, 'x'))});
+  ASSERT_FALSE(s.ok());
+  EXPECT_TRUE(s.IsFull()) << s.message();
+  EXPECT_FALSE(s.IsIOError());
+  EXPECT_TRUE((*w)->Append({Row("after")}).ok());  // a failure leaves the store usable
+}
+
 TEST(SqliteStore, VersionOneDatabaseIsUpgradedWithItsRowsCounted) {
   TempDir dir;
   const std::string path = dir.File("a.db");

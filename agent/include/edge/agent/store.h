@@ -20,8 +20,8 @@
 //
 // Errors: every method returns a Status/Result and leaves the database as it was on failure
 // (one transaction per call). SQLITE_FULL and I/O errors are errors like any other, never a
-// crash; the writer also records whether its last failure was SQLITE_FULL
-// (last_error_full()).
+// crash; the writer's failures carry the code of what failed (Status::IsFull() for
+// SQLITE_FULL, IsIOError(), IsCorruption(), IsUnavailable() for a busy database).
 
 #include <cstdint>
 #include <map>
@@ -205,10 +205,6 @@ class StoreWriter {
   Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
                         int64_t* pruned = nullptr);
 
-  // True when the last failed call failed because the disk or max_page_count is full
-  // (SQLITE_FULL), as opposed to an I/O or other error.
-  bool last_error_full() const { return last_error_full_; }
-
   Result<int64_t> OutboxCount();
   // Readings in the ring: in written blocks and in open ones.
   Result<int64_t> ReadingsCount();
@@ -271,7 +267,6 @@ class StoreWriter {
   int64_t readings_rows_ = 0;      // readings in the ring (the writer is its only writer)
   int64_t readings_bytes_ = 0;     // logical bytes of blocks and journal rows
   int64_t last_retention_ms_ = 0;  // wall time of the last retention prune
-  bool last_error_full_ = false;
   std::unique_ptr<Checkpointer> checkpointer_;  // stopped first by the destructor
 };
 

@@ -1,7 +1,8 @@
 #pragma once
 
 // Expected failures as values. Input from the network or from files is parsed into a
-// Result; a failed Result carries a human-readable message and never throws.
+// Result; a failed Result carries a code callers branch on and a human-readable message
+// (for logs and people, never for branching), and never throws.
 
 #include <cassert>
 #include <string>
@@ -12,17 +13,48 @@ namespace edge {
 
 class [[nodiscard]] Status {
  public:
+  enum class Code {
+    kOk,
+    kError,            // a failure no caller needs to tell apart from others
+    kNotFound,         // what was asked for does not exist
+    kCorruption,       // stored data is damaged
+    kIOError,          // the disk or the operating system failed
+    kFull,             // out of space (a disk, a size bound)
+    kInvalidArgument,  // the input is malformed or out of range
+    kUnavailable,      // a peer or resource is not there now; trying later may work
+  };
+
   Status() = default;  // OK
   static Status Ok() { return Status(); }
-  static Status Error(std::string message) { return Status(std::move(message), false); }
+  static Status Error(std::string message) { return Status(Code::kError, std::move(message)); }
+  static Status NotFound(std::string m) { return Status(Code::kNotFound, std::move(m)); }
+  static Status Corruption(std::string m) { return Status(Code::kCorruption, std::move(m)); }
+  static Status IOError(std::string m) { return Status(Code::kIOError, std::move(m)); }
+  static Status Full(std::string m) { return Status(Code::kFull, std::move(m)); }
+  static Status InvalidArgument(std::string m) {
+    return Status(Code::kInvalidArgument, std::move(m));
+  }
+  static Status Unavailable(std::string m) { return Status(Code::kUnavailable, std::move(m)); }
+  // A failure of `code` (not kOk) with `message`.
+  static Status WithCode(Code code, std::string message) {
+    assert(code != Code::kOk);
+    return Status(code, std::move(message));
+  }
 
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
+  bool ok() const { return code_ == Code::kOk; }
+  explicit operator bool() const { return ok(); }
+  Code code() const { return code_; }
+  bool IsNotFound() const { return code_ == Code::kNotFound; }
+  bool IsCorruption() const { return code_ == Code::kCorruption; }
+  bool IsIOError() const { return code_ == Code::kIOError; }
+  bool IsFull() const { return code_ == Code::kFull; }
+  bool IsInvalidArgument() const { return code_ == Code::kInvalidArgument; }
+  bool IsUnavailable() const { return code_ == Code::kUnavailable; }
   const std::string& message() const { return message_; }
 
  private:
-  Status(std::string message, bool ok) : ok_(ok), message_(std::move(message)) {}
-  bool ok_ = true;
+  Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
+  Code code_ = Code::kOk;
   std::string message_;
 };
 
