@@ -58,7 +58,7 @@ class ConsoleFramingTest(harness.IntegrationTest):
         self.seq += 1
         body = json.dumps({"node": "node-1", "sent_ms": harness.now_ms(),
                            "items": [alert_item("node-1", self.seq)]}).encode()
-        head = ("POST /v1/batches HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        head = ("POST /v1/batches HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
                 "Content-Type: application/json\r\nAuthorization: Bearer %s\r\n"
                 % self.console.tokens["node-1"])
         for value in transfer_encoding:
