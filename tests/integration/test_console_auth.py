@@ -51,11 +51,13 @@ def status_line(sock, timeout):
     return data.split(b"\r\n", 1)[0]
 
 
-def request_from(source, port, method, path, token=None, timeout=5.0):
+def request_from(source, port, method, path, token=None, timeout=5.0, forwarded_for=None):
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout,
                                       source_address=(source, 0))
     try:
         headers = {"Authorization": "Bearer " + token} if token else {}
+        if forwarded_for:
+            headers["X-Forwarded-For"] = forwarded_for
         conn.request(method, path, headers=headers)
         resp = conn.getresponse()
         resp.read()
@@ -162,6 +164,33 @@ class ConsoleAuthTest(harness.IntegrationTest):
                                   (("reason", "auth_throttled"),))], 2 * FAILURE_LIMIT + 1)
         self.assertEqual(metrics[("edge_console_requests_refused_total",
                                   (("reason", "unauthenticated"),))], FAILURE_LIMIT)
+
+    def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(self):
+        proxy = "127.0.5.1"
+        console = self.start_console(extra_args=["--trusted-proxy", "127.0.5.0/24"])
+        port = console.port
+        codes = [request_from(proxy, port, "GET", "/v1/alerts", token="guess-%d" % i,
+                              forwarded_for="spoofed, 192.0.2.1")[0]
+                 for i in range(FAILURE_LIMIT + 2)]
+        self.assertEqual(codes, [401] * FAILURE_LIMIT + [429] * 2)
+        # Another client through the same proxy is not affected.
+        self.assertEqual(request_from(proxy, port, "GET", "/v1/alerts", token=console.admin_token,
+                                      forwarded_for="192.0.2.1, 192.0.2.2")[0], 200)
+        # The proxy is not held to the per-address connection limit (32).
+        socks = []
+        try:
+            for _ in range(40):
+                s = socket.socket()
+                s.bind((proxy, 0))
+                s.connect(("127.0.0.1", port))
+                socks.append(s)
+            self.assertEqual(request_from(proxy, port, "GET", "/healthz")[0], 200)
+            metrics = harness.parse_prometheus(console.request("GET", "/metrics")[1])
+            self.assertEqual(metrics[("edge_console_connections_refused_total",
+                                      (("reason", "per_address"),))], 0)
+        finally:
+            for s in socks:
+                s.close()
 
 
 if __name__ == "__main__":

@@ -14,10 +14,12 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "edge/cloudsync/policy_message.h"
 #include "edge/common/clock.h"
 #include "edge/console/api.h"
+#include "edge/console/auth_throttle.h"
 #include "edge/console/client.h"
 #include "edge/console/log.h"
 #include "edge/console/policy_api.h"
@@ -238,6 +240,7 @@ struct Limits {
   size_t auth_failure_limit = 10;
   int64_t auth_failure_window_s = 60;
   int64_t node_quota_bytes = int64_t{1} << 30;
+  std::vector<std::string> trusted_proxies;
 };
 
 void AddLimitOptions(CLI::App& app, Limits& limits) {
@@ -265,6 +268,15 @@ void AddLimitOptions(CLI::App& app, Limits& limits) {
                  "the failed-authentication window, seconds")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{86'400}));
+  app.add_option("--trusted-proxy", limits.trusted_proxies,
+                 "address or network (CIDR) of a reverse proxy in front of the console "
+                 "(repeatable): not held to --max-connections-per-address; failed "
+                 "authentication through it counts for the last X-Forwarded-For address")
+      ->check([](const std::string& value) {
+        return edge::console::ParseIpRange(value)
+                   ? std::string()
+                   : "must be an IP address or network (ADDR/BITS): " + value;
+      });
   app.add_option("--node-quota-bytes", limits.node_quota_bytes,
                  "bytes of stored items per node; new items beyond get 429 (0: no quota)")
       ->capture_default_str()
@@ -282,6 +294,7 @@ edge::console::ServerOptions MakeServerOptions(const edge::console::ListenAddres
   options.max_channels = limits.max_channels;
   options.auth_throttle.max_failures = limits.auth_failure_limit;
   options.auth_throttle.window = std::chrono::seconds(limits.auth_failure_window_s);
+  options.trusted_proxies = limits.trusted_proxies;
   return options;
 }
 

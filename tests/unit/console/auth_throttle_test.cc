@@ -60,3 +60,44 @@ TEST(ClientKey, KeepsIpv4AndMapsIpv6ToItsSlash64) {
 
 }  // namespace
 }  // namespace edge::console
+
+namespace edge::console {
+namespace {
+
+TEST(ForwardedClientKey, TakesTheLastEntryTheProxyAppended) {
+  EXPECT_EQ(ForwardedClientKey("1.2.3.4"), "1.2.3.4");
+  EXPECT_EQ(ForwardedClientKey("spoofed, 10.0.0.9 , 192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(ForwardedClientKey("2001:db8::1"), "2001:db8::/64");
+  EXPECT_FALSE(ForwardedClientKey("").has_value());
+  EXPECT_FALSE(ForwardedClientKey("1.2.3.4, unknown").has_value());
+  EXPECT_FALSE(ForwardedClientKey("1.2.3.4:5678").has_value());
+}
+
+}  // namespace
+}  // namespace edge::console
+
+namespace edge::console {
+namespace {
+
+TEST(IpRange, MatchesAddressesInsideItsPrefixOnly) {
+  const auto pods = ParseIpRange("10.42.0.0/16");
+  ASSERT_TRUE(pods.has_value());
+  EXPECT_TRUE(InRange(*pods, "10.42.3.7"));
+  EXPECT_TRUE(InRange(*pods, "::ffff:10.42.0.1"));
+  EXPECT_FALSE(InRange(*pods, "10.43.0.1"));
+  EXPECT_FALSE(InRange(*pods, "fd00::1"));
+  const auto one = ParseIpRange("127.0.5.1");
+  ASSERT_TRUE(one.has_value());
+  EXPECT_TRUE(InRange(*one, "127.0.5.1"));
+  EXPECT_FALSE(InRange(*one, "127.0.5.2"));
+  const auto v6 = ParseIpRange("fd00::/8");
+  ASSERT_TRUE(v6.has_value());
+  EXPECT_TRUE(InRange(*v6, "fd12:3456::1"));
+  EXPECT_FALSE(InRange(*v6, "fe80::1"));
+  for (const char* bad : {"", "nope", "10.0.0.0/33", "10.0.0.0/", "10.0.0.0/x", "::/129"}) {
+    EXPECT_FALSE(ParseIpRange(bad).has_value()) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace edge::console

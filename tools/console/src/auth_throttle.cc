@@ -77,4 +77,76 @@ std::string ClientKey(std::string_view address) {
   return std::string(out) + "/64";
 }
 
+namespace {
+
+// Fills `out` (4 or 16 bytes) from an address literal; IPv4-mapped IPv6 becomes IPv4.
+bool ParseAddress(const std::string& text, bool* v6, unsigned char* out) {
+  if (inet_pton(AF_INET, text.c_str(), out) == 1) {
+    *v6 = false;
+    return true;
+  }
+  if (inet_pton(AF_INET6, text.c_str(), out) != 1) return false;
+  const bool mapped = std::all_of(out, out + 10, [](unsigned char b) { return b == 0; }) &&
+                      out[10] == 0xff && out[11] == 0xff;
+  if (mapped) {
+    std::copy(out + 12, out + 16, out);
+    *v6 = false;
+    return true;
+  }
+  *v6 = true;
+  return true;
+}
+
+}  // namespace
+
+std::optional<IpRange> ParseIpRange(std::string_view text) {
+  IpRange range;
+  const size_t slash = text.find('/');
+  if (!ParseAddress(std::string(text.substr(0, slash)), &range.v6, range.bytes)) {
+    return std::nullopt;
+  }
+  const unsigned max_prefix = range.v6 ? 128 : 32;
+  range.prefix = max_prefix;
+  if (slash != std::string_view::npos) {
+    const std::string_view digits = text.substr(slash + 1);
+    if (digits.empty() || digits.size() > 3) return std::nullopt;
+    unsigned prefix = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      prefix = prefix * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (prefix > max_prefix) return std::nullopt;
+    range.prefix = prefix;
+  }
+  return range;
+}
+
+bool InRange(const IpRange& range, std::string_view address) {
+  bool v6 = false;
+  unsigned char bytes[16] = {};
+  if (!ParseAddress(std::string(address), &v6, bytes) || v6 != range.v6) return false;
+  unsigned bits = range.prefix;
+  for (size_t i = 0; bits > 0; ++i) {
+    const unsigned take = std::min(bits, 8u);
+    const auto mask = static_cast<unsigned char>(0xff << (8 - take));
+    if ((bytes[i] & mask) != (range.bytes[i] & mask)) return false;
+    bits -= take;
+  }
+  return true;
+}
+
+std::optional<std::string> ForwardedClientKey(std::string_view x_forwarded_for) {
+  std::string_view last = x_forwarded_for.substr(x_forwarded_for.rfind(',') + 1);
+  while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
+  while (!last.empty() && (last.back() == ' ' || last.back() == '\t')) last.remove_suffix(1);
+  if (last.empty() || last.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  const std::string text(last);
+  std::array<unsigned char, 16> scratch{};
+  if (inet_pton(AF_INET, text.c_str(), scratch.data()) != 1 &&
+      inet_pton(AF_INET6, text.c_str(), scratch.data()) != 1) {
+    return std::nullopt;
+  }
+  return ClientKey(text);
+}
+
 }  // namespace edge::console

@@ -2,6 +2,7 @@
 // io_context, run by the thread that calls Run(); every member below is touched only on
 // that thread except where noted.
 
+#include <algorithm>
 #include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -97,6 +98,15 @@ std::optional<Refusal> CheckFraming(const http::header<true, Fields>& head) {
     return Refusal{501, "unsupported Transfer-Encoding (only a single 'chunked' is accepted)"};
   }
   return std::nullopt;
+}
+
+// Entries that do not parse are skipped (main checks them before the server starts).
+std::vector<IpRange> TrustedProxyRanges(const std::vector<std::string>& texts) {
+  std::vector<IpRange> ranges;
+  for (const std::string& text : texts) {
+    if (auto range = ParseIpRange(text)) ranges.push_back(*range);
+  }
+  return ranges;
 }
 
 // At most one line per reason per second; the next line says how many were left out.
@@ -197,6 +207,7 @@ class BeastServer final : public Server {
         metrics_(metrics != nullptr ? *metrics : own_metrics_),
         refusal_log_(log),
         throttle_(options.auth_throttle),
+        trusted_proxies_(TrustedProxyRanges(options.trusted_proxies)),
         acceptor_(ioc_),
         signals_(ioc_),
         grace_timer_(ioc_),
@@ -258,7 +269,8 @@ class BeastServer final : public Server {
     Connection(tcp::socket socket, std::string client_key)
         : stream(std::move(socket)), client(std::move(client_key)) {}
     beast::tcp_stream stream;
-    std::string client;  // ClientKey of the peer's address
+    std::string client;      // ClientKey of the peer's address
+    bool via_proxy = false;  // the peer is one of ServerOptions::trusted_proxies
     // Counted in request_connections_ and per_address_ (until it becomes a channel).
     bool in_request_pool = true;
     // Set while waiting for the next request; lets shutdown tell idle connections from
@@ -301,7 +313,11 @@ class BeastServer final : public Server {
       beast::error_code endpoint_ec;
       const tcp::endpoint peer = socket.remote_endpoint(endpoint_ec);
       if (endpoint_ec) continue;  // already gone
-      std::string client = ClientKey(peer.address().to_string());
+      const std::string peer_address = peer.address().to_string();
+      std::string client = ClientKey(peer_address);
+      const bool via_proxy =
+          std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
+                      [&](const IpRange& range) { return InRange(range, peer_address); });
       const auto held = per_address_.find(client);
       const size_t from_client = held == per_address_.end() ? 0 : held->second;
       std::string_view refused;
@@ -309,7 +325,7 @@ class BeastServer final : public Server {
       if (request_connections_ >= options_.max_connections) {
         refused = kRefusedSlotsFull;
         limit = static_cast<int64_t>(options_.max_connections);
-      } else if (from_client >= options_.max_connections_per_address) {
+      } else if (from_client >= options_.max_connections_per_address && !via_proxy) {
         refused = kRefusedPerAddress;
         limit = static_cast<int64_t>(options_.max_connections_per_address);
       }
@@ -324,6 +340,7 @@ class BeastServer final : public Server {
       ++per_address_[client];
       UpdateGauges();
       auto connection = std::make_shared<Connection>(std::move(socket), std::move(client));
+      connection->via_proxy = via_proxy;
       connections_.insert(connection);
       asio::co_spawn(ioc_, Serve(connection),
                      [this](std::exception_ptr e) { LogFault(e, "connection"); });
@@ -388,9 +405,9 @@ class BeastServer final : public Server {
     }
   }
 
-  void RecordAuthFailure(const Connection& c) {
+  void RecordAuthFailure(const std::string& who) {
     metrics_.RequestRefused(kRequestUnauthenticated);
-    throttle_.RecordFailure(c.client, SteadyMs());
+    throttle_.RecordFailure(who, SteadyMs());
   }
 
   HttpRequest HeadOf(const http::request<http::string_body>& request) {
@@ -454,6 +471,16 @@ class BeastServer final : public Server {
         co_return;
       }
       HttpRequest in = HeadOf(head);
+      std::string who = c.client;  // the throttle's key for this request
+      if (c.via_proxy) {
+        // The last field's last entry is what the proxy appended; earlier ones are the
+        // client's own word.
+        std::string_view forwarded_for;
+        for (auto [it, end] = head.equal_range("X-Forwarded-For"); it != end; ++it) {
+          forwarded_for = it->value();
+        }
+        if (auto forwarded = ForwardedClientKey(forwarded_for)) who = std::move(*forwarded);
+      }
       const bool upgrade = channels_ != nullptr && websocket::is_upgrade(head) &&
                            in.target.substr(0, in.target.find('?')) == options_.channel_path;
       HeadVerdict verdict;
@@ -463,11 +490,11 @@ class BeastServer final : public Server {
         verdict = handler_.CheckHead(in);
       }
       if (verdict.needs_token) {
-        if (const int64_t wait_ms = throttle_.BlockedForMs(c.client, SteadyMs()); wait_ms > 0) {
+        if (const int64_t wait_ms = throttle_.BlockedForMs(who, SteadyMs()); wait_ms > 0) {
           c.parser = nullptr;
           metrics_.RequestRefused(kRequestThrottled);
           refusal_log_.Write(kRequestThrottled, "request refused: too many failed authentications",
-                             {{"client", c.client}});
+                             {{"client", who}});
           HttpResponse r;
           r.status = 429;
           r.body = R"({"error":"too many failed authentications from this address, retry later"})";
@@ -500,12 +527,12 @@ class BeastServer final : public Server {
           co_await ServeChannel(c, parser.release(), principal);
           co_return;
         }
-        if (refusal->status == 401) RecordAuthFailure(c);
+        if (refusal->status == 401) RecordAuthFailure(who);
         co_await WriteResponse(c, std::move(*refusal), head.version(), false);
         co_return;
       }
       if (verdict.refusal) {
-        if (verdict.refusal->status == 401) RecordAuthFailure(c);
+        if (verdict.refusal->status == 401) RecordAuthFailure(who);
         if (!parser.is_done()) {
           // A body was announced: answer without reading it, then close.
           c.parser = nullptr;
@@ -534,7 +561,7 @@ class BeastServer final : public Server {
       http::request<http::string_body> request = parser.release();
       in.body = std::move(request.body());
       HttpResponse out = handler_.Handle(in);
-      if (out.status == 401) RecordAuthFailure(c);
+      if (out.status == 401) RecordAuthFailure(who);
       const bool keep_alive = request.keep_alive() && !stopping_;
       auto [write_ec] = co_await WriteResponse(c, std::move(out), request.version(), keep_alive);
       if (write_ec || !keep_alive) co_return;
@@ -776,7 +803,8 @@ class BeastServer final : public Server {
   ServerMetrics own_metrics_;  // used when the caller gave none
   ServerMetrics& metrics_;
   RefusalLog refusal_log_;
-  AuthThrottle throttle_;  // bounded by options_.auth_throttle.max_addresses
+  AuthThrottle throttle_;                       // bounded by options_.auth_throttle.max_addresses
+  const std::vector<IpRange> trusted_proxies_;  // options_.trusted_proxies
   size_t request_connections_ = 0;
   // Request connections per ClientKey; entries are erased at zero, so it holds at most
   // max_connections entries.

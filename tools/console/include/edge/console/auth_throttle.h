@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,5 +51,20 @@ class AuthThrottle {
 // IPv4 (and IPv4-mapped IPv6), the /64 prefix for IPv6, since one host usually holds a
 // whole /64. `address` is a literal as printed by the socket layer.
 std::string ClientKey(std::string_view address);
+
+// An IPv4 or IPv6 network, "10.42.0.0/16", "fd00::/8", or one address ("10.0.0.5").
+struct IpRange {
+  bool v6 = false;
+  unsigned char bytes[16] = {};
+  unsigned prefix = 0;  // bits
+};
+std::optional<IpRange> ParseIpRange(std::string_view text);
+// Whether the address literal `address` (IPv4-mapped IPv6 counts as IPv4) is in `range`.
+bool InRange(const IpRange& range, std::string_view address);
+
+// The ClientKey of the client a trusted reverse proxy forwarded for: the last entry of an
+// X-Forwarded-For value (the one the proxy itself appended), if it is an IP literal;
+// nullopt otherwise.
+std::optional<std::string> ForwardedClientKey(std::string_view x_forwarded_for);
 
 }  // namespace edge::console

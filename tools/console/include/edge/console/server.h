@@ -23,7 +23,8 @@
 //
 // Failed authentication (a 401 from CheckHead, Handle or ChannelHandler::Admit) is counted
 // per client address (AuthThrottle); a throttled address gets 429 with Retry-After for
-// every request that needs a token.
+// every request that needs a token. Behind a trusted proxy the client address is taken
+// from X-Forwarded-For.
 
 #include <chrono>
 #include <cstddef>
@@ -31,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edge/common/status.h"
 #include "edge/console/auth_throttle.h"
@@ -61,6 +63,11 @@ struct ServerOptions {
   size_t max_connections_per_address = 32;  // request connections per client address
   size_t max_channels = 2048;               // open WebSocket channels; beyond: 503
   AuthThrottleOptions auth_throttle;
+  // Reverse proxies in front of the console (addresses or networks, "10.42.0.0/16"; see
+  // ParseIpRange; entries that do not parse are ignored): their connections are not held
+  // to max_connections_per_address, and failed authentication through them is counted for
+  // the client named by the last X-Forwarded-For entry (the proxy's own address if none).
+  std::vector<std::string> trusted_proxies;
   bool handle_signals = false;  // SIGINT/SIGTERM call Stop()
 
   // WebSocket channels (used only when CreateServer is given a ChannelHandler): upgrade
