@@ -304,7 +304,7 @@ class BeastServer final : public Server {
       if (stopping_) co_return;
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;
-        log_.Write(LogLevel::kWarn, "accept failed", {{"error", ec.message()}});
+        refusal_log_.Write("accept_failed", "accept failed", {{"error", ec.message()}});
         // Out of descriptors or similar: back off instead of spinning.
         asio::steady_timer pause(ioc_, std::chrono::milliseconds(100));
         co_await pause.async_wait(kUseTuple);
