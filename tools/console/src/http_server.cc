@@ -15,6 +15,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
@@ -57,15 +58,6 @@ int64_t SteadyMs() {
       .count();
 }
 
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    const auto lower = [](char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; };
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 std::string_view TrimOws(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
@@ -94,7 +86,7 @@ std::optional<Refusal> CheckFraming(const http::header<true, Fields>& head) {
   if (head.count(http::field::content_length) > 0) {
     return Refusal{400, "Transfer-Encoding together with Content-Length"};
   }
-  if (te_fields > 1 || !EqualsIgnoreCase(TrimOws(te), "chunked")) {
+  if (te_fields > 1 || !beast::iequals(TrimOws(te), "chunked")) {
     return Refusal{501, "unsupported Transfer-Encoding (only a single 'chunked' is accepted)"};
   }
   return std::nullopt;
