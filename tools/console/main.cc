@@ -1,5 +1,7 @@
 // edge-console: wiring only. See docs/protocol.md for the API it serves.
 
+#include <sys/resource.h>
+
 #include <CLI/CLI.hpp>
 #include <cctype>
 #include <chrono>
@@ -12,16 +14,19 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "edge/cloudsync/policy_message.h"
 #include "edge/common/clock.h"
 #include "edge/console/api.h"
+#include "edge/console/auth_throttle.h"
 #include "edge/console/client.h"
 #include "edge/console/log.h"
 #include "edge/console/policy_api.h"
 #include "edge/console/policy_service.h"
 #include "edge/console/policy_store.h"
 #include "edge/console/server.h"
+#include "edge/console/server_metrics.h"
 #include "edge/console/store.h"
 #include "edge/console/tokens.h"
 
@@ -226,6 +231,91 @@ int PolicyStatus(const PolicyCli& cli) {
   return 0;
 }
 
+// The serving limits of docs/configuration.md ("edge-console"), as given on the command line.
+struct Limits {
+  int64_t header_timeout_ms = 5'000;
+  size_t max_connections = 256;
+  size_t max_connections_per_address = 32;
+  size_t max_channels = 2048;
+  size_t auth_failure_limit = 10;
+  int64_t auth_failure_window_s = 60;
+  int64_t node_quota_bytes = int64_t{1} << 30;
+  std::vector<std::string> trusted_proxies;
+};
+
+void AddLimitOptions(CLI::App& app, Limits& limits) {
+  app.add_option("--header-timeout-ms", limits.header_timeout_ms,
+                 "close a connection whose request headers are not complete in this time")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{600'000}));
+  app.add_option("--max-connections", limits.max_connections,
+                 "request connections (policy channels not counted); more are closed at once")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100'000}));
+  app.add_option("--max-connections-per-address", limits.max_connections_per_address,
+                 "request connections from one client address (IPv6: one /64)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{100'000}));
+  app.add_option("--max-channels", limits.max_channels,
+                 "open policy channels (one per node); more upgrades get 503")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}));
+  app.add_option("--auth-failure-limit", limits.auth_failure_limit,
+                 "failed authentications from one address within the window before it gets "
+                 "429 (0: no throttling)")
+      ->capture_default_str();
+  app.add_option("--auth-failure-window-s", limits.auth_failure_window_s,
+                 "the failed-authentication window, seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{86'400}));
+  app.add_option("--trusted-proxy", limits.trusted_proxies,
+                 "address or network (CIDR) of a reverse proxy in front of the console "
+                 "(repeatable): not held to --max-connections-per-address; failed "
+                 "authentication through it counts for the last X-Forwarded-For address")
+      ->check([](const std::string& value) {
+        return edge::console::ParseIpRange(value)
+                   ? std::string()
+                   : "must be an IP address or network (ADDR/BITS): " + value;
+      });
+  app.add_option("--node-quota-bytes", limits.node_quota_bytes,
+                 "bytes of stored items per node; new items beyond get 429 (0: no quota)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+}
+
+edge::console::ServerOptions MakeServerOptions(const edge::console::ListenAddress& listen,
+                                               const Limits& limits) {
+  edge::console::ServerOptions options;
+  options.listen = listen;
+  options.handle_signals = true;
+  options.header_timeout = std::chrono::milliseconds(limits.header_timeout_ms);
+  options.max_connections = limits.max_connections;
+  options.max_connections_per_address = limits.max_connections_per_address;
+  options.max_channels = limits.max_channels;
+  options.auth_throttle.max_failures = limits.auth_failure_limit;
+  options.auth_throttle.window = std::chrono::seconds(limits.auth_failure_window_s);
+  options.trusted_proxies = limits.trusted_proxies;
+  return options;
+}
+
+// Every connection is a descriptor: lifts the soft limit to the hard one and warns if the
+// connection limits could still run out of descriptors (accept then fails and backs off).
+void RaiseDescriptorLimit(const Limits& limits, edge::console::Log& log) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    (void)setrlimit(RLIMIT_NOFILE, &rl);
+    (void)getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const rlim_t needed = limits.max_connections + limits.max_channels + 64;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < needed) {
+    log.Write(
+        edge::console::LogLevel::kWarn, "descriptor limit below --max-connections + --max-channels",
+        {{"nofile", static_cast<int64_t>(rl.rlim_cur)}, {"needed", static_cast<int64_t>(needed)}});
+  }
+}
+
 int Keygen(const std::string& private_path, const std::string& public_path) {
   if (edge::Status s = edge::cloudsync::GenerateKeyPair(private_path, public_path); !s) {
     std::cerr << "edge-console: keygen: " << s.message() << "\n";
@@ -261,6 +351,8 @@ int Main(int argc, char** argv) {
                "take the labels nodes claim in their policy-channel hello as they are, instead "
                "of only those their token entry binds (insecure: a node could claim another "
                "site's labels and receive its policies)");
+  Limits limits;
+  AddLimitOptions(app, limits);
   app.set_version_flag("--version", std::string("edge-console ") + EDGE_CONSOLE_VERSION);
 
   std::string private_path;
@@ -362,7 +454,10 @@ int Main(int argc, char** argv) {
     }
   }
 
-  auto store = edge::console::OpenSqliteConsoleStore(db_path);
+  RaiseDescriptorLimit(limits, *log);
+  edge::console::StoreOptions store_options;
+  store_options.node_quota_bytes = limits.node_quota_bytes;
+  auto store = edge::console::OpenSqliteConsoleStore(db_path, store_options);
   if (!store) {
     std::cerr << "edge-console: " << store.error() << "\n";
     log->Write(edge::console::LogLevel::kError, "cannot open database", {{"error", store.error()}});
@@ -394,11 +489,10 @@ int Main(int argc, char** argv) {
     return kExitRuntime;
   }
   edge::console::PolicyApi policy_api(*tokens, policies, *log, trust_hello_labels);
-  edge::console::ConsoleApi api(*tokens, **store, clock, *log, {}, &policy_api);
-  edge::console::ServerOptions options;
-  options.listen = *listen_address;
-  options.handle_signals = true;
-  auto server = edge::console::CreateServer(options, api, *log, &policy_api);
+  edge::console::ServerMetrics server_metrics;
+  edge::console::ConsoleApi api(*tokens, **store, clock, *log, {}, &policy_api, &server_metrics);
+  const edge::console::ServerOptions options = MakeServerOptions(*listen_address, limits);
+  auto server = edge::console::CreateServer(options, api, *log, &policy_api, &server_metrics);
   if (!server) {
     std::cerr << "edge-console: " << server.error() << "\n";
     log->Write(edge::console::LogLevel::kError, "cannot listen", {{"error", server.error()}});

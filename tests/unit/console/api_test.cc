@@ -586,3 +586,44 @@ TEST_F(ConsoleApiTest, DashboardShowsTheLatestStatus) {
 
 }  // namespace
 }  // namespace edge::console
+
+namespace edge::console {
+namespace {
+
+TEST_F(ConsoleApiTest, UploadWithUnknownTokenIsRefusedFromItsHeaders) {
+  const HeadVerdict verdict = api_->CheckHead(Post("Bearer not-a-token", ""));
+  EXPECT_TRUE(verdict.needs_token);
+  ASSERT_TRUE(verdict.refusal.has_value());
+  EXPECT_EQ(verdict.refusal->status, 401);
+}
+
+TEST_F(ConsoleApiTest, UploadWithKnownTokenPassesTheHeaderCheck) {
+  const HeadVerdict verdict = api_->CheckHead(Post(kNode1, ""));
+  EXPECT_TRUE(verdict.needs_token);
+  EXPECT_FALSE(verdict.refusal.has_value());
+}
+
+TEST_F(ConsoleApiTest, HealthAndMetricsNeedNoTokenInTheHeaderCheck) {
+  for (const char* path : {"/healthz", "/metrics", "/no-such-path"}) {
+    const HeadVerdict verdict = api_->CheckHead(Get(path, ""));
+    EXPECT_FALSE(verdict.needs_token) << path;
+    EXPECT_FALSE(verdict.refusal.has_value()) << path;
+  }
+}
+
+TEST_F(ConsoleApiTest, BatchOverTheNodeQuotaIs429WithRetryAfter) {
+  api_.reset();
+  store_.reset();
+  auto store = OpenSqliteConsoleStore((dir_ / "quota.db").string(), StoreOptions{1});
+  ASSERT_TRUE(store.ok()) << store.error();
+  store_ = std::move(store.value());
+  api_ = std::make_unique<ConsoleApi>(*tokens_, *store_, clock_, log_);
+  HttpResponse r = Send(Post(kNode1, BatchOf("node-1", {AlertItem("node-1:e:1", 100)}).dump()));
+  EXPECT_EQ(r.status, 429) << r.body;
+  EXPECT_EQ(Header(r, "Retry-After"), "60");
+  const std::string metrics = Send(Get("/metrics", "")).body;
+  EXPECT_NE(metrics.find("edge_console_batches_total{result=\"over_quota\"} 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace edge::console

@@ -72,7 +72,10 @@ Status RefString(const json& o, const char* key, const std::string& where, size_
   if (!it->is_string()) return Status::Error(where + "field '" + key + "' must be a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.empty()) return Status::Error(where + "field '" + key + "' must not be empty");
-  if (s.size() > max_bytes) return Status::Error(where + "field '" + key + "' is too long");
+  if (s.size() > max_bytes) {
+    return Status::Error(where + "field '" + key + "' is too long: " + std::to_string(s.size()) +
+                         " bytes, the console accepts at most " + std::to_string(max_bytes));
+  }
   *out = s;
   return Status::Ok();
 }

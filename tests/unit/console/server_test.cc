@@ -203,9 +203,14 @@ TEST_F(ConsoleServerTest, AuthAndValidationErrorsOverLoopback) {
   ASSERT_TRUE(client.connected());
   const std::string batch = OneAlertBatch("node-1", "node-1:e:1");
 
-  auto no_token = client.Send(Request(http::verb::post, "/v1/batches", "", batch));
-  ASSERT_TRUE(no_token.has_value());
-  EXPECT_EQ(no_token->status, 401);
+  {
+    // Refused from its headers: the body is never read, so the connection is closed.
+    TestClient first(server_->port());
+    auto no_token = first.Send(Request(http::verb::post, "/v1/batches", "", batch));
+    ASSERT_TRUE(no_token.has_value());
+    EXPECT_EQ(no_token->status, 401);
+    EXPECT_FALSE(no_token->keep_alive);
+  }
 
   auto wrong_node = client.Send(Request(http::verb::post, "/v1/batches", "tok-n2", batch));
   ASSERT_TRUE(wrong_node.has_value());
@@ -268,11 +273,21 @@ TEST_F(ConsoleServerTest, GarbageRequestGets400) {
   EXPECT_EQ(reply->status, 400);
 }
 
-TEST_F(ConsoleServerTest, SilentConnectionIsClosedAfterReadTimeout) {
-  options_.read_timeout = 200ms;
+TEST_F(ConsoleServerTest, SilentConnectionIsClosedAfterHeaderTimeout) {
+  options_.header_timeout = 200ms;
   StartServer();
   TestClient client(server_->port());
   ASSERT_TRUE(client.connected());
+  EXPECT_TRUE(client.ClosedByPeer());
+}
+
+TEST_F(ConsoleServerTest, KeptAliveConnectionIsClosedAfterReadTimeout) {
+  options_.read_timeout = 200ms;
+  StartServer();
+  TestClient client(server_->port());
+  auto reply = client.Send(Request(http::verb::get, "/healthz", ""));
+  ASSERT_TRUE(reply.has_value());
+  ASSERT_TRUE(reply->keep_alive);
   EXPECT_TRUE(client.ClosedByPeer());
 }
 

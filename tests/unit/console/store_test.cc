@@ -384,3 +384,78 @@ TEST(OpenSqliteConsoleStore, FailsForUnwritableLocation) {
 
 }  // namespace
 }  // namespace edge::console
+
+namespace edge::console {
+namespace {
+
+class QuotaStoreTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(testing::TempDir()) /
+           ("console_quota_" + std::string(info->name()) + "_" + std::to_string(getpid()));
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    Reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+  void Reopen() {
+    store_.reset();
+    auto opened = OpenSqliteConsoleStore((dir_ / "console.db").string(), StoreOptions{kQuota});
+    ASSERT_TRUE(opened.ok()) << opened.error();
+    store_ = std::move(opened.value());
+  }
+  // Bytes of one Alert() item with a 10-character id and a 3-digit ts_ms.
+  static int64_t ItemBytes() { return QuotaBytes(Alert("node-1:e:0", 100)); }
+
+  static constexpr int64_t kQuota = 1000;
+  std::filesystem::path dir_;
+  std::unique_ptr<ConsoleStore> store_;
+};
+
+TEST_F(QuotaStoreTest, BatchBeyondTheQuotaIsNotStoredAtAll) {
+  const int64_t fit = kQuota / ItemBytes();
+  ASSERT_GE(fit, 2);
+  std::vector<BatchItem> items;
+  for (int64_t i = 0; i < fit; ++i)
+    items.push_back(Alert("node-1:e:" + std::to_string(i), 100 + i));
+  auto stored = store_->StoreBatch(MakeBatch("node-1", items), 1000);
+  ASSERT_TRUE(stored.ok()) << stored.error();
+  EXPECT_FALSE(stored->over_quota);
+  EXPECT_EQ(stored->node_bytes, fit * ItemBytes());
+
+  auto refused = store_->StoreBatch(
+      MakeBatch("node-1", {Alert("node-1:e:a", 150), Alert("node-1:e:b", 160)}), 2000);
+  ASSERT_TRUE(refused.ok()) << refused.error();
+  EXPECT_TRUE(refused->over_quota);
+  EXPECT_EQ(refused->accepted, 0);
+  EXPECT_TRUE(refused->acked.empty());
+  auto alerts = store_->Alerts(AlertQuery{});
+  ASSERT_TRUE(alerts.ok());
+  EXPECT_EQ(static_cast<int64_t>(alerts->size()), fit);
+
+  // Only duplicates: nothing new to hold, so it is acknowledged.
+  auto again = store_->StoreBatch(MakeBatch("node-1", items), 3000);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(again->over_quota);
+  EXPECT_EQ(again->duplicates, fit);
+
+  // Other nodes have their own quota.
+  auto other = store_->StoreBatch(MakeBatch("node-2", {Alert("node-2:e:1", 1)}), 3000);
+  ASSERT_TRUE(other.ok());
+  EXPECT_FALSE(other->over_quota);
+}
+
+TEST_F(QuotaStoreTest, HeldBytesSurviveReopening) {
+  ASSERT_TRUE(store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:1", 101)}), 1000).ok());
+  Reopen();
+  auto next = store_->StoreBatch(MakeBatch("node-1", {Alert("node-1:e:2", 102)}), 2000);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->node_bytes, 2 * ItemBytes());
+}
+
+}  // namespace
+}  // namespace edge::console

@@ -201,6 +201,8 @@ const char* ResultLabel(int status) {
       return "too_large";
     case 415:
       return "unsupported_encoding";
+    case 429:
+      return "over_quota";
     default:
       return status >= 500 ? "unavailable" : "other";
   }
@@ -274,9 +276,9 @@ HttpResponse AckResponse(const StoreOutcome& outcome) {
   return r;
 }
 
-constexpr const char* kUploadResults[] = {"accepted",    "malformed", "unauthorized",
-                                          "forbidden",   "too_large", "unsupported_encoding",
-                                          "unavailable", "other"};
+constexpr const char* kUploadResults[] = {"accepted",   "malformed",   "unauthorized",
+                                          "forbidden",  "too_large",   "unsupported_encoding",
+                                          "over_quota", "unavailable", "other"};
 constexpr const char* kItemKinds[] = {"alert", "rollup", "other"};
 
 // A member of a status object, for the dashboard: numbers and strings as text, "" if the
@@ -335,13 +337,38 @@ std::string HumanSeconds(const std::string& digits) {
 }  // namespace
 
 ConsoleApi::ConsoleApi(const TokenTable& tokens, ConsoleStore& store, const Clock& clock, Log& log,
-                       ApiOptions options, PolicyApi* policy)
+                       ApiOptions options, PolicyApi* policy, const ServerMetrics* server_metrics)
     : tokens_(tokens),
       store_(store),
       clock_(clock),
       log_(log),
       options_(options),
-      policy_(policy) {}
+      policy_(policy),
+      server_metrics_(server_metrics) {}
+
+HeadVerdict ConsoleApi::CheckHead(const HttpRequest& head) {
+  HeadVerdict verdict;
+  const std::string_view target = head.target;
+  const std::string_view path = target.substr(0, target.find('?'));
+  const std::string_view method = head.method;
+  // The routes that need a token, with the method they answer (others get 405 later).
+  const bool post_route =
+      path == "/v1/batches" || path == "/v1/status" ||
+      (policy_ != nullptr && (path == "/v1/policy/poll" || path == "/v1/policy/report"));
+  const bool get_route =
+      path == "/v1/rollups" || path == "/v1/alerts" || path == "/v1/nodes" || path == "/";
+  const bool admin_route = policy_ != nullptr && path != kPolicyChannelPath &&
+                           PolicyApi::Owns(path) && path.starts_with("/v1/policies");
+  if (!(post_route && method == "POST") && !(get_route && method == "GET") && !admin_route) {
+    return verdict;
+  }
+  verdict.needs_token = true;
+  const bool dashboard = path == "/";
+  if (!tokens_.Authenticate(ExtractToken(head.authorization, dashboard))) {
+    verdict.refusal = Unauthorized(dashboard);
+  }
+  return verdict;
+}
 
 HttpResponse ConsoleApi::Handle(const HttpRequest& request) {
   try {
@@ -433,6 +460,15 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
     log_.Write(LogLevel::kError, "storing batch failed",
                {{"node", batch->node}, {"error", outcome.error()}});
     return ErrorResponse(503, "store unavailable, retry later");
+  }
+  if (outcome->over_quota) {
+    // 429 with Retry-After: the agent keeps the rows and retries after the delay; a 413 or
+    // 400 would make it shrink the batch and dead-letter rows that are not at fault.
+    log_.Write(LogLevel::kWarn, "batch refused: node storage quota reached",
+               {{"node", batch->node}, {"stored_bytes", outcome->node_bytes}});
+    HttpResponse r = ErrorResponse(429, "node storage quota reached, retry later");
+    r.headers.emplace_back("Retry-After", std::to_string(options_.quota_retry_after_s));
+    return r;
   }
   // Live alerts get a line each; a backlog being drained gets one summary line (its
   // alerts still go to the debug log), so logging never dominates a drain.
@@ -591,6 +627,7 @@ HttpResponse ConsoleApi::GetMetrics() const {
   text +=
       "edge_console_items_duplicate_total " + std::to_string(value(items_, "all|duplicate")) + "\n";
   if (policy_ != nullptr) text += policy_->MetricsText();
+  if (server_metrics_ != nullptr) text += server_metrics_->Text();
   HttpResponse r;
   r.content_type = "text/plain; version=0.0.4; charset=utf-8";
   r.body = std::move(text);

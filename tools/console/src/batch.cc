@@ -564,6 +564,13 @@ Status FieldError(const Where& where, const char* key, std::string_view what) {
   return Status::Error(where + ("field " + Quoted(key) + " " + std::string(what)));
 }
 
+// "items[3].payload: field 'sensor' is too long: 2000 bytes, the console accepts at most 1024".
+Status TooLong(const Where& where, const char* key, size_t size, size_t max_bytes) {
+  return FieldError(where, key,
+                    "is too long: " + std::to_string(size) +
+                        " bytes, the console accepts at most " + std::to_string(max_bytes));
+}
+
 // The field must be a non-empty string of at most `max_bytes` bytes (after unescaping).
 Status ReadString(const Raw& raw, const char* key, const Where& where, size_t max_bytes,
                   std::string* out) {
@@ -576,7 +583,7 @@ Status ReadString(const Raw& raw, const char* key, const Where& where, size_t ma
     out->assign(raw.text);
   }
   if (out->empty()) return FieldError(where, key, "must not be empty");
-  if (out->size() > max_bytes) return FieldError(where, key, "is too long");
+  if (out->size() > max_bytes) return TooLong(where, key, out->size(), max_bytes);
   return Status::Ok();
 }
 
@@ -780,7 +787,10 @@ Status GetString(const json& object, const char* key, const std::string& where, 
   if (!it->is_string()) return Status::Error(where + "field '" + key + "' must be a string");
   const auto& s = it->get_ref<const std::string&>();
   if (s.empty()) return Status::Error(where + "field '" + key + "' must not be empty");
-  if (s.size() > max_bytes) return Status::Error(where + "field '" + key + "' is too long");
+  if (s.size() > max_bytes) {
+    return Status::Error(where + "field '" + key + "' is too long: " + std::to_string(s.size()) +
+                         " bytes, the console accepts at most " + std::to_string(max_bytes));
+  }
   *out = s;
   return Status::Ok();
 }

@@ -15,7 +15,7 @@
 namespace edge::console {
 namespace {
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 // Version 1: one table for every item kind (the alert columns are NULL for other kinds);
 // the partial indexes serve GET /v1/alerts (ordered by ts_ms, id), optionally per node.
@@ -64,6 +64,18 @@ ALTER TABLE nodes ADD COLUMN status TEXT;
 ALTER TABLE nodes ADD COLUMN status_ms INTEGER;
 )sql";
 
+// Version 3: the bytes held per node (for the storage quota), kept up to date by every
+// stored batch; filled from the items already held (rollups, whose payload is not kept, by
+// their columns' text length plus a fixed estimate for the numbers).
+constexpr const char* kSchemaV3 = R"sql(
+ALTER TABLE nodes ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE nodes SET stored_bytes =
+  COALESCE((SELECT SUM(length(CAST(id AS BLOB)) + length(CAST(kind AS BLOB)) +
+                       length(CAST(payload AS BLOB))) FROM items WHERE items.node = nodes.node), 0) +
+  COALESCE((SELECT SUM(length(CAST(id AS BLOB)) + length(CAST(sensor AS BLOB)) + 120)
+            FROM rollups WHERE rollups.node = nodes.node), 0);
+)sql";
+
 constexpr const char* kRollupColumns =
     "SELECT id, received_ms, node, sensor, start_ms, end_ms, count, min, max, mean, last "
     "FROM rollups ";
@@ -88,7 +100,7 @@ std::string ColumnText(sqlite3_stmt* stmt, int col) {
 
 class SqliteConsoleStore final : public ConsoleStore {
  public:
-  explicit SqliteConsoleStore(DbPtr db) : db_(std::move(db)) {}
+  SqliteConsoleStore(DbPtr db, StoreOptions options) : db_(std::move(db)), options_(options) {}
 
   Status Init() {
     // WAL lets readers proceed during a write; synchronous=FULL makes every commit durable
@@ -108,6 +120,7 @@ class SqliteConsoleStore final : public ConsoleStore {
     if (Status s = Exec("BEGIN IMMEDIATE"); !s) return s;
     Status migrated = Exec(kSchema);
     if (migrated && std::stoi(*version) < 2) migrated = Exec(kSchemaV2);
+    if (migrated && std::stoi(*version) < 3) migrated = Exec(kSchemaV3);
     if (migrated) migrated = Exec("PRAGMA user_version=" + std::to_string(kSchemaVersion));
     if (migrated) migrated = Exec("COMMIT");
     if (!migrated) {
@@ -122,10 +135,15 @@ class SqliteConsoleStore final : public ConsoleStore {
         !s) {
       return s;
     }
-    if (Status s = Prepare("INSERT INTO nodes (node, last_seen_ms) VALUES (?1, ?2)"
-                           " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
-                           &touch_node_);
+    if (Status s =
+            Prepare("INSERT INTO nodes (node, last_seen_ms, stored_bytes) VALUES (?1, ?2, ?3)"
+                    " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
+                    " stored_bytes = stored_bytes + excluded.stored_bytes",
+                    &touch_node_);
         !s) {
+      return s;
+    }
+    if (Status s = Prepare("SELECT stored_bytes FROM nodes WHERE node = ?1", &node_bytes_); !s) {
       return s;
     }
     if (Status s = Prepare(
@@ -142,6 +160,14 @@ class SqliteConsoleStore final : public ConsoleStore {
   Result<StoreOutcome> StoreBatch(const Batch& batch, int64_t received_ms) override {
     if (Status s = Exec("BEGIN IMMEDIATE"); !s) return s;
     Result<StoreOutcome> outcome = InsertAll(batch, received_ms);
+    if (outcome && outcome->over_quota) {
+      // Nothing of the batch may stay: the caller refuses it as a whole.
+      if (Status s = Exec("ROLLBACK"); !s) return s;
+      StoreOutcome refused;
+      refused.over_quota = true;
+      refused.node_bytes = outcome->node_bytes;
+      return refused;
+    }
     if (!outcome) {
       // The transaction may already be gone (SQLite rolls back on some errors).
       if (sqlite3_get_autocommit(db_.get()) == 0) (void)Exec("ROLLBACK");
@@ -266,8 +292,22 @@ class SqliteConsoleStore final : public ConsoleStore {
   }
 
  private:
+  Result<int64_t> NodeBytes(const std::string& node) {
+    sqlite3_stmt* stmt = node_bytes_.get();
+    sqlite3_reset(stmt);
+    BindText(stmt, 1, node);
+    const int rc = sqlite3_step(stmt);
+    const int64_t bytes = rc == SQLITE_ROW ? sqlite3_column_int64(stmt, 0) : 0;
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return DbError("reading stored bytes of " + node);
+    return bytes;
+  }
+
   Result<StoreOutcome> InsertAll(const Batch& batch, int64_t received_ms) {
     StoreOutcome outcome;
+    Result<int64_t> held = NodeBytes(batch.node);
+    if (!held) return held.status();
+    int64_t added = 0;
     std::unordered_set<std::string_view> seen_in_batch;
     sqlite3_stmt* stmt = insert_item_.get();
     for (size_t i = 0; i < batch.items.size(); ++i) {
@@ -278,6 +318,7 @@ class SqliteConsoleStore final : public ConsoleStore {
         if (*stored) {
           ++outcome.accepted;
           ++outcome.new_rollups;
+          added += QuotaBytes(item);
         } else {
           ++outcome.duplicates;
         }
@@ -303,6 +344,7 @@ class SqliteConsoleStore final : public ConsoleStore {
       if (rc != SQLITE_DONE) return DbError("storing item " + item.id);
       if (sqlite3_changes(db_.get()) == 1) {
         ++outcome.accepted;
+        added += QuotaBytes(item);
         if (item.alert) outcome.new_alert_items.push_back(i);
       } else {
         ++outcome.duplicates;
@@ -311,11 +353,18 @@ class SqliteConsoleStore final : public ConsoleStore {
     }
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
+    outcome.node_bytes = *held + added;
+    if (options_.node_quota_bytes > 0 && added > 0 &&
+        outcome.node_bytes > options_.node_quota_bytes) {
+      outcome.over_quota = true;
+      return outcome;
+    }
 
     sqlite3_stmt* touch = touch_node_.get();
     sqlite3_reset(touch);
     BindText(touch, 1, batch.node);
     sqlite3_bind_int64(touch, 2, received_ms);
+    sqlite3_bind_int64(touch, 3, added);
     const int rc = sqlite3_step(touch);
     sqlite3_reset(touch);
     if (rc != SQLITE_DONE) return DbError("updating node last_seen_ms");
@@ -405,9 +454,11 @@ class SqliteConsoleStore final : public ConsoleStore {
 
   // Statements are declared after db_ so they are finalized before the database closes.
   DbPtr db_;
+  StoreOptions options_;
   StmtPtr insert_item_;
   StmtPtr touch_node_;
   StmtPtr insert_rollup_;
+  StmtPtr node_bytes_;
 };
 
 // The policy channel's tables (docs/protocol.md, "Policy channel"). They are created with
@@ -725,7 +776,12 @@ Result<std::unique_ptr<PolicyStore>> OpenSqlitePolicyStore(const std::string& pa
   return std::unique_ptr<PolicyStore>(std::move(store));
 }
 
-Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path) {
+int64_t QuotaBytes(const BatchItem& item) {
+  return static_cast<int64_t>(item.id.size() + item.kind.size() + item.payload_json.size());
+}
+
+Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path,
+                                                             StoreOptions options) {
   sqlite3* raw = nullptr;
   const int rc =
       sqlite3_open_v2(path.c_str(), &raw,
@@ -735,7 +791,7 @@ Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& 
     return Status::Error(path + ": cannot open database: " +
                          (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
   }
-  auto store = std::make_unique<SqliteConsoleStore>(std::move(db));
+  auto store = std::make_unique<SqliteConsoleStore>(std::move(db), options);
   if (Status s = store->Init(); !s) return Status::Error(path + ": " + s.message());
   return std::unique_ptr<ConsoleStore>(std::move(store));
 }

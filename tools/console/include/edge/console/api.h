@@ -17,6 +17,7 @@
 #include "edge/console/http.h"
 #include "edge/console/log.h"
 #include "edge/console/policy_api.h"
+#include "edge/console/server_metrics.h"
 #include "edge/console/store.h"
 #include "edge/console/tokens.h"
 
@@ -29,17 +30,24 @@ struct ApiOptions {
   int64_t dashboard_alerts = 100;
   int64_t default_rollup_limit = 1000;
   int64_t max_rollup_limit = 10000;
+  // Retry-After of the 429 that refuses a batch over the node's storage quota.
+  int64_t quota_retry_after_s = 60;
 };
 
 class ConsoleApi final : public RequestHandler {
  public:
   // `policy` (borrowed, may be null) answers the policy channel's HTTP paths; without it
-  // they are 404.
+  // they are 404. `server_metrics` (borrowed, may be null) is added to GET /metrics.
   ConsoleApi(const TokenTable& tokens, ConsoleStore& store, const Clock& clock, Log& log,
-             ApiOptions options = {}, PolicyApi* policy = nullptr);
+             ApiOptions options = {}, PolicyApi* policy = nullptr,
+             const ServerMetrics* server_metrics = nullptr);
 
   // Never throws: an unexpected fault is logged and answered with 500.
   HttpResponse Handle(const HttpRequest& request) override;
+  // Refuses (401) a request for a route that needs a token when its Authorization header
+  // carries no known token, so that its body is never read. Routes without a token
+  // (/healthz, /metrics) and unknown paths pass; method and role checks stay in Handle().
+  HeadVerdict CheckHead(const HttpRequest& head) override;
 
  private:
   HttpResponse Route(const HttpRequest& request);
@@ -61,6 +69,7 @@ class ConsoleApi final : public RequestHandler {
   Log& log_;
   ApiOptions options_;
   PolicyApi* policy_;
+  const ServerMetrics* server_metrics_;
   // Counters for GET /metrics, by result label ("accepted", "malformed", ...); the API runs
   // on one thread, so plain integers suffice.
   std::map<std::string, int64_t> batches_;

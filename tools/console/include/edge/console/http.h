@@ -28,9 +28,22 @@ struct HttpResponse {
   std::string body;
 };
 
+// What a handler says about a request from its headers alone (before any body is read).
+struct HeadVerdict {
+  // The route needs a token: the server refuses it (429) while the client's address is
+  // throttled for failed authentication.
+  bool needs_token = false;
+  // Set to answer at once without reading the body (e.g. 401 for a missing or unknown
+  // token); the connection is closed afterwards if a body was announced.
+  std::optional<HttpResponse> refusal;
+};
+
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
+  // Called on the event-loop thread with the request's headers (`head.body` is empty)
+  // before the body is read. Must not throw. The default reads every body.
+  virtual HeadVerdict CheckHead(const HttpRequest& /*head*/) { return {}; }
   // Called on the server's event-loop thread. Must not throw; a handler fault becomes a
   // 5xx response.
   virtual HttpResponse Handle(const HttpRequest& request) = 0;

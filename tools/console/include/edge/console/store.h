@@ -22,6 +22,10 @@ struct StoreOutcome {
   std::vector<std::string> acked;       // every distinct id of the batch, in batch order
   std::vector<size_t> new_alert_items;  // indexes into Batch::items of newly stored alerts
   int64_t new_rollups = 0;              // rollups stored by this call
+  // Set when storing the batch's new items would take the node past its storage quota
+  // (StoreOptions::node_quota_bytes); nothing was stored then and the other fields are empty.
+  bool over_quota = false;
+  int64_t node_bytes = 0;  // bytes held for the node after this call (see StoreOptions)
 };
 
 struct AlertQuery {
@@ -87,8 +91,20 @@ class ConsoleStore {
   virtual Result<std::vector<NodeActivity>> Activity() = 0;
 };
 
+struct StoreOptions {
+  // Per-node storage quota: the bytes of every item held for a node (its id, kind and
+  // payload JSON as sent, summed over the node's alerts, rollups and other items) may not
+  // exceed this. A batch whose new items would take the node past it is not stored at all
+  // (StoreOutcome::over_quota); a batch of only duplicates is still acknowledged. 0: no quota.
+  int64_t node_quota_bytes = 0;
+};
+
+// The bytes an item counts against its node's quota.
+int64_t QuotaBytes(const BatchItem& item);
+
 // Opens (creating if needed) an SQLite database at `path` in WAL mode with
 // synchronous=FULL, so that a committed batch survives power loss before it is acked.
-Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path);
+Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path,
+                                                             StoreOptions options = {});
 
 }  // namespace edge::console
