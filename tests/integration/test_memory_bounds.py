@@ -5,7 +5,10 @@ counted by reason, and a real rule still fires afterwards.
 
 Each phase publishes over a raw MQTT 3.1.1 socket (QoS 0, written back to back: a process
 per message would take minutes) and waits until the agent has taken or dropped every
-message. RSS is sampled throughout; the figures are printed for the report."""
+message. RSS is sampled throughout; the figures are printed for the report.
+
+A sensor id longer than the console accepts (1,024 bytes) is refused before it can raise an
+alert that the console would reject (and the agent dead-letter)."""
 
 import os
 import socket
@@ -112,7 +115,7 @@ class RssSampler(threading.Thread):
 
 
 class MemoryBoundsTest(harness.IntegrationTest):
-    needs = ("agent",)
+    needs = ("agent", "console")
 
     def taken(self, agent):
         """Messages the agent processed or dropped from its queue."""
@@ -185,6 +188,29 @@ class MemoryBoundsTest(harness.IntegrationTest):
                            what="an alert after the flood")
         self.assertTrue(agent.alive())
         self.assertEqual(agent.metric("edge_agent_mqtt_connected"), 1)
+
+    def test_sensor_id_over_the_console_limit_is_refused_before_it_can_alert(self):
+        """The console accepts sensor ids of up to 1,024 bytes: an alert on a longer one would
+        be raised and then dead-lettered. The agent refuses such a topic up front; one at the
+        limit alerts and reaches the console."""
+        mq = self.start_mosquitto()
+        console = self.start_console()
+        agent = self.start_agent(mq, console)
+        agent.wait_ingesting()
+        at_limit = "sensors/" + "a" * (1024 - len("sensors/") - len("/temp")) + "/temp"
+        over = "sensors/" + "b" * (1025 - len("sensors/") - len("/temp")) + "/temp"
+        self.assertEqual((len(at_limit), len(over)), (1024, 1025))
+        ts = harness.now_ms()
+        harness.publish(mq.port, over, harness.reading(99, ts))
+        harness.publish(mq.port, at_limit, harness.reading(99, ts))
+        alerts = harness.wait_until(lambda: console.alerts(node="node-1"), 15,
+                                    what="the alert at the console")
+        self.assertEqual([a["sensor"] for a in alerts], [at_limit])
+        m = agent.metrics()
+        self.assertEqual(agent.metric("edge_agent_readings_rejected_total", _metrics=m,
+                                      reason="topic_too_long"), 1)
+        self.assertEqual(agent.metric("edge_agent_alerts_raised_total", _metrics=m), 1)
+        self.assertEqual(agent.metric("edge_agent_outbox_dead_lettered_total", _metrics=m), 0)
 
 
 if __name__ == "__main__":
