@@ -44,6 +44,12 @@ constexpr int64_t kMaxQueueCapacity = 16'777'216;
 constexpr int64_t kMinHeaderTimeoutMs = 100;
 constexpr int64_t kMaxHeaderTimeoutMs = 60'000;
 constexpr int64_t kMaxHttpConnections = 10'000;
+// The ingest queue's byte bound holds at least a few of the largest messages.
+constexpr int64_t kMinQueueBytes = 1 << 20;
+constexpr int64_t kMaxQueueBytes = int64_t{4} << 30;
+constexpr int64_t kMaxSensors = 10'000'000;
+constexpr int64_t kMinSensorIdleMs = 1'000;
+constexpr int64_t kMaxSensorIdleMs = 30LL * 86'400'000;
 constexpr size_t kMaxNodeIdLength = 253;  // a Kubernetes node name fits
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error"};
 
@@ -626,6 +632,32 @@ const std::vector<Field>& Fields() {
          return AssignInt(v, 1, kMaxQueueCapacity, c.queue_capacity);
        },
        false},
+      {{"queue.max_bytes", "EDGE_AGENT_QUEUE_MAX_BYTES", "16MiB",
+        "Ingest queue bound in topic + payload bytes, 1MiB to 4GiB; when full the oldest "
+        "messages are dropped and counted (reason queue_full)."},
+       [](Config& c, std::string_view v) {
+         Result<int64_t> n = ParseBytes(v);
+         if (!n.ok()) return n.status();
+         if (*n < kMinQueueBytes || *n > kMaxQueueBytes) {
+           return Status::Error("must be between 1MiB and 4GiB");
+         }
+         c.queue_max_bytes = *n;
+         return Status::Ok();
+       },
+       false},
+      {{"sensors.max", "EDGE_AGENT_SENSORS_MAX", "10000",
+        "Most sensors the rules engine keeps state for, 1 to 10000000; a new sensor beyond it "
+        "is refused and counted (reason too_many_sensors) unless an idle one can be "
+        "forgotten."},
+       [](Config& c, std::string_view v) { return AssignInt(v, 1, kMaxSensors, c.max_sensors); },
+       false},
+      {{"sensors.idle_after", "EDGE_AGENT_SENSORS_IDLE_AFTER", "10m",
+        "A sensor without a reading this long (and no firing alert) is forgotten: its rule "
+        "state goes, as if never seen. 1s to 30d."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, kMinSensorIdleMs, kMaxSensorIdleMs, c.sensor_idle_ms);
+       },
+       false},
   };
   return kFields;
 }
@@ -987,6 +1019,12 @@ Status Validate(const Config& c) {
         c.queue_capacity > static_cast<size_t>(kMaxQueueCapacity)
             ? Status::Error("must be at most " + std::to_string(kMaxQueueCapacity))
             : range(static_cast<int64_t>(c.queue_capacity), 1, kMaxQueueCapacity));
+  check("queue.max_bytes", range(c.queue_max_bytes, kMinQueueBytes, kMaxQueueBytes));
+  check("sensors.max", c.max_sensors > static_cast<size_t>(kMaxSensors)
+                           ? Status::Error("must be at most " + std::to_string(kMaxSensors))
+                           : range(static_cast<int64_t>(c.max_sensors), 1, kMaxSensors));
+  check("sensors.idle_after",
+        CheckDurationRange(c.sensor_idle_ms, kMinSensorIdleMs, kMaxSensorIdleMs));
   if (!errors.empty()) return Status::Error(Join(errors, "; "));
   return Status::Ok();
 }

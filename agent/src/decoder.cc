@@ -551,9 +551,10 @@ bool DecodeFlatNumberObject(std::string_view topic, std::string_view text, int64
   return true;
 }
 
-std::optional<RejectReason> Decode(std::string_view topic, std::string_view payload,
-                                   int64_t receive_ts_ms, const DecodeOptions& options,
-                                   std::vector<rules::Reading>& out, bool flat_fast_path) {
+std::optional<RejectReason> DecodeReadings(std::string_view topic, std::string_view payload,
+                                           int64_t receive_ts_ms, const DecodeOptions& options,
+                                           std::vector<rules::Reading>& out, bool flat_fast_path) {
+  if (topic.size() > options.max_sensor_id_bytes) return RejectReason::kTopicTooLong;
   if (payload.size() > options.max_payload_bytes) return RejectReason::kTooLarge;
   const std::string_view text = Trim(payload);
   if (text.empty()) return RejectReason::kEmpty;
@@ -589,6 +590,24 @@ std::optional<RejectReason> Decode(std::string_view topic, std::string_view payl
   return DecodeJson(topic, text, receive_ts_ms, options, out);
 }
 
+// DecodeReadings, then the length of the sensor ids that paths made: the console refuses
+// longer ones, and an alert on one would be dead-lettered.
+std::optional<RejectReason> Decode(std::string_view topic, std::string_view payload,
+                                   int64_t receive_ts_ms, const DecodeOptions& options,
+                                   std::vector<rules::Reading>& out, bool flat_fast_path) {
+  const size_t start = out.size();
+  std::optional<RejectReason> reject =
+      DecodeReadings(topic, payload, receive_ts_ms, options, out, flat_fast_path);
+  if (reject) return reject;
+  for (size_t i = start; i < out.size(); ++i) {
+    if (out[i].sensor.size() > options.max_sensor_id_bytes) {
+      out.resize(start);
+      return RejectReason::kTopicTooLong;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string_view ReasonLabel(RejectReason reason) {
@@ -609,6 +628,8 @@ std::string_view ReasonLabel(RejectReason reason) {
       return "too_deep";
     case RejectReason::kTooManyReadings:
       return "too_many_readings";
+    case RejectReason::kTopicTooLong:
+      return "topic_too_long";
   }
   return "unknown";
 }

@@ -59,6 +59,10 @@ constexpr size_t kSnippetBytes = 48;
 // 10,000 messages/s of 60 bytes and the default 2 ms a read then returns ~20 packets
 // instead of one, for a twentieth of the wake-ups and system calls.
 constexpr size_t kSmallReadBytes = 16 * 1024;
+// Message slots keep buffers up to this capacity between chunks (for reuse); larger ones are
+// freed once the sink returns, so that a burst of large payloads does not stay allocated in
+// every slot it passed through.
+constexpr size_t kMaxKeptSlotBytes = 512;
 
 struct BrokerAddress {
   bool tls = false;
@@ -369,6 +373,11 @@ class NativeIngest final : public Ingest {
     if (pending_ > 0) {
       if (!stopping_.load(std::memory_order_relaxed)) {
         sink_(std::span<RawMessage>(messages_.data(), pending_));
+      }
+      for (size_t i = 0; i < pending_; ++i) {
+        RawMessage& m = messages_[i];
+        if (m.topic.capacity() > kMaxKeptSlotBytes) std::string().swap(m.topic);
+        if (m.payload.capacity() > kMaxKeptSlotBytes) std::string().swap(m.payload);
       }
       pending_ = 0;
     }

@@ -2,6 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -42,6 +46,12 @@ constexpr size_t kStoreIdWord = 1;     // StoreWriter::NewReading::id_hint
 static_assert(kStoreIdWord < rules::kCallerWords);
 // Message buffers up to this capacity go back to the ingest queue for reuse.
 constexpr size_t kMaxRecycledBytes = 512;
+// A queue that held more than this before it drained was a burst: free memory goes back to
+// the system (glibc keeps freed heap memory otherwise).
+constexpr size_t kBurstBytes = 4 << 20;
+// A new sensor that finds the engine full sweeps idle sensors at most this often (a sweep
+// is O(sensors)).
+constexpr int64_t kMinForgetIntervalMs = 1000;
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -95,7 +105,14 @@ struct Pipeline::Counters {
         outbox_commit(m.Histogram("edge_agent_store_commit_seconds", kCommitHelp, kCommitBuckets,
                                   {{"kind", "outbox"}})),
         readings_commit(m.Histogram("edge_agent_store_commit_seconds", kCommitHelp, kCommitBuckets,
-                                    {{"kind", "readings"}})) {
+                                    {{"kind", "readings"}})),
+        too_many_sensors(m.Counter("edge_agent_readings_rejected_total", kRejectedHelp,
+                                   {{"reason", "too_many_sensors"}})),
+        sensors_forgotten(m.Counter("edge_agent_sensors_forgotten_total",
+                                    "Sensors whose rule state was dropped after they were idle "
+                                    "for sensors.idle_after")),
+        sensors_tracked(
+            m.Gauge("edge_agent_sensors_tracked", "Sensors the rules engine keeps state for")) {
     for (const char* kind : {"alert", "rollup", "status"}) {
       evicted[kind] = &m.Counter("edge_agent_outbox_evicted_total", kEvictedHelp, {{"kind", kind}});
     }
@@ -125,6 +142,9 @@ struct Pipeline::Counters {
   GaugeHandle& policy_rules;
   HistogramHandle& outbox_commit;
   HistogramHandle& readings_commit;
+  CounterHandle& too_many_sensors;
+  CounterHandle& sensors_forgotten;
+  GaugeHandle& sensors_tracked;
   uint64_t last_non_finite = 0;
   uint64_t last_out_of_range = 0;
   uint64_t last_duplicates = 0;
@@ -135,7 +155,7 @@ struct Pipeline::Counters {
   uint64_t last_out_of_order = 0;
 };
 
-Pipeline::Pipeline(PipelineOptions options, BoundedQueue<RawMessage>& queue, rules::Engine engine,
+Pipeline::Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine engine,
                    StoreWriter& store, Metrics& metrics, Clock& clock,
                    std::function<void()> on_committed)
     : options_(std::move(options)),
@@ -150,7 +170,7 @@ Pipeline::Pipeline(PipelineOptions options, BoundedQueue<RawMessage>& queue, rul
   for (RejectReason r :
        {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
         RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
-        RejectReason::kTooDeep, RejectReason::kTooManyReadings}) {
+        RejectReason::kTooDeep, RejectReason::kTooManyReadings, RejectReason::kTopicTooLong}) {
     counters_->rejected[r] = &metrics_.Counter("edge_agent_readings_rejected_total", kRejectedHelp,
                                                {{"reason", std::string(ReasonLabel(r))}});
   }
@@ -158,8 +178,11 @@ Pipeline::Pipeline(PipelineOptions options, BoundedQueue<RawMessage>& queue, rul
     counters_->outbox_pending.Set(static_cast<double>(*n));
   }
   counters_->policy_rules.Set(static_cast<double>(engine_.policy().rules.size()));
+  engine_.SetSensorLimit(options_.max_sensors);
+  engine_.SetActivityTime(clock_.MonotonicMs());
   RestoreEpisodes();
   last_advance_mono_ = clock_.MonotonicMs();
+  last_forget_mono_ = last_advance_mono_;
   window_start_wall_ = clock_.WallMs();
   window_start_mono_ = clock_.MonotonicMs();
   last_readings_commit_mono_ = window_start_mono_;
@@ -175,6 +198,7 @@ void Pipeline::Run() {
     // messages only under it, so that no cycle of newer messages overtakes them.
     queue_.WaitForItems(std::chrono::milliseconds(options_.commit_interval_ms));
     std::lock_guard lock(cycle_mu_);
+    burst_bytes_ = std::max(burst_bytes_, queue_.bytes());
     if (!queue_.PopBatch(batch, options_.max_batch, std::chrono::milliseconds(0))) break;
     RunCycle(batch);
     // The MQTT thread copies the next messages into these strings instead of allocating;
@@ -184,6 +208,7 @@ void Pipeline::Run() {
       if (m.payload.capacity() > kMaxRecycledBytes) std::string().swap(m.payload);
     }
     queue_.Recycle(batch);
+    if (burst_bytes_ > kBurstBytes && queue_.size() == 0) ReleaseBurstMemory();
   }
   // Queue closed and drained: the open rollup window closes early, then a last attempt to
   // commit what is pending.
@@ -221,8 +246,25 @@ void Pipeline::RunCycle(std::span<RawMessage> batch) {
                           std::memory_order_relaxed);
 }
 
+void Pipeline::ReleaseBurstMemory() {
+  burst_bytes_ = 0;
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+void Pipeline::ForgetIdleSensors(int64_t now_mono) {
+  last_forget_mono_ = now_mono;
+  // Pending readings point into the engine's entries, which move when any is forgotten.
+  CommitReadings(/*force=*/true);
+  const size_t forgotten = engine_.ForgetIdle(now_mono - options_.sensor_idle_ms);
+  if (forgotten > 0) counters_->sensors_forgotten.Inc(static_cast<double>(forgotten));
+}
+
 void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
   ApplyPendingPolicy();
+  const int64_t cycle_mono = clock_.MonotonicMs();
+  engine_.SetActivityTime(cycle_mono);
   // A window that is due closes before this batch: its readings belong to the next one.
   CloseRollupWindow(/*force=*/false);
   // Counted here and added to the counters once per batch: each Inc() is an atomic
@@ -240,7 +282,15 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
     readings += readings_.size();
     for (rules::Reading& r : readings_) {
       events_.clear();
-      const rules::ReadingVerdict verdict = engine_.Process(r, events_);
+      rules::ReadingVerdict verdict = engine_.Process(r, events_);
+      if (verdict.refused && cycle_mono - last_forget_mono_ >= kMinForgetIntervalMs) {
+        ForgetIdleSensors(cycle_mono);
+        verdict = engine_.Process(r, events_);
+      }
+      if (verdict.refused) {
+        counters_->too_many_sensors.Inc();
+        continue;
+      }
       for (auto& e : events_) uncommitted_.push_back(std::move(e));
       if (!verdict.accepted) continue;  // a filter rejected it: no rollup, not stored
       AddToRollup(verdict, r.value);
@@ -286,6 +336,9 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
   }
   if (!uncommitted_.empty() || !rollup_rows_.empty()) Commit();
   CommitReadings(/*force=*/false);
+  const int64_t sweep_ms = std::clamp<int64_t>(options_.sensor_idle_ms / 4, 1000, 60'000);
+  if (cycle_mono - last_forget_mono_ >= sweep_ms) ForgetIdleSensors(cycle_mono);
+  counters_->sensors_tracked.Set(static_cast<double>(engine_.sensors_tracked()));
 }
 
 void Pipeline::AddToRollup(const rules::ReadingVerdict& verdict, double value) {
@@ -300,7 +353,7 @@ void Pipeline::AddToRollup(const rules::ReadingVerdict& verdict, double value) {
       return;
     }
     slot = window_ << 32 | rollups_.size();
-    a = &rollups_.emplace_back(RollupEntry{verdict.sensor, RollupAcc{}}).acc;
+    a = &rollups_.emplace_back(RollupEntry{*verdict.sensor, RollupAcc{}}).acc;
   }
   if (a->count == 0) {
     *a = RollupAcc{0, value, value, 0, value};
@@ -318,8 +371,8 @@ void Pipeline::CloseRollupWindow(bool force) {
   const int64_t now_mono = clock_.MonotonicMs();
   if (!force && now_mono - window_start_mono_ < options_.rollup_interval_ms) return;
   const int64_t end_ms = clock_.WallMs();
-  for (const auto& [sensor, a] : rollups_) {
-    rollup_rows_.push_back({sensor, a, window_start_wall_, end_ms});
+  for (auto& [sensor, a] : rollups_) {
+    rollup_rows_.push_back({std::move(sensor), a, window_start_wall_, end_ms});
   }
   rollups_.clear();
   ++window_;  // every sensor's slot now belongs to a closed window
@@ -380,7 +433,7 @@ void Pipeline::Commit() {
   for (const auto& e : uncommitted_) payloads.push_back(AlertPayloadJson(e));
   for (size_t i = 0; i < n_rollups; ++i) {
     const ClosedRollup& r = rollup_rows_[i];
-    payloads.push_back(RollupPayloadJson(*r.sensor, r.start_ms, r.end_ms, r.acc.count, r.acc.min,
+    payloads.push_back(RollupPayloadJson(r.sensor, r.start_ms, r.end_ms, r.acc.count, r.acc.min,
                                          r.acc.max, r.acc.sum / static_cast<double>(r.acc.count),
                                          r.acc.last));
   }

@@ -288,7 +288,7 @@ int RunAgent(const Config& config) {
   auto work = asio::make_work_guard(io);
 
   // Ingest queue: the MQTT callback thread pushes, the pipeline thread pops.
-  BoundedQueue<RawMessage> queue(config.queue_capacity);
+  IngestQueue queue(config.queue_capacity, static_cast<size_t>(config.queue_max_bytes));
   auto& queue_drops = metrics.Counter("edge_agent_messages_dropped_total",
                                       "MQTT messages dropped before processing, by reason",
                                       {{"reason", "queue_full"}});
@@ -368,7 +368,7 @@ int RunAgent(const Config& config) {
     for (RejectReason r :
          {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
           RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
-          RejectReason::kTooDeep, RejectReason::kTooManyReadings}) {
+          RejectReason::kTooDeep, RejectReason::kTooManyReadings, RejectReason::kTopicTooLong}) {
       status_sources.readings_rejected.push_back(
           &metrics.Counter("edge_agent_readings_rejected_total",
                            "MQTT messages rejected by the payload decoder, by reason",
@@ -445,6 +445,8 @@ int RunAgent(const Config& config) {
   pipeline_options.decode.max_payload_bytes = config.mqtt.max_payload_bytes;
   pipeline_options.commit_interval_ms = config.store.commit_interval_ms;
   pipeline_options.rollup_interval_ms = config.store.rollup_interval_ms;
+  pipeline_options.max_sensors = config.max_sensors;
+  pipeline_options.sensor_idle_ms = config.sensor_idle_ms;
   Pipeline pipeline(pipeline_options, queue, rules::Engine(std::move(policy)), **writer, metrics,
                     clock, [uplink_ptr] {
                       if (uplink_ptr != nullptr) uplink_ptr->Notify();

@@ -30,7 +30,12 @@ namespace {
 constexpr int kSchemaVersion = 5;
 // The sensor-id cache of the writer is cleared when it grows past this (ids come from
 // untrusted topics).
-constexpr size_t kMaxCachedSensors = 65536;
+// Sensor ids are cached by name for sensors whose caller keeps no id hint; a sensor id can
+// be 1 KiB long, so the cache stays small (the pipeline's hints skip it).
+constexpr size_t kMaxCachedSensors = 4096;
+// Rows of sensors with no readings left in the ring are deleted at most this often, after
+// the ring was pruned (a sweep reads the sensors table).
+constexpr int64_t kSensorSweepIntervalMs = 10'000;
 
 // A sensor block being built (reading_block.h).
 struct BlockBuilder {
@@ -1314,6 +1319,13 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     if (Status s = DeleteOldestBlocks(0, excess, &removed, &removed_bytes); !s) return fail(s);
   }
   bytes_delta -= removed_bytes;
+  if (removed > 0) pruned_since_sensor_sweep_ = true;
+  if (pruned_since_sensor_sweep_ && now >= next_sensor_sweep_ms_) {
+    int64_t deleted = 0;
+    if (Status s = DeleteUnusedSensors(&deleted); !s) return fail(s);
+    next_sensor_sweep_ms_ = now + kSensorSweepIntervalMs;
+    pruned_since_sensor_sweep_ = false;
+  }
   const int64_t rows_delta = static_cast<int64_t>(readings.size()) - removed;
   for (const auto& [name, by] : {std::pair{"readings_rows", rows_delta},
                                  {"readings_pruned", removed},
@@ -1338,6 +1350,42 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     last_retention_ms_ = now_ms;
   }
   if (pruned != nullptr) *pruned = removed;
+  return Status::Ok();
+}
+
+// Deletes the rows of sensors nothing in the ring refers to any more: no written block, no
+// open block, and no journal row that may hold their readings (their flushed_journal is
+// older than every journal row left; a newer unflushed reading would have an open block).
+// The ids are then unknown, so the name cache and the callers' id hints start afresh.
+// Runs inside the caller's transaction.
+Status StoreWriter::DeleteUnusedSensors(int64_t* deleted) {
+  const OpenBlocks& ob = *open_;
+  const int64_t oldest_journal = ob.journal.empty() ? INT64_MAX : ob.journal.front().first;
+  Stmt q(db_,
+         "SELECT id FROM sensors s WHERE s.flushed_journal < ? AND NOT EXISTS "
+         "(SELECT 1 FROM reading_blocks b WHERE b.sensor = s.id)");
+  if (!q.ok()) return Status::Error(Describe(db_, q.rc(), "find unused sensors"));
+  sqlite3_bind_int64(q.get(), 1, oldest_journal);
+  std::vector<int64_t> ids;
+  int rc;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) {
+    const int64_t id = sqlite3_column_int64(q.get(), 0);
+    if (!ob.by_sensor.contains(id)) ids.push_back(id);
+  }
+  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "find unused sensors"));
+  if (ids.empty()) return Status::Ok();
+  Stmt del(db_, "DELETE FROM sensors WHERE id = ?");
+  if (!del.ok()) return Status::Error(Describe(db_, del.rc(), "delete unused sensors"));
+  for (int64_t id : ids) {
+    sqlite3_bind_int64(del.get(), 1, id);
+    if (int drc = sqlite3_step(del.get()); drc != SQLITE_DONE) {
+      return Status::Error(Describe(db_, drc, "delete unused sensors"));
+    }
+    sqlite3_reset(del.get());
+  }
+  sensor_ids_.clear();
+  if (++id_generation_ == 0) id_generation_ = 1;
+  *deleted = static_cast<int64_t>(ids.size());
   return Status::Ok();
 }
 

@@ -83,8 +83,9 @@ struct SensorState {
   std::vector<RuleState> rules;  // in policy order; empty if no rule matches the sensor
   int32_t filter = -1;           // index into Policy::filters, -1 for none
   std::array<uint64_t, kCallerWords> caller_words{};  // ReadingVerdict::caller_words
-  bool seen = false;    // whether last_ts_ms/last_value hold a reading's
-  bool stored = false;  // whether stored_ts_ms/stored_value hold a stored reading's
+  bool seen = false;      // whether last_ts_ms/last_value hold a reading's
+  bool stored = false;    // whether stored_ts_ms/stored_value hold a stored reading's
+  int64_t active_ms = 0;  // Engine::SetActivityTime's time at the sensor's last reading
   int64_t last_ts_ms = 0;
   double last_value = 0;
   int64_t stored_ts_ms = 0;
@@ -92,8 +93,8 @@ struct SensorState {
   ContextRing context;
 };
 
-// Sensors by id. The entries sit in a deque, where they never move (the engine forgets no
-// sensor), so pointers to a key and its state stay valid; an open-addressing index over
+// Sensors by id. The entries sit in a deque, where they never move between compactions
+// (Retain), so pointers to a key and its state stay valid; an open-addressing index over
 // them costs a reading's lookup one slot and one entry, where a node-based hash map
 // divides by a prime and chases a bucket, a node and the node's key.
 class SensorTable {
@@ -121,6 +122,27 @@ class SensorTable {
     entries_.emplace_back(name, std::move(state));
     Place(StringHash{}(std::string_view(name)), static_cast<uint32_t>(entries_.size()));
     return entries_.back();
+  }
+
+  // Keeps the entries for which keep(entry) is true, in order, and drops the others;
+  // returns how many were dropped. When any is dropped, the kept entries move (every
+  // pointer into the table is invalid) and the index shrinks to fit them.
+  template <typename Keep>
+  size_t Retain(Keep keep) {
+    size_t dropped = 0;
+    for (Entry& e : entries_) dropped += keep(e) ? 0 : 1;
+    if (dropped == 0) return 0;
+    std::deque<Entry> kept;
+    for (Entry& e : entries_) {
+      if (keep(e)) kept.emplace_back(e.first, std::move(e.second));
+    }
+    entries_.swap(kept);
+    size_t slots = 64;
+    while (slots < 2 * (entries_.size() + 1)) slots *= 2;
+    index_.clear();
+    index_.shrink_to_fit();
+    Rebuild(slots);
+    return dropped;
   }
 
   size_t size() const { return entries_.size(); }
@@ -196,16 +218,18 @@ struct Engine::Impl {
     }
   }
 
-  SensorTable::Entry& SensorEntry(const std::string& sensor) {
-    if (SensorTable::Entry* e = sensors.Find(sensor)) return *e;
+  // The sensor's entry, created at its first reading; null when it is new and the table
+  // holds max_sensors already.
+  SensorTable::Entry* SensorEntry(const std::string& sensor) {
+    if (SensorTable::Entry* e = sensors.Find(sensor)) return e;
+    if (max_sensors > 0 && sensors.size() >= max_sensors) return nullptr;
     SensorState state(policy.context_size);
     MatchRules(sensor, state);
     state.filter = MatchFilter(sensor);
     SensorTable::Entry& e = sensors.Insert(sensor, std::move(state));
     IndexStale(e.first, e.second);
-    return e;
+    return &e;
   }
-  SensorState& Sensor(const std::string& sensor) { return SensorEntry(sensor).second; }
 
   // Whether the reading goes to the store, under the sensor's filter; updates the mark.
   static bool StoreDecision(SensorState& s, const FilterSpec* f, const Reading& r) {
@@ -279,6 +303,8 @@ struct Engine::Impl {
   uint64_t duplicates = 0;
   uint64_t non_finite = 0;
   uint64_t out_of_range = 0;
+  size_t max_sensors = 0;  // 0: no limit
+  int64_t activity_ms = 0;
 };
 
 Engine::Engine(Policy policy) : impl_(std::make_unique<Impl>(std::move(policy))) {}
@@ -288,8 +314,15 @@ Engine& Engine::operator=(Engine&&) noexcept = default;
 
 ReadingVerdict Engine::Process(const Reading& r, std::vector<AlertEvent>& out) {
   Impl& im = *impl_;
-  auto& [name, s] = im.SensorEntry(r.sensor);
   ReadingVerdict verdict;
+  SensorTable::Entry* entry = im.SensorEntry(r.sensor);
+  if (entry == nullptr) {
+    verdict.accepted = verdict.store = false;
+    verdict.refused = true;
+    return verdict;
+  }
+  auto& [name, s] = *entry;
+  s.active_ms = im.activity_ms;
   verdict.sensor = &name;
   verdict.caller_words = s.caller_words.data();
   if (!std::isfinite(r.value)) {
@@ -399,7 +432,9 @@ std::vector<Episode> Engine::FiringEpisodes() const {
 size_t Engine::RestoreEpisodes(const std::vector<Episode>& episodes) {
   size_t restored = 0;
   for (const Episode& e : episodes) {
-    SensorState& s = impl_->Sensor(e.sensor);
+    SensorTable::Entry* entry = impl_->SensorEntry(e.sensor);
+    if (entry == nullptr) continue;
+    SensorState& s = entry->second;
     for (RuleState& rs : s.rules) {
       if (impl_->policy.rules[rs.rule].id != e.rule_id) continue;
       rs.phase = Phase::kFiring;
@@ -419,6 +454,27 @@ size_t Engine::RestoreEpisodes(const std::vector<Episode>& episodes) {
 const Policy& Engine::policy() const { return impl_->policy; }
 
 size_t Engine::sensors_tracked() const { return impl_->sensors.size(); }
+
+void Engine::SetSensorLimit(size_t max_sensors) { impl_->max_sensors = max_sensors; }
+
+void Engine::SetActivityTime(int64_t now_ms) { impl_->activity_ms = now_ms; }
+
+size_t Engine::ForgetIdle(int64_t idle_before_ms) {
+  Impl& im = *impl_;
+  const size_t forgotten = im.sensors.Retain([idle_before_ms](const SensorTable::Entry& e) {
+    const SensorState& s = e.second;
+    if (s.active_ms >= idle_before_ms) return true;
+    return std::any_of(s.rules.begin(), s.rules.end(),
+                       [](const RuleState& rs) { return rs.phase == Phase::kFiring; });
+  });
+  if (forgotten > 0) {
+    // The stale references pointed at entries that moved.
+    im.stale.clear();
+    im.stale.shrink_to_fit();
+    for (auto& [sensor, s] : im.sensors) im.IndexStale(sensor, s);
+  }
+  return forgotten;
+}
 
 uint64_t Engine::out_of_order() const { return impl_->out_of_order; }
 

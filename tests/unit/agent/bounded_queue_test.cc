@@ -22,6 +22,45 @@ TEST(BoundedQueue, DropsOldestWhenFull) {
   EXPECT_EQ(out, (std::vector<int>{2, 3, 4}));
 }
 
+struct StringBytes {
+  size_t operator()(const std::string& s) const { return s.size(); }
+};
+using ByteQueue = BoundedQueue<std::string, StringBytes>;
+
+TEST(BoundedQueue, DropsOldestWhenTheBytesWouldPassTheByteBound) {
+  ByteQueue q(100, 10);
+  EXPECT_EQ(q.Push(std::string(4, 'a')), ByteQueue::PushResult::kOk);
+  EXPECT_EQ(q.Push(std::string(4, 'b')), ByteQueue::PushResult::kOk);
+  EXPECT_EQ(q.bytes(), 8u);
+  EXPECT_EQ(q.Push(std::string(4, 'c')), ByteQueue::PushResult::kDroppedOldest);
+  EXPECT_EQ(q.bytes(), 8u);
+  std::vector<std::string> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, (std::vector<std::string>{"bbbb", "cccc"}));
+  EXPECT_EQ(q.bytes(), 0u);
+}
+
+TEST(BoundedQueue, AnItemLargerThanTheByteBoundIsKeptAlone) {
+  ByteQueue q(100, 10);
+  std::vector<std::string> batch{"aa", std::string(30, 'x'), "bb"};
+  const auto r = q.PushBatch(batch);
+  EXPECT_EQ(r.dropped_oldest, 2u);  // "aa", then the large one to fit "bb"
+  std::vector<std::string> out;
+  ASSERT_TRUE(q.PopBatch(out, 10, 0ms));
+  EXPECT_EQ(out, (std::vector<std::string>{"bb"}));
+  EXPECT_EQ(q.bytes(), 0u);
+}
+
+TEST(BoundedQueue, ByteCountFollowsCountDropsAndPops) {
+  ByteQueue q(2, 1000);
+  std::vector<std::string> batch{"a", "bb", "ccc"};
+  EXPECT_EQ(q.PushBatch(batch).dropped_oldest, 1u);
+  EXPECT_EQ(q.bytes(), 5u);
+  std::vector<std::string> out;
+  ASSERT_TRUE(q.PopBatch(out, 1, 0ms));
+  EXPECT_EQ(q.bytes(), 3u);
+}
+
 TEST(BoundedQueue, PushBatchDropsTheOldestAsSinglePushesWould) {
   BoundedQueue<int> q(4);
   (void)q.Push(1);

@@ -562,6 +562,32 @@ TEST(ConfigKeyTable, DocumentedDefaultsAreTheActualDefaults) {
   EXPECT_EQ(from_table.sync.status_interval_ms, defaults.sync.status_interval_ms);
   EXPECT_EQ(from_table.log_level, defaults.log_level);
   EXPECT_EQ(from_table.queue_capacity, defaults.queue_capacity);
+  EXPECT_EQ(from_table.queue_max_bytes, defaults.queue_max_bytes);
+  EXPECT_EQ(from_table.max_sensors, defaults.max_sensors);
+  EXPECT_EQ(from_table.sensor_idle_ms, defaults.sensor_idle_ms);
+}
+
+TEST(ConfigOverride, MemoryBoundsOnMqttInputParseAndStayInRange) {
+  Config c;
+  EXPECT_EQ(c.queue_max_bytes, 16 << 20);
+  EXPECT_EQ(c.max_sensors, 10'000u);
+  EXPECT_EQ(c.sensor_idle_ms, 600'000);
+  ASSERT_TRUE(ApplyOverride(c, "queue.max_bytes", "8MiB").ok());
+  ASSERT_TRUE(ApplyOverride(c, "sensors.max", "500").ok());
+  ASSERT_TRUE(ApplyOverride(c, "sensors.idle_after", "5m").ok());
+  EXPECT_EQ(c.queue_max_bytes, 8 << 20);
+  EXPECT_EQ(c.max_sensors, 500u);
+  EXPECT_EQ(c.sensor_idle_ms, 300'000);
+  EXPECT_THAT(ApplyOverride(c, "queue.max_bytes", "64KiB").message(),
+              StartsWith("queue.max_bytes: must be between"));
+  EXPECT_THAT(ApplyOverride(c, "sensors.max", "0").message(), StartsWith("sensors.max: expected"));
+  EXPECT_THAT(ApplyOverride(c, "sensors.idle_after", "10ms").message(),
+              StartsWith("sensors.idle_after: "));
+  EXPECT_EQ(c.queue_max_bytes, 8 << 20);
+  EXPECT_EQ(c.max_sensors, 500u);
+  EXPECT_EQ(c.sensor_idle_ms, 300'000);
+  c.max_sensors = 0;
+  EXPECT_THAT(Validate(c).message(), HasSubstr("sensors.max: "));
 }
 
 TEST(ConfigKeyTable, EveryKeyIsAcceptedInAFile) {

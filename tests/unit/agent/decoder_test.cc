@@ -542,6 +542,31 @@ TEST_F(DecoderFastPath, SameAsParserForGeneratedFlatObjects) {
   }
 }
 
+TEST_F(Decoder, TopicLongerThanTheSensorIdLimitIsRejected) {
+  const std::string at_limit(options_.max_sensor_id_bytes, 't');
+  EXPECT_EQ(Decode("21.5", at_limit), std::nullopt);
+  ASSERT_EQ(out_.size(), 1u);
+  out_.clear();
+  const std::string over(options_.max_sensor_id_bytes + 1, 't');
+  EXPECT_THAT(Decode("21.5", over), Optional(RejectReason::kTopicTooLong));
+  EXPECT_THAT(Decode(R"({"value":1})", over), Optional(RejectReason::kTopicTooLong));
+  EXPECT_TRUE(out_.empty());
+}
+
+TEST_F(Decoder, PathMakingASensorIdOverTheLimitRejectsTheWholeMessage) {
+  options_.max_sensor_id_bytes = 16;
+  out_.push_back(rules::Reading{"earlier", 1, 1});
+  // "sensors/t1/" is 11 bytes: a 6-byte key makes 17.
+  EXPECT_THAT(Decode(R"({"a":1,"abcdef":2})"), Optional(RejectReason::kTopicTooLong));
+  EXPECT_THAT(Decode(R"({"a":{"bcdef":2}})"), Optional(RejectReason::kTopicTooLong));
+  EXPECT_THAT(internal::DecodePayloadWithParser("sensors/t1", R"({"a":1,"abcdef":2})", kReceiveTs,
+                                                options_, out_),
+              Optional(RejectReason::kTopicTooLong));
+  ASSERT_EQ(out_.size(), 1u);  // left as it was
+  EXPECT_EQ(Decode(R"({"abcde":2})"), std::nullopt);
+  EXPECT_EQ(out_.size(), 2u);
+}
+
 TEST(DecoderReasonLabel, EveryReasonHasItsPrometheusLabel) {
   EXPECT_EQ(ReasonLabel(RejectReason::kTooLarge), "too_large");
   EXPECT_EQ(ReasonLabel(RejectReason::kEmpty), "empty");
@@ -551,6 +576,7 @@ TEST(DecoderReasonLabel, EveryReasonHasItsPrometheusLabel) {
   EXPECT_EQ(ReasonLabel(RejectReason::kBadTimestamp), "bad_timestamp");
   EXPECT_EQ(ReasonLabel(RejectReason::kTooDeep), "too_deep");
   EXPECT_EQ(ReasonLabel(RejectReason::kTooManyReadings), "too_many_readings");
+  EXPECT_EQ(ReasonLabel(RejectReason::kTopicTooLong), "topic_too_long");
 }
 
 }  // namespace

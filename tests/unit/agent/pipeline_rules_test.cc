@@ -90,7 +90,7 @@ class PipelineRulesTest : public ::testing::Test {
   TempDir dir_;
   FakeClock clock_;
   std::unique_ptr<PrometheusMetrics> metrics_;
-  BoundedQueue<RawMessage> queue_{100};
+  IngestQueue queue_{100};
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<Pipeline> pipeline_;
 };

@@ -40,6 +40,16 @@ class PipelineTest : public ::testing::Test {
                                            *writer_, metrics_, clock_, [this] { ++commits_; });
   }
 
+  // Replaces the pipeline with one of these options (same store, queue and metrics).
+  void Recreate(PipelineOptions options) {
+    pipeline_.reset();
+    auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
+    ASSERT_TRUE(policy.ok()) << policy.error();
+    options.node_id = "node-1";
+    pipeline_ = std::make_unique<Pipeline>(options, queue_, rules::Engine(std::move(*policy)),
+                                           *writer_, metrics_, clock_, [this] { ++commits_; });
+  }
+
   void Feed(std::vector<std::pair<std::string, std::string>> messages) {
     std::vector<RawMessage> batch;
     for (auto& [t, p] : messages) batch.push_back({t, p, clock_.WallMs()});
@@ -66,7 +76,7 @@ class PipelineTest : public ::testing::Test {
   TempDir dir_;
   FakeClock clock_;
   PrometheusMetrics metrics_;
-  BoundedQueue<RawMessage> queue_{100};
+  IngestQueue queue_{100};
   std::unique_ptr<StoreWriter> writer_;
   std::unique_ptr<Pipeline> pipeline_;
   int commits_ = 0;
@@ -110,6 +120,64 @@ TEST_F(PipelineTest, MalformedPayloadsAreCountedByReasonAndDoNotStopTheBatch) {
   EXPECT_EQ(Metric("edge_agent_readings_rejected_total", {{"reason", "non_finite"}}), 1);
   EXPECT_EQ(Metric("edge_agent_messages_received_total"), 5);
   ASSERT_EQ(Outbox().size(), 1u);  // the valid reading still fired
+}
+
+TEST_F(PipelineTest, NewSensorBeyondTheLimitIsRefusedAndCountedWhileNoneIsIdle) {
+  PipelineOptions options;
+  options.max_sensors = 2;
+  options.sensor_idle_ms = 60'000;
+  Recreate(options);
+  Feed({{"sensors/a/temp", "20"}, {"sensors/b/temp", "20"}, {"sensors/c/temp", "99"}});
+  clock_.Advance(2'000);
+  Feed({{"sensors/c/temp", "99"}});  // a sweep finds nothing idle
+  EXPECT_EQ(Metric("edge_agent_readings_rejected_total", {{"reason", "too_many_sensors"}}), 2);
+  EXPECT_TRUE(Outbox("alert").empty());
+  Feed({{"sensors/a/temp", "99"}});  // a tracked sensor still fires
+  EXPECT_EQ(Outbox("alert").size(), 1u);
+}
+
+TEST_F(PipelineTest, IdleSensorIsForgottenToMakeRoomForANewOne) {
+  PipelineOptions options;
+  options.max_sensors = 2;
+  options.sensor_idle_ms = 10'000;
+  Recreate(options);
+  Feed({{"sensors/a/temp", "20"}, {"sensors/b/temp", "20"}});
+  clock_.Advance(5'000);
+  Feed({{"sensors/b/temp", "21"}});
+  clock_.Advance(6'000);  // a: idle 11 s, b: 6 s
+  Feed({{"sensors/c/temp", "99"}});
+  EXPECT_EQ(Metric("edge_agent_readings_rejected_total", {{"reason", "too_many_sensors"}}), 0);
+  EXPECT_EQ(Metric("edge_agent_sensors_forgotten_total"), 1);
+  EXPECT_EQ(metrics_.Gauge("edge_agent_sensors_tracked", "").Value(), 2);
+  ASSERT_EQ(Outbox("alert").size(), 1u);
+  EXPECT_EQ(Outbox("alert")[0]["sensor"], "sensors/c/temp");
+  // The rollup window keeps the forgotten sensor's figures.
+  clock_.Advance(PipelineOptions{}.rollup_interval_ms);
+  Feed({});
+  std::set<std::string> rolled;
+  for (const auto& r : Outbox("rollup")) rolled.insert(r["sensor"]);
+  EXPECT_EQ(rolled, (std::set<std::string>{"sensors/a/temp", "sensors/b/temp", "sensors/c/temp"}));
+}
+
+TEST_F(PipelineTest, IdleSensorsAreForgottenBySweepsWithoutNewSensors) {
+  PipelineOptions options;
+  options.sensor_idle_ms = 4'000;
+  Recreate(options);
+  Feed({{"sensors/a/temp", "20"}, {"sensors/b/temp", "99"}});
+  clock_.Advance(5'000);
+  Feed({});
+  // b has a firing alert: kept so that its resolve is not lost.
+  EXPECT_EQ(Metric("edge_agent_sensors_forgotten_total"), 1);
+  EXPECT_EQ(metrics_.Gauge("edge_agent_sensors_tracked", "").Value(), 1);
+  Feed({{"sensors/b/temp", "20"}});
+  ASSERT_EQ(Outbox("alert").size(), 2u);
+  EXPECT_EQ(Outbox("alert")[1]["state"], "resolved");
+}
+
+TEST_F(PipelineTest, TopicOverTheSensorIdLimitIsRejectedAndCounted) {
+  Feed({{"sensors/" + std::string(1100, 'x') + "/temp", "99"}});
+  EXPECT_EQ(Metric("edge_agent_readings_rejected_total", {{"reason", "topic_too_long"}}), 1);
+  EXPECT_TRUE(Outbox("alert").empty());
 }
 
 TEST_F(PipelineTest, CommitsAreTimedByKind) {
@@ -158,8 +226,7 @@ TEST_F(PipelineTest, TryProcessNowRunsASmallBatchAtOnceAndLeavesItsBuffers) {
 TEST_F(PipelineTest, TryProcessNowLeavesQueuedMessagesFirstAndFloodsToTheQueue) {
   std::vector<RawMessage> one{{"sensors/a/temp", "55", clock_.WallMs()}};
   EXPECT_FALSE(pipeline_->TryProcessNow(std::span<RawMessage>()));
-  ASSERT_EQ(queue_.Push({"sensors/b/temp", "55", clock_.WallMs()}),
-            BoundedQueue<RawMessage>::PushResult::kOk);
+  ASSERT_EQ(queue_.Push({"sensors/b/temp", "55", clock_.WallMs()}), IngestQueue::PushResult::kOk);
   EXPECT_FALSE(pipeline_->TryProcessNow(one));  // an older message waits in the queue
   std::vector<RawMessage> taken;
   ASSERT_TRUE(queue_.PopBatch(taken, 10, std::chrono::milliseconds(0)));
@@ -177,7 +244,7 @@ TEST_F(PipelineTest, CyclesOnEitherThreadKeepThePublishOrder) {
   PipelineOptions options;
   options.commit_interval_ms = 1;
   SystemClock clock;
-  BoundedQueue<RawMessage> queue(10'000);  // nothing is dropped
+  IngestQueue queue(10'000);  // nothing is dropped
   pipeline_ = std::make_unique<Pipeline>(options, queue, rules::Engine(std::move(*policy)),
                                          *writer_, metrics_, clock);
   constexpr int kReadings = 800;  // Outbox() reads at most 1,000 rows

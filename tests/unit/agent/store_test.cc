@@ -322,6 +322,48 @@ TEST(SqliteStore, ReadingsOlderThanRetentionArePruned) {
   EXPECT_EQ(*(*w)->ReadingsCount(), 1);
 }
 
+// Names in the sensors table, read on a connection of the test's own.
+std::vector<std::string> SensorNames(const std::string& path) {
+  std::vector<std::string> names;
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) return names;
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db, "SELECT name FROM sensors ORDER BY name", -1, &q, nullptr);
+  while (q != nullptr && sqlite3_step(q) == SQLITE_ROW) {
+    names.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(q, 0)));
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  return names;
+}
+
+TEST(SqliteStore, SensorRowGoesWhenItsLastReadingLeavesTheRing) {
+  TempDir dir;
+  StoreOptions o{dir.File("a.db")};
+  o.retention_ms = 60'000;
+  o.reading_block_max_age_ms = 0;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  uint64_t hint_b = 0;
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 1'000, 1}, {"b", 2'000, 2, &hint_b}}, 3'000));
+  ASSERT_TRUE((*w)->AppendReadings({{"b", 50'000, 3, &hint_b}}, 50'000));
+  EXPECT_EQ(SensorNames(o.path), (std::vector<std::string>{"a", "b"}));
+  // Retention takes a's only block and b's first: a's row goes, b's stays.
+  ASSERT_TRUE((*w)->AppendReadings({{"b", 70'000, 4, &hint_b}}, 70'000));
+  EXPECT_EQ(SensorNames(o.path), (std::vector<std::string>{"b"}));
+  // A stale hint is looked up again; a returning sensor gets a row again.
+  ASSERT_TRUE((*w)->AppendReadings({{"b", 71'000, 5, &hint_b}, {"a", 71'000, 6}}, 71'000));
+  auto r = StoreReader::Open(o);
+  ASSERT_TRUE(r.ok());
+  auto b = (*r)->Readings("b", 0, 100'000, 100);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->size(), 3u);
+  auto a = (*r)->Readings("a", 0, 100'000, 100);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->size(), 1u);
+  EXPECT_EQ(a->front().ts_ms, 71'000);
+}
+
 TEST(SqliteStore, FullDatabaseCutsTheRingSoAlertsStillCommit) {
   TempDir dir;
   StoreOptions o{dir.File("a.db")};

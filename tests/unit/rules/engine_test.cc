@@ -527,6 +527,77 @@ TEST(Engine, VerdictPointsAtTheSensorsOwnEntry) {
   EXPECT_EQ(rejected.caller_words[1], 42u);
 }
 
+// ---- Sensor limit and idle sensors ----
+
+TEST(SensorLimit, RefusesANewSensorBeyondTheLimitAndKeepsTrackedOnes) {
+  Engine engine(MakePolicy({RuleBuilder("hot").Above(80)}));
+  engine.SetSensorLimit(2);
+  std::vector<AlertEvent> out;
+  EXPECT_FALSE(engine.Process(Reading{"plant/a/temp", 0, 20}, out).refused);
+  EXPECT_FALSE(engine.Process(Reading{"plant/b/temp", 0, 20}, out).refused);
+  const ReadingVerdict third = engine.Process(Reading{"plant/c/temp", 0, 99}, out);
+  EXPECT_TRUE(third.refused);
+  EXPECT_FALSE(third.accepted);
+  EXPECT_FALSE(third.store);
+  EXPECT_EQ(third.sensor, nullptr);
+  EXPECT_THAT(out, IsEmpty());
+  EXPECT_EQ(engine.sensors_tracked(), 2u);
+  // A tracked sensor still fires.
+  EXPECT_EQ(Feed(engine, "plant/a/temp", kSec, 99).size(), 1u);
+}
+
+TEST(SensorLimit, ForgetIdleDropsOnlySensorsIdleSinceTheCutoff) {
+  Engine engine(MakePolicy({RuleBuilder("hot").Above(80)}));
+  engine.SetSensorLimit(2);
+  std::vector<AlertEvent> out;
+  engine.SetActivityTime(100);
+  engine.Process(Reading{"plant/a/temp", 0, 20}, out);
+  engine.SetActivityTime(200);
+  const ReadingVerdict b = engine.Process(Reading{"plant/b/temp", 0, 20}, out);
+  b.caller_words[1] = 7;
+  EXPECT_EQ(engine.ForgetIdle(150), 1u);
+  EXPECT_EQ(engine.sensors_tracked(), 1u);
+  // b kept its caller words; a new sensor fits again.
+  const ReadingVerdict b2 = engine.Process(Reading{"plant/b/temp", kSec, 20}, out);
+  EXPECT_EQ(b2.caller_words[1], 7u);
+  EXPECT_FALSE(engine.Process(Reading{"plant/c/temp", 0, 20}, out).refused);
+  // The forgotten sensor starts afresh: an older timestamp is not out of order.
+  EXPECT_TRUE(engine.Process(Reading{"plant/a/temp", -5, 20}, out).refused);
+  EXPECT_EQ(engine.ForgetIdle(150), 0u);
+  EXPECT_EQ(engine.out_of_order(), 0u);
+}
+
+TEST(SensorLimit, ForgetIdleKeepsASensorWhoseRuleIsFiring) {
+  Engine engine(MakePolicy({RuleBuilder("hot").Above(80)}));
+  std::vector<AlertEvent> out;
+  engine.SetActivityTime(100);
+  ASSERT_EQ(Feed(engine, kBoiler, 0, 99).size(), 1u);
+  Feed(engine, "plant/quiet/temp", 0, 20);
+  EXPECT_EQ(engine.ForgetIdle(1000), 1u);
+  EXPECT_EQ(engine.sensors_tracked(), 1u);
+  // Its resolve is not lost.
+  const auto events = Feed(engine, kBoiler, kSec, 20);
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].state, AlertState::kResolved);
+}
+
+TEST(SensorLimit, StaleRulesStillWorkAfterOtherSensorsAreForgotten) {
+  RuleSpec stale;
+  stale.id = "quiet";
+  stale.match = "plant/+/temp";
+  stale.params = StaleParams{10 * kSec};
+  Engine engine(MakePolicy({stale}));
+  std::vector<AlertEvent> out;
+  engine.SetActivityTime(1);
+  Feed(engine, "plant/old/temp", 0, 20);
+  engine.SetActivityTime(5);
+  Feed(engine, kBoiler, 0, 20);
+  EXPECT_EQ(engine.ForgetIdle(3), 1u);
+  engine.Advance(20 * kSec, out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].sensor, kBoiler);
+}
+
 TEST(AlertState, HasLowercaseNames) {
   EXPECT_EQ(ToString(AlertState::kFiring), "firing");
   EXPECT_EQ(ToString(AlertState::kResolved), "resolved");

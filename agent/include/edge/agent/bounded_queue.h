@@ -3,8 +3,12 @@
 // A bounded multi-producer, single-consumer queue between the MQTT callback thread and the
 // pipeline thread.
 //
-// When full, Push() drops the OLDEST element to make room and reports it, so that ingest
-// never blocks the MQTT client and the newest readings win; the caller counts the drop.
+// Bounded twice: by count (`capacity` items) and by bytes (`max_bytes`, the sum of
+// Bytes{}(item) over queued items; with the default ZeroBytes only the count binds). When
+// a push would pass either bound, Push() drops the OLDEST elements until both hold (one item
+// larger than max_bytes alone is still queued, as the only one) and reports them, so that
+// ingest never blocks the MQTT client and the newest readings win; the caller counts the
+// drops.
 // PushBatch() is a run of Push() calls under one lock with at most one wake-up.
 //
 // Spent items: the consumer may hand back a batch it is done with (Recycle); PushBatch()
@@ -18,6 +22,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <mutex>
 #include <span>
@@ -25,10 +30,19 @@
 
 namespace edge::agent {
 
-template <typename T>
+// The weight of an item that only the count bounds.
+struct ZeroBytes {
+  template <typename T>
+  size_t operator()(const T& /*item*/) const {
+    return 0;
+  }
+};
+
+template <typename T, typename Bytes = ZeroBytes>
 class BoundedQueue {
  public:
-  explicit BoundedQueue(size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+  explicit BoundedQueue(size_t capacity, size_t max_bytes = SIZE_MAX)
+      : capacity_(capacity == 0 ? 1 : capacity), max_bytes_(max_bytes) {}
 
   enum class PushResult { kOk, kDroppedOldest, kClosed };
 
@@ -57,15 +71,24 @@ class BoundedQueue {
         result.closed = true;
         return result;
       }
+      // Items the count bound would drop at once are skipped without being queued.
       const size_t total = items_.size() + items.size();
       if (total > capacity_) {
-        result.dropped_oldest = total - capacity_;
-        const size_t from_queue = std::min(result.dropped_oldest, items_.size());
+        const size_t over = total - capacity_;
+        const size_t from_queue = std::min(over, items_.size());
+        for (size_t i = 0; i < from_queue; ++i) bytes_ -= Bytes{}(items_[i]);
         items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(from_queue));
-        items = items.subspan(result.dropped_oldest - from_queue);
+        items = items.subspan(over - from_queue);
+        result.dropped_oldest = over;
       }
       for (T& item : items) {
+        bytes_ += Bytes{}(item);
         items_.push_back(std::move(item));
+        while (bytes_ > max_bytes_ && items_.size() > 1) {
+          bytes_ -= Bytes{}(items_.front());
+          items_.pop_front();
+          ++result.dropped_oldest;
+        }
         if (!spares_.empty()) {
           item = std::move(spares_.back());
           spares_.pop_back();
@@ -87,9 +110,11 @@ class BoundedQueue {
     std::unique_lock lock(mu_);
     WaitLocked(lock, timeout);
     while (!items_.empty() && out.size() < max) {
+      bytes_ -= Bytes{}(items_.front());
       out.push_back(std::move(items_.front()));
       items_.pop_front();
     }
+
     return !(closed_ && out.empty());
   }
 
@@ -122,6 +147,12 @@ class BoundedQueue {
     return items_.size();
   }
   size_t capacity() const { return capacity_; }
+  size_t max_bytes() const { return max_bytes_; }
+  // Bytes{} of the queued items.
+  size_t bytes() const {
+    std::lock_guard lock(mu_);
+    return bytes_;
+  }
 
  private:
   // With mu_ held: waits up to `timeout` (none when 0) until an item or Close() comes.
@@ -133,9 +164,11 @@ class BoundedQueue {
   }
 
   const size_t capacity_;
+  const size_t max_bytes_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<T> items_;    // guarded by mu_
+  size_t bytes_ = 0;       // guarded by mu_: Bytes{} of items_
   std::vector<T> spares_;  // guarded by mu_: spent items, taken from the back
   bool closed_ = false;    // guarded by mu_
   bool waiting_ = false;   // guarded by mu_: the consumer sleeps in PopBatch

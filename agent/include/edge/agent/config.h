@@ -92,9 +92,12 @@ struct Config {
   HttpConfig http;
   ConsoleConfig console;
   SyncConfig sync;
-  std::string policy_file;         // local policy file; empty: none
-  std::string log_level = "info";  // trace|debug|info|warn|error
-  size_t queue_capacity = 65536;   // ingest queue, in messages
+  std::string policy_file;               // local policy file; empty: none
+  std::string log_level = "info";        // trace|debug|info|warn|error
+  size_t queue_capacity = 65536;         // ingest queue, in messages
+  int64_t queue_max_bytes = 16 << 20;    // ingest queue, in topic + payload bytes
+  size_t max_sensors = 10'000;           // sensors the rules engine tracks
+  int64_t sensor_idle_ms = 10 * 60'000;  // idle sensors are forgotten after this
 };
 
 // Parses a YAML configuration. Keys not in the text keep their defaults; an empty text

@@ -41,16 +41,22 @@ enum class RejectReason {
   kBadTimestamp,     // a timestamp key whose value cannot be read as a time
   kTooDeep,          // JSON nested deeper than DecodeOptions::max_depth
   kTooManyReadings,  // more than DecodeOptions::max_readings readings
+  kTopicTooLong,     // the topic, or a sensor id made from it (topic/path), is longer than
+                     // DecodeOptions::max_sensor_id_bytes
 };
 
 // Prometheus label value: "too_large", "empty", "not_json", "no_numbers", "non_finite",
-// "bad_timestamp", "too_deep", "too_many_readings".
+// "bad_timestamp", "too_deep", "too_many_readings", "topic_too_long".
 std::string_view ReasonLabel(RejectReason reason);
 
 struct DecodeOptions {
   size_t max_payload_bytes = 64 * 1024;  // larger payloads are rejected before parsing
   size_t max_readings = 256;             // per message
   int max_depth = 8;                     // nested JSON containers; `{"a":1}` is depth 1
+  // Longest sensor id, in bytes: what the console accepts (its limit is 1,024). A longer
+  // topic is rejected before its payload is read; a payload whose paths make a longer id is
+  // rejected whole.
+  size_t max_sensor_id_bytes = 1024;
 };
 
 // Appends the readings of one message to `out`. `receive_ts_ms` (ms since the epoch) is

@@ -35,6 +35,11 @@ struct RawMessage {
   int64_t receive_ms = 0;  // wall clock at receipt
 };
 
+// What a RawMessage weighs in the ingest queue's byte bound: its topic and payload bytes.
+struct RawMessageBytes {
+  size_t operator()(const RawMessage& m) const { return m.topic.size() + m.payload.size(); }
+};
+
 struct IngestOptions {
   std::string url;  // tcp://host:port or ssl://host:port (mqtt:// and mqtts:// accepted)
   std::string client_id;

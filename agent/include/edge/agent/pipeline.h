@@ -33,6 +33,18 @@
 // (readings of others are counted, not rolled up). A closed window's rollups are
 // serialized and committed a slice per cycle (250 rows), so that a window of thousands of
 // sensors does not hold an alert behind one long transaction.
+//
+// Sensors: the engine tracks at most `max_sensors`. Sensors without a reading for
+// `sensor_idle_ms` (monotonic) and without a firing rule are forgotten (their rule state,
+// context and caller words), every sweep interval (a quarter of sensor_idle_ms, 1 s to
+// 1 min) and, at most once a second, when a new sensor finds the engine full. A new
+// sensor's reading that still finds it full is refused and counted in
+// edge_agent_readings_rejected_total{reason="too_many_sensors"}. Forgotten sensors are
+// counted in edge_agent_sensors_forgotten_total; edge_agent_sensors_tracked is the gauge.
+//
+// Memory: message buffers larger than 512 bytes are freed after their cycle, and when the
+// ingest queue drains after holding more than 4 MiB the allocator is asked to give free
+// memory back to the system (glibc malloc_trim), so that a burst does not stay resident.
 
 #include <atomic>
 #include <cstdint>
@@ -56,6 +68,9 @@
 
 namespace edge::agent {
 
+// The ingest queue: bounded by messages and by topic + payload bytes.
+using IngestQueue = BoundedQueue<RawMessage, RawMessageBytes>;
+
 struct PipelineOptions {
   std::string node_id;
   DecodeOptions decode;
@@ -66,6 +81,8 @@ struct PipelineOptions {
   size_t max_pending_readings = 200'000;  // readings waiting for their commit; more: dropped
   int64_t rollup_interval_ms = 60'000;    // 0: no rollups
   size_t max_rollup_sensors = 10'000;
+  size_t max_sensors = 10'000;           // sensors the rules engine tracks; 0: no limit
+  int64_t sensor_idle_ms = 10 * 60'000;  // a sensor without a reading this long is forgotten
   // TryProcessNow takes batches of at most this many messages; larger ones (a flood) go
   // through the queue, so that receiving and processing use two cores.
   size_t max_inline_batch = 256;
@@ -75,9 +92,8 @@ class Pipeline {
  public:
   // `on_committed` runs on the pipeline thread after each commit that added rows (used to
   // wake the uplink); it must not block.
-  Pipeline(PipelineOptions options, BoundedQueue<RawMessage>& queue, rules::Engine engine,
-           StoreWriter& store, Metrics& metrics, Clock& clock,
-           std::function<void()> on_committed = {});
+  Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine engine, StoreWriter& store,
+           Metrics& metrics, Clock& clock, std::function<void()> on_committed = {});
   ~Pipeline();
 
   // Runs until the queue is closed and drained, then commits what is left. Call on the
@@ -120,13 +136,14 @@ class Pipeline {
     int64_t count = 0;
     double min = 0, max = 0, sum = 0, last = 0;
   };
+  // Rollups keep their own copy of the sensor id: the engine may forget the sensor first.
   struct RollupEntry {
-    const std::string* sensor;  // the engine's copy of the id (ReadingVerdict::sensor)
+    std::string sensor;
     RollupAcc acc;
   };
   // A rollup of a closed window, serialized when its commit comes.
   struct ClosedRollup {
-    const std::string* sensor;
+    std::string sensor;
     RollupAcc acc;
     int64_t start_ms = 0;
     int64_t end_ms = 0;
@@ -140,9 +157,12 @@ class Pipeline {
   void CloseRollupWindow(bool force);
   void CommitReadings(bool force);
   void SetStoreWritable(bool writable);
+  // Commits the pending readings (they point into the engine) and forgets idle sensors.
+  void ForgetIdleSensors(int64_t now_mono);
+  void ReleaseBurstMemory();
 
   PipelineOptions options_;
-  BoundedQueue<RawMessage>& queue_;
+  IngestQueue& queue_;
   rules::Engine engine_;
   StoreWriter& store_;
   Metrics& metrics_;
@@ -165,6 +185,8 @@ class Pipeline {
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};
   int64_t last_advance_mono_ = 0;  // last time clock-driven rules (stale) got the time
+  int64_t last_forget_mono_ = 0;   // last sweep of idle sensors
+  size_t burst_bytes_ = 0;         // most bytes seen queued since the queue was last empty
   // Firing episodes to save (value) or forget (nullopt), by (rule, sensor); kept until the
   // store took them.
   std::map<std::pair<std::string, std::string>, std::optional<StoredEpisode>> episode_changes_;

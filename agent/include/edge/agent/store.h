@@ -234,6 +234,7 @@ class StoreWriter {
   Status Evict(int64_t bytes, Evictions& ev);
   Result<int64_t> SensorId(std::string_view name);
   Status CutReadings(int64_t rows, int64_t* pruned);
+  Status DeleteUnusedSensors(int64_t* deleted);
   struct OpenBlocks;
   int64_t BlockAgeMs(int64_t sensor) const;
   Status LoadOpenBlocks();
@@ -264,9 +265,11 @@ class StoreWriter {
   std::string journal_buf_;           // reused per commit
   std::vector<int64_t> sensor_buf_;
   std::vector<int64_t> due_buf_;
-  int64_t readings_rows_ = 0;      // readings in the ring (the writer is its only writer)
-  int64_t readings_bytes_ = 0;     // logical bytes of blocks and journal rows
-  int64_t last_retention_ms_ = 0;  // wall time of the last retention prune
+  int64_t readings_rows_ = 0;               // readings in the ring (the writer is its only writer)
+  int64_t readings_bytes_ = 0;              // logical bytes of blocks and journal rows
+  int64_t last_retention_ms_ = 0;           // wall time of the last retention prune
+  bool pruned_since_sensor_sweep_ = false;  // blocks were removed since DeleteUnusedSensors
+  int64_t next_sensor_sweep_ms_ = 0;        // steady clock
   std::unique_ptr<Checkpointer> checkpointer_;  // stopped first by the destructor
 };
 

@@ -41,16 +41,20 @@ struct AlertEvent {
 // `store` is false also for a reading the filter's deadband or downsample thins out, and for
 // a duplicate: the rules saw it, the readings store and the uplink need not.
 //
-// `sensor` and `caller_words` point into the engine's entry for the reading's sensor, which
-// lives as long as the engine (it forgets no sensor): `sensor` is the sensor id, to keep
-// instead of a copy of Reading::sensor; `caller_words` are kCallerWords words the engine
-// keeps for its caller per sensor, zero at the sensor's first reading and never read by
-// the engine (the pipeline keeps the sensor's rollup slot and its store id there, to skip
-// lookups by name).
+// `refused` is true (and `accepted` false) for the first reading of a sensor when the engine
+// already tracks its sensor limit (Engine::SetSensorLimit): the sensor gets no state.
+//
+// `sensor` and `caller_words` point into the engine's entry for the reading's sensor (null
+// when refused), valid until the next ForgetIdle call or the engine's end: `sensor` is the
+// sensor id, to keep instead of a copy of Reading::sensor; `caller_words` are kCallerWords
+// words the engine keeps for its caller per sensor, zero at the sensor's first reading and
+// never read by the engine (the pipeline keeps the sensor's rollup slot and its store id
+// there, to skip lookups by name).
 inline constexpr size_t kCallerWords = 2;
 struct ReadingVerdict {
   bool accepted = true;
   bool store = true;
+  bool refused = false;
   const std::string* sensor = nullptr;
   uint64_t* caller_words = nullptr;
 };
@@ -125,9 +129,27 @@ class Engine {
 
   const Policy& policy() const;
 
-  // Distinct sensors seen so far, including those no rule matches (each is cached). The
-  // engine forgets no sensor: bound the set of sensor ids upstream.
+  // Distinct sensors tracked, including those no rule matches (each is cached).
   size_t sensors_tracked() const;
+
+  // Sensor bound. With a limit > 0 the engine tracks at most `max_sensors` sensors: the
+  // first reading of another sensor is refused (ReadingVerdict::refused) until ForgetIdle
+  // makes room. 0 (the default): no limit. A lower limit than the sensors tracked forgets
+  // none; it only refuses new ones.
+  void SetSensorLimit(size_t max_sensors);
+
+  // The caller's time (any monotonic scale, ms) that Process stamps on each sensor it
+  // touches, for ForgetIdle. Event time stays the readings' own; this is only the sensor's
+  // last activity. Starts at 0.
+  void SetActivityTime(int64_t now_ms);
+
+  // Forgets every sensor last touched before `idle_before_ms` (SetActivityTime's scale) on
+  // which no rule is firing: its rule state, context, filter marks and caller words go, as
+  // if it had never been seen (a later reading starts it afresh). A sensor with a firing
+  // rule is kept, so that its resolve is not lost. Returns how many were forgotten. When it
+  // forgets any, every pointer of an earlier ReadingVerdict is invalid afterwards (kept
+  // sensors move); their caller words move with them. O(sensors tracked).
+  size_t ForgetIdle(int64_t idle_before_ms);
 
   // Readings ignored because they were older than the sensor's newest reading.
   uint64_t out_of_order() const;
