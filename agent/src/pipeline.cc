@@ -7,6 +7,7 @@
 #endif
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -40,10 +41,33 @@ constexpr char kCommitHelp[] =
 // 0.25 ms to 1 s: an outbox commit on a quiet disk takes 1-4 ms.
 const std::vector<double> kCommitBuckets{0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075,
                                          0.01,    0.025,  0.05,  0.1,   0.25,  1.0};
-// What the pipeline keeps in the engine's words per sensor (ReadingVerdict::caller_words).
-constexpr size_t kRollupSlotWord = 0;  // window << 32 | index in rollups_
-constexpr size_t kStoreIdWord = 1;     // StoreWriter::NewReading::id_hint
-static_assert(kStoreIdWord < rules::kCallerWords);
+// What the pipeline keeps in the engine's words per sensor (ReadingVerdict::caller_words), to
+// spare a reading the lookups by sensor name. Zero at first: no rollup slot, no store id.
+class SensorWords {
+ public:
+  explicit SensorWords(const rules::ReadingVerdict& verdict) : words_(verdict.caller_words) {}
+
+  // Where the sensor's accumulator is in rollups_, valid while `window` is the open window
+  // (windows count from 1, so a zero slot belongs to none).
+  struct RollupSlot {
+    uint32_t window = 0;
+    uint32_t index = 0;
+  };
+  RollupSlot rollup() const { return std::bit_cast<RollupSlot>(words_[kRollupSlotWord]); }
+  void set_rollup(RollupSlot slot) const {
+    words_[kRollupSlotWord] = std::bit_cast<uint64_t>(slot);
+  }
+
+  // The store writer's own word: StoreWriter::NewReading::id_hint.
+  uint64_t* store_id_hint() const { return &words_[kStoreIdWord]; }
+
+ private:
+  static constexpr size_t kRollupSlotWord = 0;
+  static constexpr size_t kStoreIdWord = 1;
+  static_assert(kStoreIdWord < rules::kCallerWords);
+  static_assert(sizeof(RollupSlot) == sizeof(uint64_t));
+  uint64_t* words_;
+};
 // Message buffers up to this capacity go back to the ingest queue for reuse.
 constexpr size_t kMaxRecycledBytes = 512;
 // A queue that held more than this before it drained was a burst: free memory goes back to
@@ -300,7 +324,7 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
         continue;
       }
       pending_readings_.push_back(
-          {*verdict.sensor, r.ts_ms, r.value, &verdict.caller_words[kStoreIdWord]});
+          {*verdict.sensor, r.ts_ms, r.value, SensorWords(verdict).store_id_hint()});
     }
   }
   if (!batch.empty()) {
@@ -343,16 +367,16 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
 
 void Pipeline::AddToRollup(const rules::ReadingVerdict& verdict, double value) {
   if (options_.rollup_interval_ms <= 0) return;
-  uint64_t& slot = verdict.caller_words[kRollupSlotWord];
+  const SensorWords words(verdict);
   RollupAcc* a = nullptr;
-  if (slot >> 32 == window_) {
-    a = &rollups_[static_cast<uint32_t>(slot)].acc;
+  if (const SensorWords::RollupSlot slot = words.rollup(); slot.window == window_) {
+    a = &rollups_[slot.index].acc;
   } else {
     if (rollups_.size() >= options_.max_rollup_sensors) {
       counters_->rollup_overflow.Inc();
       return;
     }
-    slot = window_ << 32 | rollups_.size();
+    words.set_rollup({static_cast<uint32_t>(window_), static_cast<uint32_t>(rollups_.size())});
     a = &rollups_.emplace_back(RollupEntry{*verdict.sensor, RollupAcc{}}).acc;
   }
   if (a->count == 0) {

@@ -5,7 +5,7 @@
 #include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
-#include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <type_traits>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -26,15 +27,16 @@ namespace {
 
 constexpr int64_t kMaxContext = 1000;
 
-// One overload per RuleParams alternative; a kind without one does not compile.
-std::string_view KindName(const ThresholdParams&) { return "threshold"; }
-std::string_view KindName(const RateParams&) { return "rate"; }
-std::string_view KindName(const ZScoreParams&) { return "zscore"; }
-std::string_view KindName(const StaleParams&) { return "stale"; }
-std::string_view KindName(const FlatlineParams&) { return "flatline"; }
-std::string_view KindName(const RangeParams&) { return "range"; }
+// The rule kinds are listed once, in kKindTable below; these read it.
+struct KindEntry;
+// The kind called `name`; nullptr for any other name.
+const KindEntry* FindKind(std::string_view name);
+// "threshold, rate, ...": the kind names, for error messages.
+std::string KindNames();
+// The `kind` name of the rule kind whose params are P.
+template <typename P>
+constexpr std::string_view KindName();
 
-constexpr const char* kKinds = "threshold, rate, zscore, stale, flatline, range";
 constexpr const char* kCommonKeys = "id, match, kind, severity, cooldown";
 constexpr int64_t kMaxMinSamples = 1'000'000;
 
@@ -146,6 +148,14 @@ class PolicyParser {
     }
     if (!have_rules) return Error(root.Mark(), "policy has no 'rules' key");
     return policy;
+  }
+
+  // The params of kind P, read from a rule's own keys by the ParseKind overload for P.
+  template <typename P>
+  Result<RuleParams> ParseAs(const YAML::Node& node, const std::vector<const Entry*>& rest) const {
+    P params;
+    if (Status st = ParseKind(node, rest, params); !st.ok()) return st;
+    return RuleParams(std::move(params));
   }
 
  private:
@@ -284,11 +294,9 @@ class PolicyParser {
     if (kind == nullptr) return Error(node.Mark(), "rule has no 'kind'");
     Result<std::string> kind_name = String(*kind);
     if (!kind_name.ok()) return kind_name.status();
-    static constexpr std::string_view kKnown[] = {"threshold", "rate",     "zscore",
-                                                  "stale",     "flatline", "range"};
-    if (std::find(std::begin(kKnown), std::end(kKnown), *kind_name) == std::end(kKnown)) {
-      return ValueError(*kind,
-                        "unknown kind '" + *kind_name + "' (expected " + std::string(kKinds) + ")");
+    const KindEntry* kind_entry = FindKind(*kind_name);
+    if (kind_entry == nullptr) {
+      return ValueError(*kind, "unknown kind '" + *kind_name + "' (expected " + KindNames() + ")");
     }
 
     RuleSpec rule;
@@ -321,20 +329,7 @@ class PolicyParser {
       }
     }
 
-    Result<RuleParams> params = Status::Error("");
-    if (*kind_name == "threshold") {
-      params = ParseThreshold(node, rest);
-    } else if (*kind_name == "rate") {
-      params = ParseRate(node, rest);
-    } else if (*kind_name == "zscore") {
-      params = ParseZScore(node, rest);
-    } else if (*kind_name == "stale") {
-      params = ParseStale(node, rest);
-    } else if (*kind_name == "flatline") {
-      params = ParseFlatline(node, rest);
-    } else {
-      params = ParseRange(node, rest);
-    }
+    Result<RuleParams> params = ParseParams(*kind_entry, node, rest);
     if (!params.ok()) return params.status();
     if (id == nullptr) return Error(node.Mark(), "rule has no 'id'");
     if (!have_match) return Error(node.Mark(), "rule '" + rule.id + "' has no 'match'");
@@ -348,14 +343,18 @@ class PolicyParser {
     return rule;
   }
 
-  Status UnknownRuleKey(const Entry& e, std::string_view kind, std::string_view keys) const {
-    return UnknownKey(e, std::string(kind) + " rule",
+  template <typename P>
+  Status UnknownRuleKey(const Entry& e, std::string_view keys) const {
+    return UnknownKey(e, std::string(KindName<P>()) + " rule",
                       std::string(kCommonKeys) + ", " + std::string(keys));
   }
 
-  Result<RuleParams> ParseThreshold(const YAML::Node& node,
-                                    const std::vector<const Entry*>& rest) const {
-    ThresholdParams p;
+  // The params of `kind`, read from the rule's own keys (`rest`).
+  Result<RuleParams> ParseParams(const KindEntry& kind, const YAML::Node& node,
+                                 const std::vector<const Entry*>& rest) const;
+
+  Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
+                   ThresholdParams& p) const {
     const Entry* below = nullptr;
     const Entry* clear = nullptr;
     for (const Entry* e : rest) {
@@ -371,7 +370,7 @@ class PolicyParser {
         st = Read(*e, p.clear);
         clear = e;
       } else {
-        st = UnknownRuleKey(*e, "threshold", "above, below, clear, for");
+        st = UnknownRuleKey<ThresholdParams>(*e, "above, below, clear, for");
       }
       if (!st.ok()) return st;
     }
@@ -390,12 +389,11 @@ class PolicyParser {
         return ValueError(*clear, "'clear' must be greater than 'below'");
       }
     }
-    return RuleParams(p);
+    return Status::Ok();
   }
 
-  Result<RuleParams> ParseRate(const YAML::Node& node,
-                               const std::vector<const Entry*>& rest) const {
-    RateParams p;
+  Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
+                   RateParams& p) const {
     const Entry* window = nullptr;
     const Entry* max_rate = nullptr;
     for (const Entry* e : rest) {
@@ -421,7 +419,7 @@ class PolicyParser {
           return ValueError(*e, "unknown direction '" + *d + "' (expected up, down, both)");
         }
       } else {
-        st = UnknownRuleKey(*e, "rate", "window, max_rate, direction, for");
+        st = UnknownRuleKey<RateParams>(*e, "window, max_rate, direction, for");
       }
       if (!st.ok()) return st;
     }
@@ -429,12 +427,11 @@ class PolicyParser {
     if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
     if (max_rate == nullptr) return Error(node.Mark(), "rate rule needs 'max_rate'");
     if (p.max_rate <= 0) return ValueError(*max_rate, "'max_rate' must be greater than 0");
-    return RuleParams(p);
+    return Status::Ok();
   }
 
-  Result<RuleParams> ParseZScore(const YAML::Node& node,
-                                 const std::vector<const Entry*>& rest) const {
-    ZScoreParams p;
+  Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
+                   ZScoreParams& p) const {
     std::vector<const Entry*> baselines;  // window, alpha, half_life: exactly one
     for (const Entry* e : rest) {
       Status st = Status::Ok();
@@ -464,7 +461,7 @@ class PolicyParser {
         if (!n.ok()) return n.status();
         p.min_samples = *n;
       } else {
-        st = UnknownRuleKey(*e, "zscore", "window, alpha, half_life, z, min_samples, for");
+        st = UnknownRuleKey<ZScoreParams>(*e, "window, alpha, half_life, z, min_samples, for");
       }
       if (!st.ok()) return st;
     }
@@ -475,26 +472,24 @@ class PolicyParser {
       return Error(baselines[1]->key_node.Mark(),
                    "zscore rule takes only one of 'window', 'alpha' or 'half_life'");
     }
-    return RuleParams(p);
+    return Status::Ok();
   }
 
-  Result<RuleParams> ParseStale(const YAML::Node& node,
-                                const std::vector<const Entry*>& rest) const {
-    StaleParams p;
+  Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
+                   StaleParams& p) const {
     const Entry* after = nullptr;
     for (const Entry* e : rest) {
-      if (e->key != "after") return UnknownRuleKey(*e, "stale", "after");
+      if (e->key != "after") return UnknownRuleKey<StaleParams>(*e, "after");
       if (Status st = ReadDuration(*e, p.after_ms); !st.ok()) return st;
       after = e;
     }
     if (after == nullptr) return Error(node.Mark(), "stale rule needs 'after'");
     if (p.after_ms <= 0) return ValueError(*after, "'after' must be greater than 0");
-    return RuleParams(p);
+    return Status::Ok();
   }
 
-  Result<RuleParams> ParseFlatline(const YAML::Node& node,
-                                   const std::vector<const Entry*>& rest) const {
-    FlatlineParams p;
+  Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
+                   FlatlineParams& p) const {
     const Entry* window = nullptr;
     for (const Entry* e : rest) {
       Status st = Status::Ok();
@@ -505,18 +500,17 @@ class PolicyParser {
         st = Read(*e, p.epsilon);
         if (st.ok() && p.epsilon < 0) return ValueError(*e, "'epsilon' must not be negative");
       } else {
-        st = UnknownRuleKey(*e, "flatline", "window, epsilon");
+        st = UnknownRuleKey<FlatlineParams>(*e, "window, epsilon");
       }
       if (!st.ok()) return st;
     }
     if (window == nullptr) return Error(node.Mark(), "flatline rule needs 'window'");
     if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
-    return RuleParams(p);
+    return Status::Ok();
   }
 
-  Result<RuleParams> ParseRange(const YAML::Node& node,
-                                const std::vector<const Entry*>& rest) const {
-    RangeParams p;
+  Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
+                   RangeParams& p) const {
     const Entry* max = nullptr;
     for (const Entry* e : rest) {
       Status st = Status::Ok();
@@ -528,7 +522,7 @@ class PolicyParser {
         st = Read(*e, p.max);
         max = e;
       } else {
-        st = UnknownRuleKey(*e, "range", "min, max, for");
+        st = UnknownRuleKey<RangeParams>(*e, "min, max, for");
       }
       if (!st.ok()) return st;
     }
@@ -536,12 +530,80 @@ class PolicyParser {
     if (p.min && p.max && *p.max <= *p.min) {
       return ValueError(*max, "'max' must be greater than 'min'");
     }
-    return RuleParams(p);
+    return Status::Ok();
   }
 
   const std::string& source_name_;
   std::map<std::string, int> rule_ids_;  // id -> 1-based line of its first definition
 };
+
+// Index of P among the alternatives of RuleParams; P must be one of them.
+template <typename P, size_t I = 0>
+constexpr size_t IndexInRuleParams() {
+  if constexpr (std::is_same_v<std::variant_alternative_t<I, RuleParams>, P>) {
+    return I;
+  } else {
+    return IndexInRuleParams<P, I + 1>();
+  }
+}
+
+struct KindEntry {
+  std::string_view name;  // the `kind` key's value
+  size_t index;           // of the kind's params in RuleParams
+  Result<RuleParams> (PolicyParser::*parse)(const YAML::Node&,
+                                            const std::vector<const Entry*>&) const;
+};
+
+template <typename P>
+constexpr KindEntry Kind(std::string_view name) {
+  return {name, IndexInRuleParams<P>(), &PolicyParser::ParseAs<P>};
+}
+
+// The rule kinds: the one list of them, in RuleParams order. The parser, its error messages
+// and RuleSpec::Kind() read it; a name that is not here is an error, never a fallback kind. A
+// new kind is a params struct in RuleParams, a ParseKind overload and an entry here (and,
+// in detector.cc, its overload set): the compiler refuses a kind with a piece missing.
+constexpr std::array kKindTable = {
+    Kind<ThresholdParams>("threshold"), Kind<RateParams>("rate"),
+    Kind<ZScoreParams>("zscore"),       Kind<StaleParams>("stale"),
+    Kind<FlatlineParams>("flatline"),   Kind<RangeParams>("range"),
+};
+
+constexpr bool EveryKindOnceInOrder() {
+  if (kKindTable.size() != std::variant_size_v<RuleParams>) return false;
+  for (size_t i = 0; i < kKindTable.size(); ++i) {
+    if (kKindTable[i].index != i) return false;
+  }
+  return true;
+}
+static_assert(EveryKindOnceInOrder(),
+              "kKindTable lists each RuleParams alternative once, in order");
+
+template <typename P>
+constexpr std::string_view KindName() {
+  return kKindTable[IndexInRuleParams<P>()].name;
+}
+
+const KindEntry* FindKind(std::string_view name) {
+  for (const KindEntry& kind : kKindTable) {
+    if (kind.name == name) return &kind;
+  }
+  return nullptr;
+}
+
+std::string KindNames() {
+  std::string names;
+  for (const KindEntry& kind : kKindTable) {
+    if (!names.empty()) names += ", ";
+    names += kind.name;
+  }
+  return names;
+}
+
+Result<RuleParams> PolicyParser::ParseParams(const KindEntry& kind, const YAML::Node& node,
+                                             const std::vector<const Entry*>& rest) const {
+  return (this->*kind.parse)(node, rest);
+}
 
 // Requires exactly one document (see yaml_document.h for why LoadAll is not used).
 Status CheckSingleDocument(const std::string& text, const PolicyParser& parser,
@@ -585,7 +647,13 @@ std::string_view ToString(Direction direction) {
 }
 
 std::string_view RuleSpec::Kind() const {
-  return std::visit([](const auto& p) { return KindName(p); }, params);
+  return std::visit([](const auto& p) { return KindName<std::decay_t<decltype(p)>>(); }, params);
+}
+
+std::optional<size_t> RuleKindIndex(std::string_view name) {
+  const KindEntry* kind = FindKind(name);
+  if (kind == nullptr) return std::nullopt;
+  return kind->index;
 }
 
 Result<Policy> ParsePolicy(std::string_view text, const std::string& source_name) {

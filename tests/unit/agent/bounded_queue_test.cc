@@ -1,15 +1,36 @@
 #include "edge/agent/bounded_queue.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "../wait_for.h"
 
 namespace edge::agent {
 namespace {
 
 using namespace std::chrono_literals;
+
+// Whether thread `tid` of this process is gone or asleep (state S in its /proc stat: blocked
+// in a wait; for a consumer that takes no other lock, in the queue's).
+bool GoneOrAsleep(pid_t tid) {
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return true;
+  const size_t name_end = text.rfind(')');  // the state follows the (name)
+  return name_end != std::string::npos && name_end + 2 < text.size() && text[name_end + 2] == 'S';
+}
+
+// Waits until the consumer thread that stored its id in `tid` sleeps (or has ended).
+void WaitUntilAsleep(const std::atomic<pid_t>& tid) {
+  edge::testutil::WaitFor([&] { return tid != 0 && GoneOrAsleep(tid); }, 10s,
+                          "the consumer to fall asleep");
+}
 
 TEST(BoundedQueue, DropsOldestWhenFull) {
   BoundedQueue<int> q(3);
@@ -145,8 +166,12 @@ TEST(BoundedQueue, CloseWakesAWaitingConsumer) {
 
 TEST(BoundedQueue, WaitForItemsWakesOnAPushAndLeavesTheItem) {
   BoundedQueue<int> q(10);
-  std::thread consumer([&] { q.WaitForItems(60s); });
-  std::this_thread::sleep_for(1ms);
+  std::atomic<pid_t> consumer_tid{0};
+  std::thread consumer([&] {
+    consumer_tid = gettid();
+    q.WaitForItems(60s);
+  });
+  WaitUntilAsleep(consumer_tid);
   (void)q.Push(7);
   consumer.join();  // would hang for a minute if the push did not wake it
   EXPECT_EQ(q.size(), 1u);
@@ -166,7 +191,9 @@ TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   BoundedQueue<int> q(1000);  // room for all: nothing is dropped
   std::vector<int> got;
   int timed_out = 0;
+  std::atomic<pid_t> consumer_tid{0};
   std::thread consumer([&] {
+    consumer_tid = gettid();
     std::vector<int> out;
     while (got.size() < 200) {
       const auto start = std::chrono::steady_clock::now();
@@ -177,7 +204,7 @@ TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   });
   for (int i = 0; i < 200; ++i) {
     (void)q.Push(int{i});
-    if (i % 3 == 0) std::this_thread::sleep_for(100us);
+    if (i % 3 == 0) WaitUntilAsleep(consumer_tid);
   }
   consumer.join();
   EXPECT_EQ(timed_out, 0);
@@ -191,7 +218,9 @@ TEST(BoundedQueue, EachPushBatchAfterTheConsumerFellAsleepWakesIt) {
   BoundedQueue<int> q(1000);
   std::vector<int> got;
   int timed_out = 0;
+  std::atomic<pid_t> consumer_tid{0};
   std::thread consumer([&] {
+    consumer_tid = gettid();
     std::vector<int> out;
     while (got.size() < 200) {
       const auto start = std::chrono::steady_clock::now();
@@ -205,7 +234,7 @@ TEST(BoundedQueue, EachPushBatchAfterTheConsumerFellAsleepWakesIt) {
     batch.clear();
     for (int k = 0; k <= round % 4 && i < 200; ++k) batch.push_back(i++);
     EXPECT_EQ(q.PushBatch(batch).dropped_oldest, 0u);
-    if (round % 2 == 0) std::this_thread::sleep_for(100us);
+    if (round % 2 == 0) WaitUntilAsleep(consumer_tid);
   }
   consumer.join();
   EXPECT_EQ(timed_out, 0);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../wait_for.h"
 #include "edge/agent/prometheus_metrics.h"
 
 namespace edge::agent {
@@ -33,16 +34,15 @@ std::string RawRequest(uint16_t port, const std::string& request) {
 
 // True when the server closes `s` (EOF or reset) within `timeout`.
 bool ClosedWithin(asio::ip::tcp::socket& s, milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   s.non_blocking(true);
   char buf[256];
-  while (std::chrono::steady_clock::now() < deadline) {
-    boost::system::error_code ec;
-    s.read_some(asio::buffer(buf), ec);
-    if (ec && ec != asio::error::would_block) return true;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return false;
+  return edge::testutil::PollUntil(
+      [&] {
+        boost::system::error_code ec;
+        s.read_some(asio::buffer(buf), ec);
+        return ec && ec != asio::error::would_block;
+      },
+      timeout);
 }
 
 class HttpServerTest : public ::testing::Test {

@@ -7,6 +7,7 @@
 #include <span>
 #include <thread>
 
+#include "../wait_for.h"
 #include "edge/agent/prometheus_metrics.h"
 #include "edge/rules/policy.h"
 #include "test_util.h"
@@ -273,7 +274,10 @@ TEST_F(PipelineTest, CyclesOnEitherThreadKeepThePublishOrder) {
       ++queued;
       dropped += queue.PushBatch(batch).dropped_oldest;
     }
-    if (i % 100 == 0) std::this_thread::sleep_for(std::chrono::microseconds(200));
+    if (i % 100 == 0) {  // the pipeline thread catches up: later reads run inline again
+      edge::testutil::WaitFor([&] { return queue.size() == 0; }, std::chrono::seconds(10),
+                              "the pipeline thread to take the queued reads");
+    }
   }
   queue.Close();
   run.join();
@@ -429,11 +433,8 @@ TEST_F(PipelineTest, AfterASlowCycleReadsAreQueuedUntilACycleIsQuickAgain) {
   slow = false;
   std::thread run([this] { pipeline_->Run(); });
   bool resumed = false;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!resumed && std::chrono::steady_clock::now() < deadline) {
-    resumed = pipeline_->TryProcessNow(resolve);
-    if (!resumed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  edge::testutil::WaitFor([&] { return resumed = pipeline_->TryProcessNow(resolve); },
+                          std::chrono::seconds(10), "a quick cycle of the pipeline thread");
   queue_.Close();
   run.join();
   EXPECT_TRUE(resumed);

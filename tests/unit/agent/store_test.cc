@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "../wait_for.h"
 #include "test_util.h"
 
 namespace edge::agent {
@@ -722,10 +723,12 @@ TEST(SqliteStore, TheCheckpointThreadMovesCommitsIntoTheDatabaseFileWithoutFurth
   ASSERT_TRUE(w.ok()) << w.error();
   ASSERT_TRUE((*w)->AppendReadings({{"s", 1'000, 1}, {"s", 2'000, 2}, {"s", 3'000, 3}}, 3'000));
   int64_t rows = -1;
-  for (int i = 0; i < 100 && rows != 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    rows = CheckpointedRows(path, dir.File("copy.db"), "reading_journal");
-  }
+  edge::testutil::WaitFor(
+      [&] {
+        rows = CheckpointedRows(path, dir.File("copy.db"), "reading_journal");
+        return rows == 1;
+      },
+      std::chrono::seconds(5), "the checkpoint thread to checkpoint the journal row");
   EXPECT_EQ(rows, 1);  // within 5 s; the thread runs every 250 ms
 }
 

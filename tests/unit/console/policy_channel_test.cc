@@ -19,6 +19,7 @@
 #include <optional>
 #include <thread>
 
+#include "../wait_for.h"
 #include "edge/cloudsync/policy_message.h"
 #include "edge/console/api.h"
 #include "edge/console/client.h"
@@ -194,28 +195,27 @@ class PolicyChannelTest : public testing::Test {
   // node-1's entry in GET /v1/policies/boilers, once `pred` holds for it (or the last one).
   json NodeStatus(const std::function<bool(const json&)>& pred) {
     json last;
-    for (int i = 0; i < 100; ++i) {
-      const ClientReply r = Call("GET", "/v1/policies/boilers", "tok-admin");
-      const json view = json::parse(r.body, nullptr, false);
-      if (view.is_object() && view.contains("nodes")) {
-        for (const json& n : view["nodes"]) {
-          if (n.value("node", "") == "node-1") last = n;
-        }
-      }
-      if (!last.is_null() && pred(last)) return last;
-      std::this_thread::sleep_for(20ms);
-    }
+    edge::testutil::WaitFor(
+        [&] {
+          const ClientReply r = Call("GET", "/v1/policies/boilers", "tok-admin");
+          const json view = json::parse(r.body, nullptr, false);
+          if (view.is_object() && view.contains("nodes")) {
+            for (const json& n : view["nodes"]) {
+              if (n.value("node", "") == "node-1") last = n;
+            }
+          }
+          return !last.is_null() && pred(last);
+        },
+        2s, "node-1's policy status");
     return last;
   }
 
   // True once edge_console_policy_channels reads `n` (hellos are handled asynchronously).
   bool WaitForChannels(int n) {
     const std::string line = "edge_console_policy_channels " + std::to_string(n) + "\n";
-    for (int i = 0; i < 250; ++i) {
-      if (Call("GET", "/metrics", "").body.find(line) != std::string::npos) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
+    return edge::testutil::WaitFor(
+        [&] { return Call("GET", "/metrics", "").body.find(line) != std::string::npos; }, 5s,
+        "edge_console_policy_channels " + std::to_string(n));
   }
 
   std::filesystem::path dir_;

@@ -2,8 +2,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 
 #include "edge/rules/policy.h"
@@ -187,6 +189,36 @@ TEST(ParseKindsError, Filters) {
   EXPECT_THAT(Err("filters:\n  - {match: x, drop: nan}\nrules: []\n"),
               HasSubstr("unknown key 'drop' in filter (expected match, valid_range, deadband, "
                         "downsample)"));
+}
+
+// The kind lookup the parser dispatches through: below ParsePolicy, which rejects an unknown
+// kind before it dispatches, so a fallback kind could not be seen through ParsePolicy.
+TEST(RuleKinds, ANameThatIsNoKindFindsNothingNotRange) {
+  for (const std::string_view name : {"bogus", "", "Range", "range ", "ranges", "thresholds"}) {
+    EXPECT_EQ(RuleKindIndex(name), std::nullopt) << "'" << name << "'";
+  }
+  EXPECT_EQ(RuleKindIndex("range"), RuleParams(RangeParams{}).index());
+}
+
+template <size_t... I>
+void ExpectEachKindNameFindsItsOwnParams(std::index_sequence<I...>) {
+  (
+      [] {
+        RuleSpec rule;
+        rule.params.emplace<I>();
+        EXPECT_EQ(RuleKindIndex(rule.Kind()), std::optional<size_t>(I)) << rule.Kind();
+      }(),
+      ...);
+}
+
+TEST(RuleKinds, EachKindNameFindsItsOwnParams) {
+  ExpectEachKindNameFindsItsOwnParams(std::make_index_sequence<std::variant_size_v<RuleParams>>());
+}
+
+TEST(ParseKindsError, AnUnknownKindNamesEveryKind) {
+  EXPECT_EQ(Err(OneRule("    kind: ranges\n    min: 1\n")),
+            "p.yaml:4:11: unknown kind 'ranges' (expected threshold, rate, zscore, stale, "
+            "flatline, range)");
 }
 
 }  // namespace

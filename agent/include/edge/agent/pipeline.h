@@ -174,8 +174,8 @@ class Pipeline {
   std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
   std::deque<ClosedRollup> rollup_rows_;        // closed rollups waiting for a commit
   std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
-  // Numbers the open window; a sensor's rollup slot (an engine caller word) is
-  // window << 32 | index in rollups_, and a slot of an earlier window is empty.
+  // Numbers the open window; a sensor's rollup slot (an engine caller word) holds a window
+  // and an index in rollups_, and a slot of an earlier window is empty.
   uint64_t window_ = 1;
   int64_t window_start_wall_ = 0;
   int64_t window_start_mono_ = 0;

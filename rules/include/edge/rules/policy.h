@@ -104,6 +104,11 @@ struct RuleSpec {
   bool operator==(const RuleSpec&) const = default;
 };
 
+// The index in RuleParams of the kind whose `kind` key is `name` (RuleSpec::Kind() of that
+// alternative returns `name`); nullopt for any other name, which ParsePolicy rejects as an
+// unknown kind: no kind is a fallback. ParsePolicy and Kind() read the same table of kinds.
+std::optional<size_t> RuleKindIndex(std::string_view name);
+
 // Applied to each reading before the rules, by the first filter whose pattern matches the
 // sensor (later filters are not consulted). Non-finite values are always dropped, with or
 // without a filter. `valid_range` rejects the reading: neither rules nor the store see it.
