@@ -58,6 +58,18 @@ void LogException(std::string_view who, std::string_view what, std::exception_pt
   }
 }
 
+void RunStopCallbacks(std::vector<std::function<void()>>& callbacks, std::string_view who) {
+  std::vector<std::function<void()>> running;
+  running.swap(callbacks);
+  for (auto& cb : running) {
+    try {
+      cb();
+    } catch (...) {
+      LogException(who, "stop callback threw", std::current_exception());
+    }
+  }
+}
+
 std::string Snippet(std::string_view body) {
   std::string out;
   for (char c : body.substr(0, kLogSnippetBytes)) {

@@ -1,16 +1,18 @@
 #pragma once
 
-// What the uplink (uplink.cc) and the policy channel (policy_channel.cc) share as clients
-// of the console: the bearer token file, log excerpts of untrusted
-// replies and deadline arithmetic. Private to cloud-sync/src.
+// What the uplink and the policy channel share as clients of the console: the bearer token
+// file, the console URL, log excerpts of untrusted replies, the end of a loop (exceptions,
+// stop callbacks) and deadline arithmetic. Private to cloud-sync/src.
 
 #include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edge/cloudsync/console_url.h"
 #include "edge/cloudsync/tls_context.h"
@@ -30,6 +32,10 @@ void LogException(std::string_view who, std::string_view what, std::exception_pt
 
 // Printable excerpt (at most 200 bytes, "..." when cut) of an untrusted reply for a log line.
 std::string Snippet(std::string_view body);
+
+// Runs and clears `callbacks` (a stopped loop's completion callbacks); one that throws is
+// logged as "<who>: stop callback threw: ..." and the others still run.
+void RunStopCallbacks(std::vector<std::function<void()>>& callbacks, std::string_view who);
 
 // Time left until `deadline`, never negative.
 std::chrono::milliseconds Remaining(std::chrono::steady_clock::time_point deadline);
