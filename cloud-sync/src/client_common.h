@@ -4,7 +4,6 @@
 // file, the console URL, log excerpts of untrusted replies, the end of a loop (exceptions,
 // stop callbacks) and deadline arithmetic. Private to cloud-sync/src.
 
-#include <boost/asio/ssl/context.hpp>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -15,7 +14,6 @@
 #include <vector>
 
 #include "edge/cloudsync/console_url.h"
-#include "edge/cloudsync/tls_context.h"
 #include "edge/common/status.h"
 
 namespace edge::cloudsync::internal {

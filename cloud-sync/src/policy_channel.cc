@@ -69,7 +69,6 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
         options_(std::move(options)),
         judge_(std::move(judge)),
         applied_(std::move(applied)),
-        clock_(clock),
         url_(ParseUrlOrLog(options_.console_url, kWho)),
         tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(options_.ca_file, kWho) : nullptr),
         token_(options_.token_file, kWho, clock),
@@ -432,7 +431,6 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   const PolicyChannelOptions options_;
   PolicyJudge judge_;
   AppliedPolicy applied_;
-  Clock& clock_;
   std::optional<ConsoleUrl> url_;
   std::unique_ptr<asio::ssl::context> tls_context_;  // https only
   BearerToken token_;
