@@ -77,7 +77,7 @@ std::string Snippet(std::string_view body) {
   return out;
 }
 
-std::chrono::milliseconds Remaining(std::chrono::steady_clock::time_point deadline) {
+std::chrono::milliseconds Remaining(SteadyTime deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
   return std::max(left, std::chrono::milliseconds(0));

@@ -2,8 +2,10 @@
 
 // What the uplink and the policy channel share as clients of the console: the bearer token
 // file, the console URL, log excerpts of untrusted replies, the end of a loop (exceptions,
-// stop callbacks) and deadline arithmetic. Private to cloud-sync/src.
+// stop callbacks), deadline arithmetic and the completion token. Private to cloud-sync/src.
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -35,7 +37,12 @@ std::string Snippet(std::string_view body);
 // logged as "<who>: stop callback threw: ..." and the others still run.
 void RunStopCallbacks(std::vector<std::function<void()>>& callbacks, std::string_view who);
 
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Completion token of every awaited operation in cloud-sync: errors come back as values.
+inline constexpr auto kUseTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
 // Time left until `deadline`, never negative.
-std::chrono::milliseconds Remaining(std::chrono::steady_clock::time_point deadline);
+std::chrono::milliseconds Remaining(SteadyTime deadline);
 
 }  // namespace edge::cloudsync::internal

@@ -13,12 +13,10 @@
 // another coroutine or handler on the same executor to abort what is in flight.
 
 #include <boost/asio/any_io_executor.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <chrono>
@@ -27,16 +25,13 @@
 #include <string>
 #include <utility>
 
+#include "client_common.h"
 #include "edge/cloudsync/console_url.h"
 
 namespace edge::cloudsync::internal {
 
-using SteadyTime = std::chrono::steady_clock::time_point;
 using TcpStream = boost::beast::tcp_stream;
 using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
-
-// Completion token of every awaited operation here: errors come back as values.
-inline constexpr auto kUseTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
 
 class ConsoleStream {
  public:

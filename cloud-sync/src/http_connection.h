@@ -1,7 +1,7 @@
 #pragma once
 
-// The connection layer's HTTP/1.1 client: one request at a time on a ConsoleStream, kept
-// alive between requests when both sides agree, reopened on demand. Private to
+// The connection layer's HTTP/1.1 transport (Beast): one request at a time on a
+// ConsoleStream, kept alive between requests when both sides agree, reopened on demand. Private to
 // cloud-sync/src; Beast stays behind this header's .cc.
 //
 // Timeouts: every step of a request (connect when needed, write, read) is bounded by the
@@ -16,33 +16,14 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <cstddef>
-#include <string>
-#include <string_view>
 
 #include "console_stream.h"
+#include "console_transport.h"
 #include "edge/cloudsync/console_url.h"
 
 namespace edge::cloudsync::internal {
 
-struct HttpRequest {
-  std::string target;         // path and query, e.g. url.Target("/v1/batches")
-  std::string authorization;  // the Authorization header; "" for none
-  std::string_view body;      // sent as application/json
-  std::string_view encoding;  // Content-Encoding; "" for none
-  bool keep_alive = true;
-};
-
-struct HttpReply {
-  bool transport_ok = false;
-  std::string error;              // when !transport_ok
-  bool stale_connection = false;  // a reused keep-alive connection was found closed
-  bool wrote_request = false;
-  unsigned status = 0;
-  std::string body;
-  std::string retry_after;  // the Retry-After header, "" when absent
-};
-
-class HttpConnection {
+class HttpConnection final : public ConsoleTransport {
  public:
   // `tls`: see ConsoleStream. `max_reply_body_bytes` bounds every reply body.
   HttpConnection(boost::asio::any_io_executor ex, boost::asio::ssl::context* tls,
@@ -53,10 +34,10 @@ class HttpConnection {
   // Never throws for network conditions: every failure is in the reply. The connection
   // is dropped after any error and when either side does not keep it alive.
   boost::asio::awaitable<HttpReply> Post(const ConsoleUrl& url, const HttpRequest& request,
-                                         SteadyTime deadline);
+                                         SteadyTime deadline) override;
 
   // Aborts the request in flight (its reply reports the error) and closes the socket.
-  void Close() { stream_.Close(); }
+  void Close() override { stream_.Close(); }
 
  private:
   template <typename Stream>

@@ -21,7 +21,6 @@
 
 #include "bearer_token.h"
 #include "client_common.h"
-#include "console_stream.h"
 #include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/console_url.h"
 #include "edge/cloudsync/tls_context.h"
@@ -32,6 +31,7 @@ namespace edge::cloudsync {
 namespace {
 
 using internal::BearerToken;
+using internal::ConsoleTransport;
 using internal::HttpConnection;
 using internal::HttpReply;
 using internal::HttpRequest;
@@ -417,7 +417,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   // Makes one attempt's connection the one Stop() and the watchdog close, for its scope.
   struct ActiveGuard {
     ActiveGuard(ChannelLoop& l, WebSocketConnection& ws) : loop(l) { loop.active_ws_ = &ws; }
-    ActiveGuard(ChannelLoop& l, HttpConnection& http) : loop(l) { loop.active_http_ = &http; }
+    ActiveGuard(ChannelLoop& l, ConsoleTransport& http) : loop(l) { loop.active_http_ = &http; }
     ~ActiveGuard() {
       loop.active_ws_ = nullptr;
       loop.active_http_ = nullptr;
@@ -444,7 +444,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   // Everything below is owned by the io_context thread.
   // The connection in flight (at most one of them), closed by Stop() and the watchdog.
   WebSocketConnection* active_ws_ = nullptr;
-  HttpConnection* active_http_ = nullptr;
+  ConsoleTransport* active_http_ = nullptr;
   asio::steady_timer* watchdog_ = nullptr;
   uint64_t session_id_ = 0;
   bool session_open_ = false;

@@ -15,9 +15,9 @@
 #include <memory>
 #include <random>
 
+#include "console_transport.h"
 #include "edge/cloudsync/uplink.h"
 #include "edge/common/clock.h"
-#include "http_connection.h"
 #include "uplink_client.h"
 #include "uplink_metrics.h"
 
@@ -45,7 +45,7 @@ class StatusHeartbeat {
   UplinkClient& client_;
   const UplinkMetrics& metrics_;
   Clock& clock_;
-  std::unique_ptr<HttpConnection> conn_;
+  std::unique_ptr<ConsoleTransport> conn_;
   std::string target_;
   boost::asio::steady_timer timer_;
   std::mt19937_64 rng_;

@@ -22,12 +22,11 @@
 #include <utility>
 
 #include "client_common.h"
-#include "console_stream.h"
+#include "console_transport.h"
 #include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/batch_codec.h"
 #include "edge/cloudsync/console_url.h"
 #include "edge/cloudsync/tls_context.h"
-#include "http_connection.h"
 #include "status_heartbeat.h"
 #include "uplink_client.h"
 #include "uplink_metrics.h"
@@ -434,8 +433,8 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
 
   // Everything below is owned by the io_context thread.
   Backoff backoff_;
-  std::unique_ptr<internal::HttpConnection> conn_;  // batches
-  internal::StatusHeartbeat heartbeat_;             // on a connection of its own
+  std::unique_ptr<internal::ConsoleTransport> conn_;  // batches
+  internal::StatusHeartbeat heartbeat_;               // on a connection of its own
   asio::steady_timer wait_timer_;
   asio::steady_timer stop_timer_;
   asio::steady_timer status_done_;  // Run() waits on it for the heartbeat loop to end

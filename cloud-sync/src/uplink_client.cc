@@ -8,6 +8,7 @@
 #include "client_common.h"
 #include "edge/cloudsync/gzip.h"
 #include "edge/cloudsync/tls_context.h"
+#include "http_connection.h"
 
 namespace edge::cloudsync::internal {
 namespace {
@@ -30,7 +31,7 @@ UplinkClient::UplinkClient(const UplinkOptions& options, Clock& clock, CounterHa
       token_(options.token_file, kWho, clock),
       bytes_(bytes) {}
 
-std::unique_ptr<HttpConnection> UplinkClient::NewConnection(asio::any_io_executor ex) {
+std::unique_ptr<ConsoleTransport> UplinkClient::NewConnection(asio::any_io_executor ex) {
   return std::make_unique<HttpConnection>(std::move(ex), tls_context_.get(), kMaxReplyBodyBytes);
 }
 
@@ -47,7 +48,7 @@ std::string_view UplinkClient::MaybeCompress(std::string& body) const {
   return dict ? kDictEncoding : std::string_view("gzip");
 }
 
-asio::awaitable<HttpReply> UplinkClient::Post(HttpConnection& conn, const std::string& target,
+asio::awaitable<HttpReply> UplinkClient::Post(ConsoleTransport& conn, const std::string& target,
                                               std::string& body, std::string_view encoding,
                                               SteadyTime deadline) {
   HttpRequest request;

@@ -18,12 +18,12 @@
 #include <string_view>
 
 #include "bearer_token.h"
-#include "console_stream.h"
+#include "client_common.h"
+#include "console_transport.h"
 #include "edge/cloudsync/console_url.h"
 #include "edge/cloudsync/uplink.h"
 #include "edge/common/clock.h"
 #include "edge/common/metrics.h"
-#include "http_connection.h"
 
 namespace edge::cloudsync::internal {
 
@@ -36,7 +36,7 @@ class UplinkClient {
   const ConsoleUrl* url() const { return url_ ? &*url_ : nullptr; }
 
   // A connection of its own for one loop (batches, heartbeats).
-  std::unique_ptr<HttpConnection> NewConnection(boost::asio::any_io_executor ex);
+  std::unique_ptr<ConsoleTransport> NewConnection(boost::asio::any_io_executor ex);
 
   BearerToken& token() { return token_; }
 
@@ -49,7 +49,7 @@ class UplinkClient {
   // the console closed while idle is retried once, fresh. A console that answers 415 to
   // `edge-zdict` (one that predates it) gets the body again as gzip, and gzip from then
   // on; `body` is left as last sent. Requires url().
-  boost::asio::awaitable<HttpReply> Post(HttpConnection& conn, const std::string& target,
+  boost::asio::awaitable<HttpReply> Post(ConsoleTransport& conn, const std::string& target,
                                          std::string& body, std::string_view encoding,
                                          SteadyTime deadline);
 
