@@ -1,8 +1,8 @@
 #pragma once
 
 // The connection layer's HTTP/1.1 transport (Beast): one request at a time on a
-// ConsoleStream, kept alive between requests when both sides agree, reopened on demand. Private to
-// cloud-sync/src; Beast stays behind this header's .cc.
+// ConsoleStream, kept alive between requests when both sides agree, reopened on demand.
+// Private to cloud-sync/src.
 //
 // Timeouts: every step of a request (connect when needed, write, read) is bounded by the
 // request's deadline. Replies are untrusted: a body larger than the limit given at

@@ -1,8 +1,8 @@
 #pragma once
 
 // The connection layer's WebSocket client: dials the console on a ConsoleStream, performs
-// the upgrade and then carries text messages. Private to cloud-sync/src; Beast stays
-// behind this header's .cc.
+// the upgrade and then carries text messages. Private to cloud-sync/src; the Beast
+// WebSocket headers stay in its .cc.
 //
 // Timeouts: Open() bounds resolve, connect, TLS and the upgrade by one deadline. Reads
 // and writes wait as long as the session lasts: the caller bounds them by closing the
