@@ -3,14 +3,11 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <boost/beast/core/error.hpp>
 #include <cctype>
 #include <fstream>
 
 namespace edge::cloudsync::internal {
 namespace {
-
-namespace asio = boost::asio;
 
 constexpr size_t kMaxTokenFileBytes = 64 << 10;
 constexpr size_t kLogSnippetBytes = 200;
@@ -58,6 +55,18 @@ void LogException(std::string_view who, std::string_view what, std::exception_pt
   }
 }
 
+void RunStopCallbacks(std::vector<std::function<void()>>& callbacks, std::string_view who) {
+  std::vector<std::function<void()>> running;
+  running.swap(callbacks);
+  for (auto& cb : running) {
+    try {
+      cb();
+    } catch (...) {
+      LogException(who, "stop callback threw", std::current_exception());
+    }
+  }
+}
+
 std::string Snippet(std::string_view body) {
   std::string out;
   for (char c : body.substr(0, kLogSnippetBytes)) {
@@ -68,46 +77,10 @@ std::string Snippet(std::string_view body) {
   return out;
 }
 
-std::chrono::milliseconds Remaining(std::chrono::steady_clock::time_point deadline) {
+std::chrono::milliseconds Remaining(SteadyTime deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - std::chrono::steady_clock::now());
   return std::max(left, std::chrono::milliseconds(0));
 }
 
 }  // namespace edge::cloudsync::internal
-
-namespace edge::cloudsync {
-
-namespace asio = boost::asio;
-
-Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file) {
-  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-  boost::beast::error_code ec;
-  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                       asio::ssl::context::no_tlsv1_1,
-                   ec);
-  if (!ec) ctx->set_verify_mode(asio::ssl::verify_peer, ec);
-  if (ec) return Status::Error("TLS setup: " + ec.message());
-  if (ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-    if (ec) return Status::Error("TLS: cannot load the system CA store: " + ec.message());
-  } else {
-    ctx->load_verify_file(ca_file, ec);
-    if (ec) return Status::Error("TLS: cannot load CA file '" + ca_file + "': " + ec.message());
-  }
-  return ctx;
-}
-
-std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(const std::string& ca_file,
-                                                          std::string_view who) {
-  auto ctx = MakeTlsContext(ca_file);
-  if (ctx.ok()) return std::move(ctx.value());
-  spdlog::error("{}: {}", who, ctx.error());
-  auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-  boost::beast::error_code ignored;
-  fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
-  return fallback;
-}
-
-}  // namespace edge::cloudsync

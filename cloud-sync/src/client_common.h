@@ -1,19 +1,21 @@
 #pragma once
 
-// What the uplink (uplink.cc) and the policy channel (policy_channel.cc) share as clients
-// of the console: the bearer token file, log excerpts of untrusted
-// replies and deadline arithmetic. Private to cloud-sync/src.
+// What the uplink and the policy channel share as clients of the console: the bearer token
+// file, the console URL, log excerpts of untrusted replies, the end of a loop (exceptions,
+// stop callbacks), deadline arithmetic and the completion token. Private to cloud-sync/src.
 
-#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <chrono>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "edge/cloudsync/console_url.h"
-#include "edge/cloudsync/tls_context.h"
 #include "edge/common/status.h"
 
 namespace edge::cloudsync::internal {
@@ -31,7 +33,16 @@ void LogException(std::string_view who, std::string_view what, std::exception_pt
 // Printable excerpt (at most 200 bytes, "..." when cut) of an untrusted reply for a log line.
 std::string Snippet(std::string_view body);
 
+// Runs and clears `callbacks` (a stopped loop's completion callbacks); one that throws is
+// logged as "<who>: stop callback threw: ..." and the others still run.
+void RunStopCallbacks(std::vector<std::function<void()>>& callbacks, std::string_view who);
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Completion token of every awaited operation in cloud-sync: errors come back as values.
+inline constexpr auto kUseTuple = boost::asio::as_tuple(boost::asio::use_awaitable);
+
 // Time left until `deadline`, never negative.
-std::chrono::milliseconds Remaining(std::chrono::steady_clock::time_point deadline);
+std::chrono::milliseconds Remaining(SteadyTime deadline);
 
 }  // namespace edge::cloudsync::internal

@@ -1,5 +1,6 @@
-// The policy channel client: a WebSocket (Beast) to the console, with HTTP polling as a
-// fallback. Beast and Asio stay inside this file and uplink.cc.
+// The policy channel's protocol loop: hello, then judge every policy the console pushes
+// and report the outcome, over a WebSocket (websocket_connection.h), or over HTTP polls
+// (http_connection.h) when the console declines the upgrade.
 
 #include "edge/cloudsync/policy_channel.h"
 
@@ -7,59 +8,47 @@
 
 #include <algorithm>
 #include <atomic>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/buffer.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
-#include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
-#include <cctype>
 #include <chrono>
 #include <exception>
-#include <fstream>
 #include <random>
 #include <utility>
 #include <vector>
 
+#include "bearer_token.h"
 #include "client_common.h"
 #include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/console_url.h"
+#include "edge/cloudsync/tls_context.h"
+#include "http_connection.h"
+#include "websocket_connection.h"
 
 namespace edge::cloudsync {
 namespace {
 
+using internal::BearerToken;
+using internal::ConsoleTransport;
+using internal::HttpConnection;
+using internal::HttpReply;
+using internal::HttpRequest;
+using internal::kUseTuple;
 using internal::LogException;
 using internal::ParseUrlOrLog;
 using internal::ReadTokenFile;
-using internal::Remaining;
 using internal::Snippet;
+using internal::SteadyTime;
+using internal::WebSocketConnection;
+using internal::WebSocketOpenResult;
 
 constexpr std::string_view kWho = "policy channel";
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-using tcp = asio::ip::tcp;
-using SteadyTime = std::chrono::steady_clock::time_point;
 using std::chrono::milliseconds;
-using TcpStream = beast::tcp_stream;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
-constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
-constexpr int64_t kTokenRefreshMs = 60'000;
 constexpr const char* kChannelPath = "/v1/policy/channel";
 constexpr const char* kPollPath = "/v1/policy/poll";
 constexpr const char* kReportPath = "/v1/policy/report";
@@ -72,13 +61,6 @@ enum class WsEnd {
   kStopped,
 };
 
-struct HttpResult {
-  bool ok = false;
-  std::string error;
-  unsigned status = 0;
-  std::string body;
-};
-
 class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
  public:
   ChannelLoop(asio::io_context& io, PolicyChannelOptions options, PolicyJudge judge,
@@ -87,9 +69,9 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
         options_(std::move(options)),
         judge_(std::move(judge)),
         applied_(std::move(applied)),
-        clock_(clock),
         url_(ParseUrlOrLog(options_.console_url, kWho)),
         tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(options_.ca_file, kWho) : nullptr),
+        token_(options_.token_file, kWho, clock),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
         wait_timer_(io),
@@ -129,7 +111,6 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
       }
       self->wait_timer_.cancel();
       if (self->watchdog_ != nullptr) self->watchdog_->cancel();
-      if (self->resolve_wake_) self->resolve_wake_->cancel();
       self->CloseActive();
     });
   }
@@ -165,67 +146,38 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
 
   asio::awaitable<WsEnd> RunWebSocket() {
     if (!url_) co_return WsEnd::kFailed;
-    RefreshToken(false);
+    token_.Refresh(false);
     const SteadyTime deadline =
         std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
-    std::optional<TcpStream> tcp_stream;
-    std::optional<TlsStream> tls_stream;
-    ActiveGuard guard(*this);
-    const std::string error = co_await Connect(deadline, tcp_stream, tls_stream);
-    if (stopping_) co_return WsEnd::kStopped;
-    if (!error.empty()) {
-      spdlog::warn("policy channel: {}", error);
-      co_return WsEnd::kFailed;
-    }
-    if (tls_stream) {
-      websocket::stream<TlsStream> ws(std::move(*tls_stream));
-      active_ = &beast::get_lowest_layer(ws);
-      co_return co_await Session(ws, deadline);
-    }
-    websocket::stream<TcpStream> ws(std::move(*tcp_stream));
-    active_ = &beast::get_lowest_layer(ws);
-    co_return co_await Session(ws, deadline);
-  }
-
-  template <typename NextLayer>
-  asio::awaitable<WsEnd> Session(websocket::stream<NextLayer>& ws, SteadyTime deadline) {
-    beast::tcp_stream& lowest = beast::get_lowest_layer(ws);
-    ws.read_message_max(options_.max_message_bytes);
-    const std::string authorization = token_.empty() ? std::string() : "Bearer " + token_;
-    ws.set_option(websocket::stream_base::decorator([authorization](websocket::request_type& req) {
-      req.set(http::field::user_agent, "edge-agent");
-      if (!authorization.empty()) req.set(http::field::authorization, authorization);
-    }));
+    WebSocketConnection ws(io_.get_executor(), tls_context_.get());
+    ActiveGuard guard(*this, ws);
+    internal::WebSocketOpenOptions open;
+    open.target = url_->Target(kChannelPath);
+    open.authorization = token_.Authorization();
+    open.max_message_bytes = options_.max_message_bytes;
     // Pings and pongs count as traffic for the idle timeout.
-    ws.control_callback([this](websocket::frame_type, beast::string_view) { last_rx_ = Now(); });
-
-    websocket::response_type res;
-    lowest.expires_after(Remaining(deadline));
-    auto [hec] =
-        co_await ws.async_handshake(res, url_->HostHeader(), url_->Target(kChannelPath), kUseTuple);
+    open.on_control = [this] { last_rx_ = Now(); };
+    const WebSocketOpenResult opened = co_await ws.Open(*url_, open, deadline);
     if (stopping_) co_return WsEnd::kStopped;
-    if (hec == websocket::error::upgrade_declined) {
-      const unsigned status = res.result_int();
-      if (status == 401) {
+    if (opened.kind == WebSocketOpenResult::Kind::kDeclined) {
+      if (opened.status == 401) {
         spdlog::error(
             "policy channel: console rejected the node token (401); re-reading {} and "
             "retrying in {} ms",
             options_.token_file, backoff_.max_ms());
-        RefreshToken(true);
+        token_.Refresh(true);
         co_return WsEnd::kUnauthorized;
       }
       spdlog::warn(
           "policy channel: console answered the WebSocket upgrade with {} ({}); polling {} "
           "every {} ms instead",
-          status, Snippet(res.body()), kPollPath, options_.poll_interval_ms);
+          opened.status, Snippet(opened.body), kPollPath, options_.poll_interval_ms);
       co_return WsEnd::kDeclined;
     }
-    if (hec) {
-      spdlog::warn("policy channel: WebSocket handshake with {} failed: {}", url_->HostHeader(),
-                   hec.message());
+    if (opened.kind == WebSocketOpenResult::Kind::kFailed) {
+      spdlog::warn("policy channel: {}", opened.error);
       co_return WsEnd::kFailed;
     }
-    lowest.expires_never();
     SetConnected(true);
     spdlog::info("policy channel: connected to {}", url_->HostHeader());
 
@@ -243,46 +195,40 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   }
 
   // hello, then one message at a time: read, judge, report.
-  template <typename WebSocket>
-  asio::awaitable<WsEnd> Exchange(WebSocket& ws) {
+  asio::awaitable<WsEnd> Exchange(WebSocketConnection& ws) {
     if (!co_await Write(ws, EncodePolicyHello(MakeHello()))) co_return WsEnd::kFailed;
-    beast::flat_buffer buffer;
     while (!stopping_) {
-      buffer.clear();
-      auto [rec, read] = co_await ws.async_read(buffer, kUseTuple);
+      const internal::WebSocketMessage message = co_await ws.Read();
       if (stopping_) break;
-      if (rec) {
-        if (rec == websocket::error::closed) {
+      if (!message.ok) {
+        if (message.closed) {
           spdlog::warn("policy channel: console closed the channel ({} {}); reconnecting",
-                       static_cast<int>(ws.reason().code),
-                       std::string(ws.reason().reason.data(), ws.reason().reason.size()));
+                       message.close_code, message.close_reason);
         } else {
-          spdlog::warn("policy channel: read failed: {}; reconnecting", rec.message());
+          spdlog::warn("policy channel: read failed: {}; reconnecting", message.error);
         }
         co_return WsEnd::kFailed;
       }
       last_rx_ = Now();
       backoff_.Reset();
-      if (!ws.got_text()) {
+      if (!message.text) {
         malformed_.Inc();
-        spdlog::warn("policy channel: ignored a binary message of {} bytes", read);
+        spdlog::warn("policy channel: ignored a binary message of {} bytes", message.data.size());
         continue;
       }
-      std::optional<PolicyReport> report = Handle(beast::buffers_to_string(buffer.data()));
+      std::optional<PolicyReport> report = Handle(message.data);
       if (report && !co_await Write(ws, EncodePolicyReport(*report))) co_return WsEnd::kFailed;
     }
     co_return WsEnd::kStopped;
   }
 
-  template <typename WebSocket>
-  asio::awaitable<bool> Write(WebSocket& ws, std::string text) {
-    ws.text(true);
+  asio::awaitable<bool> Write(WebSocketConnection& ws, std::string text) {
     write_deadline_ = Now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
     if (watchdog_ != nullptr) watchdog_->cancel();  // re-arms for the write deadline
-    auto [wec, written] = co_await ws.async_write(asio::buffer(text), kUseTuple);
+    const std::string error = co_await ws.WriteText(std::move(text));
     write_deadline_.reset();
-    if (wec) {
-      if (!stopping_) spdlog::warn("policy channel: write failed: {}", wec.message());
+    if (!error.empty()) {
+      if (!stopping_) spdlog::warn("policy channel: write failed: {}", error);
       co_return false;
     }
     co_return true;
@@ -333,10 +279,10 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
 
   asio::awaitable<void> PollOnce() {
     if (!url_) co_return;
-    RefreshToken(false);
-    HttpResult reply = co_await Post(url_->Target(kPollPath), EncodePolicyHello(MakeHello()));
+    token_.Refresh(false);
+    HttpReply reply = co_await Post(url_->Target(kPollPath), EncodePolicyHello(MakeHello()));
     if (stopping_) co_return;
-    if (!reply.ok) {
+    if (!reply.transport_ok) {
       spdlog::warn("policy channel: POST {} failed: {}", kPollPath, reply.error);
       co_return;
     }
@@ -346,7 +292,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
           "policy channel: console rejected the node token (401) for a poll; "
           "re-reading {}",
           options_.token_file);
-      RefreshToken(true);
+      token_.Refresh(true);
       co_return;
     }
     if (reply.status != 200) {
@@ -356,9 +302,9 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
     }
     std::optional<PolicyReport> report = Handle(reply.body);
     if (!report) co_return;
-    HttpResult sent = co_await Post(url_->Target(kReportPath), EncodePolicyReport(*report));
+    HttpReply sent = co_await Post(url_->Target(kReportPath), EncodePolicyReport(*report));
     if (stopping_) co_return;
-    if (!sent.ok) {
+    if (!sent.transport_ok) {
       spdlog::warn("policy channel: POST {} failed: {}", kReportPath, sent.error);
     } else if (sent.status < 200 || sent.status >= 300) {
       spdlog::warn("policy channel: console answered {} to a report: {}", sent.status,
@@ -367,121 +313,17 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   }
 
   // One request on a fresh connection, bounded by timeout_ms as a whole.
-  asio::awaitable<HttpResult> Post(std::string target, std::string body) {
-    HttpResult result;
+  asio::awaitable<HttpReply> Post(std::string target, std::string body) {
     const SteadyTime deadline =
         std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
-    std::optional<TcpStream> tcp_stream;
-    std::optional<TlsStream> tls_stream;
-    ActiveGuard guard(*this);
-    result.error = co_await Connect(deadline, tcp_stream, tls_stream);
-    if (!result.error.empty()) co_return result;
-
-    http::request<http::string_body> req{http::verb::post, target, 11};
-    req.set(http::field::host, url_->HostHeader());
-    req.set(http::field::user_agent, "edge-agent");
-    req.set(http::field::content_type, "application/json");
-    req.set(http::field::accept, "application/json");
-    if (!token_.empty()) req.set(http::field::authorization, "Bearer " + token_);
-    req.keep_alive(false);
-    req.body() = std::move(body);
-    req.prepare_payload();
-    if (tls_stream) {
-      co_await HttpExchange(*tls_stream, req, deadline, result);
-    } else {
-      co_await HttpExchange(*tcp_stream, req, deadline, result);
-    }
-    CloseActive();
-    co_return result;
-  }
-
-  template <typename Stream>
-  asio::awaitable<void> HttpExchange(Stream& stream, http::request<http::string_body>& req,
-                                     SteadyTime deadline, HttpResult& result) {
-    beast::tcp_stream& lowest = beast::get_lowest_layer(stream);
-    lowest.expires_after(Remaining(deadline));
-    auto [wec, written] = co_await http::async_write(stream, req, kUseTuple);
-    if (wec) {
-      result.error = "write: " + wec.message();
-      co_return;
-    }
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(options_.max_message_bytes);
-    lowest.expires_after(Remaining(deadline));
-    auto [rec, read] = co_await http::async_read(stream, buffer, parser, kUseTuple);
-    if (rec) {
-      result.error = "read: " + rec.message();
-      co_return;
-    }
-    result.ok = true;
-    result.status = parser.get().result_int();
-    result.body = std::move(parser.get().body());
-  }
-
-  // ---- shared by both transports ----
-
-  // Resolve, TCP connect and, for https, the TLS handshake, all before `deadline`. Returns
-  // an error text or "". The stream being built is the active one (Stop() closes it).
-  asio::awaitable<std::string> Connect(SteadyTime deadline, std::optional<TcpStream>& tcp_out,
-                                       std::optional<TlsStream>& tls_out) {
-    std::optional<tcp::resolver::results_type> endpoints;
-    std::string error = co_await Resolve(deadline, endpoints);
-    if (!endpoints) co_return error;
-    if (stopping_) co_return "stopped";
-    tcp_out.emplace(io_.get_executor());
-    active_ = &*tcp_out;
-    tcp_out->expires_after(Remaining(deadline));
-    auto [ec, endpoint] = co_await tcp_out->async_connect(*endpoints, kUseTuple);
-    if (ec) co_return "connect to " + url_->HostHeader() + ": " + ec.message();
-    if (!url_->tls) co_return std::string();
-    if (tls_context_ == nullptr) co_return "https requested but no TLS context";
-    tls_out.emplace(std::move(*tcp_out), *tls_context_);
-    tcp_out.reset();
-    active_ = &beast::get_lowest_layer(*tls_out);
-    beast::error_code parse_ec;
-    asio::ip::make_address(url_->host, parse_ec);
-    // SNI takes host names only, never address literals.
-    if (parse_ec && !SSL_set_tlsext_host_name(tls_out->native_handle(), url_->host.c_str())) {
-      co_return "TLS: cannot set server name";
-    }
-    tls_out->set_verify_mode(asio::ssl::verify_peer);
-    tls_out->set_verify_callback(asio::ssl::host_name_verification(url_->host));
-    beast::get_lowest_layer(*tls_out).expires_after(Remaining(deadline));
-    auto [hec] = co_await tls_out->async_handshake(asio::ssl::stream_base::client, kUseTuple);
-    if (hec) co_return "TLS handshake with " + url_->HostHeader() + ": " + hec.message();
-    co_return std::string();
-  }
-
-  // The system resolver cannot be interrupted: the coroutine waits on a timer that the
-  // lookup's completion cancels, so a hung lookup costs a late callback, not a stuck loop.
-  asio::awaitable<std::string> Resolve(SteadyTime deadline,
-                                       std::optional<tcp::resolver::results_type>& out) {
-    struct Lookup {
-      explicit Lookup(asio::io_context& io) : wake(io), resolver(io) {}
-      asio::steady_timer wake;
-      tcp::resolver resolver;
-      bool done = false;
-      beast::error_code ec;
-      tcp::resolver::results_type results;
-    };
-    auto lookup = std::make_shared<Lookup>(io_);
-    lookup->wake.expires_at(deadline);
-    resolve_wake_ = std::shared_ptr<asio::steady_timer>(lookup, &lookup->wake);
-    lookup->resolver.async_resolve(
-        url_->host, std::to_string(url_->port),
-        [lookup](const beast::error_code& ec, tcp::resolver::results_type r) {
-          lookup->done = true;
-          lookup->ec = ec;
-          lookup->results = std::move(r);
-          lookup->wake.cancel();
-        });
-    co_await lookup->wake.async_wait(kUseTuple);
-    resolve_wake_.reset();
-    if (!lookup->done) co_return "resolve " + url_->host + ": timed out or aborted";
-    if (lookup->ec) co_return "resolve " + url_->host + ": " + lookup->ec.message();
-    out = std::move(lookup->results);
-    co_return std::string();
+    HttpConnection conn(io_.get_executor(), tls_context_.get(), options_.max_message_bytes);
+    ActiveGuard guard(*this, conn);
+    HttpRequest request;
+    request.target = std::move(target);
+    request.authorization = token_.Authorization();
+    request.body = body;
+    request.keep_alive = false;
+    co_return co_await conn.Post(*url_, request, deadline);
   }
 
   // A console message: a `policy` is judged and its report returned; anything else is
@@ -549,19 +391,6 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
     co_await wait_timer_.async_wait(kUseTuple);
   }
 
-  void RefreshToken(bool force) {
-    const int64_t now = clock_.MonotonicMs();
-    if (!force && token_read_ && now - token_read_ms_ < kTokenRefreshMs) return;
-    token_read_ = true;
-    token_read_ms_ = now;
-    auto token = ReadTokenFile(options_.token_file);
-    if (!token.ok()) {
-      spdlog::error("policy channel: {}; keeping the previous token", token.error());
-      return;
-    }
-    token_ = std::move(token.value());
-  }
-
   void SetConnected(bool value) {
     connected_ = value;
     connected_gauge_.Set(value ? 1 : 0);
@@ -569,10 +398,8 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
 
   // Aborts whatever is in flight on the current connection.
   void CloseActive() {
-    if (active_ == nullptr) return;
-    beast::error_code ignored;
-    active_->socket().shutdown(tcp::socket::shutdown_both, ignored);
-    active_->close();
+    if (active_ws_ != nullptr) active_ws_->Close();
+    if (active_http_ != nullptr) active_http_->Close();
   }
 
   void Finish() {
@@ -583,24 +410,18 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
     RunStopCallbacks();
   }
 
-  void RunStopCallbacks() {
-    std::vector<std::function<void()>> callbacks;
-    callbacks.swap(stop_callbacks_);
-    for (auto& cb : callbacks) {
-      try {
-        cb();
-      } catch (...) {
-        LogException(kWho, "stop callback threw", std::current_exception());
-      }
-    }
-  }
+  void RunStopCallbacks() { internal::RunStopCallbacks(stop_callbacks_, kWho); }
 
   static SteadyTime Now() { return std::chrono::steady_clock::now(); }
 
-  // Clears active_ when the streams of one attempt go out of scope.
+  // Makes one attempt's connection the one Stop() and the watchdog close, for its scope.
   struct ActiveGuard {
-    explicit ActiveGuard(ChannelLoop& l) : loop(l) {}
-    ~ActiveGuard() { loop.active_ = nullptr; }
+    ActiveGuard(ChannelLoop& l, WebSocketConnection& ws) : loop(l) { loop.active_ws_ = &ws; }
+    ActiveGuard(ChannelLoop& l, ConsoleTransport& http) : loop(l) { loop.active_http_ = &http; }
+    ~ActiveGuard() {
+      loop.active_ws_ = nullptr;
+      loop.active_http_ = nullptr;
+    }
     ActiveGuard(const ActiveGuard&) = delete;
     ActiveGuard& operator=(const ActiveGuard&) = delete;
     ChannelLoop& loop;
@@ -610,9 +431,9 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   const PolicyChannelOptions options_;
   PolicyJudge judge_;
   AppliedPolicy applied_;
-  Clock& clock_;
   std::optional<ConsoleUrl> url_;
   std::unique_ptr<asio::ssl::context> tls_context_;  // https only
+  BearerToken token_;
   Backoff backoff_;
   asio::steady_timer wait_timer_;
   GaugeHandle& connected_gauge_;
@@ -621,16 +442,14 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   std::atomic<bool> connected_{false};  // read from any thread
 
   // Everything below is owned by the io_context thread.
-  beast::tcp_stream* active_ = nullptr;  // lowest layer of the connection in flight
+  // The connection in flight (at most one of them), closed by Stop() and the watchdog.
+  WebSocketConnection* active_ws_ = nullptr;
+  ConsoleTransport* active_http_ = nullptr;
   asio::steady_timer* watchdog_ = nullptr;
-  std::shared_ptr<asio::steady_timer> resolve_wake_;
   uint64_t session_id_ = 0;
   bool session_open_ = false;
   SteadyTime last_rx_{};
   std::optional<SteadyTime> write_deadline_;
-  std::string token_;
-  bool token_read_ = false;
-  int64_t token_read_ms_ = 0;
   std::string last_rejected_key_;
   std::optional<PolicyReport> last_rejection_;
   bool started_ = false;

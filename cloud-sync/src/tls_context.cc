@@ -1,0 +1,41 @@
+#include "edge/cloudsync/tls_context.h"
+
+#include <spdlog/spdlog.h>
+
+#include <boost/beast/core/error.hpp>
+
+namespace edge::cloudsync {
+
+namespace asio = boost::asio;
+
+Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  boost::beast::error_code ec;
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                       asio::ssl::context::no_tlsv1_1,
+                   ec);
+  if (!ec) ctx->set_verify_mode(asio::ssl::verify_peer, ec);
+  if (ec) return Status::Error("TLS setup: " + ec.message());
+  if (ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    if (ec) return Status::Error("TLS: cannot load the system CA store: " + ec.message());
+  } else {
+    ctx->load_verify_file(ca_file, ec);
+    if (ec) return Status::Error("TLS: cannot load CA file '" + ca_file + "': " + ec.message());
+  }
+  return ctx;
+}
+
+std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(const std::string& ca_file,
+                                                          std::string_view who) {
+  auto ctx = MakeTlsContext(ca_file);
+  if (ctx.ok()) return std::move(ctx.value());
+  spdlog::error("{}: {}", who, ctx.error());
+  auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  boost::beast::error_code ignored;
+  fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
+  return fallback;
+}
+
+}  // namespace edge::cloudsync
