@@ -200,6 +200,10 @@ class Stack:
         ] + ["  " + line for line in store_extra] + [
             "http:",
             "  listen: \"127.0.0.1:%d\"" % self.agent_port,
+            # The latency scenario runs 10,000 load sensors (the default sensors.max) plus its
+            # probe sensors.
+            "sensors:",
+            "  max: 20000",
             "policy: %s" % json.dumps(self.path("policy.yaml")),
         ]
         if console:
