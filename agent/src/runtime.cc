@@ -195,251 +195,299 @@ std::string BuildStatus(const StatusSources& src) {
   return status.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-}  // namespace
+// The parts one run owns, declared in the order RunAgent makes them, so that they are
+// destroyed in reverse: threads and channels first, the store, metrics and clock last.
+// Each step below fills in its part; a step that fails returns a Status whose message is
+// the critical log line, and RunAgent exits 2.
+struct Run {
+  explicit Run(const Config& c) : config(c) {}
 
-const char* AgentVersion() { return EDGE_AGENT_VERSION; }
-
-int RunAgent(const Config& config) {
+  const Config& config;
   SystemClock clock;
   PrometheusMetrics metrics;
-  metrics
-      .Gauge("edge_agent_build_info", "Always 1; labels carry the agent version",
-             {{"version", AgentVersion()}})
-      .Set(1);
-  metrics.Gauge("edge_agent_start_time_seconds", "Wall-clock start time of the agent process")
-      .Set(static_cast<double>(clock.WallMs()) / 1000.0);
 
-  // Policy: a bad file at startup is a configuration error, unless a stored console
-  // policy takes precedence (decided once the store is open).
+  // Policy: the local file's, or the reason it was refused (decided once the store is open).
   rules::Policy policy;
   std::string local_policy_error;
-  if (!config.policy_file.empty()) {
-    auto text = ReadFile(config.policy_file);
-    auto parsed = text.ok() ? rules::ParsePolicy(*text, config.policy_file)
-                            : Result<rules::Policy>(text.status());
-    if (parsed.ok()) {
-      policy = std::move(*parsed);
-    } else {
-      local_policy_error = parsed.error();
-    }
-  }
-  RegisterConsolePolicyMetrics(metrics);
+  size_t rule_count = 0;
 
-  // Store: writer for the pipeline, reader for the uplink.
-  StoreOptions store_options{config.store.path};
-  store_options.max_bytes = config.store.max_bytes;
-  store_options.readings_share = config.store.readings_share;
-  store_options.retention_ms = config.store.retention_ms;
-  store_options.max_pages = config.store.max_pages;
-  OpenReport report;
-  auto writer = StoreWriter::Open(store_options, &report);
-  if (!writer.ok()) {
-    spdlog::critical("store: {}", writer.error());
-    return 2;
-  }
-  auto& recoveries = metrics.Counter("edge_agent_store_recoveries_total",
-                                     "Corrupt databases moved aside and replaced at start");
-  if (report.recovered) {
-    recoveries.Inc();
-    spdlog::error("store: database {} was unusable ({}); moved aside to {} and replaced",
-                  config.store.path, report.reason, report.moved_aside_path);
-  }
-  auto reader = StoreReader::Open(store_options);
-  if (!reader.ok()) {
-    spdlog::critical("store: {}", reader.error());
-    return 2;
-  }
-  spdlog::info("store {} open (epoch {}{})", config.store.path, (*writer)->epoch(),
-               report.created ? ", new" : "");
+  std::unique_ptr<StoreWriter> writer;  // the pipeline's connection
+  std::unique_ptr<StoreReader> reader;  // the network thread's connection
 
-  // Console policies (docs/policy.md, "Console policies"): with sync.policy_key, a stored
-  // console policy that still verifies runs instead of the local file.
   std::unique_ptr<cloudsync::VerifyKey> policy_key;
   std::unique_ptr<ConsolePolicyState> console_state;
   std::optional<ConsolePolicyAtStart> console_start;
-  if (!config.sync.policy_key.empty()) {
-    auto key = cloudsync::LoadVerifyKey(config.sync.policy_key);
-    if (!key.ok()) {
-      spdlog::critical("sync.policy_key: {}", key.error());
-      return 2;
+
+  asio::io_context io{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work = asio::make_work_guard(io);
+
+  // The MQTT callback thread pushes, the pipeline thread pops.
+  IngestQueue queue{config.queue_capacity, static_cast<size_t>(config.queue_max_bytes)};
+  CounterHandle* queue_drops = nullptr;
+  GaugeHandle* queue_depth = nullptr;
+  std::unique_ptr<Ingest> ingest;
+
+  PolicyInfo policy_info;
+  std::unique_ptr<StoreOutboxSource> outbox;
+  std::unique_ptr<cloudsync::Uplink> uplink;  // null without a console
+
+  std::unique_ptr<StoreGauges> store_gauges;
+  std::unique_ptr<HttpServer> server;
+
+  // Set before the network and ingest threads start; read by them.
+  std::unique_ptr<Pipeline> pipeline;
+  std::unique_ptr<PolicyWatcher> policy_watcher;
+  std::unique_ptr<ConsolePolicyJudge> judge;
+  std::unique_ptr<cloudsync::PolicyChannel> channel;
+
+  std::promise<int> stop_signal;
+  std::optional<asio::signal_set> signals;
+  std::thread network;
+  std::thread pipeline_thread;
+};
+
+void RegisterBuildMetrics(Run& run) {
+  run.metrics
+      .Gauge("edge_agent_build_info", "Always 1; labels carry the agent version",
+             {{"version", AgentVersion()}})
+      .Set(1);
+  run.metrics.Gauge("edge_agent_start_time_seconds", "Wall-clock start time of the agent process")
+      .Set(static_cast<double>(run.clock.WallMs()) / 1000.0);
+}
+
+// A bad file at startup is a configuration error, unless a stored console policy takes
+// precedence (ChoosePolicy).
+void LoadLocalPolicy(Run& run) {
+  const std::string& file = run.config.policy_file;
+  if (!file.empty()) {
+    auto text = ReadFile(file);
+    auto parsed =
+        text.ok() ? rules::ParsePolicy(*text, file) : Result<rules::Policy>(text.status());
+    if (parsed.ok()) {
+      run.policy = std::move(*parsed);
+    } else {
+      run.local_policy_error = parsed.error();
     }
-    policy_key = std::move(*key);
-    console_state = StoreConsolePolicyState(**reader);
-    console_start = LoadConsolePolicyAtStart(*console_state, *policy_key);
   }
-  if (console_start) {
+  RegisterConsolePolicyMetrics(run.metrics);
+}
+
+// Writer for the pipeline, reader for the uplink.
+Status OpenStore(Run& run) {
+  const auto& store = run.config.store;
+  StoreOptions store_options{store.path};
+  store_options.max_bytes = store.max_bytes;
+  store_options.readings_share = store.readings_share;
+  store_options.retention_ms = store.retention_ms;
+  store_options.max_pages = store.max_pages;
+  OpenReport report;
+  auto writer = StoreWriter::Open(store_options, &report);
+  if (!writer.ok()) return Status::Error("store: " + writer.error());
+  run.writer = std::move(*writer);
+  auto& recoveries = run.metrics.Counter("edge_agent_store_recoveries_total",
+                                         "Corrupt databases moved aside and replaced at start");
+  if (report.recovered) {
+    recoveries.Inc();
+    spdlog::error("store: database {} was unusable ({}); moved aside to {} and replaced",
+                  store.path, report.reason, report.moved_aside_path);
+  }
+  auto reader = StoreReader::Open(store_options);
+  if (!reader.ok()) return Status::Error("store: " + reader.error());
+  run.reader = std::move(*reader);
+  spdlog::info("store {} open (epoch {}{})", store.path, run.writer->epoch(),
+               report.created ? ", new" : "");
+  return Status::Ok();
+}
+
+// Console policies (docs/policy.md, "Console policies"): with sync.policy_key, a stored
+// console policy that still verifies runs instead of the local file.
+Status ChoosePolicy(Run& run) {
+  if (!run.config.sync.policy_key.empty()) {
+    auto key = cloudsync::LoadVerifyKey(run.config.sync.policy_key);
+    if (!key.ok()) return Status::Error("sync.policy_key: " + key.error());
+    run.policy_key = std::move(*key);
+    run.console_state = StoreConsolePolicyState(*run.reader);
+    run.console_start = LoadConsolePolicyAtStart(*run.console_state, *run.policy_key);
+  }
+  if (run.console_start) {
+    const StoredConsolePolicy& s = run.console_start->stored;
     spdlog::info(
         "running console policy {}@{} (applied at {} ms); the local policy file is not "
         "watched",
-        console_start->stored.name, console_start->stored.version,
-        console_start->stored.applied_ms);
-    policy = std::move(console_start->policy);
-  } else if (!local_policy_error.empty()) {
-    spdlog::critical("policy: {}", local_policy_error);
-    return 2;
-  } else if (config.policy_file.empty()) {
+        s.name, s.version, s.applied_ms);
+    run.policy = std::move(run.console_start->policy);
+  } else if (!run.local_policy_error.empty()) {
+    return Status::Error("policy: " + run.local_policy_error);
+  } else if (run.config.policy_file.empty()) {
     spdlog::warn("no policy file configured: readings are received but no rule runs");
   }
-  const size_t rule_count = policy.rules.size();
-  metrics.Gauge("edge_agent_policy_rules", "Rules in the active policy")
-      .Set(static_cast<double>(rule_count));
+  run.rule_count = run.policy.rules.size();
+  run.metrics.Gauge("edge_agent_policy_rules", "Rules in the active policy")
+      .Set(static_cast<double>(run.rule_count));
+  return Status::Ok();
+}
 
-  asio::io_context io(1);
-  auto work = asio::make_work_guard(io);
-
-  // Ingest queue: the MQTT callback thread pushes, the pipeline thread pops.
-  IngestQueue queue(config.queue_capacity, static_cast<size_t>(config.queue_max_bytes));
-  auto& queue_drops = metrics.Counter("edge_agent_messages_dropped_total",
-                                      "MQTT messages dropped before processing, by reason",
-                                      {{"reason", "queue_full"}});
-  auto& queue_depth =
-      metrics.Gauge("edge_agent_ingest_queue_depth", "MQTT messages waiting for the pipeline");
-  metrics.Gauge("edge_agent_ingest_queue_capacity", "Capacity of the ingest queue")
-      .Set(static_cast<double>(queue.capacity()));
+// The MQTT client (mqtt.client) and the ingest queue it feeds. Not started yet.
+Status MakeIngest(Run& run) {
+  const auto& mqtt = run.config.mqtt;
+  run.queue_drops = &run.metrics.Counter("edge_agent_messages_dropped_total",
+                                         "MQTT messages dropped before processing, by reason",
+                                         {{"reason", "queue_full"}});
+  run.queue_depth =
+      &run.metrics.Gauge("edge_agent_ingest_queue_depth", "MQTT messages waiting for the pipeline");
+  run.metrics.Gauge("edge_agent_ingest_queue_capacity", "Capacity of the ingest queue")
+      .Set(static_cast<double>(run.queue.capacity()));
 
   IngestOptions ingest_options;
-  ingest_options.url = config.mqtt.url;
-  ingest_options.client_id = MqttClientId(config);
-  ingest_options.topics = config.mqtt.topics;
-  ingest_options.qos = config.mqtt.qos;
-  ingest_options.username = config.mqtt.username;
-  ingest_options.ca_file = config.mqtt.ca_file;
-  ingest_options.keepalive_ms = config.mqtt.keepalive_ms;
-  ingest_options.read_pause_ms = config.mqtt.read_pause_ms;
-  if (!config.mqtt.password_file.empty()) {
-    auto pw = ReadFile(config.mqtt.password_file);
-    if (!pw.ok()) {
-      spdlog::critical("mqtt.password_file: {}", pw.error());
-      return 2;
-    }
+  ingest_options.url = mqtt.url;
+  ingest_options.client_id = MqttClientId(run.config);
+  ingest_options.topics = mqtt.topics;
+  ingest_options.qos = mqtt.qos;
+  ingest_options.username = mqtt.username;
+  ingest_options.ca_file = mqtt.ca_file;
+  ingest_options.keepalive_ms = mqtt.keepalive_ms;
+  ingest_options.read_pause_ms = mqtt.read_pause_ms;
+  if (!mqtt.password_file.empty()) {
+    auto pw = ReadFile(mqtt.password_file);
+    if (!pw.ok()) return Status::Error("mqtt.password_file: " + pw.error());
     ingest_options.password = Trim(*pw);
   }
   // The native client skips (and counts) packets that cannot hold a payload of
   // max_payload_bytes: the longest topic (2 + 65535 bytes) and a packet id fit.
-  ingest_options.max_packet_bytes = config.mqtt.max_payload_bytes + 65'539;
-  // Set once the pipeline exists, before the network and ingest threads start.
-  Pipeline* pipeline_ptr = nullptr;
+  ingest_options.max_packet_bytes = mqtt.max_payload_bytes + 65'539;
   // A small batch is processed on the MQTT thread when the pipeline is idle
   // (Pipeline::TryProcessNow); the rest is queued for the pipeline thread.
-  MessageSink ingest_sink = [&queue, &queue_drops, &pipeline_ptr](std::span<RawMessage> messages) {
-    if (pipeline_ptr != nullptr && pipeline_ptr->TryProcessNow(messages)) return;
+  MessageSink ingest_sink = [&pipeline = run.pipeline, &queue = run.queue,
+                             &queue_drops = *run.queue_drops](std::span<RawMessage> messages) {
+    if (pipeline != nullptr && pipeline->TryProcessNow(messages)) return;
     const auto pushed = queue.PushBatch(messages);
     if (pushed.dropped_oldest > 0) queue_drops.Inc(static_cast<double>(pushed.dropped_oldest));
   };
-  auto ingest =
-      config.mqtt.client == "paho"
-          ? CreatePahoIngest(io, ingest_options, std::move(ingest_sink), metrics, clock)
-          : CreateNativeIngest(io, ingest_options, std::move(ingest_sink), metrics, clock);
+  auto create = mqtt.client == "paho" ? &CreatePahoIngest : &CreateNativeIngest;
+  run.ingest = create(run.io, ingest_options, std::move(ingest_sink), run.metrics, run.clock);
+  return Status::Ok();
+}
 
-  PolicyInfo policy_info{policy.version, rule_count};
-  if (console_start) {
-    policy_info.version =
-        console_start->stored.name + "@" + std::to_string(console_start->stored.version);
+// What the status heartbeat reports; everything it reads outlives the uplink.
+StatusSources MakeStatusSources(Run& run) {
+  StatusSources src;
+  src.reader = run.reader.get();
+  src.ingest = run.ingest.get();
+  src.clock = &run.clock;
+  src.policy = &run.policy_info;
+  src.labels = &run.config.labels;
+  src.started_ms = run.clock.WallMs();
+  src.started_mono_ms = run.clock.MonotonicMs();
+  src.queue_full = run.queue_drops;
+  src.alerts_dropped = &run.metrics.Counter(
+      "edge_agent_alerts_dropped_total",
+      "Alert events dropped because they could not be committed and the in-memory backlog was "
+      "full");
+  for (RejectReason r :
+       {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
+        RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
+        RejectReason::kTooDeep, RejectReason::kTooManyReadings, RejectReason::kTopicTooLong}) {
+    src.readings_rejected.push_back(
+        &run.metrics.Counter("edge_agent_readings_rejected_total",
+                             "MQTT messages rejected by the payload decoder, by reason",
+                             {{"reason", std::string(ReasonLabel(r))}}));
   }
+  return src;
+}
 
-  // Uplink (optional: without a console the agent still detects and stores).
-  StoreOutboxSource outbox(**reader, config.node_id, metrics);
-  std::unique_ptr<cloudsync::Uplink> uplink;
-  if (!config.console.url.empty()) {
-    cloudsync::UplinkOptions u;
-    u.console_url = config.console.url;
-    u.node_id = config.node_id;
-    u.token_file = config.console.token_file;
-    u.ca_file = config.console.ca_file;
-    u.batch_max_items = config.console.batch_max_items;
-    u.timeout_ms = config.console.timeout_ms;
-    u.backoff_initial_ms = config.console.backoff_initial_ms;
-    u.backoff_max_ms = config.console.backoff_max_ms;
-    u.linger_ms = config.console.linger_ms;
-    u.status_interval_ms = config.sync.status_interval_ms;
-    StatusSources status_sources;
-    status_sources.reader = reader->get();
-    status_sources.ingest = ingest.get();
-    status_sources.clock = &clock;
-    status_sources.policy = &policy_info;
-    status_sources.labels = &config.labels;
-    status_sources.started_ms = clock.WallMs();
-    status_sources.started_mono_ms = clock.MonotonicMs();
-    status_sources.queue_full = &queue_drops;
-    status_sources.alerts_dropped = &metrics.Counter(
-        "edge_agent_alerts_dropped_total",
-        "Alert events dropped because they could not be committed and the in-memory backlog was "
-        "full");
-    for (RejectReason r :
-         {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
-          RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
-          RejectReason::kTooDeep, RejectReason::kTooManyReadings, RejectReason::kTopicTooLong}) {
-      status_sources.readings_rejected.push_back(
-          &metrics.Counter("edge_agent_readings_rejected_total",
-                           "MQTT messages rejected by the payload decoder, by reason",
-                           {{"reason", std::string(ReasonLabel(r))}}));
-    }
-    u.status_provider = [src = std::move(status_sources)] { return BuildStatus(src); };
-    if (Status s = cloudsync::ValidateUplinkOptions(u); !s) {
-      spdlog::critical("console: {}", s.message());
-      return 2;
-    }
-    uplink = cloudsync::CreateUplink(io, u, outbox, metrics, clock);
-  } else {
+// The uplink and its status heartbeat (optional: without a console the agent still
+// detects and stores). Not started yet.
+Status MakeUplink(Run& run) {
+  run.policy_info = {run.policy.version, run.rule_count};
+  if (run.console_start) {
+    const StoredConsolePolicy& s = run.console_start->stored;
+    run.policy_info.version = s.name + "@" + std::to_string(s.version);
+  }
+  const Config& config = run.config;
+  run.outbox = std::make_unique<StoreOutboxSource>(*run.reader, config.node_id, run.metrics);
+  if (config.console.url.empty()) {
     spdlog::warn("no console configured: alerts stay in the local outbox");
+    return Status::Ok();
   }
-  for (const std::string& w : ConfigWarnings(config)) spdlog::warn("{}", w);
+  cloudsync::UplinkOptions u;
+  u.console_url = config.console.url;
+  u.node_id = config.node_id;
+  u.token_file = config.console.token_file;
+  u.ca_file = config.console.ca_file;
+  u.batch_max_items = config.console.batch_max_items;
+  u.timeout_ms = config.console.timeout_ms;
+  u.backoff_initial_ms = config.console.backoff_initial_ms;
+  u.backoff_max_ms = config.console.backoff_max_ms;
+  u.linger_ms = config.console.linger_ms;
+  u.status_interval_ms = config.sync.status_interval_ms;
+  u.status_provider = [src = MakeStatusSources(run)] { return BuildStatus(src); };
+  if (Status s = cloudsync::ValidateUplinkOptions(u); !s) {
+    return Status::Error("console: " + s.message());
+  }
+  run.uplink = cloudsync::CreateUplink(run.io, u, *run.outbox, run.metrics, run.clock);
+  return Status::Ok();
+}
 
-  // HTTP endpoints.
+// GET /metrics /healthz /readyz /v1/readings, served on the network thread.
+HttpHandler MakeHttpHandler(Run& run, TokenOrLoopbackGate gate) {
+  return [&metrics = run.metrics, &queue = run.queue, &queue_depth = *run.queue_depth,
+          ingest = run.ingest.get(), uplink = run.uplink.get(), &store_reader = *run.reader,
+          &store_gauges = *run.store_gauges, &pipeline = run.pipeline,
+          gate = std::move(gate)](const HttpRequest& req) -> HttpResponse {
+    const std::string_view method = req.method;
+    const std::string_view target = req.target;
+    const std::string_view path = target.substr(0, target.find('?'));
+    if (method != "GET" && method != "HEAD") {
+      return {405, "text/plain; charset=utf-8", "method not allowed\n"};
+    }
+    if (path == "/metrics") {
+      queue_depth.Set(static_cast<double>(queue.size()));
+      store_gauges.Refresh(store_reader);
+      return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
+    }
+    if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
+    if (path == "/readyz") {
+      std::string why;
+      if (!ingest->Connected()) why += "mqtt: not connected\n";
+      if (uplink != nullptr && !uplink->Authorized()) {
+        why += "console: token rejected (401)\n";
+      }
+      if (pipeline != nullptr && !pipeline->store_writable()) {
+        why += "store: refusing writes (disk full or I/O error)\n";
+      }
+      if (why.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
+      return {503, "text/plain; charset=utf-8", why};
+    }
+    if (path == "/v1/readings") {
+      if (auto refused = gate.Check(req)) return std::move(*refused);
+      return ServeReadings(store_reader, target);
+    }
+    return {404, "text/plain; charset=utf-8", "not found\n"};
+  };
+}
+
+// The HTTP endpoints: listening once this returns, served once the network thread runs.
+Status StartHttp(Run& run) {
+  const auto& http = run.config.http;
   HttpServerOptions http_options;
-  http_options.listen = config.http.listen;
-  http_options.header_timeout_ms = config.http.header_timeout_ms;
-  http_options.max_connections = config.http.max_connections;
-  http_options.max_connections_per_client = config.http.max_connections_per_client;
-  auto readings_gate = ReadingsGate(config.http.readings_token_file, metrics);
+  http_options.listen = http.listen;
+  http_options.header_timeout_ms = http.header_timeout_ms;
+  http_options.max_connections = http.max_connections;
+  http_options.max_connections_per_client = http.max_connections_per_client;
+  auto readings_gate = ReadingsGate(http.readings_token_file, run.metrics);
   if (!readings_gate.ok()) {
-    spdlog::critical("http.readings_token_file: {}", readings_gate.error());
-    return 2;
+    return Status::Error("http.readings_token_file: " + readings_gate.error());
   }
-  cloudsync::Uplink* uplink_ptr = uplink.get();
-  Ingest* ingest_ptr = ingest.get();
-  StoreReader& store_reader = **reader;
-  StoreGauges store_gauges(metrics);
-  auto server = StartHttpServer(
-      io, http_options,
-      [&metrics, &queue, &queue_depth, ingest_ptr, uplink_ptr, &store_reader, &store_gauges,
-       &pipeline_ptr, gate = std::move(*readings_gate)](const HttpRequest& req) -> HttpResponse {
-        const std::string_view method = req.method;
-        const std::string_view target = req.target;
-        const std::string_view path = target.substr(0, target.find('?'));
-        if (method != "GET" && method != "HEAD") {
-          return {405, "text/plain; charset=utf-8", "method not allowed\n"};
-        }
-        if (path == "/metrics") {
-          queue_depth.Set(static_cast<double>(queue.size()));
-          store_gauges.Refresh(store_reader);
-          return {200, "text/plain; version=0.0.4; charset=utf-8", metrics.Render()};
-        }
-        if (path == "/healthz") return {200, "text/plain; charset=utf-8", "ok\n"};
-        if (path == "/readyz") {
-          std::string why;
-          if (!ingest_ptr->Connected()) why += "mqtt: not connected\n";
-          if (uplink_ptr != nullptr && !uplink_ptr->Authorized()) {
-            why += "console: token rejected (401)\n";
-          }
-          if (pipeline_ptr != nullptr && !pipeline_ptr->store_writable()) {
-            why += "store: refusing writes (disk full or I/O error)\n";
-          }
-          if (why.empty()) return {200, "text/plain; charset=utf-8", "ready\n"};
-          return {503, "text/plain; charset=utf-8", why};
-        }
-        if (path == "/v1/readings") {
-          if (auto refused = gate.Check(req)) return std::move(*refused);
-          return ServeReadings(store_reader, target);
-        }
-        return {404, "text/plain; charset=utf-8", "not found\n"};
-      },
-      metrics);
-  if (!server.ok()) {
-    spdlog::critical("{}", server.error());
-    return 2;
-  }
+  run.store_gauges = std::make_unique<StoreGauges>(run.metrics);
+  auto server = StartHttpServer(run.io, http_options,
+                                MakeHttpHandler(run, std::move(*readings_gate)), run.metrics);
+  if (!server.ok()) return server.status();
+  run.server = std::move(*server);
+  return Status::Ok();
+}
 
+void MakePipeline(Run& run) {
+  const Config& config = run.config;
   PipelineOptions pipeline_options;
   pipeline_options.node_id = config.node_id;
   pipeline_options.decode.max_payload_bytes = config.mqtt.max_payload_bytes;
@@ -447,72 +495,75 @@ int RunAgent(const Config& config) {
   pipeline_options.rollup_interval_ms = config.store.rollup_interval_ms;
   pipeline_options.max_sensors = config.max_sensors;
   pipeline_options.sensor_idle_ms = config.sensor_idle_ms;
-  Pipeline pipeline(pipeline_options, queue, rules::Engine(std::move(policy)), **writer, metrics,
-                    clock, [uplink_ptr] {
-                      if (uplink_ptr != nullptr) uplink_ptr->Notify();
-                    });
-  pipeline_ptr = &pipeline;
+  run.pipeline =
+      std::make_unique<Pipeline>(pipeline_options, run.queue, rules::Engine(std::move(run.policy)),
+                                 *run.writer, run.metrics, run.clock, [uplink = run.uplink.get()] {
+                                   if (uplink != nullptr) uplink->Notify();
+                                 });
+}
 
-  // Hot reload of the local policy file: polled on the network thread, swapped in by the
-  // pipeline thread between batches.
-  std::unique_ptr<PolicyWatcher> policy_watcher;
-  if (!config.policy_file.empty() && !console_start) {
-    policy_watcher = std::make_unique<PolicyWatcher>(io, config.policy_file, metrics,
-                                                     [&pipeline, &policy_info](rules::Policy p) {
-                                                       policy_info = {p.version, p.rules.size()};
-                                                       pipeline.SetPolicy(std::move(p));
-                                                     });
-    policy_watcher->Start();
+// Hot reload of the local policy file: polled on the network thread, swapped in by the
+// pipeline thread between batches. Not while a console policy runs.
+void StartPolicyWatcher(Run& run) {
+  if (run.config.policy_file.empty() || run.console_start) return;
+  run.policy_watcher = std::make_unique<PolicyWatcher>(
+      run.io, run.config.policy_file, run.metrics,
+      [&pipeline = *run.pipeline, &policy_info = run.policy_info](rules::Policy p) {
+        policy_info = {p.version, p.rules.size()};
+        pipeline.SetPolicy(std::move(p));
+      });
+  run.policy_watcher->Start();
+}
+
+// The policy channel: signed console policies, judged on the network thread. Only with
+// sync.policy_key. Not started yet.
+Status MakePolicyChannel(Run& run) {
+  if (!run.policy_key) return Status::Ok();
+  const Config& config = run.config;
+  std::optional<RunningConsolePolicy> running;
+  if (run.console_start) {
+    const StoredConsolePolicy& s = run.console_start->stored;
+    running = RunningConsolePolicy{s.name, s.version, s.seq};
   }
-
-  // The policy channel: signed console policies, judged on the network thread.
-  std::unique_ptr<ConsolePolicyJudge> judge;
-  std::unique_ptr<cloudsync::PolicyChannel> channel;
-  if (policy_key) {
-    std::optional<RunningConsolePolicy> running;
-    if (console_start) {
-      const StoredConsolePolicy& s = console_start->stored;
-      running = RunningConsolePolicy{s.name, s.version, s.seq};
-    }
-    judge = std::make_unique<ConsolePolicyJudge>(
-        *policy_key, *console_state, metrics, clock,
-        [&pipeline, &policy_info, &policy_watcher](rules::Policy p,
-                                                   const StoredConsolePolicy& stored) {
-          policy_info = {stored.name + "@" + std::to_string(stored.version), p.rules.size()};
-          pipeline.SetPolicy(std::move(p));
-          if (policy_watcher) policy_watcher->Stop();
-        },
-        std::move(running));
-    cloudsync::PolicyChannelOptions c;
-    c.console_url = config.console.url;
-    c.node_id = config.node_id;
-    c.token_file = config.console.token_file;
-    c.ca_file = config.console.ca_file;
-    c.labels = config.labels;
-    c.agent_version = AgentVersion();
-    c.timeout_ms = config.console.timeout_ms;
-    c.backoff_initial_ms = config.console.backoff_initial_ms;
-    c.backoff_max_ms = config.console.backoff_max_ms;
-    c.poll_interval_ms = config.sync.policy_poll_interval_ms;
-    if (Status s = cloudsync::ValidatePolicyChannelOptions(c); !s) {
-      spdlog::critical("policy channel: {}", s.message());
-      return 2;
-    }
-    ConsolePolicyJudge* judge_ptr = judge.get();
-    channel = cloudsync::CreatePolicyChannel(
-        io, std::move(c),
-        [judge_ptr](const cloudsync::PolicyDocument& d) { return judge_ptr->Judge(d); },
-        [judge_ptr] { return judge_ptr->Applied(); }, metrics, clock);
+  run.judge = std::make_unique<ConsolePolicyJudge>(
+      *run.policy_key, *run.console_state, run.metrics, run.clock,
+      [&pipeline = *run.pipeline, &policy_info = run.policy_info,
+       &policy_watcher = run.policy_watcher](rules::Policy p, const StoredConsolePolicy& stored) {
+        policy_info = {stored.name + "@" + std::to_string(stored.version), p.rules.size()};
+        pipeline.SetPolicy(std::move(p));
+        if (policy_watcher) policy_watcher->Stop();
+      },
+      std::move(running));
+  cloudsync::PolicyChannelOptions c;
+  c.console_url = config.console.url;
+  c.node_id = config.node_id;
+  c.token_file = config.console.token_file;
+  c.ca_file = config.console.ca_file;
+  c.labels = config.labels;
+  c.agent_version = AgentVersion();
+  c.timeout_ms = config.console.timeout_ms;
+  c.backoff_initial_ms = config.console.backoff_initial_ms;
+  c.backoff_max_ms = config.console.backoff_max_ms;
+  c.poll_interval_ms = config.sync.policy_poll_interval_ms;
+  if (Status s = cloudsync::ValidatePolicyChannelOptions(c); !s) {
+    return Status::Error("policy channel: " + s.message());
   }
+  ConsolePolicyJudge* judge = run.judge.get();
+  run.channel = cloudsync::CreatePolicyChannel(
+      run.io, std::move(c), [judge](const cloudsync::PolicyDocument& d) { return judge->Judge(d); },
+      [judge] { return judge->Applied(); }, run.metrics, run.clock);
+  return Status::Ok();
+}
 
-  // Termination signals are handled on the network thread; the main thread waits.
-  std::promise<int> stop_signal;
-  asio::signal_set signals(io, SIGTERM, SIGINT);
-  signals.async_wait([&stop_signal](const boost::system::error_code& ec, int sig) {
-    stop_signal.set_value(ec ? 0 : sig);
-  });
-
-  std::thread network([&io] {
+// Starts the network and pipeline threads, then ingest, uplink and policy channel.
+// Termination signals are handled on the network thread.
+void Start(Run& run) {
+  run.signals.emplace(run.io, SIGTERM, SIGINT);
+  run.signals->async_wait(
+      [&stop_signal = run.stop_signal](const boost::system::error_code& ec, int sig) {
+        stop_signal.set_value(ec ? 0 : sig);
+      });
+  run.network = std::thread([&io = run.io] {
     for (;;) {
       try {
         io.run();
@@ -522,40 +573,80 @@ int RunAgent(const Config& config) {
       }
     }
   });
-  std::thread pipeline_thread([&pipeline] { pipeline.Run(); });
+  run.pipeline_thread = std::thread([&pipeline = *run.pipeline] { pipeline.Run(); });
 
-  ingest->Start();
-  if (uplink) uplink->Start();
-  if (channel) channel->Start();
+  run.ingest->Start();
+  if (run.uplink) run.uplink->Start();
+  if (run.channel) run.channel->Start();
+  const Config& config = run.config;
   spdlog::info("edge-agent {} running: node {}, mqtt {}, {} rule(s), http {}:{}, console {}",
-               AgentVersion(), config.node_id, config.mqtt.url, rule_count,
-               config.http.listen.substr(0, config.http.listen.rfind(':')), (*server)->port(),
+               AgentVersion(), config.node_id, config.mqtt.url, run.rule_count,
+               config.http.listen.substr(0, config.http.listen.rfind(':')), run.server->port(),
                config.console.url.empty() ? "none" : config.console.url);
+}
 
-  const int sig = stop_signal.get_future().get();
+// The main thread waits here; returns the signal number.
+int WaitForSignal(Run& run) { return run.stop_signal.get_future().get(); }
+
+// Waits for `stop` to call its callback, at most `timeout_ms`. The promise is shared: the
+// callback may run after we gave up waiting.
+template <typename StopFn>
+void StopAndWait(StopFn stop, int64_t timeout_ms) {
+  auto stopped = std::make_shared<std::promise<void>>();
+  auto done = stopped->get_future();
+  stop([stopped] { stopped->set_value(); });
+  done.wait_for(std::chrono::milliseconds(timeout_ms));
+}
+
+// docs/architecture.md, "Shutdown": ingest disconnects, the pipeline drains the closed queue
+// and commits, the policy channel and the uplink get a last bounded attempt, the HTTP server
+// closes, then the network thread.
+void Drain(Run& run) {
+  run.ingest->Stop(kIngestStopMs);
+  run.queue.Close();
+  run.pipeline_thread.join();
+  if (run.channel) {
+    StopAndWait([&run](auto done) { run.channel->Stop(std::move(done)); }, kChannelStopMs);
+  }
+  if (run.uplink) {
+    StopAndWait([&run](auto done) { run.uplink->Stop(kUplinkStopMs, std::move(done)); },
+                kUplinkStopMs + 500);
+  }
+  run.server->Stop();
+  run.work.reset();
+  run.io.stop();
+  run.network.join();
+}
+
+}  // namespace
+
+const char* AgentVersion() { return EDGE_AGENT_VERSION; }
+
+int RunAgent(const Config& config) {
+  Run run(config);
+  RegisterBuildMetrics(run);
+  LoadLocalPolicy(run);
+  auto startup = [&run]() -> Status {
+    if (Status s = OpenStore(run); !s) return s;
+    if (Status s = ChoosePolicy(run); !s) return s;
+    if (Status s = MakeIngest(run); !s) return s;
+    if (Status s = MakeUplink(run); !s) return s;
+    for (const std::string& w : ConfigWarnings(run.config)) spdlog::warn("{}", w);
+    if (Status s = StartHttp(run); !s) return s;
+    MakePipeline(run);
+    StartPolicyWatcher(run);
+    return MakePolicyChannel(run);
+  };
+  if (Status s = startup(); !s) {
+    spdlog::critical("{}", s.message());
+    return 2;
+  }
+  Start(run);
+
+  const int sig = WaitForSignal(run);
   const auto t0 = std::chrono::steady_clock::now();
   spdlog::info("signal {} received: draining", sig);
-
-  ingest->Stop(kIngestStopMs);
-  queue.Close();
-  pipeline_thread.join();
-  if (channel) {
-    auto stopped = std::make_shared<std::promise<void>>();
-    auto done = stopped->get_future();
-    channel->Stop([stopped] { stopped->set_value(); });
-    done.wait_for(std::chrono::milliseconds(kChannelStopMs));
-  }
-  if (uplink) {
-    // Shared: the callback may run after we gave up waiting.
-    auto stopped = std::make_shared<std::promise<void>>();
-    auto done = stopped->get_future();
-    uplink->Stop(kUplinkStopMs, [stopped] { stopped->set_value(); });
-    done.wait_for(std::chrono::milliseconds(kUplinkStopMs + 500));
-  }
-  (*server)->Stop();
-  work.reset();
-  io.stop();
-  network.join();
+  Drain(run);
   const auto ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count();

@@ -1,7 +1,8 @@
 #pragma once
 
 // Transport-neutral HTTP request/response values, so request handling can be tested without
-// sockets and the HTTP library stays inside one adapter (src/http_server.cc).
+// sockets and the HTTP library stays inside one adapter (src/beast_server.h and the files it
+// names).
 
 #include <cstdint>
 #include <optional>
