@@ -1,4 +1,4 @@
-// The only file that includes sqlite3.h.
+// StoreWriter and StoreReader (store.h) over the store's files in store/.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
@@ -23,11 +23,34 @@
 
 #include "edge/agent/reading_block.h"
 #include "edge/agent/store.h"
+#include "store/block_builder.h"
+#include "store/schema.h"
+#include "store/sqlite_util.h"
 
 namespace edge::agent {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+using store_impl::BindText;
+using store_impl::BlockBuilder;
+using store_impl::CodeOf;
+using store_impl::ColumnText;
+using store_impl::Describe;
+using store_impl::Exec;
+using store_impl::ExecPrepared;
+using store_impl::FileSize;
+using store_impl::InsertBlock;
+using store_impl::kInsertBlock;
+using store_impl::kSelectDeadLetterOldest;
+using store_impl::kSelectEvictable;
+using store_impl::NowMs;
+using store_impl::OpenAndInit;
+using store_impl::OpenConnection;
+using store_impl::QueryInt;
+using store_impl::ReadMeta;
+using store_impl::RemoveQuietly;
+using store_impl::Stmt;
+using store_impl::Transaction;
+
 // The sensor-id cache of the writer is cleared when it grows past this (ids come from
 // untrusted topics).
 // Sensor ids are cached by name for sensors whose caller keeps no id hint; a sensor id can
@@ -37,454 +60,12 @@ constexpr size_t kMaxCachedSensors = 4096;
 // the ring was pruned (a sweep reads the sensors table).
 constexpr int64_t kSensorSweepIntervalMs = 10'000;
 
-// A sensor block being built (reading_block.h).
-struct BlockBuilder {
-  std::string data;
-  int64_t prev_ts = 0;
-  int64_t min_ts = INT64_MAX;
-  int64_t max_ts = INT64_MIN;
-  int64_t n = 0;
-
-  void Add(int64_t ts_ms, double value) {
-    AppendBlockReading(data, prev_ts, ts_ms, value);
-    min_ts = std::min(min_ts, ts_ms);
-    max_ts = std::max(max_ts, ts_ms);
-    ++n;
-  }
-};
-
-// Version 1: meta, outbox. Version 2 adds the per-kind outbox counters (kept by a delete
-// trigger, and by StoreWriter::AppendOnce for inserts, once per kind and commit),
-// the dead-letter table, the readings ring and its sensors, and scalar counters. Version 3
-// adds the console policy in force (one row) and the highest version applied per policy
-// name; both are new tables, so nothing is migrated. Version 4 stores the readings ring in
-// blocks (reading_blocks, reading_journal; StoreWriter's "Readings ring" comment) instead of
-// one row per reading; the rows of a version 2 or 3 `readings` table are converted.
-//
-// The logical cost of an outbox or dead-letter row is its payload and kind bytes plus
-// kOutboxRowOverhead (48); the triggers and the eviction code use the same expression.
-#define EDGE_ROW_COST(r) \
-  "(length(CAST(" r ".payload AS BLOB)) + length(CAST(" r ".kind AS BLOB)) + 48)"
-
-constexpr const char* kSchema =
-    R"sql(
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS outbox (
-  seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-  kind       TEXT    NOT NULL,
-  priority   INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  payload    TEXT    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_by_priority ON outbox (priority DESC, seq);
-CREATE TABLE IF NOT EXISTS outbox_kinds (
-  kind          TEXT PRIMARY KEY,
-  rows          INTEGER NOT NULL DEFAULT 0,
-  bytes         INTEGER NOT NULL DEFAULT 0,
-  evicted       INTEGER NOT NULL DEFAULT 0,
-  dead_lettered INTEGER NOT NULL DEFAULT 0
-);
-DROP TRIGGER IF EXISTS outbox_counted_insert;
-CREATE TRIGGER IF NOT EXISTS outbox_counted_delete AFTER DELETE ON outbox BEGIN
-  UPDATE outbox_kinds SET rows = rows - 1, bytes = bytes - )sql" EDGE_ROW_COST("OLD") R"sql(
-  WHERE kind = OLD.kind;
-END;
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO counters(name, value) VALUES
-  ('dead_letter_rows', 0), ('dead_letter_bytes', 0), ('dead_letter_evicted', 0),
-  ('readings_rows', 0), ('readings_pruned', 0), ('readings_bytes', 0);
-CREATE TABLE IF NOT EXISTS dead_letter (
-  seq        INTEGER PRIMARY KEY,
-  kind       TEXT    NOT NULL,
-  priority   INTEGER NOT NULL,
-  created_ms INTEGER NOT NULL,
-  payload    TEXT    NOT NULL,
-  reason     TEXT    NOT NULL,
-  dead_ms    INTEGER NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS dead_letter_counted_insert AFTER INSERT ON dead_letter BEGIN
-  UPDATE counters SET value = value + 1 WHERE name = 'dead_letter_rows';
-  UPDATE counters SET value = value + )sql" EDGE_ROW_COST("NEW") R"sql(
-  WHERE name = 'dead_letter_bytes';
-END;
-CREATE TRIGGER IF NOT EXISTS dead_letter_counted_delete AFTER DELETE ON dead_letter BEGIN
-  UPDATE counters SET value = value - 1 WHERE name = 'dead_letter_rows';
-  UPDATE counters SET value = value - )sql" EDGE_ROW_COST("OLD") R"sql(
-  WHERE name = 'dead_letter_bytes';
-END;
-CREATE TABLE IF NOT EXISTS sensors (
-  id              INTEGER PRIMARY KEY,
-  name            TEXT    NOT NULL UNIQUE,
-  flushed_journal INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS reading_blocks (
-  seq           INTEGER PRIMARY KEY,
-  sensor        INTEGER NOT NULL,
-  min_ts        INTEGER NOT NULL,
-  max_ts        INTEGER NOT NULL,
-  n             INTEGER NOT NULL,
-  data          BLOB    NOT NULL
-);
-CREATE INDEX IF NOT EXISTS reading_blocks_by_sensor ON reading_blocks (sensor, max_ts);
-CREATE TABLE IF NOT EXISTS reading_journal (
-  seq  INTEGER PRIMARY KEY AUTOINCREMENT,
-  n    INTEGER NOT NULL,
-  data BLOB    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rule_episodes (
-  rule       TEXT    NOT NULL,
-  sensor     TEXT    NOT NULL,
-  started_ms INTEGER NOT NULL,
-  last_ts_ms INTEGER NOT NULL,
-  last_value REAL    NOT NULL,
-  PRIMARY KEY (rule, sensor)
-);
-CREATE TABLE IF NOT EXISTS console_policy (
-  id         INTEGER PRIMARY KEY CHECK (id = 1),
-  name       TEXT    NOT NULL,
-  version    INTEGER NOT NULL,
-  body       TEXT    NOT NULL,
-  signature  TEXT    NOT NULL,
-  applied_ms INTEGER NOT NULL,
-  seq        INTEGER NOT NULL DEFAULT 0
-);
-)sql";
-
-// Counters of a version 1 database, whose outbox had no triggers yet.
-constexpr const char* kBackfillV1 =
-    "INSERT OR REPLACE INTO outbox_kinds(kind, rows, bytes) "
-    "SELECT kind, count(*), total(" EDGE_ROW_COST("outbox") ") FROM outbox GROUP BY kind";
-
-constexpr const char* kSelectEvictable =
-    "SELECT seq, kind, " EDGE_ROW_COST("outbox") " FROM outbox WHERE priority = ? ORDER BY seq";
-
-constexpr const char* kSelectDeadLetterOldest =
-    "SELECT seq, " EDGE_ROW_COST("dead_letter") " FROM dead_letter ORDER BY dead_ms, seq";
-
-#undef EDGE_ROW_COST
-
-std::string Describe(sqlite3* db, int rc, std::string_view what) {
-  std::string msg(what);
-  msg += ": ";
-  msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
-  return msg;
-}
-
-// The Status code callers branch on for an SQLite result code.
-Status::Code CodeOf(int rc) {
-  switch (rc & 0xff) {
-    case SQLITE_FULL:
-      return Status::Code::kFull;
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Status::Code::kCorruption;
-    case SQLITE_IOERR:
-      return Status::Code::kIOError;
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Status::Code::kUnavailable;
-    default:
-      return Status::Code::kError;
-  }
-}
-
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-// RAII prepared statement.
-class Stmt {
- public:
-  Stmt() = default;
-  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr); }
-  ~Stmt() { sqlite3_finalize(stmt_); }
-  Stmt(const Stmt&) = delete;
-  Stmt& operator=(const Stmt&) = delete;
-  bool ok() const { return rc_ == SQLITE_OK; }
-  int rc() const { return rc_; }
-  sqlite3_stmt* get() { return stmt_; }
-  // Ready for new bindings.
-  sqlite3_stmt* fresh() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-    return stmt_;
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-  int rc_ = SQLITE_MISUSE;
-};
-
-void BindText(sqlite3_stmt* s, int i, std::string_view v) {
-  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
-}
-
-std::string ColumnText(sqlite3_stmt* s, int i) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s, i));
-  return p != nullptr ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s, i)))
-                      : std::string();
-}
-
-// Exec that also reports the result code (to tell SQLITE_FULL apart).
-Status Exec(sqlite3* db, const char* sql, int* rc_out = nullptr) {
-  char* err = nullptr;
-  int rc = sqlite3_exec(db, sql, nullptr, nullptr, &err);
-  if (rc_out != nullptr) *rc_out = rc;
-  if (rc != SQLITE_OK) {
-    std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
-    sqlite3_free(err);
-    return Status::Error(msg);
-  }
-  return Status::Ok();
-}
-
-// Runs a prepared statement that returns nothing, as Exec runs SQL text but without
-// parsing it again: the transaction statements of every append.
-Status ExecPrepared(sqlite3* db, Stmt& stmt, int* rc_out = nullptr) {
-  sqlite3_stmt* s = stmt.get();
-  int rc = sqlite3_step(s);
-  while (rc == SQLITE_ROW) rc = sqlite3_step(s);
-  Status result = rc == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db));
-  sqlite3_reset(s);
-  if (rc_out != nullptr) *rc_out = rc == SQLITE_DONE ? SQLITE_OK : rc;
-  return result;
-}
-
-std::string NewEpoch() {
-  std::random_device rd;
-  uint64_t v = (uint64_t{rd()} << 32) ^ uint64_t { rd() };
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-Result<bool> HasColumn(sqlite3* db, const char* table, std::string_view column) {
-  const std::string sql =
-      std::string("SELECT 1 FROM pragma_table_info('") + table + "') WHERE name = ?";
-  Stmt s(db, sql.c_str());
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "prepare table info"));
-  BindText(s.get(), 1, column);
-  const int rc = sqlite3_step(s.get());
-  if (rc == SQLITE_ROW) return true;
-  if (rc == SQLITE_DONE) return false;
-  return Status::Error(Describe(db, rc, "read table info"));
-}
-
-Result<std::string> ReadMeta(sqlite3* db, const char* key) {
-  Stmt s(db, "SELECT value FROM meta WHERE key = ?");
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "read meta"));
-  sqlite3_bind_text(s.get(), 1, key, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(s.get());
-  if (rc == SQLITE_ROW) return ColumnText(s.get(), 0);
-  if (rc == SQLITE_DONE) return std::string();
-  return Status::Error(Describe(db, rc, "read meta"));
-}
-
-Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
-  Stmt s(db, sql);
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), sql));
-  int rc = sqlite3_step(s.get());
-  if (rc == SQLITE_ROW) return sqlite3_column_int64(s.get(), 0);
-  if (rc == SQLITE_DONE) return int64_t{0};
-  return Status::Error(Describe(db, rc, sql));
-}
-
-// Block rows cost their data plus this in the ring's byte accounting (the SQL above and
-// below writes it as a literal).
-static_assert(kReadingBlockOverhead == 48);
 // Open blocks hold at most this many encoded bytes in memory; past it every open block is
 // written at the end of the commit.
 constexpr int64_t kMaxOpenBlockBytes = int64_t{8} << 20;
-// Rows of an old `readings` table converted per chunk when a version 2 or 3 database opens.
-constexpr int64_t kMigrateChunkRows = 262'144;
-
-constexpr const char* kInsertBlock =
-    "INSERT INTO reading_blocks(sensor, min_ts, max_ts, n, data) VALUES (?, ?, ?, ?, ?)";
-
-// Binds and steps a prepared kInsertBlock; returns the step's result code.
-int InsertBlock(sqlite3_stmt* ins, int64_t sensor, const BlockBuilder& b) {
-  sqlite3_bind_int64(ins, 1, sensor);
-  sqlite3_bind_int64(ins, 2, b.min_ts);
-  sqlite3_bind_int64(ins, 3, b.max_ts);
-  sqlite3_bind_int64(ins, 4, b.n);
-  sqlite3_bind_blob(ins, 5, b.data.data(), static_cast<int>(b.data.size()), SQLITE_STATIC);
-  const int rc = sqlite3_step(ins);
-  sqlite3_reset(ins);
-  return rc;
-}
-
-// Converts the one-row-per-reading ring of schema 2 and 3 into blocks (arrival order is
-// kept chunk by chunk) and drops its table. Inside InitSchema's transaction.
-Status MigrateReadingRows(sqlite3* db) {
-  auto exists =
-      QueryInt(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'readings'");
-  if (!exists.ok()) return exists.status();
-  if (*exists == 0) return Status::Ok();
-  Stmt sel(db, "SELECT seq, sensor, ts_ms, value FROM readings WHERE seq > ? ORDER BY seq LIMIT ?");
-  Stmt ins(db, kInsertBlock);
-  if (!sel.ok() || !ins.ok()) {
-    return Status::Error(Describe(db, sel.ok() ? ins.rc() : sel.rc(), "prepare migration"));
-  }
-  int64_t after = -1;
-  int64_t bytes = 0;
-  int64_t converted = 0;
-  for (;;) {
-    std::vector<int64_t> order;  // sensors by first appearance in the chunk
-    std::unordered_map<int64_t, std::vector<BlockBuilder>> blocks;
-    sqlite3_stmt* q = sel.fresh();
-    sqlite3_bind_int64(q, 1, after);
-    sqlite3_bind_int64(q, 2, kMigrateChunkRows);
-    int rc;
-    int64_t rows = 0;
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-      after = sqlite3_column_int64(q, 0);
-      const int64_t sensor = sqlite3_column_int64(q, 1);
-      auto& list = blocks[sensor];
-      if (list.empty()) order.push_back(sensor);
-      if (list.empty() || list.back().n >= 64) list.emplace_back();
-      list.back().Add(sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3));
-      ++rows;
-    }
-    if (rc != SQLITE_DONE) return Status::Error(Describe(db, rc, "migrate readings"));
-    if (rows == 0) break;
-    converted += rows;
-    for (int64_t sensor : order) {
-      for (const BlockBuilder& b : blocks[sensor]) {
-        if (int step = InsertBlock(ins.get(), sensor, b); step != SQLITE_DONE) {
-          return Status::Error(Describe(db, step, "migrate readings"));
-        }
-        bytes += static_cast<int64_t>(b.data.size()) + kReadingBlockOverhead;
-      }
-    }
-  }
-  const std::string sql =
-      "DROP TABLE readings; UPDATE counters SET value = " + std::to_string(bytes) +
-      " WHERE name = 'readings_bytes'; UPDATE counters SET value = " + std::to_string(converted) +
-      " WHERE name = 'readings_rows'";
-  if (Status s = Exec(db, sql.c_str()); !s) return s;
-  spdlog::info("store: converted {} readings of the ring to blocks", converted);
-  return Status::Ok();
-}
-
-Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
-  sqlite3_busy_timeout(db, busy_timeout_ms);
-  sqlite3_extended_result_codes(db, 1);
-  // WAL: the reader and the writer do not block each other. synchronous=FULL by default: a
-  // committed alert survives power loss, not only a process crash. Readings commits lower
-  // it per transaction (StoreWriter::AppendReadings).
-  if (Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
-  // The writer's checkpoint thread copies the log into the database every
-  // StoreWriter::kCheckpointIntervalMs, which keeps the log small next to a nearly full disk;
-  // a connection checkpoints on its own only past 16 MiB of log (a backstop). A log grown
-  // larger than 4 MiB is cut back to that after a checkpoint.
-  if (Status s = Exec(db, "PRAGMA wal_autocheckpoint=4096; PRAGMA journal_size_limit=4194304;");
-      !s) {
-    return s;
-  }
-  if (max_pages > 0) {
-    const std::string pragma = "PRAGMA max_page_count=" + std::to_string(max_pages);
-    if (Status s = Exec(db, pragma.c_str()); !s) return s;
-  }
-  return Status::Ok();
-}
-
-// Creates or upgrades the schema and returns the epoch; one transaction.
-Status InitSchema(sqlite3* db, std::string* epoch) {
-  if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s) return s;
-  auto fail = [&](std::string msg) {
-    (void)Exec(db, "ROLLBACK");
-    return Status::Error(std::move(msg));
-  };
-  if (Status s = Exec(db, kSchema); !s) return fail("create schema: " + s.message());
-  auto existing = ReadMeta(db, "epoch");
-  if (!existing.ok()) return fail(existing.error());
-  auto version = ReadMeta(db, "schema_version");
-  if (!version.ok()) return fail(version.error());
-  if (existing->empty()) {
-    *epoch = NewEpoch();
-    std::string sql = "INSERT INTO meta(key, value) VALUES ('epoch', '" + *epoch + "')";
-    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
-  } else {
-    *epoch = *existing;
-    if (*version == "1") {
-      if (Status s = Exec(db, kBackfillV1); !s) return fail("upgrade schema: " + s.message());
-    }
-    if (*version == "2" || *version == "3") {
-      if (Status s = Exec(db,
-                          "ALTER TABLE sensors ADD COLUMN flushed_journal INTEGER NOT NULL "
-                          "DEFAULT 0");
-          !s) {
-        return fail("upgrade schema: " + s.message());
-      }
-      if (Status s = MigrateReadingRows(db); !s) return fail("upgrade schema: " + s.message());
-    }
-    // Before version 5 the console policy carried no fleet sequence (docs/protocol.md,
-    // "Signatures"); such a row no longer verifies and the console sends the policy again.
-    if (*version == "1" || *version == "2" || *version == "3" || *version == "4") {
-      auto has_seq = HasColumn(db, "console_policy", "seq");
-      if (!has_seq.ok()) return fail("upgrade schema: " + has_seq.error());
-      if (!*has_seq) {
-        if (Status s = Exec(db,
-                            "ALTER TABLE console_policy ADD COLUMN seq INTEGER NOT NULL "
-                            "DEFAULT 0; DROP TABLE IF EXISTS policy_versions");
-            !s) {
-          return fail("upgrade schema: " + s.message());
-        }
-      }
-    }
-  }
-  if (*version != std::to_string(kSchemaVersion)) {
-    std::string sql = "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
-                      std::to_string(kSchemaVersion) + "')";
-    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
-  }
-  if (Status s = Exec(db, "COMMIT"); !s) return fail("commit schema: " + s.message());
-  return Status::Ok();
-}
-
-// Opens and fully initializes the writer's connection; any failure here means the file is
-// unusable as our database.
-Result<sqlite3*> OpenAndInit(const StoreOptions& options, std::string* epoch) {
-  sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(options.path.c_str(), &db,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = Describe(db, rc, "open " + options.path);
-    sqlite3_close(db);
-    return Status::Error(msg);
-  }
-  auto fail = [&](std::string msg) -> Result<sqlite3*> {
-    sqlite3_close(db);
-    return Status::Error(std::move(msg));
-  };
-  if (Status s = Configure(db, options.busy_timeout_ms, options.max_pages); !s) {
-    return fail(s.message());
-  }
-  {
-    Stmt check(db, "PRAGMA quick_check");
-    if (!check.ok()) return fail(Describe(db, check.rc(), "quick_check"));
-    int step = sqlite3_step(check.get());
-    if (step != SQLITE_ROW) return fail(Describe(db, step, "quick_check"));
-    std::string verdict = ColumnText(check.get(), 0);
-    if (verdict != "ok") return fail("quick_check: " + verdict);
-  }
-  if (Status s = InitSchema(db, epoch); !s) return fail(s.message());
-  return db;
-}
-
-void RemoveQuietly(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove(path, ec);
-}
-
-int64_t FileSize(const std::string& path) {
-  std::error_code ec;
-  const auto n = std::filesystem::file_size(path, ec);
-  return ec ? 0 : static_cast<int64_t>(n);
-}
+// Block rows cost their data plus this in the ring's byte accounting (the SQL below writes
+// it as a literal).
+static_assert(kReadingBlockOverhead == 48);
 
 }  // namespace
 
@@ -1538,18 +1119,9 @@ StoreReader::StoreReader(sqlite3* db, std::string epoch, StoreOptions options)
 StoreReader::~StoreReader() { sqlite3_close(db_); }
 
 Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& options) {
-  sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
-  if (rc != SQLITE_OK) {
-    std::string msg = Describe(db, rc, "open " + options.path);
-    sqlite3_close(db);
-    return Status::Error(msg);
-  }
-  if (Status s = Configure(db, options.busy_timeout_ms, options.max_pages); !s) {
-    sqlite3_close(db);
-    return Status::Error(s.message());
-  }
+  auto opened = OpenConnection(options, /*create=*/false);
+  if (!opened.ok()) return opened.status();
+  sqlite3* db = *opened;
   auto epoch = ReadMeta(db, "epoch");
   if (!epoch.ok() || epoch->empty()) {
     sqlite3_close(db);
