@@ -24,6 +24,7 @@
 #include "edge/agent/reading_block.h"
 #include "edge/agent/store.h"
 #include "store/block_builder.h"
+#include "store/checkpointer.h"
 #include "store/schema.h"
 #include "store/sqlite_util.h"
 
@@ -199,104 +200,6 @@ StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
       options_(std::move(options)),
       stmts_(std::make_unique<Statements>(db)),
       open_(std::make_unique<OpenBlocks>()) {}
-
-// Runs PASSIVE checkpoints on a connection of its own, every kCheckpointIntervalMs. A
-// passive checkpoint never takes the write lock: writers go on while it copies the log into
-// the database. It syncs the log before copying, and the database after. Between
-// checkpoints it syncs the log when asked (after each readings commit), which makes the
-// readings' NORMAL commits durable within one sync, and leaves an alert's FULL commit only
-// its own pages to write.
-class StoreWriter::Checkpointer {
- public:
-  static std::unique_ptr<Checkpointer> Start(const StoreOptions& options) {
-    sqlite3* db = nullptr;
-    int rc = sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                             nullptr);
-    if (rc == SQLITE_OK) {
-      sqlite3_busy_timeout(db, options.busy_timeout_ms);
-      rc = sqlite3_exec(db, "PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-    }
-    if (rc != SQLITE_OK) {
-      spdlog::warn("store: no checkpoint thread ({}); the connections checkpoint themselves",
-                   Describe(db, rc, "open " + options.path));
-      sqlite3_close(db);
-      return nullptr;
-    }
-    return std::unique_ptr<Checkpointer>(new Checkpointer(db, options.path + "-wal"));
-  }
-
-  // Asks for the log to be synced now, on this thread: what a NORMAL commit left in the
-  // page cache is then on disk before the next FULL commit (an alert's) would have to sync
-  // it itself.
-  void SyncLogSoon() {
-    {
-      std::lock_guard lock(mu_);
-      sync_log_ = true;
-    }
-    cv_.notify_one();
-  }
-
-  ~Checkpointer() {
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-    if (wal_fd_ >= 0) ::close(wal_fd_);
-    sqlite3_close(db_);
-  }
-
- private:
-  Checkpointer(sqlite3* db, std::string wal_path)
-      : db_(db), wal_path_(std::move(wal_path)), thread_([this] { Run(); }) {}
-
-  // The log through a descriptor of its own. SQLite keeps its locks on the database and
-  // the shared-memory file, never on the log, so this descriptor cannot release one of
-  // them when it is closed (as closing a second descriptor of a locked file would).
-  void SyncLog() {
-    if (wal_fd_ < 0) wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (wal_fd_ >= 0) (void)::fdatasync(wal_fd_);
-  }
-
-  void Run() {
-    bool failing = false;
-    std::unique_lock lock(mu_);
-    auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckpointIntervalMs);
-    while (true) {
-      cv_.wait_until(lock, next, [this] { return stop_ || sync_log_; });
-      if (stop_) break;
-      if (sync_log_ && std::chrono::steady_clock::now() < next) {
-        sync_log_ = false;
-        lock.unlock();
-        SyncLog();
-        lock.lock();
-        continue;
-      }
-      sync_log_ = false;
-      next = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckpointIntervalMs);
-      lock.unlock();
-      const int rc =
-          sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
-      // BUSY: another checkpoint is running (a backstop or a log restart); next time then.
-      const bool failed = rc != SQLITE_OK && rc != SQLITE_BUSY;
-      if (failed && !failing) {
-        spdlog::warn("store: checkpoint failed: {}", Describe(db_, rc, "checkpoint"));
-      }
-      failing = failed;
-      lock.lock();
-    }
-  }
-
-  sqlite3* db_;
-  std::string wal_path_;
-  int wal_fd_ = -1;  // the log, opened at the first SyncLog
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stop_ = false;      // guarded by mu_
-  bool sync_log_ = false;  // guarded by mu_
-  std::thread thread_;     // last: starts after everything it uses
-};
 
 StoreWriter::~StoreWriter() {
   // The open blocks are written, so that the next start finds no journal to replay.
