@@ -238,39 +238,29 @@ Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
   if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) {
     return Status::Error("delete: " + s.message());
   }
-  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
+  Transaction txn(db_);
+  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
   Stmt del(db_, "DELETE FROM outbox WHERE seq = ?");
-  if (!del.ok()) {
-    (void)Exec(db_, "ROLLBACK");
-    return Status::Error(Describe(db_, del.rc(), "prepare delete"));
-  }
+  if (!del.ok()) return Status::Error(Describe(db_, del.rc(), "prepare delete"));
   int64_t deleted = 0;
   for (int64_t seq : seqs) {
     sqlite3_reset(del.get());
     sqlite3_bind_int64(del.get(), 1, seq);
     int rc = sqlite3_step(del.get());
-    if (rc != SQLITE_DONE) {
-      std::string msg = Describe(db_, rc, "delete outbox");
-      if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-      return Status::Error(msg);
-    }
+    if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "delete outbox"));
     deleted += sqlite3_changes(db_);
   }
-  if (Status s = Exec(db_, "COMMIT"); !s) {
-    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-    return Status::Error("commit: " + s.message());
-  }
+  if (Status s = txn.Commit(); !s) return Status::Error("commit: " + s.message());
   return deleted;
 }
 
 Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) {
   if (seqs.empty()) return int64_t{0};
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Status::Error(s.message());
-  if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Status::Error("begin: " + s.message());
+  Transaction txn(db_);
+  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
   auto fail = [&](int rc, std::string_view what) -> Result<int64_t> {
-    std::string msg = Describe(db_, rc, what);
-    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-    return Status::Error(std::move(msg));
+    return Status::Error(Describe(db_, rc, what));
   };
   Stmt copy(db_,
             "INSERT OR REPLACE INTO dead_letter"
@@ -332,7 +322,7 @@ Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::s
     }
   }
   int rc = SQLITE_OK;
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) return fail(rc, "commit dead letter");
+  if (Status s = txn.Commit(&rc); !s) return fail(rc, "commit dead letter");
   return moved;
 }
 

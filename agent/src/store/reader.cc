@@ -43,11 +43,9 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& optio
 Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor, int64_t since_ms,
                                                          int64_t until_ms, size_t limit) {
   // One read transaction: blocks and journal from the same snapshot.
-  if (Status s = Exec(db_, "BEGIN"); !s) return Status::Error("begin: " + s.message());
-  struct Rollback {
-    sqlite3* db;
-    ~Rollback() { (void)Exec(db, "ROLLBACK"); }
-  } rollback{db_};
+  // Only reads: rolled back when it goes out of scope.
+  Transaction txn(db_, "BEGIN");
+  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
   Stmt id_q(db_, "SELECT id, flushed_journal FROM sensors WHERE name = ?");
   if (!id_q.ok()) return Status::Error(Describe(db_, id_q.rc(), "prepare readings"));
   BindText(id_q.get(), 1, sensor);
@@ -107,11 +105,10 @@ Result<StoreStats> StoreReader::Stats() {
   StoreStats st;
   st.max_bytes = options_.max_bytes;
   // One read transaction: the counters are consistent with each other.
-  if (Status s = Exec(db_, "BEGIN"); !s) return Status::Error("begin: " + s.message());
+  Transaction txn(db_, "BEGIN");
+  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
   auto fail = [&](int rc, std::string_view what) -> Result<StoreStats> {
-    std::string msg = Describe(db_, rc, what);
-    if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-    return Status::Error(std::move(msg));
+    return Status::Error(Describe(db_, rc, what));
   };
   {
     Stmt s(db_, "SELECT kind, rows, bytes, evicted, dead_lettered FROM outbox_kinds");
@@ -144,7 +141,7 @@ Result<StoreStats> StoreReader::Stats() {
     }
     if (rc != SQLITE_DONE) return fail(rc, "stats");
   }
-  (void)Exec(db_, "COMMIT");
+  (void)txn.Commit();
   st.db_file_bytes = FileSize(options_.path) + FileSize(options_.path + "-wal");
   return st;
 }
