@@ -9,12 +9,10 @@
 
 namespace edge::agent {
 
-using store_impl::BindText;
 using store_impl::ColumnText;
 using store_impl::Describe;
 using store_impl::Exec;
 using store_impl::Stmt;
-using store_impl::Transaction;
 
 Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
   Stmt s(db_,
@@ -23,14 +21,14 @@ Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
   const int rc = sqlite3_step(s.get());
   if (rc == SQLITE_DONE) return std::optional<StoredConsolePolicy>();
   if (rc != SQLITE_ROW) return Status::Error(Describe(db_, rc, "read console policy"));
-  StoredConsolePolicy p;
-  p.name = ColumnText(s.get(), 0);
-  p.version = sqlite3_column_int64(s.get(), 1);
-  p.body = ColumnText(s.get(), 2);
-  p.signature = ColumnText(s.get(), 3);
-  p.applied_ms = sqlite3_column_int64(s.get(), 4);
-  p.seq = sqlite3_column_int64(s.get(), 5);
-  return std::optional<StoredConsolePolicy>(std::move(p));
+  sqlite3_stmt* row = s.get();
+  return std::optional<StoredConsolePolicy>(
+      StoredConsolePolicy{.name = ColumnText(row, 0),
+                          .version = sqlite3_column_int64(row, 1),
+                          .body = ColumnText(row, 2),
+                          .signature = ColumnText(row, 3),
+                          .applied_ms = sqlite3_column_int64(row, 4),
+                          .seq = sqlite3_column_int64(row, 5)});
 }
 
 Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
@@ -42,12 +40,8 @@ Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
     return Status::Error(Describe(db_, current.rc(), "prepare save console policy"));
   }
   sqlite3_stmt* c = current.get();
-  BindText(c, 1, policy.name);
-  sqlite3_bind_int64(c, 2, policy.version);
-  BindText(c, 3, policy.body);
-  BindText(c, 4, policy.signature);
-  sqlite3_bind_int64(c, 5, policy.applied_ms);
-  sqlite3_bind_int64(c, 6, policy.seq);
+  store_impl::Bind(c, std::string_view(policy.name), policy.version, std::string_view(policy.body),
+                   std::string_view(policy.signature), policy.applied_ms, policy.seq);
   // One statement: SQLite makes it atomic and, with synchronous=FULL, durable.
   if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
     return Status::Error(Describe(db_, rc, "save console policy"));

@@ -9,12 +9,10 @@
 
 namespace edge::agent {
 
-using store_impl::BindText;
 using store_impl::ColumnText;
 using store_impl::Describe;
 using store_impl::Exec;
 using store_impl::Stmt;
-using store_impl::Transaction;
 
 Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
                                  const std::vector<EpisodeKey>& resolved) {
@@ -32,19 +30,15 @@ Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
   // The caller passes disjoint keys (the last state of each episode in its batch).
   for (const EpisodeKey& k : resolved) {
     sqlite3_stmt* st = remove.fresh();
-    BindText(st, 1, k.rule);
-    BindText(st, 2, k.sensor);
+    store_impl::Bind(st, k.rule, k.sensor);
     if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
       return Fail(Status::Error(Describe(db_, rc, "delete episode")));
     }
   }
   for (const StoredEpisode& e : firing) {
     sqlite3_stmt* st = upsert.fresh();
-    BindText(st, 1, e.rule);
-    BindText(st, 2, e.sensor);
-    sqlite3_bind_int64(st, 3, e.started_ms);
-    sqlite3_bind_int64(st, 4, e.last_ts_ms);
-    sqlite3_bind_double(st, 5, e.last_value);
+    store_impl::Bind(st, std::string_view(e.rule), std::string_view(e.sensor), e.started_ms,
+                     e.last_ts_ms, e.last_value);
     if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
       return Fail(Status::Error(Describe(db_, rc, "save episode")));
     }

@@ -51,6 +51,17 @@ inline void BindText(sqlite3_stmt* s, int i, std::string_view v) {
   sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
 }
 
+// Binds `values` to parameters 1, 2, ... of `s` (text as SQLITE_STATIC: it must outlive the
+// step).
+inline void BindOne(sqlite3_stmt* s, int i, std::string_view v) { BindText(s, i, v); }
+inline void BindOne(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+inline void BindOne(sqlite3_stmt* s, int i, double v) { sqlite3_bind_double(s, i, v); }
+template <typename... Values>
+void Bind(sqlite3_stmt* s, const Values&... values) {
+  int i = 0;
+  (BindOne(s, ++i, values), ...);
+}
+
 std::string ColumnText(sqlite3_stmt* s, int i);
 
 // Exec that also reports the result code (to tell SQLITE_FULL apart).
