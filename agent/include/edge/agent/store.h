@@ -188,7 +188,7 @@ class StoreWriter {
   // syncs the log right after, and checkpoints every kCheckpointIntervalMs, so that window
   // stays short without an fsync on the caller's thread. The readings go into one journal row and
   // into each sensor's open block; blocks that are full or old enough are written (the "Readings
-  // ring" comment in sqlite_store.cc). In the same transaction the ring is pruned, whole
+  // ring" comment in store/readings_ring.cc). In the same transaction the ring is pruned, whole
   // blocks at a time, by retention (arrival order, `now_ms` wall time) and by its byte
   // share; `pruned` (optional) receives the readings removed. On SQLITE_FULL the
   // write-ahead log is restarted, then a quarter of the ring is cut, retrying after each

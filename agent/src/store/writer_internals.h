@@ -1,0 +1,143 @@
+#pragma once
+
+// What the StoreWriter's files (writer.cc, outbox.cc, readings_ring.cc, episodes.cc) share:
+// its prepared statements and the open blocks of the readings ring. Internal to the store;
+// used by the writer's thread only.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <queue>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "edge/agent/store.h"
+#include "store/block_builder.h"
+#include "store/schema.h"
+#include "store/sqlite_util.h"
+
+namespace edge::agent {
+
+using store_impl::Stmt;
+
+// Statements of the hot paths, prepared once per connection.
+struct StoreWriter::Statements {
+  explicit Statements(sqlite3* db)
+      : insert_outbox(db,
+                      "INSERT INTO outbox(kind, priority, created_ms, payload) "
+                      "VALUES (?, ?, ?, ?)"),
+        insert_journal(db, "INSERT INTO reading_journal(n, data) VALUES (?, ?)"),
+        insert_block(db, store_impl::kInsertBlock),
+        mark_flushed(db, "UPDATE sensors SET flushed_journal = ? WHERE id = ?"),
+        delete_journal(db, "DELETE FROM reading_journal WHERE seq <= ?"),
+        delete_all_journal(db, "DELETE FROM reading_journal"),
+        insert_sensor(db, "INSERT OR IGNORE INTO sensors(name) VALUES (?)"),
+        select_sensor(db, "SELECT id FROM sensors WHERE name = ?"),
+        outbox_bytes(db, "SELECT total(bytes) FROM outbox_kinds"),
+        select_evictable(db, store_impl::kSelectEvictable),
+        delete_outbox(db, "DELETE FROM outbox WHERE seq = ?"),
+        count_evicted(db, "UPDATE outbox_kinds SET evicted = evicted + ? WHERE kind = ?"),
+        count_inserted(db,
+                       "INSERT INTO outbox_kinds(kind, rows, bytes) VALUES (?, ?, ?) "
+                       "ON CONFLICT(kind) DO UPDATE SET rows = rows + excluded.rows, "
+                       "bytes = bytes + excluded.bytes"),
+        first_kept(db, "SELECT seq FROM reading_blocks WHERE max_ts >= ? ORDER BY seq LIMIT 1"),
+        oldest_blocks(db,
+                      "SELECT seq, n, length(data) + 48 "
+                      "FROM reading_blocks ORDER BY seq"),
+        sum_blocks_before(
+            db, "SELECT total(n), total(length(data) + 48) FROM reading_blocks WHERE seq < ?"),
+        delete_blocks_before(db, "DELETE FROM reading_blocks WHERE seq < ?"),
+        add_counter(db, "UPDATE counters SET value = value + ? WHERE name = ?"),
+        sync_normal(db, "PRAGMA synchronous=NORMAL"),
+        sync_full(db, "PRAGMA synchronous=FULL"),
+        begin(db, "BEGIN IMMEDIATE"),
+        commit(db, "COMMIT") {}
+
+  bool ok() const {
+    for (const Stmt* s : {&insert_outbox,
+                          &insert_journal,
+                          &insert_block,
+                          &mark_flushed,
+                          &delete_journal,
+                          &delete_all_journal,
+                          &insert_sensor,
+                          &select_sensor,
+                          &outbox_bytes,
+                          &select_evictable,
+                          &delete_outbox,
+                          &count_evicted,
+                          &count_inserted,
+                          &first_kept,
+                          &oldest_blocks,
+                          &sum_blocks_before,
+                          &delete_blocks_before,
+                          &add_counter,
+                          &sync_normal,
+                          &sync_full,
+                          &begin,
+                          &commit}) {
+      if (!s->ok()) return false;
+    }
+    return true;
+  }
+
+  Stmt insert_outbox;
+  Stmt insert_journal;
+  Stmt insert_block;
+  Stmt mark_flushed;
+  Stmt delete_journal;
+  Stmt delete_all_journal;
+  Stmt insert_sensor;
+  Stmt select_sensor;
+  Stmt outbox_bytes;
+  Stmt select_evictable;
+  Stmt delete_outbox;
+  Stmt count_evicted;
+  Stmt count_inserted;
+  Stmt first_kept;
+  Stmt oldest_blocks;
+  Stmt sum_blocks_before;
+  Stmt delete_blocks_before;
+  Stmt add_counter;
+  // The statements every append runs, prepared once (see ExecPrepared).
+  Stmt sync_normal;
+  Stmt sync_full;
+  Stmt begin;
+  Stmt commit;
+};
+
+// The open blocks of the readings ring (readings_ring.cc).
+struct StoreWriter::OpenBlocks {
+  struct Block {
+    store_impl::BlockBuilder b;
+    int64_t first_journal = 0;
+    int64_t last_journal = 0;
+    int64_t deadline_ms = 0;  // steady clock
+  };
+  std::unordered_map<int64_t, Block> by_sensor;
+  // (deadline, sensor) of every block opened, soonest first, so that finding the blocks
+  // past their age looks at those only, not at every open block. An entry whose block was
+  // written early (full) stays until its deadline and is then skipped.
+  std::priority_queue<std::pair<int64_t, int64_t>, std::vector<std::pair<int64_t, int64_t>>,
+                      std::greater<>>
+      by_deadline;
+  std::map<int64_t, int64_t> by_first_journal;      // journal seq -> open blocks from it
+  std::deque<std::pair<int64_t, int64_t>> journal;  // (seq, logical bytes) of journal rows
+  int64_t bytes = 0;                                // encoded bytes held
+  int64_t next_due_check_ms = 0;                    // steady clock
+  bool valid = false;                               // false: reload before the next append
+
+  void Clear() {
+    by_sensor.clear();
+    by_deadline = {};
+    by_first_journal.clear();
+    journal.clear();
+    bytes = 0;
+    valid = false;
+  }
+};
+
+}  // namespace edge::agent
