@@ -11,10 +11,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <vector>
+
+#include "edge/common/files.h"
+#include "edge/common/strings.h"
 
 namespace edge::cloudsync {
 namespace {
@@ -76,13 +77,12 @@ std::optional<std::vector<unsigned char>> Base64Decode(std::string_view text) {
 }
 
 Result<std::string> ReadSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.size() > kMaxKeyFileBytes) return Status::Error(path + ": too large for a key file");
-  return text;
+  Result<std::string> text = ReadFile(path, kMaxKeyFileBytes);
+  if (text.ok()) return text;
+  if (text.status().code() == Status::Code::kFull) {
+    return Status::Error(path + ": too large for a key file");
+  }
+  return Status::Error(path + ": " + text.error());
 }
 
 bool IsEd25519(EVP_PKEY* key) { return EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519; }
@@ -200,12 +200,6 @@ Result<int64_t> VersionField(const Json& j) {
 bool LabelKeyChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '.' || c == '-' || c == '/';
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -424,17 +418,17 @@ Result<PolicyHello> DecodePolicyHello(std::string_view json) {
 
 Result<std::map<std::string, std::string>> ParseLabels(std::string_view text) {
   std::map<std::string, std::string> out;
-  text = Trim(text);
+  text = TrimBlanks(text);
   if (text.empty()) return out;
   while (true) {
     const size_t comma = text.find(',');
-    const std::string_view item = Trim(text.substr(0, comma));
+    const std::string_view item = TrimBlanks(text.substr(0, comma));
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos) {
       return Status::Error("label \"" + std::string(item) + "\" is not key=value");
     }
-    const std::string_view key = Trim(item.substr(0, eq));
-    const std::string_view value = Trim(item.substr(eq + 1));
+    const std::string_view key = TrimBlanks(item.substr(0, eq));
+    const std::string_view value = TrimBlanks(item.substr(eq + 1));
     if (key.empty() || key.size() > 63) {
       return Status::Error("label key \"" + std::string(key) + "\" must be 1 to 63 characters");
     }
