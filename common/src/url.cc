@@ -87,7 +87,6 @@ Result<Url> ParseUrl(std::string_view text, std::span<const UrlScheme> schemes,
   }
   out.host = std::string(host);
 
-
   out.port = match->default_port;
   if (u.has_port()) {
     const std::string_view port = u.port();
