@@ -31,7 +31,6 @@
 #include <string_view>
 #include <tuple>
 
-#include "edge/common/strings.h"
 #include "edge/console/server.h"
 
 namespace edge::console {
@@ -59,6 +58,12 @@ int64_t SteadyMs() {
       .count();
 }
 
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 struct Refusal {
   int status;
   const char* reason;
@@ -81,7 +86,7 @@ std::optional<Refusal> CheckFraming(const http::header<true, Fields>& head) {
   if (head.count(http::field::content_length) > 0) {
     return Refusal{400, "Transfer-Encoding together with Content-Length"};
   }
-  if (te_fields > 1 || !beast::iequals(TrimBlanks(te), "chunked")) {
+  if (te_fields > 1 || !beast::iequals(TrimOws(te), "chunked")) {
     return Refusal{501, "unsupported Transfer-Encoding (only a single 'chunked' is accepted)"};
   }
   return std::nullopt;
