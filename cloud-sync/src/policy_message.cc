@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "edge/cloudsync/base64.h"
 #include "edge/common/files.h"
 #include "edge/common/strings.h"
 
@@ -36,6 +37,8 @@ using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 constexpr size_t kSignatureBytes = 64;
+// A signature field longer than this is not an Ed25519 signature (88 characters).
+constexpr size_t kMaxSignatureBase64Chars = 4096;
 constexpr size_t kMaxKeyFileBytes = 16 * 1024;
 constexpr size_t kMaxDetailBytes = 1024;
 
@@ -46,34 +49,6 @@ std::string OpenSslError() {
   char buf[256];
   ERR_error_string_n(code, buf, sizeof buf);
   return buf;
-}
-
-std::string Base64Encode(const unsigned char* data, size_t n) {
-  std::string out(4 * ((n + 2) / 3), '\0');
-  const int written =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-  out.resize(written > 0 ? static_cast<size_t>(written) : 0);
-  return out;
-}
-
-// Strict standard base64 with padding; nullopt on any other character or length.
-std::optional<std::vector<unsigned char>> Base64Decode(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0 || text.size() > 4096) return std::nullopt;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    const bool pad = c == '=' && i + 2 >= text.size();
-    if (!alnum && c != '+' && c != '/' && !pad) return std::nullopt;
-  }
-  std::vector<unsigned char> out(text.size() / 4 * 3);
-  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  size_t len = static_cast<size_t>(n);
-  if (text.back() == '=') --len;
-  if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
-  out.resize(len);
-  return out;
 }
 
 Result<std::string> ReadSmallFile(const std::string& path) {
@@ -123,7 +98,7 @@ class OpenSslVerifyKey final : public VerifyKey {
   explicit OpenSslVerifyKey(PkeyPtr key) : key_(std::move(key)) {}
 
   Status Verify(std::string_view message, std::string_view signature_b64) const override {
-    const auto sig = Base64Decode(signature_b64);
+    const auto sig = Base64Decode(signature_b64, kMaxSignatureBase64Chars);
     if (!sig || sig->size() != kSignatureBytes) {
       return Status::Error("signature is not 64 bytes of base64");
     }
