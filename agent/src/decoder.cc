@@ -9,6 +9,7 @@
 #include <string>
 #include <system_error>
 
+#include "edge/common/strings.h"
 namespace edge::agent {
 namespace {
 
@@ -20,31 +21,10 @@ constexpr int64_t kMaxTimestampMs = 253'402'300'799'999;
 // March 1973), at or above it epoch milliseconds.
 constexpr double kSecondsLimit = 1e11;
 
-bool IsSpace(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (Lower(a[i]) != Lower(b[i])) return false;
-  }
-  return true;
-}
-
 bool IsTimestampKey(std::string_view key) {
-  return EqualsIgnoreCase(key, "ts") || EqualsIgnoreCase(key, "timestamp") ||
-         EqualsIgnoreCase(key, "time");
+  return IEquals(key, "ts") || IEquals(key, "timestamp") || IEquals(key, "time");
 }
 
 // from_chars reports both overflow and underflow as out of range without a value. Decide
@@ -389,7 +369,7 @@ std::optional<RejectReason> DecodeJson(std::string_view topic, std::string_view 
   return std::nullopt;
 }
 
-// JSON's insignificant whitespace; narrower than IsSpace.
+// JSON's insignificant whitespace; narrower than IsAsciiSpace.
 bool IsJsonSpace(char c) {
   return static_cast<unsigned char>(c) <= ' ' && (c == ' ' || c == '\t' || c == '\n' || c == '\r');
 }

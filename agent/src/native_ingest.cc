@@ -37,6 +37,7 @@
 #include <thread>
 #include <vector>
 
+#include "broker_url.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/mqtt_codec.h"
 #include "edge/cloudsync/backoff.h"
@@ -63,49 +64,6 @@ constexpr size_t kSmallReadBytes = 16 * 1024;
 // freed once the sink returns, so that a burst of large payloads does not stay allocated in
 // every slot it passed through.
 constexpr size_t kMaxKeptSlotBytes = 512;
-
-struct BrokerAddress {
-  bool tls = false;
-  std::string host;
-  std::string port;
-};
-
-// tcp:// mqtt:// ssl:// mqtts:// followed by HOST:PORT or [V6]:PORT; the port defaults
-// to 1883 (8883 for TLS).
-Result<BrokerAddress> ParseBrokerUrl(std::string_view url) {
-  BrokerAddress a;
-  std::string_view rest;
-  for (auto [scheme, tls] : {std::pair<std::string_view, bool>{"tcp://", false},
-                             {"mqtt://", false},
-                             {"ssl://", true},
-                             {"mqtts://", true}}) {
-    if (url.substr(0, scheme.size()) == scheme) {
-      a.tls = tls;
-      rest = url.substr(scheme.size());
-      break;
-    }
-  }
-  if (rest.empty()) return Status::Error("unsupported broker URL '" + std::string(url) + "'");
-  if (!rest.empty() && rest.back() == '/') rest.remove_suffix(1);
-  std::string_view host = rest;
-  std::string_view port;
-  if (rest.front() == '[') {
-    const size_t close = rest.find(']');
-    if (close == std::string_view::npos) return Status::Error("bad IPv6 host in broker URL");
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') return Status::Error("bad broker URL '" + std::string(url) + "'");
-      port = rest.substr(close + 2);
-    }
-  } else if (const size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-  }
-  if (host.empty()) return Status::Error("no host in broker URL '" + std::string(url) + "'");
-  a.host = std::string(host);
-  a.port = port.empty() ? (a.tls ? "8883" : "1883") : std::string(port);
-  return a;
-}
 
 // Printable excerpt of untrusted bytes for a log line: other bytes as \xNN.
 std::string Snippet(std::string_view bytes) {
@@ -158,7 +116,7 @@ class NativeIngest final : public Ingest {
         keepalive_timer_(io_),
         backoff_timer_(io_),
         read_buffer_(kReadChunkBytes) {
-    Result<BrokerAddress> address = ParseBrokerUrl(options_.url);
+    Result<BrokerUrl> address = ParseBrokerUrl(options_.url);
     if (address.ok()) {
       address_ = *address;
       if (address_.tls) tls_context_ = cloudsync::TlsContextOrRefuseAll(options_.ca_file, "mqtt");
@@ -259,10 +217,11 @@ class NativeIngest final : public Ingest {
     ArmWatchdog(options_.connect_timeout_ms, "no CONNACK within the connect timeout");
 
     error_code ec;
-    const auto endpoints = co_await resolver_.async_resolve(
-        address_.host, address_.port, asio::redirect_error(asio::use_awaitable, ec));
+    const auto endpoints =
+        co_await resolver_.async_resolve(address_.url.host, std::to_string(address_.url.port),
+                                         asio::redirect_error(asio::use_awaitable, ec));
     if (!fail_reason_.empty()) co_return fail_reason_;
-    if (ec) co_return "resolving " + address_.host + ": " + ec.message();
+    if (ec) co_return "resolving " + address_.url.host + ": " + ec.message();
 
     // One endpoint at a time, so that the watchdog's close is never undone by a retry.
     ec = asio::error::host_not_found;
@@ -281,10 +240,10 @@ class NativeIngest final : public Ingest {
     if (address_.tls) {
       t->tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(t->plain), *tls_context_);
       error_code addr_ec;
-      asio::ip::make_address(address_.host, addr_ec);
-      if (addr_ec) SSL_set_tlsext_host_name(t->tls->native_handle(), address_.host.c_str());
+      asio::ip::make_address(address_.url.host, addr_ec);
+      if (addr_ec) SSL_set_tlsext_host_name(t->tls->native_handle(), address_.url.host.c_str());
       t->tls->set_verify_mode(ssl::verify_peer);
-      t->tls->set_verify_callback(ssl::host_name_verification(address_.host));
+      t->tls->set_verify_callback(ssl::host_name_verification(address_.url.host));
       co_await t->tls->async_handshake(ssl::stream_base::client,
                                        asio::redirect_error(asio::use_awaitable, ec));
       if (!fail_reason_.empty()) co_return fail_reason_;
@@ -602,7 +561,7 @@ class NativeIngest final : public Ingest {
   std::future<void> run_done_;
 
   // io thread only, from here on.
-  BrokerAddress address_;
+  BrokerUrl address_;
   std::string address_error_;
   std::vector<mqtt::SubscribeFilter> filters_;  // views into options_.topics
   cloudsync::Backoff backoff_;

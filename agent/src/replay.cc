@@ -17,6 +17,7 @@
 
 #include "edge/agent/decoder.h"
 #include "edge/agent/pipeline.h"
+#include "edge/common/strings.h"
 #include "edge/rules/engine.h"
 #include "edge/rules/policy.h"
 
@@ -52,12 +53,6 @@ std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
 }
 
 // Splits one CSV line; double-quoted fields may hold commas and "" for a quote.

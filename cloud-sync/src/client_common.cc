@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
+
+#include "edge/common/files.h"
+#include "edge/common/strings.h"
 
 namespace edge::cloudsync::internal {
 namespace {
@@ -15,20 +17,17 @@ constexpr size_t kLogSnippetBytes = 200;
 }  // namespace
 
 Result<std::string> ReadTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("cannot open token file '" + path + "'");
-  std::string text(kMaxTokenFileBytes + 1, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  if (in.bad()) return Status::Error("cannot read token file '" + path + "'");
-  text.resize(static_cast<size_t>(in.gcount()));
-  if (text.size() > kMaxTokenFileBytes) {
-    return Status::Error("token file '" + path + "' is larger than 64 KiB");
+  Result<std::string> text = ReadFile(path, kMaxTokenFileBytes);
+  if (!text.ok()) {
+    if (text.status().code() == Status::Code::kFull) {
+      return Status::Error("token file '" + path + "' is larger than 64 KiB");
+    }
+    const bool unreadable = text.error().starts_with("cannot read");
+    return Status::Error((unreadable ? "cannot read token file '" : "cannot open token file '") +
+                         path + "'");
   }
-  const auto is_space = [](char c) { return std::isspace(static_cast<unsigned char>(c)) != 0; };
-  const auto first = std::find_if_not(text.begin(), text.end(), is_space);
-  const auto last = std::find_if_not(text.rbegin(), text.rend(), is_space).base();
-  if (first >= last) return Status::Error("token file '" + path + "' is empty");
-  std::string token(first, last);
+  std::string token(Trim(*text));
+  if (token.empty()) return Status::Error("token file '" + path + "' is empty");
   if (std::any_of(token.begin(), token.end(), [](char c) {
         const auto u = static_cast<unsigned char>(c);
         return u < 0x20 || u == 0x7f;

@@ -11,10 +11,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <vector>
+
+#include "edge/cloudsync/base64.h"
+#include "edge/common/files.h"
+#include "edge/common/strings.h"
 
 namespace edge::cloudsync {
 namespace {
@@ -35,6 +37,8 @@ using BioPtr = std::unique_ptr<BIO, BioDeleter>;
 using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
 
 constexpr size_t kSignatureBytes = 64;
+// A signature field longer than this is not an Ed25519 signature (88 characters).
+constexpr size_t kMaxSignatureBase64Chars = 4096;
 constexpr size_t kMaxKeyFileBytes = 16 * 1024;
 constexpr size_t kMaxDetailBytes = 1024;
 
@@ -47,42 +51,13 @@ std::string OpenSslError() {
   return buf;
 }
 
-std::string Base64Encode(const unsigned char* data, size_t n) {
-  std::string out(4 * ((n + 2) / 3), '\0');
-  const int written =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(n));
-  out.resize(written > 0 ? static_cast<size_t>(written) : 0);
-  return out;
-}
-
-// Strict standard base64 with padding; nullopt on any other character or length.
-std::optional<std::vector<unsigned char>> Base64Decode(std::string_view text) {
-  if (text.empty() || text.size() % 4 != 0 || text.size() > 4096) return std::nullopt;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    const bool alnum = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    const bool pad = c == '=' && i + 2 >= text.size();
-    if (!alnum && c != '+' && c != '/' && !pad) return std::nullopt;
-  }
-  std::vector<unsigned char> out(text.size() / 4 * 3);
-  const int n = EVP_DecodeBlock(out.data(), reinterpret_cast<const unsigned char*>(text.data()),
-                                static_cast<int>(text.size()));
-  if (n < 0) return std::nullopt;
-  size_t len = static_cast<size_t>(n);
-  if (text.back() == '=') --len;
-  if (text.size() >= 2 && text[text.size() - 2] == '=') --len;
-  out.resize(len);
-  return out;
-}
-
 Result<std::string> ReadSmallFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(path + ": cannot open: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.size() > kMaxKeyFileBytes) return Status::Error(path + ": too large for a key file");
-  return text;
+  Result<std::string> text = ReadFile(path, kMaxKeyFileBytes);
+  if (text.ok()) return text;
+  if (text.status().code() == Status::Code::kFull) {
+    return Status::Error(path + ": too large for a key file");
+  }
+  return Status::Error(path + ": " + text.error());
 }
 
 bool IsEd25519(EVP_PKEY* key) { return EVP_PKEY_get_base_id(key) == EVP_PKEY_ED25519; }
@@ -123,7 +98,7 @@ class OpenSslVerifyKey final : public VerifyKey {
   explicit OpenSslVerifyKey(PkeyPtr key) : key_(std::move(key)) {}
 
   Status Verify(std::string_view message, std::string_view signature_b64) const override {
-    const auto sig = Base64Decode(signature_b64);
+    const auto sig = Base64Decode(signature_b64, kMaxSignatureBase64Chars);
     if (!sig || sig->size() != kSignatureBytes) {
       return Status::Error("signature is not 64 bytes of base64");
     }
@@ -200,12 +175,6 @@ Result<int64_t> VersionField(const Json& j) {
 bool LabelKeyChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '.' || c == '-' || c == '/';
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 }  // namespace
@@ -424,17 +393,17 @@ Result<PolicyHello> DecodePolicyHello(std::string_view json) {
 
 Result<std::map<std::string, std::string>> ParseLabels(std::string_view text) {
   std::map<std::string, std::string> out;
-  text = Trim(text);
+  text = TrimBlanks(text);
   if (text.empty()) return out;
   while (true) {
     const size_t comma = text.find(',');
-    const std::string_view item = Trim(text.substr(0, comma));
+    const std::string_view item = TrimBlanks(text.substr(0, comma));
     const size_t eq = item.find('=');
     if (eq == std::string_view::npos) {
       return Status::Error("label \"" + std::string(item) + "\" is not key=value");
     }
-    const std::string_view key = Trim(item.substr(0, eq));
-    const std::string_view value = Trim(item.substr(eq + 1));
+    const std::string_view key = TrimBlanks(item.substr(0, eq));
+    const std::string_view value = TrimBlanks(item.substr(eq + 1));
     if (key.empty() || key.size() > 63) {
       return Status::Error("label key \"" + std::string(key) + "\" must be 1 to 63 characters");
     }

@@ -18,6 +18,7 @@
 
 #include "edge/cloudsync/policy_message.h"
 #include "edge/common/clock.h"
+#include "edge/common/files.h"
 #include "edge/console/api.h"
 #include "edge/console/auth_throttle.h"
 #include "edge/console/client.h"
@@ -53,20 +54,12 @@ using json = nlohmann::json;
 constexpr const char* kDefaultUrl = "http://127.0.0.1:8080";
 constexpr std::chrono::milliseconds kClientTimeout{10'000};
 
-std::string ReadFile(const std::string& path, bool* ok) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream text;
-  text << in.rdbuf();
-  *ok = static_cast<bool>(in) || in.eof();
-  return text.str();
-}
-
 // The admin token from --token-file: a file holding the token alone, or a console token
 // file with an `admin` entry.
 edge::Result<std::string> ReadAdminToken(const std::string& path) {
-  bool ok = false;
-  const std::string text = ReadFile(path, &ok);
-  if (!ok) return edge::Status::Error(path + ": cannot read");
+  const edge::Result<std::string> read = edge::ReadFile(path, edge::kNoFileSizeLimit);
+  if (!read.ok()) return edge::Status::Error(path + ": cannot read");
+  const std::string& text = *read;
   if (auto table = edge::console::TokenTable::Parse(text, path); table && table->has_admin()) {
     std::istringstream lines(text);
     std::string node;
@@ -157,13 +150,12 @@ void PrintCreated(const json& reply) {
 }
 
 int PolicyPush(const PolicyCli& cli) {
-  bool ok = false;
-  const std::string body = ReadFile(cli.file, &ok);
-  if (!ok) {
+  const edge::Result<std::string> body = edge::ReadFile(cli.file, edge::kNoFileSizeLimit);
+  if (!body.ok()) {
     std::cerr << "edge-console: " << cli.file << ": cannot read\n";
     return kExitRuntime;
   }
-  json request{{"body", body},
+  json request{{"body", *body},
                {"selector", cli.selector},
                {"canary_wait_s", cli.canary_wait_s},
                {"skip_validation", cli.skip_validation}};

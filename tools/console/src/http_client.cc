@@ -10,6 +10,7 @@
 #include <exception>
 #include <string>
 
+#include "edge/common/url.h"
 #include "edge/console/client.h"
 
 namespace edge::console {
@@ -25,39 +26,19 @@ constexpr size_t kMaxReplyBytes = 64 * 1024 * 1024;
 }  // namespace
 
 Result<BaseUrl> ParseBaseUrl(std::string_view url) {
-  constexpr std::string_view kScheme = "http://";
   if (url.starts_with("https://")) {
     return Status::Error("https URLs are not supported by this client; use http://");
   }
-  if (!url.starts_with(kScheme)) return Status::Error("URL must start with http://");
-  url.remove_prefix(kScheme.size());
+  if (!url.starts_with("http://")) return Status::Error("URL must start with http://");
+  static constexpr UrlScheme kSchemes[] = {{"http", 80}};
+  Result<Url> parsed = ParseUrl(url, kSchemes, "URL");
+  if (!parsed.ok()) return parsed.status();
   BaseUrl out;
-  const size_t slash = url.find('/');
-  std::string_view authority = url.substr(0, slash);
-  if (slash != std::string_view::npos) {
-    std::string_view prefix = url.substr(slash);
-    while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
-    out.path_prefix = std::string(prefix);
-  }
-  if (authority.starts_with("[")) {
-    const size_t close = authority.find(']');
-    if (close == std::string_view::npos) return Status::Error("URL has an unclosed '['");
-    out.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    if (!authority.empty()) {
-      if (authority.front() != ':') return Status::Error("URL: expected ':' after ']'");
-      out.port = std::string(authority.substr(1));
-    }
-  } else {
-    const size_t colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) out.port = std::string(authority.substr(colon + 1));
-  }
-  if (out.host.empty()) return Status::Error("URL has no host");
-  if (out.port.empty() || out.port.size() > 5 ||
-      out.port.find_first_not_of("0123456789") != std::string::npos) {
-    return Status::Error("URL port must be a number");
-  }
+  out.host = std::move(parsed->host);
+  out.port = std::to_string(parsed->port);
+  std::string_view prefix = parsed->path;
+  while (!prefix.empty() && prefix.back() == '/') prefix.remove_suffix(1);
+  out.path_prefix = std::string(prefix);
   return out;
 }
 

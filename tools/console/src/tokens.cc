@@ -1,10 +1,10 @@
 #include "edge/console/tokens.h"
 
 #include <algorithm>
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "edge/common/files.h"
 
 namespace edge::console {
 namespace {
@@ -114,12 +114,12 @@ Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view sou
 }
 
 Result<TokenTable> TokenTable::Load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(path + ": cannot open token file");
-  std::ostringstream contents;
-  contents << in.rdbuf();
-  if (in.bad()) return Status::Error(path + ": cannot read token file");
-  return Parse(contents.str(), path);
+  Result<std::string> contents = ReadFile(path, kNoFileSizeLimit);
+  if (contents.ok()) return Parse(*contents, path);
+  if (contents.error().starts_with("cannot read")) {
+    return Status::Error(path + ": cannot read token file");
+  }
+  return Status::Error(path + ": cannot open token file");
 }
 
 const LabelBinding* TokenTable::LabelBindingOf(std::string_view node) const {

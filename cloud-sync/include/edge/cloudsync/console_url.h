@@ -1,6 +1,7 @@
 #pragma once
 
-// Parsing of the console URL option: scheme://host[:port][/base]. Pure.
+// The console URL option, scheme://host[:port][/base], as the uplink uses it: a view of
+// edge::Url (edge/common/url.h) for http and https. Pure.
 
 #include <cstdint>
 #include <string>

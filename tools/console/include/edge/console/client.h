@@ -18,7 +18,8 @@ struct BaseUrl {
   std::string path_prefix;  // without a trailing '/', "" for the root
 };
 
-// "http://HOST[:PORT][/PREFIX]". https:// and anything else are refused with a message.
+// "http://HOST[:PORT][/PREFIX]" (edge::ParseUrl's rules, port 80 by default). https:// and
+// anything else are refused with a message.
 Result<BaseUrl> ParseBaseUrl(std::string_view url);
 
 struct ClientReply {
