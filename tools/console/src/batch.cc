@@ -87,6 +87,8 @@ struct RawBatch {
 // Appends `s` as a JSON string, escaped as nlohmann's dump() escapes it.
 void AppendQuoted(std::string_view s, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kShort = "\"\\\b\f\n\r\t";  // escaped as \ and a letter
+  static constexpr std::string_view kLetter = "\"\\bfnrt";
   const auto plain = [](char ch) {
     const auto c = static_cast<unsigned char>(ch);
     return c >= 0x20 && c != '"' && c != '\\';
@@ -101,30 +103,12 @@ void AppendQuoted(std::string_view s, std::string* out) {
     const char ch = s[run];
     i = run + 1;
     out->push_back('\\');
-    switch (ch) {
-      case '"':
-      case '\\':
-        out->push_back(ch);
-        break;
-      case '\b':
-        out->push_back('b');
-        break;
-      case '\f':
-        out->push_back('f');
-        break;
-      case '\n':
-        out->push_back('n');
-        break;
-      case '\r':
-        out->push_back('r');
-        break;
-      case '\t':
-        out->push_back('t');
-        break;
-      default:
-        out->append("u00");
-        out->push_back(kHex[static_cast<unsigned char>(ch) >> 4]);
-        out->push_back(kHex[ch & 0xF]);
+    if (const size_t k = kShort.find(ch); k != std::string_view::npos) {
+      out->push_back(kLetter[k]);
+    } else {
+      out->append("u00");
+      out->push_back(kHex[static_cast<unsigned char>(ch) >> 4]);
+      out->push_back(kHex[ch & 0xF]);
     }
   }
   out->push_back('"');
