@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "edge/wire/fields.h"
+
 namespace edge::console {
 namespace {
 
@@ -183,16 +185,16 @@ class BatchRecorder {
     frame.slot = nullptr;
     switch (frame.context) {
       case Context::kTop:
-        if (k == "node") frame.slot = &out_->node;
-        if (k == "sent_ms") frame.slot = &out_->sent_ms;
-        if (k == "items") frame.slot = &out_->items;
+        if (k == wire::kNode) frame.slot = &out_->node;
+        if (k == wire::kSentMs) frame.slot = &out_->sent_ms;
+        if (k == wire::kItems) frame.slot = &out_->items;
         break;
       case Context::kItem: {
         RawItem& item = out_->elements.back();
-        if (k == "id") frame.slot = &item.id;
-        if (k == "kind") frame.slot = &item.kind;
-        if (k == "created_ms") frame.slot = &item.created_ms;
-        if (k == "payload") {
+        if (k == wire::item::kId) frame.slot = &item.id;
+        if (k == wire::item::kKind) frame.slot = &item.kind;
+        if (k == wire::item::kCreatedMs) frame.slot = &item.created_ms;
+        if (k == wire::item::kPayload) {
           item.payload = RawPayload();
           frame.slot = &item.payload.self;
         }
@@ -216,19 +218,24 @@ class BatchRecorder {
   };
 
   static Value* PayloadField(RawPayload* p, std::string_view key) {
-    if (key == "node") return &p->node;
-    if (key == "rule") return &p->rule;
-    if (key == "sensor") return &p->sensor;
-    if (key == "severity") return &p->severity;
-    if (key == "state") return &p->state;
-    if (key == "ts_ms") return &p->ts_ms;
-    if (key == "start_ms") return &p->start_ms;
-    if (key == "end_ms") return &p->end_ms;
-    if (key == "count") return &p->count;
-    if (key == "min") return &p->min;
-    if (key == "max") return &p->max;
-    if (key == "mean") return &p->mean;
-    if (key == "last") return &p->last;
+    static constexpr std::pair<const char*, Value RawPayload::*> kFields[] = {
+        {wire::kNode, &RawPayload::node},
+        {wire::alert::kRule, &RawPayload::rule},
+        {wire::alert::kSensor, &RawPayload::sensor},
+        {wire::alert::kSeverity, &RawPayload::severity},
+        {wire::alert::kState, &RawPayload::state},
+        {wire::alert::kTsMs, &RawPayload::ts_ms},
+        {wire::rollup::kStartMs, &RawPayload::start_ms},
+        {wire::rollup::kEndMs, &RawPayload::end_ms},
+        {wire::rollup::kCount, &RawPayload::count},
+        {wire::rollup::kMin, &RawPayload::min},
+        {wire::rollup::kMax, &RawPayload::max},
+        {wire::rollup::kMean, &RawPayload::mean},
+        {wire::rollup::kLast, &RawPayload::last},
+    };
+    for (const auto& [name, field] : kFields) {
+      if (key == name) return &(p->*field);
+    }
     return nullptr;
   }
 
@@ -486,40 +493,47 @@ Status ReadDouble(const Value& raw, const char* key, const Where& where, double*
 Status CheckPayloadNode(const Value& raw, const std::string& node, const Where& where) {
   if (raw.type == Type::kMissing) return Status::Ok();
   if (raw.type != Type::kString || raw.text != node) {
-    return FieldError(where, "node", "must equal the batch's node");
+    return FieldError(where, wire::kNode, "must equal the batch's node");
   }
   return Status::Ok();
 }
 
 Status ReadAlert(RawPayload& p, const std::string& node, Where where, AlertFields* out) {
-  where.payload = "alert";
-  if (Status s = ReadString(p.rule, "rule", where, kMaxNameBytes, &out->rule); !s) return s;
-  if (Status s = ReadString(p.sensor, "sensor", where, kMaxNameBytes, &out->sensor); !s) return s;
-  if (Status s = ReadString(p.severity, "severity", where, kMaxNameBytes, &out->severity); !s) {
+  where.payload = wire::kAlertKind;
+  if (Status s = ReadString(p.rule, wire::alert::kRule, where, kMaxNameBytes, &out->rule); !s)
+    return s;
+  if (Status s = ReadString(p.sensor, wire::alert::kSensor, where, kMaxNameBytes, &out->sensor); !s)
+    return s;
+  if (Status s =
+          ReadString(p.severity, wire::alert::kSeverity, where, kMaxNameBytes, &out->severity);
+      !s) {
     return s;
   }
-  if (Status s = ReadString(p.state, "state", where, kMaxNameBytes, &out->state); !s) return s;
+  if (Status s = ReadString(p.state, wire::alert::kState, where, kMaxNameBytes, &out->state); !s)
+    return s;
   if (out->state != "firing" && out->state != "resolved") {
-    return FieldError(where, "state", "must be \"firing\" or \"resolved\"");
+    return FieldError(where, wire::alert::kState, "must be \"firing\" or \"resolved\"");
   }
-  if (Status s = ReadInt64(p.ts_ms, "ts_ms", where, &out->ts_ms); !s) return s;
+  if (Status s = ReadInt64(p.ts_ms, wire::alert::kTsMs, where, &out->ts_ms); !s) return s;
   return CheckPayloadNode(p.node, node, where);
 }
 
 Status ReadRollup(RawPayload& p, const std::string& node, Where where, RollupFields* out) {
-  where.payload = "rollup";
-  if (Status s = ReadString(p.sensor, "sensor", where, kMaxNameBytes, &out->sensor); !s) return s;
-  if (Status s = ReadInt64(p.start_ms, "start_ms", where, &out->start_ms); !s) return s;
-  if (Status s = ReadInt64(p.end_ms, "end_ms", where, &out->end_ms); !s) return s;
+  where.payload = wire::kRollupKind;
+  if (Status s = ReadString(p.sensor, wire::rollup::kSensor, where, kMaxNameBytes, &out->sensor);
+      !s)
+    return s;
+  if (Status s = ReadInt64(p.start_ms, wire::rollup::kStartMs, where, &out->start_ms); !s) return s;
+  if (Status s = ReadInt64(p.end_ms, wire::rollup::kEndMs, where, &out->end_ms); !s) return s;
   if (out->end_ms < out->start_ms) {
-    return FieldError(where, "end_ms", "must not be less than 'start_ms'");
+    return FieldError(where, wire::rollup::kEndMs, "must not be less than 'start_ms'");
   }
-  if (Status s = ReadInt64(p.count, "count", where, &out->count); !s) return s;
-  if (out->count < 0) return FieldError(where, "count", "must not be negative");
-  if (Status s = ReadDouble(p.min, "min", where, &out->min); !s) return s;
-  if (Status s = ReadDouble(p.max, "max", where, &out->max); !s) return s;
-  if (Status s = ReadDouble(p.mean, "mean", where, &out->mean); !s) return s;
-  if (Status s = ReadDouble(p.last, "last", where, &out->last); !s) return s;
+  if (Status s = ReadInt64(p.count, wire::rollup::kCount, where, &out->count); !s) return s;
+  if (out->count < 0) return FieldError(where, wire::rollup::kCount, "must not be negative");
+  if (Status s = ReadDouble(p.min, wire::rollup::kMin, where, &out->min); !s) return s;
+  if (Status s = ReadDouble(p.max, wire::rollup::kMax, where, &out->max); !s) return s;
+  if (Status s = ReadDouble(p.mean, wire::rollup::kMean, where, &out->mean); !s) return s;
+  if (Status s = ReadDouble(p.last, wire::rollup::kLast, where, &out->last); !s) return s;
   return CheckPayloadNode(p.node, node, where);
 }
 
@@ -527,23 +541,26 @@ Status ReadItem(RawItem& raw, const std::string& node, size_t index, BatchItem* 
   Where where;
   where.item = index;
   if (raw.self.type != Type::kObject) return Status::Error(where + "must be an object");
-  if (Status s = ReadString(raw.id, "id", where, kMaxIdBytes, &out->id); !s) return s;
+  if (Status s = ReadString(raw.id, wire::item::kId, where, kMaxIdBytes, &out->id); !s) return s;
   // Ids are "NODE:EPOCH:SEQ"; holding every node to its own prefix keeps one node from
   // claiming (and so suppressing, through dedupe) ids of another.
   if (out->id.size() <= node.size() + 1 || out->id.compare(0, node.size(), node) != 0 ||
       out->id[node.size()] != ':') {
-    return FieldError(where, "id", "must start with \"" + node + ":\"");
+    return FieldError(where, wire::item::kId, "must start with \"" + node + ":\"");
   }
-  if (Status s = ReadString(raw.kind, "kind", where, kMaxNameBytes, &out->kind); !s) return s;
-  if (Status s = ReadInt64(raw.created_ms, "created_ms", where, &out->created_ms); !s) return s;
+  if (Status s = ReadString(raw.kind, wire::item::kKind, where, kMaxNameBytes, &out->kind); !s)
+    return s;
+  if (Status s = ReadInt64(raw.created_ms, wire::item::kCreatedMs, where, &out->created_ms); !s)
+    return s;
   RawPayload& payload = raw.payload;
-  if (payload.self.type == Type::kMissing) return Missing(where, "payload");
-  if (payload.self.type != Type::kObject) return FieldError(where, "payload", "must be an object");
-  if (out->kind == "alert") {
+  if (payload.self.type == Type::kMissing) return Missing(where, wire::item::kPayload);
+  if (payload.self.type != Type::kObject)
+    return FieldError(where, wire::item::kPayload, "must be an object");
+  if (out->kind == wire::kAlertKind) {
     AlertFields fields;
     if (Status s = ReadAlert(payload, node, where, &fields); !s) return s;
     out->alert = std::move(fields);
-  } else if (out->kind == "rollup") {
+  } else if (out->kind == wire::kRollupKind) {
     RollupFields fields;
     if (Status s = ReadRollup(payload, node, where, &fields); !s) return s;
     out->rollup = std::move(fields);
@@ -604,10 +621,10 @@ Result<Batch> ParseBatch(std::string_view text) {
     if (raw.self.type != Type::kObject) return Status::Error("body must be a JSON object");
     Batch batch;
     const Where top;
-    if (Status s = ReadString(raw.node, "node", top, kMaxNameBytes, &batch.node); !s) return s;
-    if (Status s = ReadInt64(raw.sent_ms, "sent_ms", top, &batch.sent_ms); !s) return s;
-    if (raw.items.type == Type::kMissing) return Missing(top, "items");
-    if (raw.items.type != Type::kArray) return FieldError(top, "items", "must be an array");
+    if (Status s = ReadString(raw.node, wire::kNode, top, kMaxNameBytes, &batch.node); !s) return s;
+    if (Status s = ReadInt64(raw.sent_ms, wire::kSentMs, top, &batch.sent_ms); !s) return s;
+    if (raw.items.type == Type::kMissing) return Missing(top, wire::kItems);
+    if (raw.items.type != Type::kArray) return FieldError(top, wire::kItems, "must be an array");
     batch.items.resize(raw.elements.size());
     for (size_t i = 0; i < raw.elements.size(); ++i) {
       if (Status s = ReadItem(raw.elements[i], batch.node, i, &batch.items[i]); !s) return s;
@@ -628,9 +645,9 @@ Result<StatusReport> ParseStatusReport(std::string_view text) {
     if (doc.is_discarded()) return Status::Error("malformed JSON");
     if (!doc.is_object()) return Status::Error("body must be a JSON object");
     StatusReport report;
-    if (Status s = GetString(doc, "node", "", kMaxNameBytes, &report.node); !s) return s;
-    if (Status s = GetInt64(doc, "sent_ms", "", &report.sent_ms); !s) return s;
-    const auto status = doc.find("status");
+    if (Status s = GetString(doc, wire::kNode, "", kMaxNameBytes, &report.node); !s) return s;
+    if (Status s = GetInt64(doc, wire::kSentMs, "", &report.sent_ms); !s) return s;
+    const auto status = doc.find(wire::kStatus);
     if (status == doc.end()) return Status::Error("missing field 'status'");
     if (!status->is_object()) return Status::Error("field 'status' must be an object");
     report.status_json = status->dump(-1, ' ', false, json::error_handler_t::strict);
