@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "edge/wire/fields.h"
+
 namespace edge::agent {
 
 namespace {
@@ -610,12 +612,12 @@ void Pipeline::ApplyPendingPolicy() {
 std::string RollupPayloadJson(std::string_view sensor, int64_t start_ms, int64_t end_ms,
                               int64_t count, double min, double max, double mean, double last) {
   nlohmann::json j;
-  j["sensor"] = sensor;
-  j["start_ms"] = start_ms;
-  j["end_ms"] = end_ms;
-  j["count"] = count;
-  j["min"] = min;
-  j["max"] = max;
+  j[wire::rollup::kSensor] = sensor;
+  j[wire::rollup::kStartMs] = start_ms;
+  j[wire::rollup::kEndMs] = end_ms;
+  j[wire::rollup::kCount] = count;
+  j[wire::rollup::kMin] = min;
+  j[wire::rollup::kMax] = max;
   // The mean to 7 significant digits (float precision; min, max and last are exact): its
   // noise digits do not compress, and a rollup is sent for every sensor every interval.
   double rounded = mean;
@@ -624,8 +626,8 @@ std::string RollupPayloadJson(std::string_view sensor, int64_t start_ms, int64_t
     std::snprintf(buf, sizeof buf, "%.7g", mean);
     rounded = std::clamp(std::strtod(buf, nullptr), std::min(min, max), std::max(min, max));
   }
-  j["mean"] = rounded;
-  j["last"] = last;
+  j[wire::rollup::kMean] = rounded;
+  j[wire::rollup::kLast] = last;
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -634,15 +636,15 @@ std::string AlertPayloadJson(const rules::AlertEvent& e) {
   // started_ms: neither is repeated here. The readings before the alert matter when it
   // fires; a resolved event carries none.
   nlohmann::json j;
-  j["rule"] = e.rule_id;
-  j["sensor"] = e.sensor;
-  j["severity"] = rules::ToString(e.severity);
-  j["state"] = rules::ToString(e.state);
-  j["value"] = e.value;
-  j["ts_ms"] = e.ts_ms;
-  j["started_ms"] = e.started_ms;
+  j[wire::alert::kRule] = e.rule_id;
+  j[wire::alert::kSensor] = e.sensor;
+  j[wire::alert::kSeverity] = rules::ToString(e.severity);
+  j[wire::alert::kState] = rules::ToString(e.state);
+  j[wire::alert::kValue] = e.value;
+  j[wire::alert::kTsMs] = e.ts_ms;
+  j[wire::alert::kStartedMs] = e.started_ms;
   if (e.state == rules::AlertState::kFiring) {
-    auto& ctx = j["context"] = nlohmann::json::array();
+    auto& ctx = j[wire::alert::kContext] = nlohmann::json::array();
     for (const auto& [ts, v] : e.context) ctx.push_back({ts, v});
   }
   // Invalid UTF-8 in a sensor id (topics are UTF-8 by spec, but be safe) is replaced.

@@ -5,6 +5,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "edge/wire/fields.h"
+
 namespace edge::cloudsync {
 
 namespace {
@@ -26,6 +28,14 @@ void AppendJsonString(std::string& out, std::string_view text) {
              .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+// `"key":`, after a comma unless the member opens its object.
+void AppendKey(std::string& out, const char* key, bool first = false) {
+  if (!first) out += ',';
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
 }  // namespace
 
 EncodedBatch EncodeBatchBody(std::string_view node_id, int64_t sent_ms,
@@ -37,22 +47,25 @@ EncodedBatch EncodeBatchBody(std::string_view node_id, int64_t sent_ms,
   for (const OutboxItem& item : items) reserve += item.payload_json.size() + item.id.size() + 64;
   std::string& body = out.body;
   body.reserve(reserve);
-  body += "{\"node\":";
+  body += '{';
+  AppendKey(body, wire::kNode, /*first=*/true);
   AppendJsonString(body, node_id);
-  body += ",\"sent_ms\":";
+  AppendKey(body, wire::kSentMs);
   body += std::to_string(sent_ms);
-  body += ",\"items\":[";
+  AppendKey(body, wire::kItems);
+  body += '[';
   bool first = true;
   for (const OutboxItem& item : items) {
     if (!first) body += ',';
     first = false;
-    body += "{\"id\":";
+    body += '{';
+    AppendKey(body, wire::item::kId, /*first=*/true);
     AppendJsonString(body, item.id);
-    body += ",\"kind\":";
+    AppendKey(body, wire::item::kKind);
     AppendJsonString(body, item.kind);
-    body += ",\"created_ms\":";
+    AppendKey(body, wire::item::kCreatedMs);
     body += std::to_string(item.created_ms);
-    body += ",\"payload\":";
+    AppendKey(body, wire::item::kPayload);
     if (nlohmann::json::accept(item.payload_json)) {
       // Trim surrounding whitespace the lexer allowed, keeping the body compact.
       std::string_view p = item.payload_json;
@@ -107,8 +120,9 @@ Result<std::string> EncodeStatusBody(std::string_view node_id, int64_t sent_ms,
   nlohmann::json status = nlohmann::json::parse(status_json, nullptr, false);
   if (status.is_discarded()) return Status::Error("status is not valid JSON");
   if (!status.is_object()) return Status::Error("status is not a JSON object");
-  nlohmann::json doc = {
-      {"node", std::string(node_id)}, {"sent_ms", sent_ms}, {"status", std::move(status)}};
+  nlohmann::json doc = {{wire::kNode, std::string(node_id)},
+                        {wire::kSentMs, sent_ms},
+                        {wire::kStatus, std::move(status)}};
   return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 

@@ -291,3 +291,121 @@ TEST(ParseBatch, RejectsOverlongId) {
 
 }  // namespace
 }  // namespace edge::console
+
+// --- JSON forms (cases the removed DOM reference comparison covered) ---------------------
+
+namespace edge::console {
+namespace {
+
+const char* const kAlertItem =
+    R"({"id":"node-1:5f3a:17","kind":"alert","created_ms":1764167000100,"payload":)"
+    R"({"node":"node-1","rule":"boiler-overheat","sensor":"plant/boiler1/temp",)"
+    R"("severity":"critical","state":"firing","value":97.5,"ts_ms":1764167000050,)"
+    R"("started_ms":1764166990050,"episode":"e|1","context":[[1764166999050,96.1]]}})";
+
+std::string Body(const std::string& items) {
+  return R"({"node":"node-1","sent_ms":1764167000123,"items":[)" + items + "]}";
+}
+
+// The error ParseBatch gives, or "" when it accepts the body.
+std::string ErrorOf(const std::string& body) {
+  const Result<Batch> batch = ParseBatch(body);
+  return batch.ok() ? "" : batch.error();
+}
+
+TEST(ParseBatchJson, AcceptsBomWhitespaceAndATrailingNul) {
+  EXPECT_EQ(ErrorOf("\xEF\xBB\xBF \r\n\t{ \"node\" : \"node-1\" , \"sent_ms\" : 1 , "
+                    "\"items\" : [ ] } \n"),
+            "");
+  EXPECT_EQ(ErrorOf(Body(kAlertItem) + std::string("\0trailing garbage", 17)), "");
+}
+
+TEST(ParseBatchJson, DecodesEscapesInKeysAndValues) {
+  auto batch = ParseBatch(
+      Body(R"({"id":"node-1:a\u003a1","kind":"al\u0065rt","created_ms":1,"payload":)"
+           R"({"r\u0075le":"r\t\"\\\/\b\f\n\r","sensor":"\u00e9\ud83d\ude00\u20ac",)"
+           R"("severity":"x","state":"resolved","ts_ms":-0,"n\u006fde":"node\u002d1"}})"));
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  const BatchItem& item = batch->items[0];
+  EXPECT_EQ(item.id, "node-1:a:1");
+  ASSERT_TRUE(item.alert.has_value());
+  EXPECT_EQ(item.alert->rule, "r\t\"\\/\b\f\n\r");
+  EXPECT_EQ(item.alert->sensor, "\xC3\xA9\xF0\x9F\x98\x80\xE2\x82\xAC");
+  EXPECT_EQ(item.alert->ts_ms, 0);
+  EXPECT_EQ(json::parse(item.payload_json)["rule"], "r\t\"\\/\b\f\n\r");
+}
+
+TEST(ParseBatchJson, PayloadReadsBackAsTheSameJson) {
+  const std::string payload = R"({"a":[1,{"b":null}],"c":-0,"d":2.5e1,"e":"x\u0001y","f":true})";
+  auto batch = ParseBatch(
+      Body(R"({"id":"node-1:1","kind":"trace","created_ms":6,"payload": )" + payload + "}"));
+  ASSERT_TRUE(batch.ok()) << batch.error();
+  EXPECT_EQ(json::parse(batch->items[0].payload_json), json::parse(payload));
+}
+
+TEST(ParseBatchJson, LastOfRepeatedKeysWins) {
+  EXPECT_EQ(ErrorOf(R"({"node":"node-2","node":"node-1","sent_ms":1.5,"sent_ms":1,"items":[]})"),
+            "");
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":1,"items":[{"bad":1}],"items":[]})"), "");
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":1,"items":[],"items":{}})"),
+            "field 'items' must be an array");
+  EXPECT_EQ(ErrorOf(Body(R"({"id":"node-1:1","kind":"alert","created_ms":1,"payload":{"rule":1},)"
+                         R"("payload":{"rule":"r","sensor":"s","severity":"x","state":"firing",)"
+                         R"("ts_ms":1,"node":"node-2","node":"node-1"}})")),
+            "");
+}
+
+TEST(ParseBatchJson, RejectsWhatNlohmannRejectsAsMalformed) {
+  for (const std::string& body : std::vector<std::string>{std::string("\0", 1),
+                                                          "{}x",
+                                                          "{} {}",
+                                                          "\xEF\xBB{}",
+                                                          "[1,]",
+                                                          "{\"a\":1,}",
+                                                          "{\"a\":01}",
+                                                          "{\"a\":1.}",
+                                                          "{\"a\":.5}",
+                                                          "{\"a\":+1}",
+                                                          "{\"a\":True}",
+                                                          "{\"a\":\"\x01\"}",
+                                                          "{\"a\":\"\\x\"}",
+                                                          "{\"a\":\"\\ud800\"}",
+                                                          "{\"a\":\"\\udc00\"}",
+                                                          "{\"a\":\"\\ud800\\u0041\"}",
+                                                          "{\"a\":\"\xC0\xAF\"}",
+                                                          "{\"a\":\"\xED\xA0\x80\"}",
+                                                          "{\"a\":\"\xF4\x90\x80\x80\"}",
+                                                          "{\"a\":\"abc",
+                                                          "{'a':1}",
+                                                          "{\"a\":1} /* c */",
+                                                          "{\"a\":1e999}",
+                                                          "{\"a\":[1 2]}"}) {
+    EXPECT_EQ(ErrorOf(body), "malformed JSON") << body;
+  }
+}
+
+TEST(ParseBatchJson, ReadsIntegersAsTheDomDid) {
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":18446744073709551615,"items":[]})"),
+            "field 'sent_ms' is out of range");
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":-9223372036854775808,"items":[]})"), "");
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":-9223372036854775809,"items":[]})"),
+            "field 'sent_ms' must be an integer");
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":1E3,"items":[]})"),
+            "field 'sent_ms' must be an integer");
+  EXPECT_EQ(ErrorOf(Body(R"({"id":"node-1:1","kind":"rollup","created_ms":1,"payload":{)"
+                         R"("sensor":"s","start_ms":1,"end_ms":2,"count":0,"min":1e-400,)"
+                         R"("max":123456789012345678901234,"mean":-98765432109876543210,)"
+                         R"("last":true}})")),
+            "items[0]: rollup payload: field 'last' must be a number");
+}
+
+TEST(ParseBatchJson, AcceptsNestingUpToTheLimit) {
+  const std::string nest =
+      std::string(kMaxJsonDepth - 1, '[') + std::string(kMaxJsonDepth - 1, ']');
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":1,"items":[],"x":)" + nest + "}"), "");
+  EXPECT_EQ(ErrorOf(R"({"node":"node-1","sent_ms":1,"items":[],"x":[)" + nest + "]}"),
+            "JSON nested deeper than " + std::to_string(kMaxJsonDepth));
+}
+
+}  // namespace
+}  // namespace edge::console

@@ -1,21 +1,27 @@
 #include "edge/console/batch.h"
 
-#include <algorithm>
+#include <boost/json/basic_parser_impl.hpp>
+#include <boost/json/src.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "edge/wire/fields.h"
 
 namespace edge::console {
 namespace {
 
 using nlohmann::json;
 
-// nlohmann's parser is iterative, but dump() and comparisons recurse, and so does the batch
-// scanner below: bound the nesting so a hostile body cannot exhaust the stack.
+// nlohmann's parser is iterative, but dump() and comparisons recurse: bound the nesting so a
+// hostile body cannot exhaust the stack. Also tells a too-deep body from a malformed one
+// after the batch handler below stopped the parse.
 bool NestingWithin(std::string_view text, size_t max_depth) {
   size_t depth = 0;
   bool in_string = false;
@@ -42,500 +48,334 @@ bool NestingWithin(std::string_view text, size_t max_depth) {
   return true;
 }
 
-// --- The batch scanner -------------------------------------------------------------------
+// --- Reading the body --------------------------------------------------------------------
 //
-// A batch used to be parsed into an nlohmann DOM, checked, and each payload dumped again:
-// most of the console's CPU per item. The scanner below makes one pass over the body
-// without building a tree. It accepts exactly the texts nlohmann::json::parse accepts: RFC
-// 8259, strings checked for UTF-8 and escapes (lone surrogates rejected), a leading UTF-8
-// BOM skipped, the input allowed to end at a NUL byte after the value, a number that
-// overflows a double rejected. Like the DOM, it keeps the last of repeated keys. It records
-// only the members the protocol checks, as slices of the body; numbers are converted only
-// where a field is read. The checks then run on those records in the order the DOM version
-// ran them, so each malformed body gets the same answer as before.
+// The body goes through Boost.JSON's streaming parser (boost::json::basic_parser) without
+// building a tree. Around it, the input is held to what nlohmann::json::parse (the parser
+// the console used before) accepts: a leading UTF-8 BOM is skipped, a NUL byte ends the
+// input, a number that overflows a double is rejected. The handler records only the members
+// the protocol checks, numbers as their literal text (converted only where a field is
+// read); like a DOM, it keeps the last of repeated keys. Each payload object is written out
+// again compactly as it streams past. The checks then run on those records in a fixed
+// order, so each malformed body gets one answer.
 
 enum class Type : uint8_t { kMissing, kNull, kBool, kString, kNumber, kArray, kObject };
 
-struct Raw {
+// One recorded member: its type and, for strings, the decoded text; for numbers, the literal.
+struct Value {
   Type type = Type::kMissing;
-  bool escaped = false;   // kString: the text holds backslash escapes
-  std::string_view text;  // kString: between the quotes; otherwise the whole value
+  std::string text;
 };
 
 struct RawPayload {
-  Raw self;
-  bool compact = false;                               // no whitespace outside strings in self.text
-  Raw node, rule, sensor, severity, state, ts_ms;     // alert
-  Raw start_ms, end_ms, count, min, max, mean, last;  // rollup (and sensor, node)
+  Value self;
+  std::string compact;                                  // the object written out again
+  Value node, rule, sensor, severity, state, ts_ms;     // alert
+  Value start_ms, end_ms, count, min, max, mean, last;  // rollup (and sensor, node)
 };
 
 struct RawItem {
-  Type type = Type::kMissing;  // the members below are read only for kObject
-  Raw id, kind, created_ms;
+  Value self;  // the members below are read only when self is an object
+  Value id, kind, created_ms;
   RawPayload payload;
 };
 
 struct RawBatch {
-  Type type = Type::kMissing;
-  Raw node, sent_ms, items;
+  Value self;
+  Value node, sent_ms, items;
   std::vector<RawItem> elements;  // of `items` when it is an array
 };
 
-// Bytes that may appear unescaped in a string and end no multi-byte sequence check.
-constexpr bool IsPlain(unsigned char c) { return c >= 0x20 && c < 0x80 && c != '"' && c != '\\'; }
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
+// Appends `s` as a JSON string, escaped as nlohmann's dump() escapes it.
+void AppendQuoted(std::string_view s, std::string* out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  static constexpr std::string_view kShort = "\"\\\b\f\n\r\t";  // escaped as \ and a letter
+  static constexpr std::string_view kLetter = "\"\\bfnrt";
+  const auto plain = [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c >= 0x20 && c != '"' && c != '\\';
+  };
+  out->push_back('"');
+  size_t i = 0;
+  while (true) {
+    size_t run = i;
+    while (run < s.size() && plain(s[run])) ++run;
+    out->append(s.data() + i, run - i);
+    if (run == s.size()) break;
+    const char ch = s[run];
+    i = run + 1;
+    out->push_back('\\');
+    if (const size_t k = kShort.find(ch); k != std::string_view::npos) {
+      out->push_back(kLetter[k]);
+    } else {
+      out->append("u00");
+      out->push_back(kHex[static_cast<unsigned char>(ch) >> 4]);
+      out->push_back(kHex[ch & 0xF]);
+    }
+  }
+  out->push_back('"');
 }
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-
-class Scanner {
+// Records a batch from the parse events, in document order.
+class BatchRecorder {
  public:
-  explicit Scanner(std::string_view text) : p_(text.data()), end_(text.data() + text.size()) {}
+  // `body` is the text being parsed: strings handed over as slices of it had no escapes.
+  BatchRecorder(RawBatch* out, std::string_view body) : out_(out), body_(body) {
+    frames_.reserve(kMaxJsonDepth);
+  }
 
-  // True when the whole text is one JSON value; `out` then describes it.
-  bool Document(RawBatch* out) {
-    if (end_ - p_ >= 3 && p_[0] == '\xEF' && p_[1] == '\xBB' && p_[2] == '\xBF') p_ += 3;
-    SkipSpace();
-    if (Peek() == '{') {
-      out->type = Type::kObject;
-      if (!Object(1, [&](std::string_view key, int depth) { return TopMember(key, depth, out); })) {
-        return false;
-      }
-    } else {
-      Raw value;
-      if (!Value(&value, 1)) return false;
-      out->type = value.type;
+  // A string (decoded), number (literal), true, false or null.
+  void Scalar(Type type, std::string_view text) {
+    if (Value* target = Target(); target != nullptr) {
+      target->type = type;
+      target->text.assign(text);
     }
-    SkipSpace();
-    // nlohmann's lexer takes a NUL byte for the end of the input.
-    return p_ == end_ || *p_ == '\0';
+    if (compact_ == nullptr) return;
+    Separate();
+    if (type == Type::kString) {
+      AppendString(text);
+    } else {
+      compact_->append(text);
+    }
+  }
+
+  void Open(Type type) {
+    Value* target = Target();
+    Context context = Context::kOther;
+    if (target != nullptr) {
+      target->type = type;
+      if (target == &out_->self && type == Type::kObject) {
+        context = Context::kTop;
+      } else if (target == &out_->items && type == Type::kArray) {
+        out_->elements.clear();
+        context = Context::kItems;
+      } else if (type == Type::kObject && frames_.back().context == Context::kItems) {
+        context = Context::kItem;
+      } else if (type == Type::kObject && frames_.back().context == Context::kItem &&
+                 target == &out_->elements.back().payload.self) {
+        context = Context::kPayload;
+        compact_ = &out_->elements.back().payload.compact;
+        compact_->clear();
+        compact_->reserve(kPayloadReserve);
+        payload_frame_ = frames_.size();
+      }
+    }
+    if (compact_ != nullptr) {
+      if (context != Context::kPayload) Separate();
+      compact_->push_back(type == Type::kObject ? '{' : '[');
+    }
+    frames_.push_back(Frame{context, nullptr});
+  }
+
+  void Close(char bracket) {
+    if (compact_ != nullptr) {
+      compact_->push_back(bracket);
+      if (frames_.size() - 1 == payload_frame_) compact_ = nullptr;
+    }
+    frames_.pop_back();
+  }
+
+  void Key(std::string_view k) {
+    Frame& frame = frames_.back();
+    if (compact_ != nullptr) {
+      Separate();
+      AppendString(k);
+      compact_->push_back(':');
+    }
+    frame.slot = nullptr;
+    switch (frame.context) {
+      case Context::kTop:
+        if (k == wire::kNode) frame.slot = &out_->node;
+        if (k == wire::kSentMs) frame.slot = &out_->sent_ms;
+        if (k == wire::kItems) frame.slot = &out_->items;
+        break;
+      case Context::kItem: {
+        RawItem& item = out_->elements.back();
+        if (k == wire::item::kId) frame.slot = &item.id;
+        if (k == wire::item::kKind) frame.slot = &item.kind;
+        if (k == wire::item::kCreatedMs) frame.slot = &item.created_ms;
+        if (k == wire::item::kPayload) {
+          item.payload = RawPayload();
+          frame.slot = &item.payload.self;
+        }
+        break;
+      }
+      case Context::kPayload:
+        frame.slot = PayloadField(&out_->elements.back().payload, k);
+        break;
+      default:
+        break;
+    }
   }
 
  private:
-  // Deeper nesting fails the scan; ParseBatch then tells it from malformed JSON.
-  static constexpr int kMaxDepth = static_cast<int>(kMaxJsonDepth);
+  // What the object or array being read is, for where its members go.
+  enum class Context : uint8_t { kTop, kItems, kItem, kPayload, kOther };
 
-  char Peek() const { return p_ != end_ ? *p_ : '\0'; }
+  struct Frame {
+    Context context;
+    Value* slot = nullptr;  // objects: where the current member's value goes (null: nowhere)
+  };
 
-  void SkipSpace() {
-    const char* start = p_;
-    while (p_ != end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
-    if (p_ != start) ++space_runs_;
-  }
-
-  void Record(Raw* out, Type type, const char* start) const {
-    if (out == nullptr) return;
-    out->type = type;
-    out->escaped = false;
-    out->text = std::string_view(start, static_cast<size_t>(p_ - start));
-  }
-
-  // `on_member(key, depth)` parses the member's value, which starts at p_.
-  template <typename OnMember>
-  bool Object(int depth, OnMember&& on_member) {
-    if (depth > kMaxDepth) return false;
-    ++p_;  // '{'
-    SkipSpace();
-    if (Peek() == '}') {
-      ++p_;
-      return true;
+  static Value* PayloadField(RawPayload* p, std::string_view key) {
+    static constexpr std::pair<const char*, Value RawPayload::*> kFields[] = {
+        {wire::kNode, &RawPayload::node},
+        {wire::alert::kRule, &RawPayload::rule},
+        {wire::alert::kSensor, &RawPayload::sensor},
+        {wire::alert::kSeverity, &RawPayload::severity},
+        {wire::alert::kState, &RawPayload::state},
+        {wire::alert::kTsMs, &RawPayload::ts_ms},
+        {wire::rollup::kStartMs, &RawPayload::start_ms},
+        {wire::rollup::kEndMs, &RawPayload::end_ms},
+        {wire::rollup::kCount, &RawPayload::count},
+        {wire::rollup::kMin, &RawPayload::min},
+        {wire::rollup::kMax, &RawPayload::max},
+        {wire::rollup::kMean, &RawPayload::mean},
+        {wire::rollup::kLast, &RawPayload::last},
+    };
+    for (const auto& [name, field] : kFields) {
+      if (key == name) return &(p->*field);
     }
-    while (true) {
-      if (Peek() != '"') return false;
-      std::string_view key;
-      bool escaped = false;
-      if (!String(&key, &escaped)) return false;
-      if (escaped) {
-        key_buffer_.clear();
-        Unescape(key, &key_buffer_);
-        key = key_buffer_;
-      }
-      SkipSpace();
-      if (Peek() != ':') return false;
-      ++p_;
-      SkipSpace();
-      if (!on_member(key, depth)) return false;
-      SkipSpace();
-      if (p_ == end_) return false;
-      const char c = *p_++;
-      if (c == '}') return true;
-      if (c != ',') return false;
-      SkipSpace();
-    }
-  }
-
-  template <typename OnElement>
-  bool Array(int depth, OnElement&& on_element) {
-    if (depth > kMaxDepth) return false;
-    ++p_;  // '['
-    SkipSpace();
-    if (Peek() == ']') {
-      ++p_;
-      return true;
-    }
-    while (true) {
-      if (!on_element(depth)) return false;
-      SkipSpace();
-      if (p_ == end_) return false;
-      const char c = *p_++;
-      if (c == ']') return true;
-      if (c != ',') return false;
-      SkipSpace();
-    }
-  }
-
-  // Any value; `out` (may be null) receives its type and text.
-  bool Value(Raw* out, int depth) {
-    const char* start = p_;
-    switch (Peek()) {
-      case '{':
-        if (!Object(depth + 1, [this](std::string_view, int d) { return Value(nullptr, d); })) {
-          return false;
-        }
-        Record(out, Type::kObject, start);
-        return true;
-      case '[':
-        if (!Array(depth + 1, [this](int d) { return Value(nullptr, d); })) return false;
-        Record(out, Type::kArray, start);
-        return true;
-      case '"': {
-        std::string_view text;
-        bool escaped = false;
-        if (!String(&text, &escaped)) return false;
-        if (out != nullptr) {
-          out->type = Type::kString;
-          out->escaped = escaped;
-          out->text = text;
-        }
-        return true;
-      }
-      case 't':
-        if (!Literal("true")) return false;
-        Record(out, Type::kBool, start);
-        return true;
-      case 'f':
-        if (!Literal("false")) return false;
-        Record(out, Type::kBool, start);
-        return true;
-      case 'n':
-        if (!Literal("null")) return false;
-        Record(out, Type::kNull, start);
-        return true;
-      default:
-        if (!Number()) return false;
-        Record(out, Type::kNumber, start);
-        return true;
-    }
-  }
-
-  bool Literal(std::string_view word) {
-    if (static_cast<size_t>(end_ - p_) < word.size() || std::string_view(p_, word.size()) != word) {
-      return false;
-    }
-    p_ += word.size();
-    return true;
-  }
-
-  // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?, and (as nlohmann's parser requires) not
-  // so large that it overflows a double to infinity.
-  bool Number() {
-    const char* start = p_;
-    if (Peek() == '-') ++p_;
-    // The value is 0.D x 10^exp10, D starting with its first non-zero digit.
-    int64_t exp10 = 0;
-    bool zero = true;
-    if (Peek() == '0') {
-      ++p_;
-    } else if (IsDigit(Peek())) {
-      const char* digits = p_;
-      while (IsDigit(Peek())) ++p_;
-      exp10 = p_ - digits;
-      zero = false;
-    } else {
-      return false;
-    }
-    if (Peek() == '.') {
-      ++p_;
-      if (!IsDigit(Peek())) return false;
-      const char* digits = p_;
-      while (IsDigit(Peek())) ++p_;
-      if (zero) {
-        for (const char* d = digits; d != p_; ++d) {
-          if (*d != '0') {
-            exp10 = -(d - digits);
-            zero = false;
-            break;
-          }
-        }
-      }
-    }
-    if (Peek() == 'e' || Peek() == 'E') {
-      ++p_;
-      bool negative = false;
-      if (Peek() == '+' || Peek() == '-') negative = *p_++ == '-';
-      if (!IsDigit(Peek())) return false;
-      int64_t e = 0;
-      for (; IsDigit(Peek()); ++p_) e = std::min<int64_t>(e * 10 + (*p_ - '0'), 1'000'000'000);
-      exp10 += negative ? -e : e;
-    }
-    // DBL_MAX is about 0.18 x 10^309: below 10^308 a value is finite, from 10^309 it is not.
-    if (zero || exp10 <= 308) return true;
-    if (exp10 >= 310) return false;
-    const std::string literal(start, static_cast<size_t>(p_ - start));
-    return std::isfinite(std::strtod(literal.c_str(), nullptr));
-  }
-
-  // At '"': the text between the quotes, checked as nlohmann's lexer checks it.
-  bool String(std::string_view* text, bool* escaped) {
-    const char* start = ++p_;
-    while (true) {
-      while (p_ != end_ && IsPlain(static_cast<unsigned char>(*p_))) ++p_;
-      if (p_ == end_) return false;
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c == '"') break;
-      if (c == '\\') {
-        *escaped = true;
-        if (!Escape()) return false;
-      } else if (c < 0x20) {
-        return false;
-      } else if (!Utf8Sequence()) {
-        return false;
-      }
-    }
-    *text = std::string_view(start, static_cast<size_t>(p_ - start));
-    ++p_;
-    return true;
-  }
-
-  // Four hex digits after "\u"; -1 if they are not.
-  int CodeUnit() {
-    if (end_ - p_ < 4) return -1;
-    int value = 0;
-    for (int i = 0; i < 4; ++i) {
-      const int digit = HexValue(p_[i]);
-      if (digit < 0) return -1;
-      value = value * 16 + digit;
-    }
-    p_ += 4;
-    return value;
-  }
-
-  bool Escape() {
-    ++p_;  // '\\'
-    if (p_ == end_) return false;
-    const char c = *p_++;
-    switch (c) {
-      case '"':
-      case '\\':
-      case '/':
-      case 'b':
-      case 'f':
-      case 'n':
-      case 'r':
-      case 't':
-        return true;
-      case 'u': {
-        const int unit = CodeUnit();
-        if (unit < 0) return false;
-        if (unit >= 0xDC00 && unit <= 0xDFFF) return false;
-        if (unit >= 0xD800 && unit <= 0xDBFF) {
-          if (end_ - p_ < 2 || p_[0] != '\\' || p_[1] != 'u') return false;
-          p_ += 2;
-          const int low = CodeUnit();
-          return low >= 0xDC00 && low <= 0xDFFF;
-        }
-        return true;
-      }
-      default:
-        return false;
-    }
-  }
-
-  // A well-formed UTF-8 sequence of two to four bytes (RFC 3629, table 3-7 of Unicode).
-  bool Utf8Sequence() {
-    const auto lead = static_cast<unsigned char>(*p_);
-    unsigned char lo = 0x80;
-    unsigned char hi = 0xBF;
-    int continuation;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-      continuation = 1;
-    } else if (lead == 0xE0) {
-      continuation = 2;
-      lo = 0xA0;
-    } else if ((lead >= 0xE1 && lead <= 0xEC) || lead == 0xEE || lead == 0xEF) {
-      continuation = 2;
-    } else if (lead == 0xED) {
-      continuation = 2;
-      hi = 0x9F;
-    } else if (lead == 0xF0) {
-      continuation = 3;
-      lo = 0x90;
-    } else if (lead >= 0xF1 && lead <= 0xF3) {
-      continuation = 3;
-    } else if (lead == 0xF4) {
-      continuation = 3;
-      hi = 0x8F;
-    } else {
-      return false;
-    }
-    ++p_;
-    for (int i = 0; i < continuation; ++i) {
-      if (p_ == end_) return false;
-      const auto c = static_cast<unsigned char>(*p_);
-      if (c < lo || c > hi) return false;
-      lo = 0x80;
-      hi = 0xBF;
-      ++p_;
-    }
-    return true;
-  }
-
-  bool TopMember(std::string_view key, int depth, RawBatch* out) {
-    if (key == "node") return Value(&out->node, depth);
-    if (key == "sent_ms") return Value(&out->sent_ms, depth);
-    if (key == "items") {
-      out->elements.clear();
-      if (Peek() != '[') return Value(&out->items, depth);
-      const char* start = p_;
-      if (!Array(depth + 1, [&](int d) {
-            out->elements.emplace_back();
-            return Item(&out->elements.back(), d);
-          })) {
-        return false;
-      }
-      Record(&out->items, Type::kArray, start);
-      return true;
-    }
-    return Value(nullptr, depth);
-  }
-
-  bool Item(RawItem* item, int depth) {
-    if (Peek() != '{') {
-      Raw value;
-      if (!Value(&value, depth)) return false;
-      item->type = value.type;
-      return true;
-    }
-    item->type = Type::kObject;
-    return Object(depth + 1, [&](std::string_view key, int d) {
-      if (key == "id") return Value(&item->id, d);
-      if (key == "kind") return Value(&item->kind, d);
-      if (key == "created_ms") return Value(&item->created_ms, d);
-      if (key == "payload") return Payload(&item->payload, d);
-      return Value(nullptr, d);
-    });
-  }
-
-  bool Payload(RawPayload* payload, int depth) {
-    *payload = RawPayload();
-    if (Peek() != '{') return Value(&payload->self, depth);
-    const char* start = p_;
-    const int64_t space_runs = space_runs_;
-    if (!Object(depth + 1, [&](std::string_view key, int d) {
-          return Value(PayloadField(payload, key), d);
-        })) {
-      return false;
-    }
-    Record(&payload->self, Type::kObject, start);
-    payload->compact = space_runs_ == space_runs;
-    return true;
-  }
-
-  static Raw* PayloadField(RawPayload* p, std::string_view key) {
-    if (key == "node") return &p->node;
-    if (key == "rule") return &p->rule;
-    if (key == "sensor") return &p->sensor;
-    if (key == "severity") return &p->severity;
-    if (key == "state") return &p->state;
-    if (key == "ts_ms") return &p->ts_ms;
-    if (key == "start_ms") return &p->start_ms;
-    if (key == "end_ms") return &p->end_ms;
-    if (key == "count") return &p->count;
-    if (key == "min") return &p->min;
-    if (key == "max") return &p->max;
-    if (key == "mean") return &p->mean;
-    if (key == "last") return &p->last;
     return nullptr;
   }
 
- public:
-  // Decodes the escapes of string text the scanner accepted, appending to `out`.
-  static void Unescape(std::string_view text, std::string* out) {
-    for (size_t i = 0; i < text.size(); ++i) {
-      const char c = text[i];
-      if (c != '\\') {
-        out->push_back(c);
-        continue;
-      }
-      const char e = text[++i];
-      switch (e) {
-        case 'b':
-          out->push_back('\b');
-          break;
-        case 'f':
-          out->push_back('\f');
-          break;
-        case 'n':
-          out->push_back('\n');
-          break;
-        case 'r':
-          out->push_back('\r');
-          break;
-        case 't':
-          out->push_back('\t');
-          break;
-        case 'u': {
-          const auto unit = [&](size_t at) {
-            uint32_t v = 0;
-            for (size_t k = 0; k < 4; ++k)
-              v = v * 16 + static_cast<uint32_t>(HexValue(text[at + k]));
-            return v;
-          };
-          uint32_t cp = unit(i + 1);
-          i += 4;
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (unit(i + 3) - 0xDC00);
-            i += 6;
-          }
-          AppendUtf8(cp, out);
-          break;
-        }
-        default:  // '"', '\\' and '/' stand for themselves
-          out->push_back(e);
-      }
+  // Where the value that starts now goes (null: nowhere), adding an item in the item array.
+  Value* Target() {
+    if (frames_.empty()) return &out_->self;
+    Frame& frame = frames_.back();
+    if (frame.context == Context::kItems) return &out_->elements.emplace_back().self;
+    return frame.context == Context::kOther ? nullptr : frame.slot;
+  }
+
+  // A string or key handed over whole as a slice of the body, between its quotes, had no
+  // escapes and needs none: it is copied with its quotes. Any other is escaped again.
+  void AppendString(std::string_view text) {
+    const std::less<const char*> before;
+    const char* first = text.data() - 1;
+    const char* last = text.data() + text.size();
+    if (!before(first, body_.data()) && before(last, body_.data() + body_.size()) &&
+        *first == '"' && *last == '"') {
+      compact_->append(first, text.size() + 2);
+    } else {
+      AppendQuoted(text, compact_);
     }
   }
+
+  // A comma before a member or element that is not the first of its container.
+  void Separate() {
+    const char last = compact_->back();
+    if (last != '{' && last != '[' && last != ':') compact_->push_back(',');
+  }
+
+  // Room for a typical payload, so that writing it out seldom grows the string.
+  static constexpr size_t kPayloadReserve = 512;
+
+  RawBatch* out_;
+  std::string_view body_;
+  std::vector<Frame> frames_;       // the open objects and arrays, outermost first
+  std::string* compact_ = nullptr;  // while inside a payload: its compact text
+  size_t payload_frame_ = 0;        // the payload object's index in frames_
+};
+
+// The handler boost::json::basic_parser calls. Strings, keys and numbers may arrive in
+// parts; the parts are joined before the recorder sees them.
+class BoostHandler {
+ public:
+  using error_code = boost::system::error_code;
+  using string_view = boost::json::string_view;
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  BoostHandler(RawBatch* out, std::string_view body) : recorder_(out, body) {}
+
+  bool on_document_begin(error_code&) { return true; }
+  bool on_document_end(error_code&) { return true; }
+  bool on_object_begin(error_code&) { return Open(Type::kObject); }
+  bool on_object_end(std::size_t, error_code&) { return Close('}'); }
+  bool on_array_begin(error_code&) { return Open(Type::kArray); }
+  bool on_array_end(std::size_t, error_code&) { return Close(']'); }
+  bool on_key_part(string_view s, std::size_t, error_code&) { return Part(s); }
+  bool on_key(string_view s, std::size_t, error_code&) {
+    recorder_.Key(Joined(s));
+    part_.clear();
+    parted_ = false;
+    return true;
+  }
+  bool on_string_part(string_view s, std::size_t, error_code&) { return Part(s); }
+  bool on_string(string_view s, std::size_t, error_code&) { return Scalar(Type::kString, s); }
+  bool on_number_part(string_view s, error_code&) { return Part(s); }
+  bool on_int64(int64_t, string_view s, error_code&) { return Scalar(Type::kNumber, s); }
+  bool on_uint64(uint64_t, string_view s, error_code&) { return Scalar(Type::kNumber, s); }
+  bool on_double(double v, string_view s, error_code& ec) {
+    // nlohmann's parser rejects a literal that overflows a double (such as 1e999).
+    if (!std::isfinite(v)) {
+      ec = boost::json::error::exponent_overflow;
+      return false;
+    }
+    return Scalar(Type::kNumber, s);
+  }
+  bool on_bool(bool v, error_code&) { return Scalar(Type::kBool, v ? "true" : "false"); }
+  bool on_null(error_code&) { return Scalar(Type::kNull, "null"); }
+  bool on_comment_part(string_view, error_code&) { return true; }  // comments are refused
+  bool on_comment(string_view, error_code&) { return true; }
 
  private:
-  static void AppendUtf8(uint32_t cp, std::string* out) {
-    const auto byte = [](uint32_t v) { return static_cast<char>(static_cast<unsigned char>(v)); };
-    if (cp < 0x80) {
-      out->push_back(byte(cp));
-    } else if (cp < 0x800) {
-      out->push_back(byte(0xC0 | (cp >> 6)));
-      out->push_back(byte(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(byte(0xE0 | (cp >> 12)));
-      out->push_back(byte(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(byte(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(byte(0xF0 | (cp >> 18)));
-      out->push_back(byte(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(byte(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(byte(0x80 | (cp & 0x3F)));
-    }
+  std::string_view Joined(string_view last) {
+    if (!parted_) return std::string_view(last.data(), last.size());
+    part_.append(last.data(), last.size());
+    return part_;
+  }
+  bool Part(string_view s) {
+    parted_ = true;
+    part_.append(s.data(), s.size());
+    return true;
+  }
+  bool Scalar(Type type, string_view last) {
+    recorder_.Scalar(type, Joined(last));
+    part_.clear();
+    parted_ = false;
+    return true;
+  }
+  bool Open(Type type) {
+    recorder_.Open(type);
+    return true;
+  }
+  bool Close(char bracket) {
+    recorder_.Close(bracket);
+    return true;
   }
 
-  const char* p_;
-  const char* end_;
-  std::string key_buffer_;  // a key with escapes, decoded; valid until the next such key
-  int64_t space_runs_ = 0;  // stretches of whitespace skipped so far
+  BatchRecorder recorder_;
+  bool parted_ = false;  // part_ holds the parts so far (a body slice is then not the whole)
+  std::string part_;     // the parts so far of the string, key or number being read
 };
+
+// True when `text` is one JSON value as nlohmann::json::parse accepts it; `out` then holds
+// what the recorder kept. Fails, too, for nesting deeper than kMaxJsonDepth.
+bool ParseWhole(std::string_view text, RawBatch* out) {
+  // A typical item takes a few hundred bytes of body: room for one per 512 bytes spares most
+  // regrowth and stays within a small multiple of the body's size.
+  out->elements.reserve(text.size() / 512);
+  boost::json::parse_options options;
+  options.max_depth = kMaxJsonDepth;
+  boost::json::basic_parser<BoostHandler> parser(options, out, text);
+  boost::system::error_code ec;
+  const size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  return !ec && used == text.size();
+}
+
+bool ReadBody(std::string_view text, RawBatch* out) {
+  if (text.size() >= 3 && text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
+  if (ParseWhole(text, out)) return true;
+  // nlohmann's lexer takes a NUL byte for the end of the input (a NUL is never valid JSON,
+  // so only a body that failed can hold one).
+  const size_t nul = text.find('\0');
+  if (nul == std::string_view::npos) return false;
+  *out = RawBatch();
+  return ParseWhole(text.substr(0, nul), out);
+}
 
 // Where a field sits, for error messages ("items[3]: alert payload: ..."); the text is built
 // only when there is an error to report.
@@ -571,26 +411,22 @@ Status TooLong(const Where& where, const char* key, size_t size, size_t max_byte
                         " bytes, the console accepts at most " + std::to_string(max_bytes));
 }
 
-// The field must be a non-empty string of at most `max_bytes` bytes (after unescaping).
-Status ReadString(const Raw& raw, const char* key, const Where& where, size_t max_bytes,
+// The field must be a non-empty string of at most `max_bytes` bytes (after unescaping). The
+// text moves to `out`.
+Status ReadString(Value& raw, const char* key, const Where& where, size_t max_bytes,
                   std::string* out) {
   if (raw.type == Type::kMissing) return Missing(where, key);
   if (raw.type != Type::kString) return FieldError(where, key, "must be a string");
-  out->clear();
-  if (raw.escaped) {
-    Scanner::Unescape(raw.text, out);
-  } else {
-    out->assign(raw.text);
-  }
-  if (out->empty()) return FieldError(where, key, "must not be empty");
-  if (out->size() > max_bytes) return TooLong(where, key, out->size(), max_bytes);
+  if (raw.text.empty()) return FieldError(where, key, "must not be empty");
+  if (raw.text.size() > max_bytes) return TooLong(where, key, raw.text.size(), max_bytes);
+  *out = std::move(raw.text);
   return Status::Ok();
 }
 
 // The field must be an integer that fits int64_t. As in nlohmann's DOM, a literal with a
 // fraction or exponent, or an integer beyond uint64_t (or below int64_t) is a float and not
 // an integer; one between int64_t's maximum and uint64_t's is out of range.
-Status ReadInt64(const Raw& raw, const char* key, const Where& where, int64_t* out) {
+Status ReadInt64(const Value& raw, const char* key, const Where& where, int64_t* out) {
   if (raw.type == Type::kMissing) return Missing(where, key);
   const auto not_integer = [&] { return FieldError(where, key, "must be an integer"); };
   if (raw.type != Type::kNumber) return not_integer();
@@ -616,8 +452,8 @@ Status ReadInt64(const Raw& raw, const char* key, const Where& where, int64_t* o
 }
 
 // The field must be a finite JSON number (integer or float). A literal that overflows (such
-// as 1e999) already failed the scan, as it failed nlohmann's parser; the check stays.
-Status ReadDouble(const Raw& raw, const char* key, const Where& where, double* out) {
+// as 1e999) already failed the parse, as it failed nlohmann's parser; the check stays.
+Status ReadDouble(const Value& raw, const char* key, const Where& where, double* out) {
   if (raw.type == Type::kMissing) return Missing(where, key);
   if (raw.type != Type::kNumber) return FieldError(where, key, "must be a number");
   const char* first = raw.text.data();
@@ -654,107 +490,82 @@ Status ReadDouble(const Raw& raw, const char* key, const Where& where, double* o
 }
 
 // An optional "node" member of a payload must equal the batch's node.
-Status CheckPayloadNode(const Raw& raw, const std::string& node, const Where& where) {
+Status CheckPayloadNode(const Value& raw, const std::string& node, const Where& where) {
   if (raw.type == Type::kMissing) return Status::Ok();
-  bool equal = false;
-  if (raw.type == Type::kString) {
-    if (raw.escaped) {
-      std::string decoded;
-      Scanner::Unescape(raw.text, &decoded);
-      equal = decoded == node;
-    } else {
-      equal = raw.text == node;
-    }
+  if (raw.type != Type::kString || raw.text != node) {
+    return FieldError(where, wire::kNode, "must equal the batch's node");
   }
-  if (!equal) return FieldError(where, "node", "must equal the batch's node");
   return Status::Ok();
 }
 
-Status ReadAlert(const RawPayload& p, const std::string& node, Where where, AlertFields* out) {
-  where.payload = "alert";
-  if (Status s = ReadString(p.rule, "rule", where, kMaxNameBytes, &out->rule); !s) return s;
-  if (Status s = ReadString(p.sensor, "sensor", where, kMaxNameBytes, &out->sensor); !s) return s;
-  if (Status s = ReadString(p.severity, "severity", where, kMaxNameBytes, &out->severity); !s) {
+Status ReadAlert(RawPayload& p, const std::string& node, Where where, AlertFields* out) {
+  where.payload = wire::kAlertKind;
+  if (Status s = ReadString(p.rule, wire::alert::kRule, where, kMaxNameBytes, &out->rule); !s)
+    return s;
+  if (Status s = ReadString(p.sensor, wire::alert::kSensor, where, kMaxNameBytes, &out->sensor); !s)
+    return s;
+  if (Status s =
+          ReadString(p.severity, wire::alert::kSeverity, where, kMaxNameBytes, &out->severity);
+      !s) {
     return s;
   }
-  if (Status s = ReadString(p.state, "state", where, kMaxNameBytes, &out->state); !s) return s;
+  if (Status s = ReadString(p.state, wire::alert::kState, where, kMaxNameBytes, &out->state); !s)
+    return s;
   if (out->state != "firing" && out->state != "resolved") {
-    return FieldError(where, "state", "must be \"firing\" or \"resolved\"");
+    return FieldError(where, wire::alert::kState, "must be \"firing\" or \"resolved\"");
   }
-  if (Status s = ReadInt64(p.ts_ms, "ts_ms", where, &out->ts_ms); !s) return s;
+  if (Status s = ReadInt64(p.ts_ms, wire::alert::kTsMs, where, &out->ts_ms); !s) return s;
   return CheckPayloadNode(p.node, node, where);
 }
 
-Status ReadRollup(const RawPayload& p, const std::string& node, Where where, RollupFields* out) {
-  where.payload = "rollup";
-  if (Status s = ReadString(p.sensor, "sensor", where, kMaxNameBytes, &out->sensor); !s) return s;
-  if (Status s = ReadInt64(p.start_ms, "start_ms", where, &out->start_ms); !s) return s;
-  if (Status s = ReadInt64(p.end_ms, "end_ms", where, &out->end_ms); !s) return s;
+Status ReadRollup(RawPayload& p, const std::string& node, Where where, RollupFields* out) {
+  where.payload = wire::kRollupKind;
+  if (Status s = ReadString(p.sensor, wire::rollup::kSensor, where, kMaxNameBytes, &out->sensor);
+      !s)
+    return s;
+  if (Status s = ReadInt64(p.start_ms, wire::rollup::kStartMs, where, &out->start_ms); !s) return s;
+  if (Status s = ReadInt64(p.end_ms, wire::rollup::kEndMs, where, &out->end_ms); !s) return s;
   if (out->end_ms < out->start_ms) {
-    return FieldError(where, "end_ms", "must not be less than 'start_ms'");
+    return FieldError(where, wire::rollup::kEndMs, "must not be less than 'start_ms'");
   }
-  if (Status s = ReadInt64(p.count, "count", where, &out->count); !s) return s;
-  if (out->count < 0) return FieldError(where, "count", "must not be negative");
-  if (Status s = ReadDouble(p.min, "min", where, &out->min); !s) return s;
-  if (Status s = ReadDouble(p.max, "max", where, &out->max); !s) return s;
-  if (Status s = ReadDouble(p.mean, "mean", where, &out->mean); !s) return s;
-  if (Status s = ReadDouble(p.last, "last", where, &out->last); !s) return s;
+  if (Status s = ReadInt64(p.count, wire::rollup::kCount, where, &out->count); !s) return s;
+  if (out->count < 0) return FieldError(where, wire::rollup::kCount, "must not be negative");
+  if (Status s = ReadDouble(p.min, wire::rollup::kMin, where, &out->min); !s) return s;
+  if (Status s = ReadDouble(p.max, wire::rollup::kMax, where, &out->max); !s) return s;
+  if (Status s = ReadDouble(p.mean, wire::rollup::kMean, where, &out->mean); !s) return s;
+  if (Status s = ReadDouble(p.last, wire::rollup::kLast, where, &out->last); !s) return s;
   return CheckPayloadNode(p.node, node, where);
 }
 
-// The payload's text without whitespace outside strings.
-void AppendCompact(std::string_view text, std::string* out) {
-  out->reserve(out->size() + text.size());
-  bool in_string = false;
-  bool escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == ' ' || c == '\n' || c == '\r' || c == '\t') {
-      continue;
-    } else if (c == '"') {
-      in_string = true;
-    }
-    out->push_back(c);
-  }
-}
-
-Status ReadItem(const RawItem& raw, const std::string& node, size_t index, BatchItem* out) {
+Status ReadItem(RawItem& raw, const std::string& node, size_t index, BatchItem* out) {
   Where where;
   where.item = index;
-  if (raw.type != Type::kObject) return Status::Error(where + "must be an object");
-  if (Status s = ReadString(raw.id, "id", where, kMaxIdBytes, &out->id); !s) return s;
+  if (raw.self.type != Type::kObject) return Status::Error(where + "must be an object");
+  if (Status s = ReadString(raw.id, wire::item::kId, where, kMaxIdBytes, &out->id); !s) return s;
   // Ids are "NODE:EPOCH:SEQ"; holding every node to its own prefix keeps one node from
   // claiming (and so suppressing, through dedupe) ids of another.
   if (out->id.size() <= node.size() + 1 || out->id.compare(0, node.size(), node) != 0 ||
       out->id[node.size()] != ':') {
-    return FieldError(where, "id", "must start with \"" + node + ":\"");
+    return FieldError(where, wire::item::kId, "must start with \"" + node + ":\"");
   }
-  if (Status s = ReadString(raw.kind, "kind", where, kMaxNameBytes, &out->kind); !s) return s;
-  if (Status s = ReadInt64(raw.created_ms, "created_ms", where, &out->created_ms); !s) return s;
-  const RawPayload& payload = raw.payload;
-  if (payload.self.type == Type::kMissing) return Missing(where, "payload");
-  if (payload.self.type != Type::kObject) return FieldError(where, "payload", "must be an object");
-  if (out->kind == "alert") {
+  if (Status s = ReadString(raw.kind, wire::item::kKind, where, kMaxNameBytes, &out->kind); !s)
+    return s;
+  if (Status s = ReadInt64(raw.created_ms, wire::item::kCreatedMs, where, &out->created_ms); !s)
+    return s;
+  RawPayload& payload = raw.payload;
+  if (payload.self.type == Type::kMissing) return Missing(where, wire::item::kPayload);
+  if (payload.self.type != Type::kObject)
+    return FieldError(where, wire::item::kPayload, "must be an object");
+  if (out->kind == wire::kAlertKind) {
     AlertFields fields;
     if (Status s = ReadAlert(payload, node, where, &fields); !s) return s;
     out->alert = std::move(fields);
-  } else if (out->kind == "rollup") {
+  } else if (out->kind == wire::kRollupKind) {
     RollupFields fields;
     if (Status s = ReadRollup(payload, node, where, &fields); !s) return s;
     out->rollup = std::move(fields);
   }
-  if (payload.compact) {
-    out->payload_json.assign(payload.self.text);
-  } else {
-    AppendCompact(payload.self.text, &out->payload_json);
-  }
+  out->payload_json = std::move(payload.compact);
   return Status::Ok();
 }
 
@@ -800,21 +611,20 @@ Status GetString(const json& object, const char* key, const std::string& where, 
 Result<Batch> ParseBatch(std::string_view text) {
   try {
     RawBatch raw;
-    if (!Scanner(text).Document(&raw)) {
-      // Too deep a body is reported as such even where it is also malformed, as before the
-      // scan; a body the scan accepts is within the depth limit.
+    if (!ReadBody(text, &raw)) {
+      // Too deep a body is reported as such even where it is also malformed.
       if (!NestingWithin(text, kMaxJsonDepth)) {
         return Status::Error("JSON nested deeper than " + std::to_string(kMaxJsonDepth));
       }
       return Status::Error("malformed JSON");
     }
-    if (raw.type != Type::kObject) return Status::Error("body must be a JSON object");
+    if (raw.self.type != Type::kObject) return Status::Error("body must be a JSON object");
     Batch batch;
     const Where top;
-    if (Status s = ReadString(raw.node, "node", top, kMaxNameBytes, &batch.node); !s) return s;
-    if (Status s = ReadInt64(raw.sent_ms, "sent_ms", top, &batch.sent_ms); !s) return s;
-    if (raw.items.type == Type::kMissing) return Missing(top, "items");
-    if (raw.items.type != Type::kArray) return FieldError(top, "items", "must be an array");
+    if (Status s = ReadString(raw.node, wire::kNode, top, kMaxNameBytes, &batch.node); !s) return s;
+    if (Status s = ReadInt64(raw.sent_ms, wire::kSentMs, top, &batch.sent_ms); !s) return s;
+    if (raw.items.type == Type::kMissing) return Missing(top, wire::kItems);
+    if (raw.items.type != Type::kArray) return FieldError(top, wire::kItems, "must be an array");
     batch.items.resize(raw.elements.size());
     for (size_t i = 0; i < raw.elements.size(); ++i) {
       if (Status s = ReadItem(raw.elements[i], batch.node, i, &batch.items[i]); !s) return s;
@@ -835,9 +645,9 @@ Result<StatusReport> ParseStatusReport(std::string_view text) {
     if (doc.is_discarded()) return Status::Error("malformed JSON");
     if (!doc.is_object()) return Status::Error("body must be a JSON object");
     StatusReport report;
-    if (Status s = GetString(doc, "node", "", kMaxNameBytes, &report.node); !s) return s;
-    if (Status s = GetInt64(doc, "sent_ms", "", &report.sent_ms); !s) return s;
-    const auto status = doc.find("status");
+    if (Status s = GetString(doc, wire::kNode, "", kMaxNameBytes, &report.node); !s) return s;
+    if (Status s = GetInt64(doc, wire::kSentMs, "", &report.sent_ms); !s) return s;
+    const auto status = doc.find(wire::kStatus);
     if (status == doc.end()) return Status::Error("missing field 'status'");
     if (!status->is_object()) return Status::Error("field 'status' must be an object");
     report.status_json = status->dump(-1, ' ', false, json::error_handler_t::strict);

@@ -4,8 +4,9 @@
 // untrusted network input: ParseBatch never throws and reports the first problem found as a
 // message suitable for the {"error": ...} reply of a 400.
 //
-// ParseBatch scans the body in one pass without building a JSON tree: it accepts exactly
-// what nlohmann::json::parse accepts and, where a repeated key differs, reads the last one.
+// ParseBatch streams the body through Boost.JSON's parser without building a JSON tree: it
+// accepts what nlohmann::json::parse accepts (the parser the console used before) and,
+// where a repeated key differs, reads the last one.
 
 #include <cstdint>
 #include <optional>
@@ -42,7 +43,8 @@ struct BatchItem {
   std::string id;  // "NODE:STORE_EPOCH:SEQUENCE"; starts with the batch's node and ':'
   std::string kind;
   int64_t created_ms = 0;
-  // The payload object's text as sent, without whitespace outside strings.
+  // The payload object written out compactly: the same JSON value as sent (members in the
+  // order sent, numbers as sent, strings escaped only where JSON requires it).
   std::string payload_json;
   std::optional<AlertFields> alert;    // set exactly when kind == "alert"
   std::optional<RollupFields> rollup;  // set exactly when kind == "rollup"
