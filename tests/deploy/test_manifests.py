@@ -148,11 +148,12 @@ def kubectl_kustomize():
 
 def config_keys():
     """{env variable: key} of every config key, from the agent's own key table."""
-    with open(os.path.join(ROOT, "agent", "src", "config.cc")) as f:
+    with open(os.path.join(ROOT, "agent", "src", "config_fields.cc")) as f:
         text = f.read()
     pairs = re.findall(r'\{\{"([a-z_.]+)", "(EDGE_AGENT_[A-Z_]+)"', text)
     if len(pairs) < 10:
-        raise AssertionError("could not read the config key table from agent/src/config.cc")
+        raise AssertionError("could not read the config key table from "
+                             "agent/src/config_fields.cc")
     return {env: key for key, env in pairs}
 
 
