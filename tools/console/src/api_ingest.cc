@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "api_request.h"
 #include "edge/cloudsync/gzip.h"
@@ -94,9 +95,9 @@ HttpResponse AckResponse(const StoreOutcome& outcome) {
 }  // namespace
 
 HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
-  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
-  if (!principal) return Unauthorized(false);
-  if (principal->admin) return ErrorResponse(403, "batches need a node token");
+  auto auth = Authorize(tokens_, request, /*admin=*/false, "batches need a node token");
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
+  const Principal* principal = &std::get<Principal>(auth);
 
   std::string decoded;
   const std::string* body = nullptr;
@@ -190,9 +191,9 @@ std::optional<HttpResponse> ConsoleApi::DecodeBody(const HttpRequest& request, s
 }
 
 HttpResponse ConsoleApi::PostStatus(const HttpRequest& request) {
-  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
-  if (!principal) return Unauthorized(false);
-  if (principal->admin) return ErrorResponse(403, "status reports need a node token");
+  auto auth = Authorize(tokens_, request, /*admin=*/false, "status reports need a node token");
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
+  const Principal* principal = &std::get<Principal>(auth);
 
   std::string decoded;
   const std::string* body = nullptr;

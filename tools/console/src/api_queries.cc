@@ -148,9 +148,8 @@ std::string HumanSeconds(const std::string& digits) {
 }  // namespace
 
 HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view query) {
-  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
-  if (!principal) return Unauthorized(false);
-  if (!principal->admin) return ErrorResponse(403, "rollups need the admin token");
+  auto auth = Authorize(tokens_, request, /*admin=*/true, "rollups need the admin token");
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
 
   RollupQuery q;
   auto params = ReadListQuery(query, options_.default_rollup_limit, options_.max_rollup_limit, q);
@@ -181,9 +180,8 @@ HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view
 }
 
 HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view query) {
-  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
-  if (!principal) return Unauthorized(false);
-  if (!principal->admin) return ErrorResponse(403, "alerts need the admin token");
+  auto auth = Authorize(tokens_, request, /*admin=*/true, "alerts need the admin token");
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
 
   AlertQuery q;
   auto params = ReadListQuery(query, options_.default_alert_limit, options_.max_alert_limit, q);
@@ -237,9 +235,8 @@ Result<std::vector<NodeActivity>> ConsoleApi::FleetView() {
 }
 
 HttpResponse ConsoleApi::GetNodes(const HttpRequest& request) {
-  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, false));
-  if (!principal) return Unauthorized(false);
-  if (!principal->admin) return ErrorResponse(403, "nodes need the admin token");
+  auto auth = Authorize(tokens_, request, /*admin=*/true, "nodes need the admin token");
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
   Result<std::vector<NodeActivity>> fleet = FleetView();
   if (!fleet) {
     log_.Write(LogLevel::kError, "querying nodes failed", {{"error", fleet.error()}});
@@ -265,9 +262,9 @@ HttpResponse ConsoleApi::GetNodes(const HttpRequest& request) {
 }
 
 HttpResponse ConsoleApi::GetDashboard(const HttpRequest& request) {
-  const auto principal = tokens_.Authenticate(ExtractToken(request.authorization, true));
-  if (!principal) return Unauthorized(true);
-  if (!principal->admin) return ErrorResponse(403, "the dashboard needs the admin token");
+  auto auth = Authorize(tokens_, request, /*admin=*/true, "the dashboard needs the admin token",
+                        /*basic=*/true);
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
   Result<std::vector<NodeActivity>> fleet = FleetView();
   Result<std::vector<StoredAlert>> alerts = store_.LatestAlerts(options_.dashboard_alerts);
   if (!fleet || !alerts) {

@@ -69,4 +69,14 @@ std::string ExtractToken(std::string_view authorization, bool allow_basic) {
   return {};
 }
 
+std::variant<Principal, HttpResponse> Authorize(const TokenTable& tokens,
+                                                const HttpRequest& request, bool admin,
+                                                std::string_view forbidden, bool basic) {
+  std::optional<Principal> principal =
+      tokens.Authenticate(ExtractToken(request.authorization, basic));
+  if (!principal) return Unauthorized(basic);
+  if (principal->admin != admin) return ErrorResponse(403, forbidden);
+  return std::move(*principal);
+}
+
 }  // namespace edge::console

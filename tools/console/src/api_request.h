@@ -8,8 +8,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "edge/console/http.h"
+#include "edge/console/tokens.h"
 
 namespace edge::console {
 
@@ -28,6 +30,13 @@ HttpResponse MethodNotAllowed(std::string_view allow);
 // The token from "Bearer TOKEN", or with `allow_basic` from the password of
 // "Basic base64(USER:TOKEN)" (what a browser sends for the dashboard); "" if there is none.
 std::string ExtractToken(std::string_view authorization, bool allow_basic);
+
+// Who `request`'s token speaks for, when its role is the one the route needs (`admin`); else
+// the reply refusing it: 401 without a known token (a Basic challenge and Basic credentials
+// accepted with `basic`, for the dashboard), 403 with `forbidden` for the other role.
+std::variant<Principal, HttpResponse> Authorize(const TokenTable& tokens,
+                                                const HttpRequest& request, bool admin,
+                                                std::string_view forbidden, bool basic = false);
 
 // Lenient base64 as the console has always read Basic credentials: the text before the
 // first '=' (the rest is ignored), padding optional, a last character that completes no
