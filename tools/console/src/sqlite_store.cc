@@ -1,16 +1,15 @@
-// SQLite adapter for ConsoleStore; the only file that includes sqlite3.h.
-
-#include <sqlite3.h>
+// SQLite adapter for ConsoleStore (the batch items, rollups and node activity); the SQLite
+// helpers it shares with the policy store are in sqlite_db.h.
 
 #include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <vector>
 
-#include "edge/console/policy_store.h"
 #include "edge/console/store.h"
+#include "sqlite_db.h"
 
 namespace edge::console {
 namespace {
@@ -83,33 +82,17 @@ constexpr const char* kRollupColumns =
 constexpr const char* kAlertColumns =
     "SELECT id, received_ms, node, rule, sensor, severity, state, ts_ms, payload FROM items ";
 
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
-
-std::string ColumnText(sqlite3_stmt* stmt, int col) {
-  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
-  if (text == nullptr) return {};
-  return std::string(text, static_cast<size_t>(sqlite3_column_bytes(stmt, col)));
-}
-
-class SqliteConsoleStore final : public ConsoleStore {
+class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
  public:
-  SqliteConsoleStore(DbPtr db, StoreOptions options) : db_(std::move(db)), options_(options) {}
+  SqliteConsoleStore(DbPtr db, StoreOptions options)
+      : SqliteConnection(std::move(db)), options_(options) {}
 
   Status Init() {
     // WAL lets readers proceed during a write; synchronous=FULL makes every commit durable
     // before StoreBatch returns, which is what an ack promises.
-    Result<std::string> mode = QueryText("PRAGMA journal_mode=WAL");
+    Result<std::string> mode = UseWalDurable();
     if (!mode) return mode.status();
     if (*mode != "wal") return Status::Error("cannot enable WAL (journal_mode is " + *mode + ")");
-    if (Status s = Exec("PRAGMA synchronous=FULL"); !s) return s;
-    if (sqlite3_busy_timeout(db_.get(), 5000) != SQLITE_OK) return DbError("busy_timeout");
     Result<std::string> version = QueryText("PRAGMA user_version");
     if (!version) return version.status();
     if (std::stoi(*version) > kSchemaVersion) {
@@ -416,44 +399,7 @@ class SqliteConsoleStore final : public ConsoleStore {
     return out;
   }
 
-  // Bound text must outlive the step that uses it (SQLITE_STATIC: no copy is made).
-  static void BindText(sqlite3_stmt* stmt, int index, const std::string& text) {
-    sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-  }
-
-  Status Exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error != nullptr ? error : sqlite3_errmsg(db_.get());
-      sqlite3_free(error);
-      return Status::Error("sqlite: " + message);
-    }
-    return Status::Ok();
-  }
-
-  Result<std::string> QueryText(const std::string& sql) {
-    StmtPtr stmt;
-    if (Status s = Prepare(sql, &stmt); !s) return s;
-    if (sqlite3_step(stmt.get()) != SQLITE_ROW) return DbError(sql);
-    return ColumnText(stmt.get(), 0);
-  }
-
-  Status Prepare(const std::string& sql, StmtPtr* out) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_.get(), sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr) !=
-        SQLITE_OK) {
-      return DbError("prepare");
-    }
-    out->reset(stmt);
-    return Status::Ok();
-  }
-
-  Status DbError(const std::string& what) {
-    return Status::Error("sqlite: " + what + ": " + sqlite3_errmsg(db_.get()));
-  }
-
-  // Statements are declared after db_ so they are finalized before the database closes.
-  DbPtr db_;
+  // Statements are members of this class, destroyed before the connection it derives from.
   StoreOptions options_;
   StmtPtr insert_item_;
   StmtPtr touch_node_;
@@ -461,320 +407,7 @@ class SqliteConsoleStore final : public ConsoleStore {
   StmtPtr node_bytes_;
 };
 
-// The policy channel's tables (docs/protocol.md, "Policy channel"). They are created with
-// IF NOT EXISTS on a connection of their own and do not take part in the user_version
-// migrations of the batch tables above.
-constexpr const char* kPolicySchema = R"sql(
-CREATE TABLE IF NOT EXISTS policy_versions (
-  name          TEXT NOT NULL,
-  version       INTEGER NOT NULL,
-  body          TEXT NOT NULL,
-  signature     TEXT NOT NULL,
-  selector      TEXT NOT NULL,
-  canary        TEXT NOT NULL,
-  canary_wait_s INTEGER NOT NULL,
-  created_ms    INTEGER NOT NULL,
-  rollout       TEXT NOT NULL,
-  seq           INTEGER NOT NULL DEFAULT 0,
-  PRIMARY KEY (name, version)
-);
-CREATE TABLE IF NOT EXISTS policy_nodes (
-  node       TEXT PRIMARY KEY NOT NULL,
-  labels     TEXT NOT NULL,
-  updated_ms INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS policy_status (
-  name            TEXT NOT NULL,
-  node            TEXT NOT NULL,
-  applied_version INTEGER NOT NULL,
-  report_version  INTEGER NOT NULL,
-  state           TEXT NOT NULL,
-  reason          TEXT NOT NULL,
-  detail          TEXT NOT NULL,
-  updated_ms      INTEGER NOT NULL,
-  PRIMARY KEY (name, node)
-);
-)sql";
-
-Rollout ParseRollout(const std::string& text) {
-  if (text == "canary") return Rollout::kCanary;
-  if (text == "halted") return Rollout::kHalted;
-  return Rollout::kReleased;
-}
-
-class SqlitePolicyStore final : public PolicyStore {
- public:
-  explicit SqlitePolicyStore(DbPtr db) : db_(std::move(db)) {}
-
-  Status Init() {
-    Result<std::string> mode = QueryText("PRAGMA journal_mode=WAL");
-    if (!mode) return mode.status();
-    if (Status s = Exec("PRAGMA synchronous=FULL"); !s) return s;
-    if (sqlite3_busy_timeout(db_.get(), 5000) != SQLITE_OK) return DbError("busy_timeout");
-    if (Status s = Exec(kPolicySchema); !s) return s;
-    // Tables created before versions carried a fleet sequence get the column (0: unsigned
-    // under the current layout; PolicyService::Load signs them again).
-    Result<std::string> has_seq =
-        QueryText("SELECT count(*) FROM pragma_table_info('policy_versions') WHERE name = 'seq'");
-    if (!has_seq) return has_seq.status();
-    if (*has_seq == "0") {
-      return Exec("ALTER TABLE policy_versions ADD COLUMN seq INTEGER NOT NULL DEFAULT 0");
-    }
-    return Status::Ok();
-  }
-
-  Status AddVersion(const PolicyVersion& v) override {
-    StmtPtr stmt;
-    if (Status s =
-            Prepare("INSERT INTO policy_versions (name, version, body, signature, selector, canary,"
-                    " canary_wait_s, created_ms, rollout, seq)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    &stmt);
-        !s) {
-      return s;
-    }
-    const std::string rollout = RolloutName(v.rollout);
-    BindText(stmt.get(), 1, v.name);
-    sqlite3_bind_int64(stmt.get(), 2, v.version);
-    BindText(stmt.get(), 3, v.body);
-    BindText(stmt.get(), 4, v.signature);
-    BindText(stmt.get(), 5, v.selector);
-    BindText(stmt.get(), 6, v.canary);
-    sqlite3_bind_int64(stmt.get(), 7, v.canary_wait_s);
-    sqlite3_bind_int64(stmt.get(), 8, v.created_ms);
-    BindText(stmt.get(), 9, rollout);
-    sqlite3_bind_int64(stmt.get(), 10, v.seq);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
-      return DbError("storing " + v.name + " version " + std::to_string(v.version));
-    }
-    return Status::Ok();
-  }
-
-  Status SetSignature(const std::string& name, int64_t version, int64_t seq,
-                      const std::string& signature) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "UPDATE policy_versions SET seq = ?3, signature = ?4 WHERE name = ?1 AND version = ?2",
-            &stmt);
-        !s) {
-      return s;
-    }
-    BindText(stmt.get(), 1, name);
-    sqlite3_bind_int64(stmt.get(), 2, version);
-    sqlite3_bind_int64(stmt.get(), 3, seq);
-    BindText(stmt.get(), 4, signature);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("signing again " + name);
-    return Status::Ok();
-  }
-
-  Status SetRollout(const std::string& name, int64_t version, Rollout rollout) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "UPDATE policy_versions SET rollout = ?3 WHERE name = ?1 AND version = ?2", &stmt);
-        !s) {
-      return s;
-    }
-    const std::string text = RolloutName(rollout);
-    BindText(stmt.get(), 1, name);
-    sqlite3_bind_int64(stmt.get(), 2, version);
-    BindText(stmt.get(), 3, text);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("updating rollout of " + name);
-    return Status::Ok();
-  }
-
-  Result<std::vector<PolicyVersion>> Versions() override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "SELECT name, version, body, signature, selector, canary, canary_wait_s, created_ms,"
-            " rollout, seq FROM policy_versions ORDER BY name, version",
-            &stmt);
-        !s) {
-      return s;
-    }
-    std::vector<PolicyVersion> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      PolicyVersion v;
-      v.name = ColumnText(stmt.get(), 0);
-      v.version = sqlite3_column_int64(stmt.get(), 1);
-      v.body = ColumnText(stmt.get(), 2);
-      v.signature = ColumnText(stmt.get(), 3);
-      v.selector = ColumnText(stmt.get(), 4);
-      v.canary = ColumnText(stmt.get(), 5);
-      v.canary_wait_s = sqlite3_column_int64(stmt.get(), 6);
-      v.created_ms = sqlite3_column_int64(stmt.get(), 7);
-      v.rollout = ParseRollout(ColumnText(stmt.get(), 8));
-      v.seq = sqlite3_column_int64(stmt.get(), 9);
-      out.push_back(std::move(v));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading policy versions");
-    return out;
-  }
-
-  Status PutNode(const PolicyNode& node) override {
-    StmtPtr stmt;
-    if (Status s = Prepare("INSERT INTO policy_nodes (node, labels, updated_ms) VALUES (?1, ?2, ?3)"
-                           " ON CONFLICT (node) DO UPDATE SET labels = excluded.labels,"
-                           " updated_ms = excluded.updated_ms",
-                           &stmt);
-        !s) {
-      return s;
-    }
-    const std::string labels =
-        nlohmann::json(node.labels).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    BindText(stmt.get(), 1, node.node);
-    BindText(stmt.get(), 2, labels);
-    sqlite3_bind_int64(stmt.get(), 3, node.updated_ms);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("storing node " + node.node);
-    return Status::Ok();
-  }
-
-  Result<std::vector<PolicyNode>> Nodes() override {
-    StmtPtr stmt;
-    if (Status s =
-            Prepare("SELECT node, labels, updated_ms FROM policy_nodes ORDER BY node", &stmt);
-        !s) {
-      return s;
-    }
-    std::vector<PolicyNode> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      PolicyNode n;
-      n.node = ColumnText(stmt.get(), 0);
-      const auto labels = nlohmann::json::parse(ColumnText(stmt.get(), 1), nullptr, false);
-      if (labels.is_object()) {
-        for (const auto& [k, v] : labels.items()) {
-          if (v.is_string()) n.labels[k] = v.get<std::string>();
-        }
-      }
-      n.updated_ms = sqlite3_column_int64(stmt.get(), 2);
-      out.push_back(std::move(n));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading policy nodes");
-    return out;
-  }
-
-  Status PutStatus(const PolicyNodeStatus& st) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "INSERT OR REPLACE INTO policy_status (name, node, applied_version, report_version,"
-            " state, reason, detail, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            &stmt);
-        !s) {
-      return s;
-    }
-    BindText(stmt.get(), 1, st.name);
-    BindText(stmt.get(), 2, st.node);
-    sqlite3_bind_int64(stmt.get(), 3, st.applied_version);
-    sqlite3_bind_int64(stmt.get(), 4, st.report_version);
-    BindText(stmt.get(), 5, st.state);
-    BindText(stmt.get(), 6, st.reason);
-    BindText(stmt.get(), 7, st.detail);
-    sqlite3_bind_int64(stmt.get(), 8, st.updated_ms);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("storing status of " + st.node);
-    return Status::Ok();
-  }
-
-  Result<std::vector<PolicyNodeStatus>> Statuses() override {
-    StmtPtr stmt;
-    if (Status s =
-            Prepare("SELECT name, node, applied_version, report_version, state, reason, detail,"
-                    " updated_ms FROM policy_status ORDER BY name, node",
-                    &stmt);
-        !s) {
-      return s;
-    }
-    std::vector<PolicyNodeStatus> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      PolicyNodeStatus st;
-      st.name = ColumnText(stmt.get(), 0);
-      st.node = ColumnText(stmt.get(), 1);
-      st.applied_version = sqlite3_column_int64(stmt.get(), 2);
-      st.report_version = sqlite3_column_int64(stmt.get(), 3);
-      st.state = ColumnText(stmt.get(), 4);
-      st.reason = ColumnText(stmt.get(), 5);
-      st.detail = ColumnText(stmt.get(), 6);
-      st.updated_ms = sqlite3_column_int64(stmt.get(), 7);
-      out.push_back(std::move(st));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading policy status");
-    return out;
-  }
-
- private:
-  static void BindText(sqlite3_stmt* stmt, int index, const std::string& text) {
-    sqlite3_bind_text(stmt, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
-  }
-
-  Status Exec(const std::string& sql) {
-    char* error = nullptr;
-    if (sqlite3_exec(db_.get(), sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) {
-      std::string message = error != nullptr ? error : sqlite3_errmsg(db_.get());
-      sqlite3_free(error);
-      return Status::Error("sqlite: " + message);
-    }
-    return Status::Ok();
-  }
-
-  Result<std::string> QueryText(const std::string& sql) {
-    StmtPtr stmt;
-    if (Status s = Prepare(sql, &stmt); !s) return s;
-    if (sqlite3_step(stmt.get()) != SQLITE_ROW) return DbError(sql);
-    return ColumnText(stmt.get(), 0);
-  }
-
-  Status Prepare(const std::string& sql, StmtPtr* out) {
-    sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db_.get(), sql.c_str(), static_cast<int>(sql.size()), &stmt, nullptr) !=
-        SQLITE_OK) {
-      return DbError("prepare");
-    }
-    out->reset(stmt);
-    return Status::Ok();
-  }
-
-  Status DbError(const std::string& what) {
-    return Status::Error("sqlite: " + what + ": " + sqlite3_errmsg(db_.get()));
-  }
-
-  DbPtr db_;
-};
-
-Result<DbPtr> OpenDb(const std::string& path) {
-  sqlite3* raw = nullptr;
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  DbPtr db(raw);
-  if (rc != SQLITE_OK) {
-    return Status::Error(path + ": cannot open database: " +
-                         (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
-  }
-  return db;
-}
-
 }  // namespace
-
-const char* RolloutName(Rollout rollout) {
-  switch (rollout) {
-    case Rollout::kCanary:
-      return "canary";
-    case Rollout::kHalted:
-      return "halted";
-    case Rollout::kReleased:
-      break;
-  }
-  return "released";
-}
-
-Result<std::unique_ptr<PolicyStore>> OpenSqlitePolicyStore(const std::string& path) {
-  Result<DbPtr> db = OpenDb(path);
-  if (!db) return db.status();
-  auto store = std::make_unique<SqlitePolicyStore>(std::move(*db));
-  if (Status s = store->Init(); !s) return Status::Error(path + ": " + s.message());
-  return std::unique_ptr<PolicyStore>(std::move(store));
-}
 
 int64_t QuotaBytes(const BatchItem& item) {
   return static_cast<int64_t>(item.id.size() + item.kind.size() + item.payload_json.size());
@@ -782,16 +415,9 @@ int64_t QuotaBytes(const BatchItem& item) {
 
 Result<std::unique_ptr<ConsoleStore>> OpenSqliteConsoleStore(const std::string& path,
                                                              StoreOptions options) {
-  sqlite3* raw = nullptr;
-  const int rc =
-      sqlite3_open_v2(path.c_str(), &raw,
-                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  DbPtr db(raw);
-  if (rc != SQLITE_OK) {
-    return Status::Error(path + ": cannot open database: " +
-                         (raw != nullptr ? sqlite3_errmsg(raw) : sqlite3_errstr(rc)));
-  }
-  auto store = std::make_unique<SqliteConsoleStore>(std::move(db), options);
+  Result<DbPtr> db = OpenDb(path);
+  if (!db) return db.status();
+  auto store = std::make_unique<SqliteConsoleStore>(std::move(*db), options);
   if (Status s = store->Init(); !s) return Status::Error(path + ": " + s.message());
   return std::unique_ptr<ConsoleStore>(std::move(store));
 }
