@@ -10,7 +10,7 @@
 namespace edge::agent {
 
 using store_impl::ColumnText;
-using store_impl::Describe;
+using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::Stmt;
 
@@ -24,15 +24,14 @@ Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
               "last_value) VALUES (?, ?, ?, ?, ?)");
   Stmt remove(db_, "DELETE FROM rule_episodes WHERE rule = ? AND sensor = ?");
   if (!upsert.ok() || !remove.ok()) {
-    return Fail(
-        Status::Error(Describe(db_, upsert.ok() ? remove.rc() : upsert.rc(), "prepare episodes")));
+    return Fail(SqliteError(db_, upsert.ok() ? remove.rc() : upsert.rc(), "prepare episodes"));
   }
   // The caller passes disjoint keys (the last state of each episode in its batch).
   for (const EpisodeKey& k : resolved) {
     sqlite3_stmt* st = remove.fresh();
     store_impl::Bind(st, k.rule, k.sensor);
     if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
-      return Fail(Status::Error(Describe(db_, rc, "delete episode")));
+      return Fail(SqliteError(db_, rc, "delete episode"));
     }
   }
   for (const StoredEpisode& e : firing) {
@@ -40,7 +39,7 @@ Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
     store_impl::Bind(st, std::string_view(e.rule), std::string_view(e.sensor), e.started_ms,
                      e.last_ts_ms, e.last_value);
     if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
-      return Fail(Status::Error(Describe(db_, rc, "save episode")));
+      return Fail(SqliteError(db_, rc, "save episode"));
     }
   }
   int rc = SQLITE_OK;
@@ -52,7 +51,7 @@ Result<std::vector<StoredEpisode>> StoreWriter::LoadEpisodes() {
   Stmt st(db_,
           "SELECT rule, sensor, started_ms, last_ts_ms, last_value FROM rule_episodes "
           "ORDER BY rule, sensor");
-  if (!st.ok()) return Status::Error(Describe(db_, st.rc(), "select episodes"));
+  if (!st.ok()) return SqliteError(db_, st.rc(), "select episodes");
   std::vector<StoredEpisode> out;
   int rc = SQLITE_OK;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
@@ -60,7 +59,7 @@ Result<std::vector<StoredEpisode>> StoreWriter::LoadEpisodes() {
                    sqlite3_column_int64(st.get(), 2), sqlite3_column_int64(st.get(), 3),
                    sqlite3_column_double(st.get(), 4)});
   }
-  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "select episodes"));
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "select episodes");
   return out;
 }
 

@@ -14,7 +14,7 @@ namespace edge::agent {
 
 using store_impl::BindText;
 using store_impl::ColumnText;
-using store_impl::Describe;
+using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::ExecPrepared;
 using store_impl::kSelectDeadLetterOldest;
@@ -61,10 +61,9 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
   ev.by_kind.clear();
   if (seqs_out != nullptr) seqs_out->clear();
   if (Status s = ExecPrepared(db_, stmts_->sync_full); !s) return Fail(s);
-  if (Status s = ExecPrepared(db_, stmts_->begin); !s)
-    return Fail(Status::Error("begin: " + s.message()));
+  if (Status s = ExecPrepared(db_, stmts_->begin); !s) return Fail(s.Annotate("begin: "));
   auto fail = [&](int rc, std::string_view what) {
-    Status s = Fail(Status::Error(Describe(db_, rc, what)));
+    Status s = Fail(SqliteError(db_, rc, what));
     if (seqs_out != nullptr) seqs_out->clear();
     ev.by_kind.clear();
     return s;
@@ -132,14 +131,14 @@ Status StoreWriter::Evict(int64_t bytes, Evictions& ev) {
       bytes -= sqlite3_column_int64(sel, 2);
     }
     sqlite3_reset(sel);
-    if (bytes > 0 && rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "select evictable"));
+    if (bytes > 0 && rc != SQLITE_DONE) return SqliteError(db_, rc, "select evictable");
   }
   std::map<std::string, int64_t> counted;
   for (const auto& [seq, kind] : victims) {
     sqlite3_stmt* del = stmts_->delete_outbox.fresh();
     sqlite3_bind_int64(del, 1, seq);
     if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
-      return Status::Error(Describe(db_, rc, "evict"));
+      return SqliteError(db_, rc, "evict");
     }
     ++counted[kind];
   }
@@ -148,7 +147,7 @@ Status StoreWriter::Evict(int64_t bytes, Evictions& ev) {
     sqlite3_bind_int64(c, 1, n);
     BindText(c, 2, kind);
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
-      return Status::Error(Describe(db_, rc, "count evictions"));
+      return SqliteError(db_, rc, "count evictions");
     }
     ev.by_kind[kind] += n;
   }
@@ -165,7 +164,7 @@ namespace {
 // Runs an outbox SELECT of (seq, kind, priority, created_ms, payload) bound to one limit.
 Result<std::vector<OutboxRow>> QueryOutbox(sqlite3* db, const char* sql, size_t limit) {
   Stmt s(db, sql);
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "prepare fetch"));
+  if (!s.ok()) return SqliteError(db, s.rc(), "prepare fetch");
   sqlite3_bind_int64(s.get(), 1, static_cast<int64_t>(limit));
   std::vector<OutboxRow> rows;
   int rc;
@@ -178,7 +177,7 @@ Result<std::vector<OutboxRow>> QueryOutbox(sqlite3* db, const char* sql, size_t 
     row.payload = ColumnText(s.get(), 4);
     rows.push_back(std::move(row));
   }
-  if (rc != SQLITE_DONE) return Status::Error(Describe(db, rc, "fetch"));
+  if (rc != SQLITE_DONE) return SqliteError(db, rc, "fetch");
   return rows;
 }
 
@@ -236,31 +235,31 @@ Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
   // backlog drains faster (one fewer disk flush per batch); crash safety is unchanged. Every
   // write on this connection sets its own level first.
   if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s) {
-    return Status::Error("delete: " + s.message());
+    return s.Annotate("delete: ");
   }
   Transaction txn(db_);
-  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
+  if (!txn.begin_status()) return txn.begin_status().Annotate("begin: ");
   Stmt del(db_, "DELETE FROM outbox WHERE seq = ?");
-  if (!del.ok()) return Status::Error(Describe(db_, del.rc(), "prepare delete"));
+  if (!del.ok()) return SqliteError(db_, del.rc(), "prepare delete");
   int64_t deleted = 0;
   for (int64_t seq : seqs) {
     sqlite3_reset(del.get());
     sqlite3_bind_int64(del.get(), 1, seq);
     int rc = sqlite3_step(del.get());
-    if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "delete outbox"));
+    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "delete outbox");
     deleted += sqlite3_changes(db_);
   }
-  if (Status s = txn.Commit(); !s) return Status::Error("commit: " + s.message());
+  if (Status s = txn.Commit(); !s) return s.Annotate("commit: ");
   return deleted;
 }
 
 Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) {
   if (seqs.empty()) return int64_t{0};
-  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Status::Error(s.message());
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return s;
   Transaction txn(db_);
-  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
+  if (!txn.begin_status()) return txn.begin_status().Annotate("begin: ");
   auto fail = [&](int rc, std::string_view what) -> Result<int64_t> {
-    return Status::Error(Describe(db_, rc, what));
+    return SqliteError(db_, rc, what);
   };
   Stmt copy(db_,
             "INSERT OR REPLACE INTO dead_letter"

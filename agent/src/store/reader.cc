@@ -15,7 +15,7 @@ namespace edge::agent {
 
 using store_impl::BindText;
 using store_impl::ColumnText;
-using store_impl::Describe;
+using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::FileSize;
 using store_impl::OpenConnection;
@@ -45,13 +45,13 @@ Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor
   // One read transaction: blocks and journal from the same snapshot.
   // Only reads: rolled back when it goes out of scope.
   Transaction txn(db_, "BEGIN");
-  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
+  if (!txn.begin_status()) return txn.begin_status().Annotate("begin: ");
   Stmt id_q(db_, "SELECT id, flushed_journal FROM sensors WHERE name = ?");
-  if (!id_q.ok()) return Status::Error(Describe(db_, id_q.rc(), "prepare readings"));
+  if (!id_q.ok()) return SqliteError(db_, id_q.rc(), "prepare readings");
   BindText(id_q.get(), 1, sensor);
   int rc = sqlite3_step(id_q.get());
   if (rc == SQLITE_DONE) return std::vector<StoredReading>();
-  if (rc != SQLITE_ROW) return Status::Error(Describe(db_, rc, "readings"));
+  if (rc != SQLITE_ROW) return SqliteError(db_, rc, "readings");
   const int64_t id = sqlite3_column_int64(id_q.get(), 0);
   const int64_t flushed = sqlite3_column_int64(id_q.get(), 1);
 
@@ -60,7 +60,7 @@ Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor
   Stmt blocks(db_,
               "SELECT data FROM reading_blocks WHERE sensor = ? AND max_ts >= ? AND min_ts <= ? "
               "ORDER BY seq");
-  if (!blocks.ok()) return Status::Error(Describe(db_, blocks.rc(), "prepare readings"));
+  if (!blocks.ok()) return SqliteError(db_, blocks.rc(), "prepare readings");
   sqlite3_bind_int64(blocks.get(), 1, id);
   sqlite3_bind_int64(blocks.get(), 2, since_ms);
   sqlite3_bind_int64(blocks.get(), 3, until_ms);
@@ -74,10 +74,10 @@ Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor
       if (r.ts_ms >= since_ms && r.ts_ms <= until_ms) out.push_back(r);
     }
   }
-  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "readings"));
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "readings");
   // Readings not yet in a written block are in the journal rows after flushed_journal.
   Stmt journal(db_, "SELECT data FROM reading_journal WHERE seq > ? ORDER BY seq");
-  if (!journal.ok()) return Status::Error(Describe(db_, journal.rc(), "prepare readings"));
+  if (!journal.ok()) return SqliteError(db_, journal.rc(), "prepare readings");
   sqlite3_bind_int64(journal.get(), 1, flushed);
   std::vector<JournalReading> rows;
   while ((rc = sqlite3_step(journal.get())) == SQLITE_ROW) {
@@ -92,7 +92,7 @@ Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor
       }
     }
   }
-  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "readings"));
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "readings");
   // Oldest first; equal timestamps keep arrival order.
   std::stable_sort(out.begin(), out.end(), [](const StoredReading& a, const StoredReading& b) {
     return a.ts_ms < b.ts_ms;
@@ -106,9 +106,9 @@ Result<StoreStats> StoreReader::Stats() {
   st.max_bytes = options_.max_bytes;
   // One read transaction: the counters are consistent with each other.
   Transaction txn(db_, "BEGIN");
-  if (!txn.begin_status()) return Status::Error("begin: " + txn.begin_status().message());
+  if (!txn.begin_status()) return txn.begin_status().Annotate("begin: ");
   auto fail = [&](int rc, std::string_view what) -> Result<StoreStats> {
-    return Status::Error(Describe(db_, rc, what));
+    return SqliteError(db_, rc, what);
   };
   {
     Stmt s(db_, "SELECT kind, rows, bytes, evicted, dead_lettered FROM outbox_kinds");

@@ -13,7 +13,7 @@ namespace edge::agent {
 
 using store_impl::BindText;
 using store_impl::BlockBuilder;
-using store_impl::Describe;
+using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::ExecPrepared;
 using store_impl::InsertBlock;
@@ -68,13 +68,13 @@ Result<int64_t> StoreWriter::SensorId(std::string_view name) {
   sqlite3_stmt* ins = stmts_->insert_sensor.fresh();
   BindText(ins, 1, name);
   if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "insert sensor"));
+    return SqliteError(db_, rc, "insert sensor");
   }
   sqlite3_reset(ins);
   sqlite3_stmt* sel = stmts_->select_sensor.fresh();
   BindText(sel, 1, name);
   if (int rc = sqlite3_step(sel); rc != SQLITE_ROW) {
-    return Status::Error(Describe(db_, rc, "select sensor"));
+    return SqliteError(db_, rc, "select sensor");
   }
   const int64_t id = sqlite3_column_int64(sel, 0);
   sqlite3_reset(sel);
@@ -95,7 +95,7 @@ Status StoreWriter::LoadOpenBlocks() {
   OpenBlocks& ob = *open_;
   ob.Clear();
   Stmt journal(db_, "SELECT seq, data FROM reading_journal ORDER BY seq");
-  if (!journal.ok()) return Status::Error(Describe(db_, journal.rc(), "read journal"));
+  if (!journal.ok()) return SqliteError(db_, journal.rc(), "read journal");
   std::vector<std::pair<int64_t, std::vector<JournalReading>>> rows;
   int rc;
   while ((rc = sqlite3_step(journal.get())) == SQLITE_ROW) {
@@ -113,16 +113,16 @@ Status StoreWriter::LoadOpenBlocks() {
     }
     rows.emplace_back(seq, std::move(readings));
   }
-  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "read journal"));
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "read journal");
   if (!rows.empty()) {
     std::unordered_map<int64_t, int64_t> flushed;
     Stmt s(db_, "SELECT id, flushed_journal FROM sensors WHERE flushed_journal >= ?");
-    if (!s.ok()) return Status::Error(Describe(db_, s.rc(), "read sensors"));
+    if (!s.ok()) return SqliteError(db_, s.rc(), "read sensors");
     sqlite3_bind_int64(s.get(), 1, rows.front().first);
     while ((rc = sqlite3_step(s.get())) == SQLITE_ROW) {
       flushed[sqlite3_column_int64(s.get(), 0)] = sqlite3_column_int64(s.get(), 1);
     }
-    if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "read sensors"));
+    if (rc != SQLITE_DONE) return SqliteError(db_, rc, "read sensors");
     const int64_t now = SteadyMs();
     for (const auto& [seq, readings] : rows) {
       for (const JournalReading& r : readings) {
@@ -169,14 +169,14 @@ Status StoreWriter::FlushBlock(int64_t sensor, int64_t* bytes_added) {
   sqlite3_stmt* ins = stmts_->insert_block.get();
   sqlite3_reset(ins);
   if (int rc = InsertBlock(ins, sensor, b.b); rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "write readings block"));
+    return SqliteError(db_, rc, "write readings block");
   }
   sqlite3_stmt* mark = stmts_->mark_flushed.get();
   sqlite3_reset(mark);
   sqlite3_bind_int64(mark, 1, b.last_journal);
   sqlite3_bind_int64(mark, 2, sensor);
   if (int rc = sqlite3_step(mark); rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "mark readings block"));
+    return SqliteError(db_, rc, "mark readings block");
   }
   *bytes_added += static_cast<int64_t>(b.b.data.size()) + kReadingBlockOverhead;
   ob.bytes -= static_cast<int64_t>(b.b.data.size());
@@ -203,7 +203,7 @@ Status StoreWriter::TrimJournal(int64_t* bytes_removed) {
   sqlite3_stmt* del = stmts_->delete_journal.fresh();
   sqlite3_bind_int64(del, 1, last);
   if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "trim journal"));
+    return SqliteError(db_, rc, "trim journal");
   }
   return Status::Ok();
 }
@@ -214,7 +214,7 @@ Status StoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_
   sqlite3_stmt* sum = stmts_->sum_blocks_before.fresh();
   sqlite3_bind_int64(sum, 1, before);
   if (int rc = sqlite3_step(sum); rc != SQLITE_ROW) {
-    return Status::Error(Describe(db_, rc, "count readings blocks"));
+    return SqliteError(db_, rc, "count readings blocks");
   }
   const int64_t n = sqlite3_column_int64(sum, 0);
   const int64_t b = sqlite3_column_int64(sum, 1);
@@ -230,7 +230,7 @@ Status StoreWriter::RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int
   sqlite3_stmt* del = stmts_->delete_blocks_before.fresh();
   sqlite3_bind_int64(del, 1, before);
   if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "prune readings"));
+    return SqliteError(db_, rc, "prune readings");
   }
   *readings += n;
   *bytes += b;
@@ -254,7 +254,7 @@ Status StoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t*
   }
   sqlite3_reset(q);
   if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-    return Status::Error(Describe(db_, rc, "oldest readings blocks"));
+    return SqliteError(db_, rc, "oldest readings blocks");
   }
   if (last < 0) return Status::Ok();
   return RemoveBlocksBefore(last + 1, n, b, removed, bytes_removed);
@@ -291,8 +291,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   // committed; a power loss may). The checkpoint thread syncs the log right after the
   // commit (SyncLogSoon below) and at every checkpoint, which bounds what a power loss takes.
   if (Status s = ExecPrepared(db_, stmts_->sync_normal); !s) return Fail(s);
-  if (Status s = ExecPrepared(db_, stmts_->begin); !s)
-    return Fail(Status::Error("begin: " + s.message()));
+  if (Status s = ExecPrepared(db_, stmts_->begin); !s) return Fail(s.Annotate("begin: "));
   // On failure the transaction rolls back and the open blocks are rebuilt from what the
   // database still holds.
   auto fail = [&](Status st) {
@@ -331,7 +330,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
   sqlite3_bind_blob(ins, 2, journal_buf_.data(), static_cast<int>(journal_buf_.size()),
                     SQLITE_STATIC);
   if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) {
-    return fail(Status::Error(Describe(db_, rc, "write readings journal")));
+    return fail(SqliteError(db_, rc, "write readings journal"));
   }
   const int64_t journal = sqlite3_last_insert_rowid(db_);
   const int64_t journal_bytes = static_cast<int64_t>(journal_buf_.size()) + kReadingBlockOverhead;
@@ -391,7 +390,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     sqlite3_bind_int64(q, 1, now_ms - options_.retention_ms);
     int rc = sqlite3_step(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return fail(Status::Error(Describe(db_, rc, "retention")));
+      return fail(SqliteError(db_, rc, "retention"));
     }
     // No block young enough (all timestamps are old): all go.
     const int64_t first = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : INT64_MAX;
@@ -420,12 +419,12 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
     sqlite3_bind_int64(c, 1, by);
     sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
-      return fail(Status::Error(Describe(db_, rc, "count readings")));
+      return fail(SqliteError(db_, rc, "count readings"));
     }
   }
   int rc = SQLITE_OK;
   if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) {
-    return fail(Status::Error(Describe(db_, rc, "commit readings")));
+    return fail(SqliteError(db_, rc, "commit readings"));
   }
   // The log is synced in the background now, rather than by the next alert's commit, which
   // would otherwise have to write this commit's pages before its own.
@@ -450,7 +449,7 @@ Status StoreWriter::DeleteUnusedSensors(int64_t* deleted) {
   Stmt q(db_,
          "SELECT id FROM sensors s WHERE s.flushed_journal < ? AND NOT EXISTS "
          "(SELECT 1 FROM reading_blocks b WHERE b.sensor = s.id)");
-  if (!q.ok()) return Status::Error(Describe(db_, q.rc(), "find unused sensors"));
+  if (!q.ok()) return SqliteError(db_, q.rc(), "find unused sensors");
   sqlite3_bind_int64(q.get(), 1, oldest_journal);
   std::vector<int64_t> ids;
   int rc;
@@ -458,14 +457,14 @@ Status StoreWriter::DeleteUnusedSensors(int64_t* deleted) {
     const int64_t id = sqlite3_column_int64(q.get(), 0);
     if (!ob.by_sensor.contains(id)) ids.push_back(id);
   }
-  if (rc != SQLITE_DONE) return Status::Error(Describe(db_, rc, "find unused sensors"));
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "find unused sensors");
   if (ids.empty()) return Status::Ok();
   Stmt del(db_, "DELETE FROM sensors WHERE id = ?");
-  if (!del.ok()) return Status::Error(Describe(db_, del.rc(), "delete unused sensors"));
+  if (!del.ok()) return SqliteError(db_, del.rc(), "delete unused sensors");
   for (int64_t id : ids) {
     sqlite3_bind_int64(del.get(), 1, id);
     if (int drc = sqlite3_step(del.get()); drc != SQLITE_DONE) {
-      return Status::Error(Describe(db_, drc, "delete unused sensors"));
+      return SqliteError(db_, drc, "delete unused sensors");
     }
     sqlite3_reset(del.get());
   }
@@ -497,7 +496,7 @@ Status StoreWriter::FlushOpenBlocks() {
   sqlite3_bind_int64(c, 1, written - journal_removed);
   sqlite3_bind_text(c, 2, "readings_bytes", -1, SQLITE_STATIC);
   if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
-    return fail(Status::Error(Describe(db_, rc, "count readings")));
+    return fail(SqliteError(db_, rc, "count readings"));
   }
   if (Status s = Exec(db_, "COMMIT"); !s) return fail(s);
   readings_bytes_ += written - journal_removed;
@@ -521,7 +520,7 @@ Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
   const bool journal_cut = n == 0 && !open_->journal.empty();
   if (journal_cut) {
     if (int rc = sqlite3_step(stmts_->delete_all_journal.fresh()); rc != SQLITE_DONE) {
-      return fail(Status::Error(Describe(db_, rc, "cut readings")));
+      return fail(SqliteError(db_, rc, "cut readings"));
     }
     for (const auto& [sensor, b] : open_->by_sensor) n += b.b.n;
     for (const auto& [seq, b] : open_->journal) bytes += b;
@@ -532,7 +531,7 @@ Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
     sqlite3_bind_int64(c, 1, by);
     sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
-      return fail(Status::Error(Describe(db_, rc, "count readings")));
+      return fail(SqliteError(db_, rc, "count readings"));
     }
   }
   if (Status s = Exec(db_, "COMMIT"); !s) return fail(s);

@@ -134,7 +134,7 @@ Status MigrateReadingRows(sqlite3* db) {
   Stmt sel(db, "SELECT seq, sensor, ts_ms, value FROM readings WHERE seq > ? ORDER BY seq LIMIT ?");
   Stmt ins(db, kInsertBlock);
   if (!sel.ok() || !ins.ok()) {
-    return Status::Error(Describe(db, sel.ok() ? ins.rc() : sel.rc(), "prepare migration"));
+    return SqliteError(db, sel.ok() ? ins.rc() : sel.rc(), "prepare migration");
   }
   int64_t after = -1;
   int64_t bytes = 0;
@@ -156,13 +156,13 @@ Status MigrateReadingRows(sqlite3* db) {
       list.back().Add(sqlite3_column_int64(q, 2), sqlite3_column_double(q, 3));
       ++rows;
     }
-    if (rc != SQLITE_DONE) return Status::Error(Describe(db, rc, "migrate readings"));
+    if (rc != SQLITE_DONE) return SqliteError(db, rc, "migrate readings");
     if (rows == 0) break;
     converted += rows;
     for (int64_t sensor : order) {
       for (const BlockBuilder& b : blocks[sensor]) {
         if (int step = InsertBlock(ins.get(), sensor, b); step != SQLITE_DONE) {
-          return Status::Error(Describe(db, step, "migrate readings"));
+          return SqliteError(db, step, "migrate readings");
         }
         bytes += static_cast<int64_t>(b.data.size()) + kReadingBlockOverhead;
       }

@@ -30,6 +30,10 @@ Status::Code CodeOf(int rc) {
   }
 }
 
+Status SqliteError(sqlite3* db, int rc, std::string_view what) {
+  return Status::WithCode(CodeOf(rc), Describe(db, rc, what));
+}
+
 int64_t NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -49,7 +53,7 @@ Status Exec(sqlite3* db, const char* sql, int* rc_out) {
   if (rc != SQLITE_OK) {
     std::string msg = err != nullptr ? err : sqlite3_errstr(rc);
     sqlite3_free(err);
-    return Status::Error(msg);
+    return Status::WithCode(CodeOf(rc), msg);
   }
   return Status::Ok();
 }
@@ -58,7 +62,8 @@ Status ExecPrepared(sqlite3* db, Stmt& stmt, int* rc_out) {
   sqlite3_stmt* s = stmt.get();
   int rc = sqlite3_step(s);
   while (rc == SQLITE_ROW) rc = sqlite3_step(s);
-  Status result = rc == SQLITE_DONE ? Status::Ok() : Status::Error(sqlite3_errmsg(db));
+  Status result =
+      rc == SQLITE_DONE ? Status::Ok() : Status::WithCode(CodeOf(rc), sqlite3_errmsg(db));
   sqlite3_reset(s);
   if (rc_out != nullptr) *rc_out = rc == SQLITE_DONE ? SQLITE_OK : rc;
   return result;
@@ -68,31 +73,31 @@ Result<bool> HasColumn(sqlite3* db, const char* table, std::string_view column) 
   const std::string sql =
       std::string("SELECT 1 FROM pragma_table_info('") + table + "') WHERE name = ?";
   Stmt s(db, sql.c_str());
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "prepare table info"));
+  if (!s.ok()) return SqliteError(db, s.rc(), "prepare table info");
   BindText(s.get(), 1, column);
   const int rc = sqlite3_step(s.get());
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  return Status::Error(Describe(db, rc, "read table info"));
+  return SqliteError(db, rc, "read table info");
 }
 
 Result<std::string> ReadMeta(sqlite3* db, const char* key) {
   Stmt s(db, "SELECT value FROM meta WHERE key = ?");
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), "read meta"));
+  if (!s.ok()) return SqliteError(db, s.rc(), "read meta");
   sqlite3_bind_text(s.get(), 1, key, -1, SQLITE_STATIC);
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_ROW) return ColumnText(s.get(), 0);
   if (rc == SQLITE_DONE) return std::string();
-  return Status::Error(Describe(db, rc, "read meta"));
+  return SqliteError(db, rc, "read meta");
 }
 
 Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
   Stmt s(db, sql);
-  if (!s.ok()) return Status::Error(Describe(db, s.rc(), sql));
+  if (!s.ok()) return SqliteError(db, s.rc(), sql);
   int rc = sqlite3_step(s.get());
   if (rc == SQLITE_ROW) return sqlite3_column_int64(s.get(), 0);
   if (rc == SQLITE_DONE) return int64_t{0};
-  return Status::Error(Describe(db, rc, sql));
+  return SqliteError(db, rc, sql);
 }
 
 void RemoveQuietly(const std::string& path) {

@@ -17,6 +17,8 @@ namespace edge::agent::store_impl {
 
 // "<what>: <SQLite's message>" for a failed call on `db` (or for `rc` when db is null).
 std::string Describe(sqlite3* db, int rc, std::string_view what);
+// A failed Status with the code of `rc` (CodeOf) and Describe's message.
+Status SqliteError(sqlite3* db, int rc, std::string_view what);
 
 // The Status code callers branch on for an SQLite result code.
 Status::Code CodeOf(int rc);

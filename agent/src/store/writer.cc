@@ -18,8 +18,7 @@
 
 namespace edge::agent {
 
-using store_impl::CodeOf;
-using store_impl::Describe;
+using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::NowMs;
 using store_impl::OpenAndInit;
@@ -124,7 +123,7 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
     return Status::Error(rows.ok() ? bytes.error() : rows.error());
   }
   std::unique_ptr<StoreWriter> w(new StoreWriter(*db, std::move(epoch), options));
-  if (!w->stmts_->ok()) return Status::Error(Describe(w->db_, SQLITE_ERROR, "prepare"));
+  if (!w->stmts_->ok()) return SqliteError(w->db_, SQLITE_ERROR, "prepare");
   w->readings_rows_ = *rows;
   w->readings_bytes_ = *bytes;
   if (Status s = w->LoadOpenBlocks(); !s) return s;
@@ -137,11 +136,9 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
 }
 
 Status StoreWriter::Fail(const Status& s) {
-  const int rc = sqlite3_extended_errcode(db_);
   // A statement error may already have rolled the transaction back; then this is a no-op.
   if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
-  if (s.ok()) return s;
-  return Status::WithCode(CodeOf(rc), s.message());
+  return s;
 }
 
 // Copies the write-ahead log into the database so that the next transaction writes the log

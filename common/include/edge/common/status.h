@@ -6,6 +6,7 @@
 
 #include <cassert>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <variant>
 
@@ -51,6 +52,12 @@ class [[nodiscard]] Status {
   bool IsInvalidArgument() const { return code_ == Code::kInvalidArgument; }
   bool IsUnavailable() const { return code_ == Code::kUnavailable; }
   const std::string& message() const { return message_; }
+  // The same failure with `context` put before its message ("begin: " + message); an OK
+  // status stays OK.
+  Status Annotate(std::string_view context) const {
+    if (ok()) return *this;
+    return Status(code_, std::string(context) + message_);
+  }
 
  private:
   Status(Code code, std::string message) : code_(code), message_(std::move(message)) {}
