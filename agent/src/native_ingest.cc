@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "broker_url.h"
+#include "edge/agent/decoder.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/mqtt_codec.h"
 #include "edge/cloudsync/backoff.h"
@@ -60,10 +61,6 @@ constexpr size_t kSnippetBytes = 48;
 // 10,000 messages/s of 60 bytes and the default 2 ms a read then returns ~20 packets
 // instead of one, for a twentieth of the wake-ups and system calls.
 constexpr size_t kSmallReadBytes = 16 * 1024;
-// Message slots keep buffers up to this capacity between chunks (for reuse); larger ones are
-// freed once the sink returns, so that a burst of large payloads does not stay allocated in
-// every slot it passed through.
-constexpr size_t kMaxKeptSlotBytes = 512;
 
 // Printable excerpt of untrusted bytes for a log line: other bytes as \xNN.
 std::string Snippet(std::string_view bytes) {
@@ -106,8 +103,7 @@ class NativeIngest final : public Ingest {
         metrics_(metrics),
         // A skipped packet's payload is necessarily over mqtt.max_payload_bytes: counted as
         // the decoder counts such payloads.
-        too_large_(metrics.Counter("edge_agent_readings_rejected_total",
-                                   "MQTT messages rejected by the payload decoder, by reason",
+        too_large_(metrics.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                                    {{"reason", "too_large"}})),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
         parser_(options_.max_packet_bytes),
@@ -333,11 +329,7 @@ class NativeIngest final : public Ingest {
       if (!stopping_.load(std::memory_order_relaxed)) {
         sink_(std::span<RawMessage>(messages_.data(), pending_));
       }
-      for (size_t i = 0; i < pending_; ++i) {
-        RawMessage& m = messages_[i];
-        if (m.topic.capacity() > kMaxKeptSlotBytes) std::string().swap(m.topic);
-        if (m.payload.capacity() > kMaxKeptSlotBytes) std::string().swap(m.payload);
-      }
+      for (size_t i = 0; i < pending_; ++i) ReleaseLargeBuffers(messages_[i]);
       pending_ = 0;
     }
     if (!acks_.empty() && fail_reason_.empty()) Send(acks_);

@@ -23,7 +23,6 @@
 namespace edge::agent {
 
 namespace {
-constexpr char kRejectedHelp[] = "MQTT messages rejected by the payload decoder, by reason";
 constexpr char kRaisedHelp[] = "Alert firing events committed to the outbox";
 constexpr char kResolvedHelp[] = "Alert resolved events committed to the outbox";
 constexpr char kEvictedHelp[] = "Outbox rows evicted to keep the store within store.max_bytes";
@@ -70,8 +69,6 @@ class SensorWords {
   static_assert(sizeof(RollupSlot) == sizeof(uint64_t));
   uint64_t* words_;
 };
-// Message buffers up to this capacity go back to the ingest queue for reuse.
-constexpr size_t kMaxRecycledBytes = 512;
 // A queue that held more than this before it drained was a burst: free memory goes back to
 // the system (glibc keeps freed heap memory otherwise).
 constexpr size_t kBurstBytes = 4 << 20;
@@ -132,7 +129,7 @@ struct Pipeline::Counters {
                                   {{"kind", "outbox"}})),
         readings_commit(m.Histogram("edge_agent_store_commit_seconds", kCommitHelp, kCommitBuckets,
                                     {{"kind", "readings"}})),
-        too_many_sensors(m.Counter("edge_agent_readings_rejected_total", kRejectedHelp,
+        too_many_sensors(m.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                                    {{"reason", "too_many_sensors"}})),
         sensors_forgotten(m.Counter("edge_agent_sensors_forgotten_total",
                                     "Sensors whose rule state was dropped after they were idle "
@@ -193,12 +190,10 @@ Pipeline::Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine en
       on_committed_(std::move(on_committed)),
       counters_(std::make_unique<Counters>(metrics)) {
   // Every reason is exported from the start, so dashboards see zeros rather than gaps.
-  for (RejectReason r :
-       {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
-        RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
-        RejectReason::kTooDeep, RejectReason::kTooManyReadings, RejectReason::kTopicTooLong}) {
-    counters_->rejected[r] = &metrics_.Counter("edge_agent_readings_rejected_total", kRejectedHelp,
-                                               {{"reason", std::string(ReasonLabel(r))}});
+  for (RejectReason r : kAllRejectReasons) {
+    counters_->rejected[r] =
+        &metrics_.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
+                          {{"reason", std::string(ReasonLabel(r))}});
   }
   if (auto n = store_.OutboxCount(); n.ok()) {
     counters_->outbox_pending.Set(static_cast<double>(*n));
@@ -229,10 +224,7 @@ void Pipeline::Run() {
     RunCycle(batch);
     // The MQTT thread copies the next messages into these strings instead of allocating;
     // only small buffers are kept, so that one large payload does not stay allocated.
-    for (RawMessage& m : batch) {
-      if (m.topic.capacity() > kMaxRecycledBytes) std::string().swap(m.topic);
-      if (m.payload.capacity() > kMaxRecycledBytes) std::string().swap(m.payload);
-    }
+    for (RawMessage& m : batch) ReleaseLargeBuffers(m);
     queue_.Recycle(batch);
     if (burst_bytes_ > kBurstBytes && queue_.size() == 0) ReleaseBurstMemory();
   }

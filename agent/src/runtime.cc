@@ -7,13 +7,11 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <csignal>
-#include <fstream>
 #include <future>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
-#include <sstream>
 #include <thread>
 
 #include "edge/agent/bounded_queue.h"
@@ -29,6 +27,8 @@
 #include "edge/cloudsync/policy_channel.h"
 #include "edge/cloudsync/policy_message.h"
 #include "edge/cloudsync/uplink.h"
+#include "edge/common/files.h"
+#include "edge/common/strings.h"
 #include "edge/rules/policy.h"
 
 #ifndef EDGE_AGENT_VERSION
@@ -46,21 +46,6 @@ constexpr int64_t kIngestStopMs = 1000;
 constexpr int64_t kUplinkStopMs = 2000;
 constexpr int64_t kChannelStopMs = 500;
 
-Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(path + ": cannot read: " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string Trim(std::string s) {
-  const char* ws = " \t\r\n";
-  s.erase(s.find_last_not_of(ws) + 1);
-  s.erase(0, s.find_first_not_of(ws));
-  return s;
-}
-
 // The gate of GET /v1/readings (http.readings_token_file; docs/operations.md, "Security").
 Result<TokenOrLoopbackGate> ReadingsGate(const std::string& token_file, Metrics& metrics) {
   auto refused = [&metrics](const std::string& reason) -> CounterHandle& {
@@ -73,7 +58,7 @@ Result<TokenOrLoopbackGate> ReadingsGate(const std::string& token_file, Metrics&
   if (!token_file.empty()) {
     auto text = ReadTextFile(token_file, 4096);
     if (!text.ok()) return text.status();
-    token = Trim(std::move(*text));
+    token = std::string(edge::Trim(*text));
     if (token.empty()) return Status::Error(token_file + ": empty token");
   }
   return TokenOrLoopbackGate(std::move(token), refused("unauthorized"), refused("not_loopback"));
@@ -260,7 +245,7 @@ void RegisterBuildMetrics(Run& run) {
 void LoadLocalPolicy(Run& run) {
   const std::string& file = run.config.policy_file;
   if (!file.empty()) {
-    auto text = ReadFile(file);
+    auto text = ReadTextFile(file, kNoFileSizeLimit);
     auto parsed =
         text.ok() ? rules::ParsePolicy(*text, file) : Result<rules::Policy>(text.status());
     if (parsed.ok()) {
@@ -348,9 +333,9 @@ Status MakeIngest(Run& run) {
   ingest_options.keepalive_ms = mqtt.keepalive_ms;
   ingest_options.read_pause_ms = mqtt.read_pause_ms;
   if (!mqtt.password_file.empty()) {
-    auto pw = ReadFile(mqtt.password_file);
+    auto pw = ReadTextFile(mqtt.password_file, kNoFileSizeLimit);
     if (!pw.ok()) return Status::Error("mqtt.password_file: " + pw.error());
-    ingest_options.password = Trim(*pw);
+    ingest_options.password = std::string(edge::Trim(*pw));
   }
   // The native client skips (and counts) packets that cannot hold a payload of
   // max_payload_bytes: the longest topic (2 + 65535 bytes) and a packet id fit.
@@ -383,13 +368,9 @@ StatusSources MakeStatusSources(Run& run) {
       "edge_agent_alerts_dropped_total",
       "Alert events dropped because they could not be committed and the in-memory backlog was "
       "full");
-  for (RejectReason r :
-       {RejectReason::kTooLarge, RejectReason::kEmpty, RejectReason::kNotJson,
-        RejectReason::kNoNumbers, RejectReason::kNonFinite, RejectReason::kBadTimestamp,
-        RejectReason::kTooDeep, RejectReason::kTooManyReadings, RejectReason::kTopicTooLong}) {
+  for (RejectReason r : kAllRejectReasons) {
     src.readings_rejected.push_back(
-        &run.metrics.Counter("edge_agent_readings_rejected_total",
-                             "MQTT messages rejected by the payload decoder, by reason",
+        &run.metrics.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                              {{"reason", std::string(ReasonLabel(r))}}));
   }
   return src;

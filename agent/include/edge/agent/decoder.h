@@ -45,6 +45,17 @@ enum class RejectReason {
                      // DecodeOptions::max_sensor_id_bytes
 };
 
+// Every reason, in declaration order (for registering each counter up front).
+inline constexpr RejectReason kAllRejectReasons[] = {
+    RejectReason::kTooLarge,  RejectReason::kEmpty,           RejectReason::kNotJson,
+    RejectReason::kNoNumbers, RejectReason::kNonFinite,       RejectReason::kBadTimestamp,
+    RejectReason::kTooDeep,   RejectReason::kTooManyReadings, RejectReason::kTopicTooLong};
+
+// Help of edge_agent_readings_rejected_total, whose series are registered in several places
+// (the reasons above, and too_many_sensors, counted per reading by the pipeline).
+inline constexpr char kReadingsRejectedHelp[] =
+    "MQTT messages (too_many_sensors: readings) refused before the rules, by reason";
+
 // Prometheus label value: "too_large", "empty", "not_json", "no_numbers", "non_finite",
 // "bad_timestamp", "too_deep", "too_many_readings", "topic_too_long".
 std::string_view ReasonLabel(RejectReason reason);

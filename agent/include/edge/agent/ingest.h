@@ -35,6 +35,16 @@ struct RawMessage {
   int64_t receive_ms = 0;  // wall clock at receipt
 };
 
+// Message buffers are reused (the MQTT thread's slots, the queue's recycled messages) only up
+// to this capacity; a larger one is freed once its message is processed, so that a burst of
+// large payloads does not stay allocated in every buffer it passed through.
+inline constexpr size_t kMaxReusedBufferBytes = 512;
+
+inline void ReleaseLargeBuffers(RawMessage& m) {
+  if (m.topic.capacity() > kMaxReusedBufferBytes) std::string().swap(m.topic);
+  if (m.payload.capacity() > kMaxReusedBufferBytes) std::string().swap(m.payload);
+}
+
 // What a RawMessage weighs in the ingest queue's byte bound: its topic and payload bytes.
 struct RawMessageBytes {
   size_t operator()(const RawMessage& m) const { return m.topic.size() + m.payload.size(); }
