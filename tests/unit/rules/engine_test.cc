@@ -561,9 +561,24 @@ TEST(SensorLimit, ForgetIdleDropsOnlySensorsIdleSinceTheCutoff) {
   const ReadingVerdict b2 = engine.Process(Reading{"plant/b/temp", kSec, 20}, out);
   EXPECT_EQ(b2.caller_words[1], 7u);
   EXPECT_FALSE(engine.Process(Reading{"plant/c/temp", 0, 20}, out).refused);
-  // The forgotten sensor starts afresh: an older timestamp is not out of order.
+  // The forgotten sensor is a new one again: with b and c tracked it does not fit.
   EXPECT_TRUE(engine.Process(Reading{"plant/a/temp", -5, 20}, out).refused);
   EXPECT_EQ(engine.ForgetIdle(150), 0u);
+  EXPECT_EQ(engine.out_of_order(), 0u);
+}
+
+TEST(SensorLimit, AForgottenSensorStartsAfresh) {
+  Engine engine(MakePolicy({RuleBuilder("hot").Above(80)}));
+  std::vector<AlertEvent> out;
+  engine.SetActivityTime(100);
+  ASSERT_TRUE(engine.Process(Reading{"plant/a/temp", kSec, 20}, out).accepted);
+  engine.SetActivityTime(200);
+  ASSERT_EQ(engine.ForgetIdle(150), 1u);
+  // Older than its last reading before it was forgotten: not out of order, since the
+  // engine no longer knows that reading.
+  const ReadingVerdict again = engine.Process(Reading{"plant/a/temp", -5, 20}, out);
+  EXPECT_TRUE(again.accepted);
+  EXPECT_FALSE(again.refused);
   EXPECT_EQ(engine.out_of_order(), 0u);
 }
 
