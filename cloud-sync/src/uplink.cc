@@ -205,6 +205,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       was_idle_ = true;
       co_return;
     }
+    const size_t batch_items = batch->size();  // *batch is moved from below
     const SendResult result = co_await Deliver(std::move(*batch));
     switch (result.outcome) {
       case Outcome::kOk:
@@ -214,7 +215,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
           co_return;  // more rows may be waiting: send back-to-back
         }
         // Nothing of the batch was acknowledged: resending at once would spin.
-        spdlog::warn("uplink: console acknowledged none of {} items", batch->size());
+        spdlog::warn("uplink: console acknowledged none of {} items", batch_items);
         co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
         co_return;
       case Outcome::kRetry:
