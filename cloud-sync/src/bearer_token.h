@@ -27,8 +27,6 @@ class BearerToken {
   // "Bearer <token>", or "" while no token was ever read.
   std::string Authorization() const { return token_.empty() ? std::string() : "Bearer " + token_; }
 
-  const std::string& path() const { return path_; }
-
  private:
   const std::string path_;
   const std::string who_;

@@ -47,7 +47,8 @@ template <typename Stream>
 asio::awaitable<void> HttpConnection::Exchange(Stream& stream, const ConsoleUrl& url,
                                                const HttpRequest& request, bool reused,
                                                SteadyTime deadline, HttpReply& reply) {
-  http::request<http::string_body> req{http::verb::post, request.target, 11};
+  // The body is sent from the caller's buffer, which outlives the exchange: no copy per attempt.
+  http::request<http::span_body<const char>> req{http::verb::post, request.target, 11};
   req.set(http::field::host, url.HostHeader());
   req.set(http::field::user_agent, "edge-agent");
   req.set(http::field::content_type, "application/json");
@@ -55,7 +56,7 @@ asio::awaitable<void> HttpConnection::Exchange(Stream& stream, const ConsoleUrl&
   if (!request.authorization.empty()) req.set(http::field::authorization, request.authorization);
   if (!request.encoding.empty()) req.set(http::field::content_encoding, request.encoding);
   req.keep_alive(request.keep_alive);
-  req.body() = std::string(request.body);
+  req.body() = http::span_body<const char>::value_type(request.body.data(), request.body.size());
   req.prepare_payload();
 
   beast::tcp_stream& lowest = beast::get_lowest_layer(stream);

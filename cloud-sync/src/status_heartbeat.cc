@@ -79,9 +79,8 @@ boost::asio::awaitable<void> StatusHeartbeat::SendStatus() {
   }
   std::string payload = std::move(body.value());
   const std::string_view encoding = client_.MaybeCompress(payload);
-  client_.token().Refresh(false);
-  const HttpReply reply =
-      co_await client_.Post(*conn_, target_, payload, encoding, client_.RequestDeadline());
+  const HttpReply reply = co_await client_.Post(*conn_, target_, payload, encoding,
+                                                client_.RequestDeadline(), " for a status report");
   if (!reply.transport_ok) {
     metrics_.status_failed->Inc();
     spdlog::warn("uplink: POST {} failed: {}", target_, reply.error);
@@ -93,13 +92,7 @@ boost::asio::awaitable<void> StatusHeartbeat::SendStatus() {
     co_return;
   }
   if (reply.status == 401) {
-    metrics_.status_unauthorized->Inc();
-    client_.MarkAuthorized(false);
-    spdlog::error(
-        "uplink: console rejected the node token (401) for a status report; "
-        "re-reading {}",
-        options_.token_file);
-    client_.token().Refresh(true);
+    metrics_.status_unauthorized->Inc();  // Post marked, logged and re-read the token
     co_return;
   }
   metrics_.status_failed->Inc();

@@ -205,6 +205,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       was_idle_ = true;
       co_return;
     }
+    const size_t batch_items = batch->size();  // *batch is moved from below
     const SendResult result = co_await Deliver(std::move(*batch));
     switch (result.outcome) {
       case Outcome::kOk:
@@ -214,7 +215,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
           co_return;  // more rows may be waiting: send back-to-back
         }
         // Nothing of the batch was acknowledged: resending at once would spin.
-        spdlog::warn("uplink: console acknowledged none of {} items", batch->size());
+        spdlog::warn("uplink: console acknowledged none of {} items", batch_items);
         co_await Wait(Waiting::kBackoff, backoff_.NextDelayMs());
         co_return;
       case Outcome::kRetry:
@@ -311,8 +312,6 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       metrics_.uploads_retry->Inc();
       co_return result;
     }
-    client_.token().Refresh(false);
-
     EncodedBatch encoded = EncodeBatchBody(options_.node_id, clock_.WallMs(), items);
     if (encoded.invalid_payloads > 0) {
       spdlog::warn("uplink: {} outbox payloads are not valid JSON; sent as strings",
@@ -321,7 +320,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
     std::string body = std::move(encoded.body);
     const std::string_view encoding = client_.MaybeCompress(body);
     const internal::HttpReply reply =
-        co_await client_.Post(*conn_, target_, body, encoding, deadline);
+        co_await client_.Post(*conn_, target_, body, encoding, deadline, "");
 
     if (!reply.transport_ok) {
       spdlog::warn("uplink: POST {} failed: {}", target_, reply.error);
@@ -356,11 +355,7 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       co_return result;
     }
     if (status == 401) {
-      metrics_.uploads_unauthorized->Inc();
-      client_.MarkAuthorized(false);
-      spdlog::error("uplink: console rejected the node token (401); re-reading {}",
-                    options_.token_file);
-      client_.token().Refresh(true);
+      metrics_.uploads_unauthorized->Inc();  // Post marked, logged and re-read the token
       result.outcome = Outcome::kUnauthorized;
       co_return result;
     }

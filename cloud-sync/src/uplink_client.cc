@@ -50,7 +50,8 @@ std::string_view UplinkClient::MaybeCompress(std::string& body) const {
 
 asio::awaitable<HttpReply> UplinkClient::Post(ConsoleTransport& conn, const std::string& target,
                                               std::string& body, std::string_view encoding,
-                                              SteadyTime deadline) {
+                                              SteadyTime deadline, std::string_view request_kind) {
+  token_.Refresh(false);
   HttpRequest request;
   request.target = target;
   request.authorization = token_.Authorization();
@@ -71,6 +72,12 @@ asio::awaitable<HttpReply> UplinkClient::Post(ConsoleTransport& conn, const std:
                  kDictEncoding);
     body = std::move(plain.value());
     encoding = MaybeCompress(body);
+  }
+  if (reply.transport_ok && reply.status == 401) {
+    MarkAuthorized(false);
+    spdlog::error("uplink: console rejected the node token (401){}; re-reading {}", request_kind,
+                  options_.token_file);
+    token_.Refresh(true);
   }
   co_return reply;
 }

@@ -38,20 +38,21 @@ class UplinkClient {
   // A connection of its own for one loop (batches, heartbeats).
   std::unique_ptr<ConsoleTransport> NewConnection(boost::asio::any_io_executor ex);
 
-  BearerToken& token() { return token_; }
-
   // Compresses `body` in place when compression is on, the body is at least 256 bytes and
   // compressing makes it smaller. Returns the Content-Encoding: `edge-zdict` (the wire
   // dictionary) unless the console refused it, then gzip; "" for a body sent as it is.
   std::string_view MaybeCompress(std::string& body) const;
 
-  // POSTs `body` to `target` on `conn` with the current token. A kept-alive connection
+  // POSTs `body` to `target` on `conn` with the token, re-read first when older than a
+  // minute. A 401 marks the client unauthorized, is logged (naming the request as
+  // `request_kind`, e.g. " for a status report", "" for a batch) and forces a re-read of the
+  // token file; callers count it in their own metric. A kept-alive connection
   // the console closed while idle is retried once, fresh. A console that answers 415 to
   // `edge-zdict` (one that predates it) gets the body again as gzip, and gzip from then
   // on; `body` is left as last sent. Requires url().
   boost::asio::awaitable<HttpReply> Post(ConsoleTransport& conn, const std::string& target,
                                          std::string& body, std::string_view encoding,
-                                         SteadyTime deadline);
+                                         SteadyTime deadline, std::string_view request_kind);
 
   // Now plus timeout_ms; after LimitDeadlines() never past that time.
   SteadyTime RequestDeadline() const;

@@ -147,16 +147,26 @@ TEST_F(KeyDir, AnUnsignedOrUnsequencedDocumentDecodesButNeverVerifies) {
   auto unsigned_doc = DecodePolicyDocument(R"({"name":"p","version":1,"seq":5,"body":"x"})");
   ASSERT_TRUE(unsigned_doc.ok()) << unsigned_doc.error();
   EXPECT_TRUE(unsigned_doc->signature.empty());
-  EXPECT_FALSE(VerifyDocument(*vk, *unsigned_doc).ok());
+  Status unsigned_status = VerifyDocument(*vk, *unsigned_doc);
+  EXPECT_FALSE(unsigned_status.ok());
+  EXPECT_NE(unsigned_status.message().find("not signed"), std::string::npos)
+      << unsigned_status.message();
 
   PolicyDocument d = Doc();
   d.seq = 0;
   EXPECT_FALSE(SignDocument(*sk, d).ok());
-  d.signature = std::string(86, 'A') + "==";
+  // A real signature over the seq-0 input: only the missing sequence can reject it.
+  auto sig = sk->Sign(SigningInput(d.name, d.version, 0, d.body));
+  ASSERT_TRUE(sig.ok()) << sig.error();
+  d.signature = *sig;
   auto unsequenced = DecodePolicyDocument(EncodePolicyDocument(d));
   ASSERT_TRUE(unsequenced.ok()) << unsequenced.error();
   EXPECT_EQ(unsequenced->seq, 0);
-  EXPECT_FALSE(VerifyDocument(*vk, *unsequenced).ok());
+  EXPECT_TRUE(vk->Verify(SigningInput(d.name, d.version, 0, d.body), d.signature).ok());
+  Status unsequenced_status = VerifyDocument(*vk, *unsequenced);
+  EXPECT_FALSE(unsequenced_status.ok());
+  EXPECT_NE(unsequenced_status.message().find("no fleet sequence"), std::string::npos)
+      << unsequenced_status.message();
 }
 
 TEST(PolicyReportCodec, RoundTripsAndChecksState) {
