@@ -34,13 +34,6 @@ void AuthThrottle::RecordFailure(std::string_view address, int64_t now_ms) {
   ++it->second.failures;
 }
 
-size_t AuthThrottle::ThrottledCount(int64_t now_ms) const {
-  return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(), [&](const auto& e) {
-    return e.second.failures >= options_.max_failures &&
-           now_ms < e.second.window_start_ms + options_.window.count();
-  }));
-}
-
 void AuthThrottle::MakeRoom(int64_t now_ms) {
   if (entries_.size() < std::max<size_t>(1, options_.max_addresses)) return;
   // Expired entries first; if none, the oldest window. O(n) only when the table is full.
