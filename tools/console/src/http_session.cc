@@ -155,7 +155,7 @@ asio::awaitable<void> BeastServer::ServeRequests(Connection& c) {
       }
       std::string principal;
       std::optional<HttpResponse> refusal = channels_->Admit(in, &principal);
-      if (!refusal && channels_open_ >= options_.max_channels &&
+      if (!refusal && by_principal_.size() >= options_.max_channels &&
           by_principal_.count(principal) == 0) {
         RefuseChannel(c);
         HttpResponse r;
