@@ -21,6 +21,10 @@ import harness  # noqa: E402
 BODY_BYTES = 8 * 1024 * 1024
 CONNECTIONS = 40
 FAILURE_LIMIT = 10  # the console's default --auth-failure-limit
+# Under AddressSanitizer (EDGE_SANITIZED=1, set by CMake for an EDGE_SANITIZE build) shadow
+# memory and the allocation quarantine make RSS meaningless: the 401s are still checked
+# there, the RSS bound only in an ordinary build.
+SANITIZED = os.environ.get("EDGE_SANITIZED") == "1"
 
 
 def rss_kib(pid):
@@ -129,7 +133,8 @@ class ConsoleAuthTest(harness.IntegrationTest):
         grown_mib = (peak[0] - baseline) / 1024
         sys.stderr.write("console RSS %d KiB -> peak %d KiB (+%.1f MiB)\n"
                          % (baseline, peak[0], grown_mib))
-        self.assertLess(grown_mib, 48, "RSS grew by %.1f MiB" % grown_mib)
+        if not SANITIZED:
+            self.assertLess(grown_mib, 48, "RSS grew by %.1f MiB" % grown_mib)
         self.assertEqual(statuses.count(b"HTTP/1.1 401 Unauthorized"), CONNECTIONS, statuses)
 
     def test_token_guessing_is_throttled_per_address(self):
@@ -152,6 +157,15 @@ class ConsoleAuthTest(harness.IntegrationTest):
         # otherwise show), an upload as well, without its body being read.
         self.assertEqual(request_from("127.0.4.1", port, "GET", "/v1/alerts",
                                       token=console.admin_token)[0], 429)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.4.1", 0))
+            s.connect(("127.0.0.1", port))
+            s.sendall(upload_head(port, BODY_BYTES, token=console.tokens["node-1"]))
+            # Not one body byte has been sent.
+            self.assertEqual(status_line(s, 5.0), b"HTTP/1.1 429 Too Many Requests")
+        finally:
+            s.close()
         # Routes without a token still answer there, and other addresses are not affected.
         self.assertEqual(request_from("127.0.4.1", port, "GET", "/healthz")[0], 200)
         self.assertEqual(request_from("127.0.0.1", port, "GET", "/v1/alerts",
@@ -159,11 +173,10 @@ class ConsoleAuthTest(harness.IntegrationTest):
         status, body = console.post_batch("node-1", [])
         self.assertEqual(status, 200, body)
 
-        metrics = harness.parse_prometheus(console.request("GET", "/metrics")[1])
-        self.assertEqual(metrics[("edge_console_requests_refused_total",
-                                  (("reason", "auth_throttled"),))], 2 * FAILURE_LIMIT + 1)
-        self.assertEqual(metrics[("edge_console_requests_refused_total",
-                                  (("reason", "unauthenticated"),))], FAILURE_LIMIT)
+        self.assertEqual(console.metric("edge_console_requests_refused_total",
+                                        reason="auth_throttled"), 2 * FAILURE_LIMIT + 2)
+        self.assertEqual(console.metric("edge_console_requests_refused_total",
+                                        reason="unauthenticated"), FAILURE_LIMIT)
 
     def test_behind_a_trusted_proxy_the_forwarded_client_is_throttled(self):
         proxy = "127.0.5.1"
@@ -185,9 +198,8 @@ class ConsoleAuthTest(harness.IntegrationTest):
                 s.connect(("127.0.0.1", port))
                 socks.append(s)
             self.assertEqual(request_from(proxy, port, "GET", "/healthz")[0], 200)
-            metrics = harness.parse_prometheus(console.request("GET", "/metrics")[1])
-            self.assertEqual(metrics[("edge_console_connections_refused_total",
-                                      (("reason", "per_address"),))], 0)
+            self.assertEqual(console.metric("edge_console_connections_refused_total",
+                                            reason="per_address"), 0)
         finally:
             for s in socks:
                 s.close()

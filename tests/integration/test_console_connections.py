@@ -93,9 +93,7 @@ class ConsoleConnectionsTest(harness.IntegrationTest):
             status, body = console.post_batch(node, [other_item(node, seq)])
             self.assertEqual(status, 200, body)
         self.assertEqual(console.request("GET", "/healthz")[0], 200)
-        status, text = console.request("GET", "/metrics")
-        self.assertEqual(status, 200)
-        return harness.parse_prometheus(text)
+        self.assertEqual(console.request("GET", "/metrics")[0], 200)
 
     def test_idle_connections_and_channel_floods_do_not_starve_requests(self):
         console = self.start_console(nodes=("node-1", "node-2"))
@@ -107,7 +105,7 @@ class ConsoleConnectionsTest(harness.IntegrationTest):
                 self.socks.append(connect_from("127.0.0.2", console.port))
             except OSError:
                 pass  # a refused connect is fine; the console is what is under test
-        metrics = self.assert_console_answers(console, "node-1", 1)
+        self.assert_console_answers(console, "node-1", 1)
 
         # 300 channel upgrades with node-2's token, all kept open.
         upgraded = 0
@@ -122,24 +120,22 @@ class ConsoleConnectionsTest(harness.IntegrationTest):
             if read_head(s).startswith(b"HTTP/1.1 101"):
                 upgraded += 1
         self.assertGreater(upgraded, 0)
-        metrics = self.assert_console_answers(console, "node-1", 10)
+        self.assert_console_answers(console, "node-1", 10)
 
-        refused = metrics[("edge_console_connections_refused_total",
-                           (("reason", "per_address"),))]
-        self.assertGreater(refused, 0)
+        self.assertGreater(
+            console.metric("edge_console_connections_refused_total", reason="per_address"), 0)
         # One channel per node: every upgrade after the first replaced the one before.
-        self.assertEqual(metrics[("edge_console_channels_replaced_total", ())], upgraded - 1)
-        self.assertLessEqual(metrics[("edge_console_open_connections",
-                                      (("pool", "channels"),))], 1)
+        self.assertEqual(console.metric("edge_console_channels_replaced_total"), upgraded - 1)
+        self.assertLessEqual(console.metric("edge_console_open_connections", pool="channels"), 1)
         # Refusals are logged at most once a second per reason, not once per connection.
         lines = [l for l in console.process.log_text().splitlines() if "connection refused" in l]
         self.assertLess(len(lines), 30, "%d refusal lines logged" % len(lines))
 
         # Idle connections are closed once the header timeout (5 s) has passed.
         harness.wait_until(
-            lambda: harness.parse_prometheus(console.request("GET", "/metrics")[1]).get(
-                ("edge_console_connections_refused_total", (("reason", "header_timeout"),)), 0)
-            > 0, 15, 0.2, "idle connections closed by the header timeout")
+            lambda: console.metric("edge_console_connections_refused_total",
+                                   reason="header_timeout") > 0,
+            15, 0.2, "idle connections closed by the header timeout")
 
     def test_a_fleet_larger_than_the_request_slots_holds_channels(self):
         nodes = ["node-%d" % i for i in range(FLEET)] + ["uploader"]
@@ -152,9 +148,8 @@ class ConsoleConnectionsTest(harness.IntegrationTest):
             s.sendall(upgrade_request(console.port, console.tokens[node]))
             head = read_head(s)
             self.assertTrue(head.startswith(b"HTTP/1.1 101"), (node, head[:200]))
-        metrics = self.assert_console_answers(console, "uploader", 1)
-        self.assertEqual(metrics[("edge_console_open_connections", (("pool", "channels"),))],
-                         FLEET)
+        self.assert_console_answers(console, "uploader", 1)
+        self.assertEqual(console.metric("edge_console_open_connections", pool="channels"), FLEET)
 
 
 if __name__ == "__main__":

@@ -36,8 +36,7 @@ class ConsoleQuotaTest(harness.IntegrationTest):
     needs = ("console",)
 
     def batches(self, console, result):
-        metrics = harness.parse_prometheus(console.request("GET", "/metrics")[1])
-        return metrics.get(("edge_console_batches_total", (("result", result),)), 0)
+        return console.metric("edge_console_batches_total", result=result)
 
     def test_items_beyond_the_quota_are_refused_with_429(self):
         console = self.start_console(nodes=("node-1", "node-2"),

@@ -90,13 +90,12 @@ TEST(LabelBinding, FixedLabelsWinAndUnlistedClaimsAreRefused) {
   EXPECT_TRUE(honest.refused.empty());
 }
 
-TEST(LabelBinding, AnEmptyBindingGivesNoLabelsAndTrustTakesEveryClaim) {
+TEST(LabelBinding, AnEmptyBindingGivesNoLabels) {
   auto none = LabelBinding::Parse("");
   ASSERT_TRUE(none.ok()) << none.error();
   const auto out = none->Apply({{"site", "a"}});
   EXPECT_TRUE(out.labels.empty());
   EXPECT_EQ(out.refused, (std::vector<std::string>{"site=a"}));
-  EXPECT_EQ(LabelBinding::TrustClaims().Apply({{"site", "a"}}).labels, (Labels{{"site", "a"}}));
 }
 
 TEST(LabelBinding, RefusesKeysGivenTwiceAndBadSyntax) {

@@ -6,6 +6,8 @@
 #include <array>
 #include <cstdio>
 
+#include "edge/common/strings.h"
+
 namespace edge::console {
 
 int64_t AuthThrottle::BlockedForMs(std::string_view address, int64_t now_ms) {
@@ -32,13 +34,6 @@ void AuthThrottle::RecordFailure(std::string_view address, int64_t now_ms) {
     it = entries_.emplace(std::string(address), Entry{now_ms, 0}).first;
   }
   ++it->second.failures;
-}
-
-size_t AuthThrottle::ThrottledCount(int64_t now_ms) const {
-  return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(), [&](const auto& e) {
-    return e.second.failures >= options_.max_failures &&
-           now_ms < e.second.window_start_ms + options_.window.count();
-  }));
 }
 
 void AuthThrottle::MakeRoom(int64_t now_ms) {
@@ -136,9 +131,7 @@ bool InRange(const IpRange& range, std::string_view address) {
 }
 
 std::optional<std::string> ForwardedClientKey(std::string_view x_forwarded_for) {
-  std::string_view last = x_forwarded_for.substr(x_forwarded_for.rfind(',') + 1);
-  while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
-  while (!last.empty() && (last.back() == ' ' || last.back() == '\t')) last.remove_suffix(1);
+  const std::string_view last = TrimBlanks(x_forwarded_for.substr(x_forwarded_for.rfind(',') + 1));
   if (last.empty() || last.size() >= INET6_ADDRSTRLEN) return std::nullopt;
   const std::string text(last);
   std::array<unsigned char, 16> scratch{};

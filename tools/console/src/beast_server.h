@@ -120,7 +120,7 @@ class BeastServer final : public Server {
     // ones that are part-way through receiving a request.
     bool idle = false;
     http::request_parser<http::string_body>* parser = nullptr;
-    // Whether a channel of this connection holds a place in channels_open_ / by_principal_.
+    // Whether a channel of this connection holds its principal's place in by_principal_.
     bool in_channel_pool = false;
     std::string principal;
     // Set once the connection became a WebSocket channel; `stream` was moved into it and
@@ -177,9 +177,10 @@ class BeastServer final : public Server {
   // Request connections per ClientKey; entries are erased at zero, so it holds at most
   // max_connections entries.
   std::map<std::string, size_t> per_address_;
-  size_t channels_open_ = 0;
-  // The open channel of each principal (at most one); at most max_channels entries.
-  std::map<std::string, std::shared_ptr<WsChannel>> by_principal_;
+  // The connection holding each principal's open channel (at most one); at most max_channels
+  // entries, its size is the number of open channels. An entry is erased (LeaveChannelPool)
+  // before its connection leaves connections_.
+  std::map<std::string, Connection*> by_principal_;
   // Declared before everything that does I/O through it, so it is destroyed last.
   asio::io_context ioc_{1};
   tcp::acceptor acceptor_;

@@ -185,7 +185,7 @@ asio::awaitable<void> BeastServer::Serve(std::shared_ptr<Connection> connection)
 
 void BeastServer::UpdateGauges() {
   metrics_.SetOpen(static_cast<int64_t>(request_connections_),
-                   static_cast<int64_t>(channels_open_));
+                   static_cast<int64_t>(by_principal_.size()));
 }
 
 void BeastServer::LeaveRequestPool(Connection& c) {
@@ -201,9 +201,8 @@ void BeastServer::LeaveRequestPool(Connection& c) {
 void BeastServer::LeaveChannelPool(Connection& c) {
   if (!c.in_channel_pool) return;
   c.in_channel_pool = false;
-  --channels_open_;
   if (const auto it = by_principal_.find(c.principal);
-      it != by_principal_.end() && it->second == c.channel) {
+      it != by_principal_.end() && it->second == &c) {
     by_principal_.erase(it);
   }
   UpdateGauges();

@@ -4,9 +4,9 @@
 
 #include <array>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/string.hpp>
 
 #include "beast_server.h"
+#include "edge/common/strings.h"
 
 namespace edge::console::internal {
 namespace {
@@ -18,12 +18,6 @@ constexpr size_t kMaxDrainBytes = 8 * 1024 * 1024;
 
 bool IsHttpParseError(const beast::error_code& ec) {
   return ec.category() == http::make_error_code(http::error::bad_target).category();
-}
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
 }
 
 struct Refusal {
@@ -48,7 +42,7 @@ std::optional<Refusal> CheckFraming(const http::header<true, Fields>& head) {
   if (head.count(http::field::content_length) > 0) {
     return Refusal{400, "Transfer-Encoding together with Content-Length"};
   }
-  if (te_fields > 1 || !beast::iequals(TrimOws(te), "chunked")) {
+  if (te_fields > 1 || !IEquals(TrimBlanks(te), "chunked")) {
     return Refusal{501, "unsupported Transfer-Encoding (only a single 'chunked' is accepted)"};
   }
   return std::nullopt;
@@ -161,7 +155,7 @@ asio::awaitable<void> BeastServer::ServeRequests(Connection& c) {
       }
       std::string principal;
       std::optional<HttpResponse> refusal = channels_->Admit(in, &principal);
-      if (!refusal && channels_open_ >= options_.max_channels &&
+      if (!refusal && by_principal_.size() >= options_.max_channels &&
           by_principal_.count(principal) == 0) {
         RefuseChannel(c);
         HttpResponse r;

@@ -39,18 +39,8 @@ Result<LabelBinding> LabelBinding::Parse(std::string_view text) {
   return binding;
 }
 
-LabelBinding LabelBinding::TrustClaims() {
-  LabelBinding binding;
-  binding.trust_all_ = true;
-  return binding;
-}
-
 LabelBinding::Outcome LabelBinding::Apply(const Labels& claimed) const {
   Outcome out;
-  if (trust_all_) {
-    out.labels = claimed;
-    return out;
-  }
   out.labels = fixed_;
   for (const auto& [key, value] : claimed) {
     if (free_.count(key) != 0) {

@@ -4,7 +4,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
+#include <variant>
 
+#include "api_request.h"
 #include "edge/cloudsync/policy_message.h"
 
 namespace edge::console {
@@ -14,31 +16,14 @@ using nlohmann::json;
 
 constexpr std::string_view kPoliciesPrefix = "/v1/policies";
 
-HttpResponse Json(int status, const json& body) {
-  HttpResponse r;
-  r.status = status;
-  r.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
-  return r;
-}
-
-HttpResponse Error(int status, std::string_view message) {
-  return Json(status, json{{"error", message}});
-}
-
-HttpResponse NotAllowed(std::string_view allow) {
-  HttpResponse r = Error(405, "method not allowed");
-  r.headers.emplace_back("Allow", std::string(allow));
-  return r;
-}
-
 HttpResponse Created(const CreateOutcome& out) {
-  if (out.status != 201) return Error(out.status, out.error);
-  return Json(201, json{{"name", out.name},
-                        {"version", out.version},
-                        {"seq", out.seq},
-                        {"signature", out.signature},
-                        {"rollout", RolloutName(out.rollout)},
-                        {"targets", out.targets}});
+  if (out.status != 201) return ErrorResponse(out.status, out.error);
+  return JsonResponse(201, json{{"name", out.name},
+                                {"version", out.version},
+                                {"seq", out.seq},
+                                {"signature", out.signature},
+                                {"rollout", RolloutName(out.rollout)},
+                                {"targets", out.targets}});
 }
 
 // A JSON object body, or nullopt (malformed).
@@ -66,62 +51,64 @@ bool PolicyApi::Owns(std::string_view path) {
 HttpResponse PolicyApi::Handle(const HttpRequest& request, std::string_view path) {
   const auto principal = tokens_.Authenticate(BearerToken(request.authorization));
   if (path == kPolicyChannelPath) {
-    HttpResponse r = Error(426, "the policy channel needs a WebSocket upgrade");
+    HttpResponse r = ErrorResponse(426, "the policy channel needs a WebSocket upgrade");
     r.headers.emplace_back("Upgrade", "websocket");
     return r;
   }
   if (path == "/v1/policy/poll" || path == "/v1/policy/report") {
-    if (request.method != "POST") return NotAllowed("POST");
-    if (!principal) return Error(401, "missing or unknown token");
-    if (principal->admin) return Error(403, "the policy channel needs a node token");
+    if (request.method != "POST") return MethodNotAllowed("POST");
+    if (!principal) return Unauthorized(/*basic_challenge=*/false);
+    if (principal->admin) return ErrorResponse(403, "the policy channel needs a node token");
     return path == "/v1/policy/poll" ? Poll(request, principal->node)
                                      : Report(request, principal->node);
   }
-  if (!path.starts_with(kPoliciesPrefix)) return Error(404, "not found");
-  if (!principal) return Error(401, "missing or unknown token");
-  if (!principal->admin) return Error(403, "policies need the admin token");
+  if (!path.starts_with(kPoliciesPrefix)) return ErrorResponse(404, "not found");
+  if (!principal) return Unauthorized(/*basic_challenge=*/false);
+  if (!principal->admin) return ErrorResponse(403, "policies need the admin token");
   std::string_view rest = path.substr(kPoliciesPrefix.size());
   if (rest.empty() || rest == "/") {
-    if (request.method != "GET") return NotAllowed("GET");
+    if (request.method != "GET") return MethodNotAllowed("GET");
     return List();
   }
   rest.remove_prefix(1);
   const size_t slash = rest.find('/');
   const std::string name(rest.substr(0, slash));
   if (!cloudsync::IsValidPolicyName(name)) {
-    return Error(400, "policy name must be 1 to 64 of [A-Za-z0-9_.-]");
+    return ErrorResponse(400, "policy name must be 1 to 64 of [A-Za-z0-9_.-]");
   }
   if (slash != std::string_view::npos) {
-    if (rest.substr(slash) != "/rollback") return Error(404, "not found");
-    if (request.method != "POST") return NotAllowed("POST");
+    if (rest.substr(slash) != "/rollback") return ErrorResponse(404, "not found");
+    if (request.method != "POST") return MethodNotAllowed("POST");
     return Rollback(request, name);
   }
   if (request.method == "PUT") return Put(request, name);
   if (request.method == "GET") return Describe(name);
-  return NotAllowed("GET, PUT");
+  return MethodNotAllowed("GET, PUT");
 }
 
 HttpResponse PolicyApi::Put(const HttpRequest& request, const std::string& name) {
   const auto j = ParseObject(request.body);
-  if (!j) return Error(400, "body must be a JSON object");
+  if (!j) return ErrorResponse(400, "body must be a JSON object");
   PushRequest push;
   const auto body = j->find("body");
-  if (body == j->end() || !body->is_string()) return Error(400, "\"body\" must be a string");
+  if (body == j->end() || !body->is_string())
+    return ErrorResponse(400, "\"body\" must be a string");
   push.body = body->get<std::string>();
   for (const auto& [key, target] :
        {std::pair<const char*, std::string*>{"selector", &push.selector},
         {"canary", &push.canary}}) {
     const auto it = j->find(key);
     if (it == j->end() || it->is_null()) continue;
-    if (!it->is_string()) return Error(400, std::string("\"") + key + "\" must be a string");
+    if (!it->is_string())
+      return ErrorResponse(400, std::string("\"") + key + "\" must be a string");
     *target = it->get<std::string>();
   }
   if (const auto it = j->find("canary_wait_s"); it != j->end() && !it->is_null()) {
-    if (!it->is_number_integer()) return Error(400, "\"canary_wait_s\" must be an integer");
+    if (!it->is_number_integer()) return ErrorResponse(400, "\"canary_wait_s\" must be an integer");
     push.canary_wait_s = it->get<int64_t>();
   }
   if (const auto it = j->find("skip_validation"); it != j->end() && !it->is_null()) {
-    if (!it->is_boolean()) return Error(400, "\"skip_validation\" must be true or false");
+    if (!it->is_boolean()) return ErrorResponse(400, "\"skip_validation\" must be true or false");
     push.skip_validation = it->get<bool>();
   }
   return Created(service_.Push(name, push));
@@ -129,9 +116,10 @@ HttpResponse PolicyApi::Put(const HttpRequest& request, const std::string& name)
 
 HttpResponse PolicyApi::Rollback(const HttpRequest& request, const std::string& name) {
   const auto j = ParseObject(request.body);
-  if (!j) return Error(400, "body must be a JSON object");
+  if (!j) return ErrorResponse(400, "body must be a JSON object");
   const auto to = j->find("to");
-  if (to == j->end() || !to->is_number_integer()) return Error(400, "\"to\" must be an integer");
+  if (to == j->end() || !to->is_number_integer())
+    return ErrorResponse(400, "\"to\" must be an integer");
   return Created(service_.Rollback(name, to->get<int64_t>()));
 }
 
@@ -145,12 +133,12 @@ HttpResponse PolicyApi::List() {
                        {"rollout", RolloutName(p.rollout)},
                        {"created_ms", p.created_ms}});
   }
-  return Json(200, out);
+  return JsonResponse(200, out);
 }
 
 HttpResponse PolicyApi::Describe(const std::string& name) {
   const auto view = service_.Describe(name);
-  if (!view) return Error(404, "no policy named \"" + name + "\"");
+  if (!view) return ErrorResponse(404, "no policy named \"" + name + "\"");
   json versions = json::array();
   for (const PolicyVersion& v : view->versions) {
     versions.push_back(json{{"version", v.version},
@@ -174,13 +162,13 @@ HttpResponse PolicyApi::Describe(const std::string& name) {
                          {"detail", n.detail},
                          {"updated_ms", n.updated_ms}});
   }
-  return Json(200, json{{"name", name}, {"versions", versions}, {"nodes", nodes}});
+  return JsonResponse(200, json{{"name", name}, {"versions", versions}, {"nodes", nodes}});
 }
 
 HttpResponse PolicyApi::Poll(const HttpRequest& request, const std::string& node) {
   Result<cloudsync::PolicyHello> hello = cloudsync::DecodePolicyHello(request.body);
-  if (!hello) return Error(400, hello.error());
-  if (hello->node != node) return Error(403, "hello node differs from the token's node");
+  if (!hello) return ErrorResponse(400, hello.error());
+  if (hello->node != node) return ErrorResponse(403, "hello node differs from the token's node");
   BindLabels(*hello);
   const auto doc = service_.Poll(*hello);
   if (!doc) {
@@ -195,7 +183,7 @@ HttpResponse PolicyApi::Poll(const HttpRequest& request, const std::string& node
 
 HttpResponse PolicyApi::Report(const HttpRequest& request, const std::string& node) {
   Result<cloudsync::PolicyReport> report = cloudsync::DecodePolicyReport(request.body);
-  if (!report) return Error(400, report.error());
+  if (!report) return ErrorResponse(400, report.error());
   service_.Report(node, *report);
   HttpResponse r;
   r.status = 204;
@@ -235,14 +223,9 @@ std::string PolicyApi::MetricsText() const {
 }
 
 std::optional<HttpResponse> PolicyApi::Admit(const HttpRequest& request, std::string* principal) {
-  const auto who = tokens_.Authenticate(BearerToken(request.authorization));
-  if (!who) {
-    HttpResponse r = Error(401, "missing or unknown token");
-    r.headers.emplace_back("WWW-Authenticate", R"(Bearer realm="edge-console")");
-    return r;
-  }
-  if (who->admin) return Error(403, "the policy channel needs a node token");
-  *principal = who->node;
+  auto who = Authorize(tokens_, request, /*admin=*/false, "the policy channel needs a node token");
+  if (auto* refused = std::get_if<HttpResponse>(&who)) return std::move(*refused);
+  *principal = std::get<Principal>(who).node;
   return std::nullopt;
 }
 

@@ -77,24 +77,21 @@ asio::awaitable<void> BeastServer::ServeChannel(Connection& c,
   // of the same principal (most often one whose connection died without a close).
   LeaveRequestPool(c);
   if (const auto old = by_principal_.find(principal); old != by_principal_.end()) {
-    const std::shared_ptr<WsChannel> previous = old->second;
-    by_principal_.erase(old);
+    Connection& previous = *old->second;
+    const std::shared_ptr<WsChannel> channel = previous.channel;
+    LeaveChannelPool(previous);
     metrics_.ChannelReplaced();
     log_.Write(LogLevel::kInfo, "policy channel replaced by a newer one of the same node",
                {{"principal", principal}});
-    previous->Drop();
-    CloseChannel(*previous);
-    for (const auto& other : connections_) {
-      if (other->channel == previous) LeaveChannelPool(*other);
-    }
-  } else if (channels_open_ >= options_.max_channels) {
+    channel->Drop();
+    CloseChannel(*channel);
+  } else if (by_principal_.size() >= options_.max_channels) {
     RefuseChannel(c);
     co_return;
   }
   c.in_channel_pool = true;
   c.principal = principal;
-  ++channels_open_;
-  by_principal_[principal] = ch;
+  by_principal_[principal] = &c;
   UpdateGauges();
 
   ch->opened = true;  // before OnOpen: if it throws, Serve() still calls OnClose

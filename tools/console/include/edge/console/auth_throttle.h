@@ -32,8 +32,6 @@ class AuthThrottle {
   int64_t BlockedForMs(std::string_view address, int64_t now_ms);
   // Records one failed authentication from `address`.
   void RecordFailure(std::string_view address, int64_t now_ms);
-  // Addresses throttled at `now_ms`.
-  size_t ThrottledCount(int64_t now_ms) const;
   size_t tracked() const { return entries_.size(); }
 
  private:

@@ -25,8 +25,6 @@ namespace edge::console {
 class LabelBinding {
  public:
   static Result<LabelBinding> Parse(std::string_view text);
-  // Every claim accepted as made (consoles started with --trust-hello-labels).
-  static LabelBinding TrustClaims();
 
   struct Outcome {
     Labels labels;                     // what the console holds for the node
@@ -35,7 +33,6 @@ class LabelBinding {
   Outcome Apply(const Labels& claimed) const;
 
  private:
-  bool trust_all_ = false;
   Labels fixed_;
   std::set<std::string> free_;  // keys whose value the node chooses
 };
