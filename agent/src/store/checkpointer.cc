@@ -8,12 +8,9 @@
 
 #include "store/sqlite_util.h"
 
-namespace edge::agent {
+namespace edge::agent::store_impl {
 
-using store_impl::Describe;
-
-std::unique_ptr<StoreWriter::Checkpointer> StoreWriter::Checkpointer::Start(
-    const StoreOptions& options) {
+std::unique_ptr<Checkpointer> Checkpointer::Start(const StoreOptions& options) {
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(options.path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                            nullptr);
@@ -30,10 +27,10 @@ std::unique_ptr<StoreWriter::Checkpointer> StoreWriter::Checkpointer::Start(
   return std::unique_ptr<Checkpointer>(new Checkpointer(db, options.path + "-wal"));
 }
 
-StoreWriter::Checkpointer::Checkpointer(sqlite3* db, std::string wal_path)
+Checkpointer::Checkpointer(sqlite3* db, std::string wal_path)
     : db_(db), wal_path_(std::move(wal_path)), thread_([this] { Run(); }) {}
 
-void StoreWriter::Checkpointer::SyncLogSoon() {
+void Checkpointer::SyncLogSoon() {
   {
     std::lock_guard lock(mu_);
     sync_log_ = true;
@@ -41,7 +38,7 @@ void StoreWriter::Checkpointer::SyncLogSoon() {
   cv_.notify_one();
 }
 
-StoreWriter::Checkpointer::~Checkpointer() {
+Checkpointer::~Checkpointer() {
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -52,15 +49,16 @@ StoreWriter::Checkpointer::~Checkpointer() {
   sqlite3_close(db_);
 }
 
-void StoreWriter::Checkpointer::SyncLog() {
+void Checkpointer::SyncLog() {
   if (wal_fd_ < 0) wal_fd_ = ::open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
   if (wal_fd_ >= 0) (void)::fdatasync(wal_fd_);
 }
 
-void StoreWriter::Checkpointer::Run() {
+void Checkpointer::Run() {
   bool failing = false;
   std::unique_lock lock(mu_);
-  auto next = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckpointIntervalMs);
+  auto next = std::chrono::steady_clock::now() +
+              std::chrono::milliseconds(StoreWriter::kCheckpointIntervalMs);
   while (true) {
     cv_.wait_until(lock, next, [this] { return stop_ || sync_log_; });
     if (stop_) break;
@@ -72,7 +70,8 @@ void StoreWriter::Checkpointer::Run() {
       continue;
     }
     sync_log_ = false;
-    next = std::chrono::steady_clock::now() + std::chrono::milliseconds(kCheckpointIntervalMs);
+    next = std::chrono::steady_clock::now() +
+           std::chrono::milliseconds(StoreWriter::kCheckpointIntervalMs);
     lock.unlock();
     const int rc =
         sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
@@ -86,4 +85,4 @@ void StoreWriter::Checkpointer::Run() {
   }
 }
 
-}  // namespace edge::agent
+}  // namespace edge::agent::store_impl

@@ -13,7 +13,7 @@
 
 #include "edge/agent/store.h"
 
-namespace edge::agent {
+namespace edge::agent::store_impl {
 
 // Runs PASSIVE checkpoints on a connection of its own, every kCheckpointIntervalMs. A
 // passive checkpoint never takes the write lock: writers go on while it copies the log into
@@ -22,7 +22,7 @@ namespace edge::agent {
 // readings' NORMAL commits durable within one sync, and leaves an alert's FULL commit only
 // its own pages to write. Owned by the StoreWriter; SyncLogSoon() is called from the
 // writer's thread, everything else runs on the checkpoint thread.
-class StoreWriter::Checkpointer {
+class Checkpointer {
  public:
   // Opens the connection and starts the thread; null (logged) when the connection cannot
   // be opened, and the connections then checkpoint themselves.
@@ -55,4 +55,4 @@ class StoreWriter::Checkpointer {
   std::thread thread_;     // last: starts after everything it uses
 };
 
-}  // namespace edge::agent
+}  // namespace edge::agent::store_impl

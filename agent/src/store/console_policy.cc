@@ -4,17 +4,17 @@
 #include <optional>
 #include <string>
 
-#include "edge/agent/store.h"
+#include "store/reader_internals.h"
 #include "store/sqlite_util.h"
 
 namespace edge::agent {
 
 using store_impl::ColumnText;
-using store_impl::SqliteError;
 using store_impl::Exec;
+using store_impl::SqliteError;
 using store_impl::Stmt;
 
-Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
+Result<std::optional<StoredConsolePolicy>> SqliteStoreReader::LoadConsolePolicy() {
   Stmt s(db_,
          "SELECT name, version, body, signature, applied_ms, seq FROM console_policy WHERE id = 1");
   if (!s.ok()) return SqliteError(db_, s.rc(), "prepare console policy");
@@ -31,7 +31,7 @@ Result<std::optional<StoredConsolePolicy>> StoreReader::LoadConsolePolicy() {
                           .seq = sqlite3_column_int64(row, 5)});
 }
 
-Status StoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
+Status SqliteStoreReader::SaveConsolePolicy(const StoredConsolePolicy& policy) {
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return s;
   Stmt current(db_,
                "INSERT OR REPLACE INTO console_policy(id, name, version, body, signature, "

@@ -10,12 +10,12 @@
 namespace edge::agent {
 
 using store_impl::ColumnText;
-using store_impl::SqliteError;
 using store_impl::Exec;
+using store_impl::SqliteError;
 using store_impl::Stmt;
 
-Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
-                                 const std::vector<EpisodeKey>& resolved) {
+Status SqliteStoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
+                                       const std::vector<EpisodeKey>& resolved) {
   if (firing.empty() && resolved.empty()) return Status::Ok();
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
@@ -47,7 +47,7 @@ Status StoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
   return Status::Ok();
 }
 
-Result<std::vector<StoredEpisode>> StoreWriter::LoadEpisodes() {
+Result<std::vector<StoredEpisode>> SqliteStoreWriter::LoadEpisodes() {
   Stmt st(db_,
           "SELECT rule, sensor, started_ms, last_ts_ms, last_value FROM rule_episodes "
           "ORDER BY rule, sensor");

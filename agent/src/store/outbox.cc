@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "store/reader_internals.h"
 #include "store/sqlite_util.h"
 #include "store/writer_internals.h"
 
@@ -14,17 +15,17 @@ namespace edge::agent {
 
 using store_impl::BindText;
 using store_impl::ColumnText;
-using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::ExecPrepared;
 using store_impl::kSelectDeadLetterOldest;
 using store_impl::NowMs;
 using store_impl::QueryInt;
+using store_impl::SqliteError;
 using store_impl::Stmt;
 using store_impl::Transaction;
 
-Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
-                           Evictions* evicted) {
+Status SqliteStoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                                 Evictions* evicted) {
   if (seqs_out != nullptr) seqs_out->clear();
   if (evicted != nullptr) evicted->by_kind.clear();
   if (rows.empty()) return Status::Ok();
@@ -54,8 +55,8 @@ Status StoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>
   return s;
 }
 
-Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
-                               Evictions* evicted) {
+Status SqliteStoreWriter::AppendOnce(const std::vector<NewRow>& rows,
+                                     std::vector<int64_t>* seqs_out, Evictions* evicted) {
   Evictions local;
   Evictions& ev = evicted != nullptr ? *evicted : local;
   ev.by_kind.clear();
@@ -119,7 +120,7 @@ Status StoreWriter::AppendOnce(const std::vector<NewRow>& rows, std::vector<int6
 
 // Inside an open transaction: deletes outbox rows worth at least `bytes` (or all), oldest
 // first from the lowest priority up, and counts them.
-Status StoreWriter::Evict(int64_t bytes, Evictions& ev) {
+Status SqliteStoreWriter::Evict(int64_t bytes, Evictions& ev) {
   std::vector<std::pair<int64_t, std::string>> victims;
   for (int p = static_cast<int>(Priority::kStatus);
        bytes > 0 && p <= static_cast<int>(Priority::kAlert); ++p) {
@@ -154,7 +155,9 @@ Status StoreWriter::Evict(int64_t bytes, Evictions& ev) {
   return Status::Ok();
 }
 
-Result<int64_t> StoreWriter::OutboxCount() { return QueryInt(db_, "SELECT count(*) FROM outbox"); }
+Result<int64_t> SqliteStoreWriter::OutboxCount() {
+  return QueryInt(db_, "SELECT count(*) FROM outbox");
+}
 
 // ---------------------------------------------------------------------------------------
 // StoreReader
@@ -183,7 +186,7 @@ Result<std::vector<OutboxRow>> QueryOutbox(sqlite3* db, const char* sql, size_t 
 
 }  // namespace
 
-Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_bytes) {
+Result<std::vector<OutboxRow>> SqliteStoreReader::Fetch(size_t max_items, size_t max_bytes) {
   max_items = std::max<size_t>(1, max_items);
   // One row more than a batch holds tells whether a backlog is waiting.
   auto oldest = QueryOutbox(db_,
@@ -228,7 +231,7 @@ Result<std::vector<OutboxRow>> StoreReader::Fetch(size_t max_items, size_t max_b
   return picked;
 }
 
-Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
+Result<int64_t> SqliteStoreReader::Delete(const std::vector<int64_t>& seqs) {
   if (seqs.empty()) return int64_t{0};
   // Deleting acknowledged rows need not survive a power loss: a delete lost with the last
   // WAL frames only re-sends rows the console deduplicates by id. Without the fsync a
@@ -253,7 +256,8 @@ Result<int64_t> StoreReader::Delete(const std::vector<int64_t>& seqs) {
   return deleted;
 }
 
-Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) {
+Result<int64_t> SqliteStoreReader::DeadLetter(const std::vector<int64_t>& seqs,
+                                              std::string_view reason) {
   if (seqs.empty()) return int64_t{0};
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return s;
   Transaction txn(db_);
@@ -325,6 +329,8 @@ Result<int64_t> StoreReader::DeadLetter(const std::vector<int64_t>& seqs, std::s
   return moved;
 }
 
-Result<int64_t> StoreReader::OutboxCount() { return QueryInt(db_, "SELECT count(*) FROM outbox"); }
+Result<int64_t> SqliteStoreReader::OutboxCount() {
+  return QueryInt(db_, "SELECT count(*) FROM outbox");
+}
 
 }  // namespace edge::agent

@@ -1,5 +1,5 @@
-// StoreReader (store.h): its connection, the readings it serves and the statistics; the
-// outbox side is in outbox.cc, the console policy in console_policy.cc.
+// StoreReader (store.h): opening SqliteStoreReader's connection, the readings it serves and
+// the statistics; the outbox side is in outbox.cc, the console policy in console_policy.cc.
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 
 #include "edge/agent/reading_block.h"
 #include "edge/agent/store.h"
+#include "store/reader_internals.h"
 #include "store/schema.h"
 #include "store/sqlite_util.h"
 
@@ -15,18 +16,18 @@ namespace edge::agent {
 
 using store_impl::BindText;
 using store_impl::ColumnText;
-using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::FileSize;
 using store_impl::OpenConnection;
 using store_impl::QueryInt;
 using store_impl::ReadMeta;
+using store_impl::SqliteError;
 using store_impl::Stmt;
 using store_impl::Transaction;
 
-StoreReader::StoreReader(sqlite3* db, std::string epoch, StoreOptions options)
+SqliteStoreReader::SqliteStoreReader(sqlite3* db, std::string epoch, StoreOptions options)
     : db_(db), epoch_(std::move(epoch)), options_(std::move(options)) {}
-StoreReader::~StoreReader() { sqlite3_close(db_); }
+SqliteStoreReader::~SqliteStoreReader() { sqlite3_close(db_); }
 
 Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& options) {
   auto opened = OpenConnection(options, /*create=*/false);
@@ -37,11 +38,13 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& optio
     sqlite3_close(db);
     return Status::Error("database " + options.path + " has no epoch (not initialized)");
   }
-  return std::unique_ptr<StoreReader>(new StoreReader(db, std::move(*epoch), options));
+  return std::unique_ptr<StoreReader>(
+      std::make_unique<SqliteStoreReader>(db, std::move(*epoch), options));
 }
 
-Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor, int64_t since_ms,
-                                                         int64_t until_ms, size_t limit) {
+Result<std::vector<StoredReading>> SqliteStoreReader::Readings(std::string_view sensor,
+                                                               int64_t since_ms, int64_t until_ms,
+                                                               size_t limit) {
   // One read transaction: blocks and journal from the same snapshot.
   // Only reads: rolled back when it goes out of scope.
   Transaction txn(db_, "BEGIN");
@@ -101,7 +104,7 @@ Result<std::vector<StoredReading>> StoreReader::Readings(std::string_view sensor
   return out;
 }
 
-Result<StoreStats> StoreReader::Stats() {
+Result<StoreStats> SqliteStoreReader::Stats() {
   StoreStats st;
   st.max_bytes = options_.max_bytes;
   // One read transaction: the counters are consistent with each other.

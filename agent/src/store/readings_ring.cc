@@ -13,11 +13,11 @@ namespace edge::agent {
 
 using store_impl::BindText;
 using store_impl::BlockBuilder;
-using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::ExecPrepared;
 using store_impl::InsertBlock;
 using store_impl::QueryInt;
+using store_impl::SqliteError;
 using store_impl::Transaction;
 
 // Readings ring
@@ -63,7 +63,7 @@ int64_t SteadyMs() {
 
 }  // namespace
 
-Result<int64_t> StoreWriter::SensorId(std::string_view name) {
+Result<int64_t> SqliteStoreWriter::SensorId(std::string_view name) {
   if (auto it = sensor_ids_.find(name); it != sensor_ids_.end()) return it->second;
   sqlite3_stmt* ins = stmts_->insert_sensor.fresh();
   BindText(ins, 1, name);
@@ -83,7 +83,7 @@ Result<int64_t> StoreWriter::SensorId(std::string_view name) {
   return id;
 }
 
-int64_t StoreWriter::BlockAgeMs(int64_t sensor) const {
+int64_t SqliteStoreWriter::BlockAgeMs(int64_t sensor) const {
   const int64_t max_age = options_.reading_block_max_age_ms;
   if (max_age <= 0) return 0;
   // Between half the age and the age, fixed per sensor.
@@ -91,7 +91,7 @@ int64_t StoreWriter::BlockAgeMs(int64_t sensor) const {
   return max_age / 2 + static_cast<int64_t>((mix >> 33) % static_cast<uint64_t>(max_age / 2 + 1));
 }
 
-Status StoreWriter::LoadOpenBlocks() {
+Status SqliteStoreWriter::LoadOpenBlocks() {
   OpenBlocks& ob = *open_;
   ob.Clear();
   Stmt journal(db_, "SELECT seq, data FROM reading_journal ORDER BY seq");
@@ -135,8 +135,8 @@ Status StoreWriter::LoadOpenBlocks() {
   return Status::Ok();
 }
 
-int64_t StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
-                                    int64_t now_steady_ms) {
+int64_t SqliteStoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms,
+                                          double value, int64_t now_steady_ms) {
   OpenBlocks& ob = *open_;
   OpenBlocks::Block& b = ob.by_sensor[sensor];
   if (b.b.n == 0) {
@@ -161,7 +161,7 @@ int64_t StoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_
 }
 
 // Inside a transaction: writes the open block of `sensor` and forgets it.
-Status StoreWriter::FlushBlock(int64_t sensor, int64_t* bytes_added) {
+Status SqliteStoreWriter::FlushBlock(int64_t sensor, int64_t* bytes_added) {
   OpenBlocks& ob = *open_;
   auto it = ob.by_sensor.find(sensor);
   if (it == ob.by_sensor.end()) return Status::Ok();
@@ -189,7 +189,7 @@ Status StoreWriter::FlushBlock(int64_t sensor, int64_t* bytes_added) {
 }
 
 // Inside a transaction: deletes the journal rows no open block needs any more.
-Status StoreWriter::TrimJournal(int64_t* bytes_removed) {
+Status SqliteStoreWriter::TrimJournal(int64_t* bytes_removed) {
   OpenBlocks& ob = *open_;
   const int64_t keep_from =
       ob.by_first_journal.empty() ? INT64_MAX : ob.by_first_journal.begin()->first;
@@ -210,7 +210,7 @@ Status StoreWriter::TrimJournal(int64_t* bytes_removed) {
 
 // Inside a transaction: deletes the blocks with seq < `before`, counting their readings and
 // bytes.
-Status StoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes) {
+Status SqliteStoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes) {
   sqlite3_stmt* sum = stmts_->sum_blocks_before.fresh();
   sqlite3_bind_int64(sum, 1, before);
   if (int rc = sqlite3_step(sum); rc != SQLITE_ROW) {
@@ -225,8 +225,8 @@ Status StoreWriter::DeleteBlocksBefore(int64_t before, int64_t* readings, int64_
 
 // Inside a transaction: deletes the blocks before seq `before`, which hold `n` readings
 // and `b` bytes, and adds those to the totals.
-Status StoreWriter::RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int64_t* readings,
-                                       int64_t* bytes) {
+Status SqliteStoreWriter::RemoveBlocksBefore(int64_t before, int64_t n, int64_t b,
+                                             int64_t* readings, int64_t* bytes) {
   sqlite3_stmt* del = stmts_->delete_blocks_before.fresh();
   sqlite3_bind_int64(del, 1, before);
   if (int rc = sqlite3_step(del); rc != SQLITE_DONE) {
@@ -239,8 +239,8 @@ Status StoreWriter::RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int
 
 // Inside a transaction: deletes the oldest blocks until at least `readings` readings
 // (when > 0) or `bytes` bytes (when > 0) are gone, counting them.
-Status StoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
-                                       int64_t* bytes_removed) {
+Status SqliteStoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
+                                             int64_t* bytes_removed) {
   sqlite3_stmt* q = stmts_->oldest_blocks.fresh();
   int64_t n = 0;
   int64_t b = 0;
@@ -260,8 +260,8 @@ Status StoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t*
   return RemoveBlocksBefore(last + 1, n, b, removed, bytes_removed);
 }
 
-Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
-                                   int64_t* pruned) {
+Status SqliteStoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
+                                         int64_t* pruned) {
   if (pruned != nullptr) *pruned = 0;
   if (readings.empty()) return Status::Ok();
   Status s = AppendReadingsOnce(readings, now_ms, pruned);
@@ -281,8 +281,8 @@ Status StoreWriter::AppendReadings(const std::vector<NewReading>& readings, int6
   return s;
 }
 
-Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
-                                       int64_t* pruned) {
+Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings,
+                                             int64_t now_ms, int64_t* pruned) {
   OpenBlocks& ob = *open_;
   if (!ob.valid) {
     if (Status s = LoadOpenBlocks(); !s) return Fail(s);
@@ -443,7 +443,7 @@ Status StoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings, 
 // older than every journal row left; a newer unflushed reading would have an open block).
 // The ids are then unknown, so the name cache and the callers' id hints start afresh.
 // Runs inside the caller's transaction.
-Status StoreWriter::DeleteUnusedSensors(int64_t* deleted) {
+Status SqliteStoreWriter::DeleteUnusedSensors(int64_t* deleted) {
   const OpenBlocks& ob = *open_;
   const int64_t oldest_journal = ob.journal.empty() ? INT64_MAX : ob.journal.front().first;
   Stmt q(db_,
@@ -474,7 +474,7 @@ Status StoreWriter::DeleteUnusedSensors(int64_t* deleted) {
   return Status::Ok();
 }
 
-Status StoreWriter::FlushOpenBlocks() {
+Status SqliteStoreWriter::FlushOpenBlocks() {
   OpenBlocks& ob = *open_;
   if (!ob.valid || ob.by_sensor.empty()) return Status::Ok();
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
@@ -505,7 +505,7 @@ Status StoreWriter::FlushOpenBlocks() {
 
 // Deletes the oldest blocks holding at least `rows` readings in a transaction of their own.
 // With no block written yet, the journal and the open blocks go.
-Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
+Status SqliteStoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
   *pruned = 0;
   if (readings_rows_ <= 0 || rows <= 0) return Status::Ok();
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
@@ -543,7 +543,7 @@ Status StoreWriter::CutReadings(int64_t rows, int64_t* pruned) {
   return Status::Ok();
 }
 
-Result<int64_t> StoreWriter::ReadingsCount() {
+Result<int64_t> SqliteStoreWriter::ReadingsCount() {
   auto stored = QueryInt(db_, "SELECT total(n) FROM reading_blocks");
   if (!stored.ok()) return stored;
   int64_t open = 0;

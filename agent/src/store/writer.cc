@@ -1,6 +1,7 @@
 // StoreWriter (store.h): opening the database (moving a corrupt file aside), the writer's
-// connection and its failure handling, and the store's value types. The writer's jobs are
-// in outbox.cc, readings_ring.cc and episodes.cc; StoreReader is in reader.cc.
+// connection (SqliteStoreWriter) and its failure handling, and the store's value types. The
+// writer's jobs are in outbox.cc, readings_ring.cc and episodes.cc; StoreReader is in
+// reader.cc.
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <unistd.h>
@@ -18,12 +19,12 @@
 
 namespace edge::agent {
 
-using store_impl::SqliteError;
 using store_impl::Exec;
 using store_impl::NowMs;
 using store_impl::OpenAndInit;
 using store_impl::QueryInt;
 using store_impl::RemoveQuietly;
+using store_impl::SqliteError;
 
 int64_t StoreOptions::outbox_budget() const {
   if (max_bytes <= 0) return 0;
@@ -60,16 +61,16 @@ std::string RecordId(std::string_view node, std::string_view epoch, int64_t seq)
 }
 
 // ---------------------------------------------------------------------------------------
-// StoreWriter
+// SqliteStoreWriter
 
-StoreWriter::StoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
+SqliteStoreWriter::SqliteStoreWriter(sqlite3* db, std::string epoch, StoreOptions options)
     : db_(db),
       epoch_(std::move(epoch)),
       options_(std::move(options)),
       stmts_(std::make_unique<Statements>(db)),
       open_(std::make_unique<OpenBlocks>()) {}
 
-StoreWriter::~StoreWriter() {
+SqliteStoreWriter::~SqliteStoreWriter() {
   // The open blocks are written, so that the next start finds no journal to replay.
   if (Status s = FlushOpenBlocks(); !s) {
     spdlog::warn("store: writing the open readings blocks failed (the journal keeps them): {}",
@@ -116,26 +117,31 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
     db = OpenAndInit(options, &epoch);
     if (!db.ok()) return Status::Error(db.error());
   }
-  auto rows = QueryInt(*db, "SELECT value FROM counters WHERE name = 'readings_rows'");
-  auto bytes = QueryInt(*db, "SELECT value FROM counters WHERE name = 'readings_bytes'");
+  return SqliteStoreWriter::Start(*db, std::move(epoch), options);
+}
+
+Result<std::unique_ptr<StoreWriter>> SqliteStoreWriter::Start(sqlite3* db, std::string epoch,
+                                                              const StoreOptions& options) {
+  auto rows = QueryInt(db, "SELECT value FROM counters WHERE name = 'readings_rows'");
+  auto bytes = QueryInt(db, "SELECT value FROM counters WHERE name = 'readings_bytes'");
   if (!rows.ok() || !bytes.ok()) {
-    sqlite3_close(*db);
+    sqlite3_close(db);
     return Status::Error(rows.ok() ? bytes.error() : rows.error());
   }
-  std::unique_ptr<StoreWriter> w(new StoreWriter(*db, std::move(epoch), options));
+  std::unique_ptr<SqliteStoreWriter> w(new SqliteStoreWriter(db, std::move(epoch), options));
   if (!w->stmts_->ok()) return SqliteError(w->db_, SQLITE_ERROR, "prepare");
   w->readings_rows_ = *rows;
   w->readings_bytes_ = *bytes;
   if (Status s = w->LoadOpenBlocks(); !s) return s;
-  w->checkpointer_ = Checkpointer::Start(options);
+  w->checkpointer_ = store_impl::Checkpointer::Start(options);
   if (!w->checkpointer_) {
     // Without the thread the writer checkpoints every 1 MiB of log, on its own thread.
     if (Status s = Exec(w->db_, "PRAGMA wal_autocheckpoint=256"); !s) return s;
   }
-  return w;
+  return std::unique_ptr<StoreWriter>(std::move(w));
 }
 
-Status StoreWriter::Fail(const Status& s) {
+Status SqliteStoreWriter::Fail(const Status& s) {
   // A statement error may already have rolled the transaction back; then this is a no-op.
   if (!sqlite3_get_autocommit(db_)) (void)Exec(db_, "ROLLBACK");
   return s;
@@ -145,7 +151,7 @@ Status StoreWriter::Fail(const Status& s) {
 // from its start again. On a full file system the log cannot grow, but the space it already
 // has is enough once it is reused; truncating it would hand that space to whoever fills the
 // disk. Best effort (a reader in a transaction delays the restart).
-void StoreWriter::RestartWal() {
+void SqliteStoreWriter::RestartWal() {
   (void)sqlite3_wal_checkpoint_v2(db_, nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
 }
 

@@ -1,19 +1,24 @@
 #pragma once
 
-// What the StoreWriter's files (writer.cc, outbox.cc, readings_ring.cc, episodes.cc) share:
-// its prepared statements and the open blocks of the readings ring. Internal to the store;
-// used by the writer's thread only.
+// SqliteStoreWriter, the StoreWriter (store.h) that StoreWriter::Open returns, and what its
+// files (writer.cc, outbox.cc, readings_ring.cc, episodes.cc) share: its prepared statements
+// and the open blocks of the readings ring. Internal to the store; used by the writer's
+// thread only.
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <queue>
+#include <string>
+#include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
 #include "edge/agent/store.h"
+#include "edge/common/string_hash.h"
 #include "store/block_builder.h"
 #include "store/schema.h"
 #include "store/sqlite_util.h"
@@ -22,8 +27,81 @@ namespace edge::agent {
 
 using store_impl::Stmt;
 
+namespace store_impl {
+class Checkpointer;
+}
+
+class SqliteStoreWriter final : public StoreWriter {
+ public:
+  // Takes `db`, an initialized connection (schema.h OpenAndInit), and loads the writer's
+  // state from it; closes it on failure.
+  static Result<std::unique_ptr<StoreWriter>> Start(sqlite3* db, std::string epoch,
+                                                    const StoreOptions& options);
+  ~SqliteStoreWriter() override;
+
+  const std::string& epoch() const override { return epoch_; }
+  const StoreOptions& options() const override { return options_; }
+  Status Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                Evictions* evicted) override;
+  Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
+                        int64_t* pruned) override;
+  Result<int64_t> OutboxCount() override;
+  Result<int64_t> ReadingsCount() override;
+  Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
+                      const std::vector<EpisodeKey>& resolved) override;
+  Result<std::vector<StoredEpisode>> LoadEpisodes() override;
+
+ private:
+  struct Statements;
+  struct OpenBlocks;
+  SqliteStoreWriter(sqlite3* db, std::string epoch, StoreOptions options);
+  Status AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                    Evictions* evicted);
+  Status AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
+                            int64_t* pruned);
+  Status Evict(int64_t bytes, Evictions& ev);
+  Result<int64_t> SensorId(std::string_view name);
+  Status CutReadings(int64_t rows, int64_t* pruned);
+  Status DeleteUnusedSensors(int64_t* deleted);
+  int64_t BlockAgeMs(int64_t sensor) const;
+  Status LoadOpenBlocks();
+  // Returns the readings the sensor's open block now holds.
+  int64_t AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
+                         int64_t now_steady_ms);
+  Status FlushBlock(int64_t sensor, int64_t* bytes_added);
+  Status FlushOpenBlocks();
+  Status TrimJournal(int64_t* bytes_removed);
+  Status DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes);
+  Status RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int64_t* readings,
+                            int64_t* bytes);
+  Status DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
+                            int64_t* bytes_removed);
+  void RestartWal();
+  Status Fail(const Status& s);
+
+  sqlite3* db_;
+  std::string epoch_;
+  StoreOptions options_;
+  std::unique_ptr<Statements> stmts_;
+  // Cache of the sensors table.
+  std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
+  // NewReading::id_hint is generation << 32 | id; a failed transaction (which may take
+  // back ids it inserted) starts a new generation, so older hints are looked up again.
+  uint32_t id_generation_ = 1;
+  std::unique_ptr<OpenBlocks> open_;  // open blocks of the readings ring
+  std::string journal_buf_;           // reused per commit
+  std::vector<int64_t> sensor_buf_;
+  std::vector<int64_t> due_buf_;
+  int64_t readings_rows_ = 0;               // readings in the ring (the writer is its only writer)
+  int64_t readings_bytes_ = 0;              // logical bytes of blocks and journal rows
+  int64_t last_retention_ms_ = 0;           // wall time of the last retention prune
+  bool pruned_since_sensor_sweep_ = false;  // blocks were removed since DeleteUnusedSensors
+  int64_t next_sensor_sweep_ms_ = 0;        // steady clock
+  std::unique_ptr<store_impl::Checkpointer> checkpointer_;  // stopped first by the destructor
+};
+
 // Statements of the hot paths, prepared once per connection.
-struct StoreWriter::Statements {
+struct SqliteStoreWriter::Statements {
   explicit Statements(sqlite3* db)
       : insert_outbox(db,
                       "INSERT INTO outbox(kind, priority, created_ms, payload) "
@@ -110,7 +188,7 @@ struct StoreWriter::Statements {
 };
 
 // The open blocks of the readings ring (readings_ring.cc).
-struct StoreWriter::OpenBlocks {
+struct SqliteStoreWriter::OpenBlocks {
   struct Block {
     store_impl::BlockBuilder b;
     int64_t first_journal = 0;

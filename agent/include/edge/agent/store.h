@@ -10,6 +10,9 @@
 // readings and statistics). Each object is used by one thread only; neither is thread-safe
 // on its own. SQLite serializes the two writers (busy timeout).
 //
+// StoreWriter and StoreReader are interfaces; their Open factories return the SQLite
+// implementation (agent/src/store/), which this header does not show.
+//
 // Record id = "<node>:<epoch>:<seq>"; seq is an AUTOINCREMENT rowid, never reused even after
 // rows are deleted, and a new database file gets a new random epoch.
 //
@@ -29,15 +32,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "edge/agent/reading_block.h"
 #include "edge/common/status.h"
-#include "edge/common/string_hash.h"
-
-struct sqlite3;
-struct sqlite3_stmt;
 
 namespace edge::agent {
 
@@ -151,7 +149,7 @@ struct StoredConsolePolicy {
 
 class StoreWriter {
  public:
-  ~StoreWriter();
+  virtual ~StoreWriter() = default;
   StoreWriter(const StoreWriter&) = delete;
   StoreWriter& operator=(const StoreWriter&) = delete;
 
@@ -162,8 +160,8 @@ class StoreWriter {
   static Result<std::unique_ptr<StoreWriter>> Open(const StoreOptions& options,
                                                    OpenReport* report = nullptr);
 
-  const std::string& epoch() const { return epoch_; }
-  const StoreOptions& options() const { return options_; }
+  virtual const std::string& epoch() const = 0;
+  virtual const StoreOptions& options() const = 0;
 
   // One group commit of outbox rows: all rows are inserted in a single transaction and are
   // durable (synchronous=FULL) when this returns OK. Before inserting, rows are evicted
@@ -179,8 +177,8 @@ class StoreWriter {
     int64_t created_ms;
     std::string_view payload;
   };
-  Status Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out = nullptr,
-                Evictions* evicted = nullptr);
+  virtual Status Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out = nullptr,
+                        Evictions* evicted = nullptr) = 0;
 
   // One group commit of readings into the ring, with a cheaper durability than Append:
   // synchronous=NORMAL (survives a process crash as soon as this returns; a power loss can
@@ -202,20 +200,20 @@ class StoreWriter {
     double value;
     uint64_t* id_hint = nullptr;
   };
-  Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
-                        int64_t* pruned = nullptr);
+  virtual Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
+                                int64_t* pruned = nullptr) = 0;
 
-  Result<int64_t> OutboxCount();
+  virtual Result<int64_t> OutboxCount() = 0;
   // Readings in the ring: in written blocks and in open ones.
-  Result<int64_t> ReadingsCount();
+  virtual Result<int64_t> ReadingsCount() = 0;
 
   // Firing rule episodes, kept so that a restart neither fires them again nor loses their
   // resolve (docs/policy.md, "Restarts"). One durable transaction (synchronous=FULL):
   // `resolved` are deleted first, then `firing` are inserted or replace the row of their
   // (rule, sensor). On failure nothing changes.
-  Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
-                      const std::vector<EpisodeKey>& resolved);
-  Result<std::vector<StoredEpisode>> LoadEpisodes();
+  virtual Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
+                              const std::vector<EpisodeKey>& resolved) = 0;
+  virtual Result<std::vector<StoredEpisode>> LoadEpisodes() = 0;
 
   // How often the checkpoint thread copies the write-ahead log into the database (and
   // syncs both). Checkpoints run there, on a connection of their own, so neither the
@@ -223,66 +221,20 @@ class StoreWriter {
   // as a backstop, when the log passes 16 MiB (the thread is stuck or could not start).
   static constexpr int64_t kCheckpointIntervalMs = 250;
 
- private:
-  struct Statements;
-  class Checkpointer;
-  StoreWriter(sqlite3* db, std::string epoch, StoreOptions options);
-  Status AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
-                    Evictions* evicted);
-  Status AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
-                            int64_t* pruned);
-  Status Evict(int64_t bytes, Evictions& ev);
-  Result<int64_t> SensorId(std::string_view name);
-  Status CutReadings(int64_t rows, int64_t* pruned);
-  Status DeleteUnusedSensors(int64_t* deleted);
-  struct OpenBlocks;
-  int64_t BlockAgeMs(int64_t sensor) const;
-  Status LoadOpenBlocks();
-  // Returns the readings the sensor's open block now holds.
-  int64_t AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
-                         int64_t now_steady_ms);
-  Status FlushBlock(int64_t sensor, int64_t* bytes_added);
-  Status FlushOpenBlocks();
-  Status TrimJournal(int64_t* bytes_removed);
-  Status DeleteBlocksBefore(int64_t before, int64_t* readings, int64_t* bytes);
-  Status RemoveBlocksBefore(int64_t before, int64_t n, int64_t b, int64_t* readings,
-                            int64_t* bytes);
-  Status DeleteOldestBlocks(int64_t readings, int64_t bytes, int64_t* removed,
-                            int64_t* bytes_removed);
-  void RestartWal();
-  Status Fail(const Status& s);
-
-  sqlite3* db_;
-  std::string epoch_;
-  StoreOptions options_;
-  std::unique_ptr<Statements> stmts_;
-  // Cache of the sensors table.
-  std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
-  // NewReading::id_hint is generation << 32 | id; a failed transaction (which may take
-  // back ids it inserted) starts a new generation, so older hints are looked up again.
-  uint32_t id_generation_ = 1;
-  std::unique_ptr<OpenBlocks> open_;  // open blocks of the readings ring
-  std::string journal_buf_;           // reused per commit
-  std::vector<int64_t> sensor_buf_;
-  std::vector<int64_t> due_buf_;
-  int64_t readings_rows_ = 0;               // readings in the ring (the writer is its only writer)
-  int64_t readings_bytes_ = 0;              // logical bytes of blocks and journal rows
-  int64_t last_retention_ms_ = 0;           // wall time of the last retention prune
-  bool pruned_since_sensor_sweep_ = false;  // blocks were removed since DeleteUnusedSensors
-  int64_t next_sensor_sweep_ms_ = 0;        // steady clock
-  std::unique_ptr<Checkpointer> checkpointer_;  // stopped first by the destructor
+ protected:
+  StoreWriter() = default;
 };
 
 class StoreReader {
  public:
-  ~StoreReader();
+  virtual ~StoreReader() = default;
   StoreReader(const StoreReader&) = delete;
   StoreReader& operator=(const StoreReader&) = delete;
 
   // Opens a second connection to a database that a StoreWriter already created.
   static Result<std::unique_ptr<StoreReader>> Open(const StoreOptions& options);
 
-  const std::string& epoch() const { return epoch_; }
+  virtual const std::string& epoch() const = 0;
 
   // Highest priority first, then oldest first; at most max_items rows and max_bytes of
   // payload (but at least one row when any exists). When more rows wait than one batch
@@ -290,36 +242,33 @@ class StoreReader {
   // rows and of max_bytes, so that a live alert never waits behind a backlog of older
   // alerts (the console deduplicates by id and orders alerts by time, so delivery order is
   // free).
-  Result<std::vector<OutboxRow>> Fetch(size_t max_items, size_t max_bytes);
+  virtual Result<std::vector<OutboxRow>> Fetch(size_t max_items, size_t max_bytes) = 0;
   // Deletes the given rows (after the console acknowledged them). Returns rows deleted.
-  Result<int64_t> Delete(const std::vector<int64_t>& seqs);
+  virtual Result<int64_t> Delete(const std::vector<int64_t>& seqs) = 0;
   // Moves the given outbox rows to the dead-letter table with `reason` and the current wall
   // time, in one transaction (synchronous=FULL); seqs not in the outbox are ignored. The
   // dead-letter table is then cut, oldest first, to its bound (counted in
   // StoreStats::dead_letter_evicted). Returns rows moved.
-  Result<int64_t> DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason);
-  Result<int64_t> OutboxCount();
+  virtual Result<int64_t> DeadLetter(const std::vector<int64_t>& seqs, std::string_view reason) = 0;
+  virtual Result<int64_t> OutboxCount() = 0;
 
   // Readings of one sensor with since_ms <= ts_ms <= until_ms, oldest first, at most
   // `limit`. An unknown sensor gives an empty list.
-  Result<std::vector<StoredReading>> Readings(std::string_view sensor, int64_t since_ms,
-                                              int64_t until_ms, size_t limit);
+  virtual Result<std::vector<StoredReading>> Readings(std::string_view sensor, int64_t since_ms,
+                                                      int64_t until_ms, size_t limit) = 0;
 
   // Counters kept in the database itself, plus the file size; cheap (no table scans).
-  Result<StoreStats> Stats();
+  virtual Result<StoreStats> Stats() = 0;
 
   // Console policies. The one in force, if any.
-  Result<std::optional<StoredConsolePolicy>> LoadConsolePolicy();
+  virtual Result<std::optional<StoredConsolePolicy>> LoadConsolePolicy() = 0;
   // One durable statement (synchronous=FULL): `policy` becomes the one in force, and its
   // seq the floor below which the console's versions are refused. On failure nothing
   // changes.
-  Status SaveConsolePolicy(const StoredConsolePolicy& policy);
+  virtual Status SaveConsolePolicy(const StoredConsolePolicy& policy) = 0;
 
- private:
-  StoreReader(sqlite3* db, std::string epoch, StoreOptions options);
-  sqlite3* db_;
-  std::string epoch_;
-  StoreOptions options_;
+ protected:
+  StoreReader() = default;
 };
 
 // "<node>:<epoch>:<seq>"
