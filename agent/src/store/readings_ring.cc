@@ -2,7 +2,6 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
 #include <string>
 #include <unordered_set>
 
@@ -54,12 +53,6 @@ constexpr int64_t kMaxOpenBlockBytes = int64_t{8} << 20;
 // Block rows cost their data plus this in the ring's byte accounting (the SQL below writes
 // it as a literal).
 static_assert(kReadingBlockOverhead == 48);
-
-int64_t SteadyMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -123,7 +116,7 @@ Status SqliteStoreWriter::LoadOpenBlocks() {
       flushed[sqlite3_column_int64(s.get(), 0)] = sqlite3_column_int64(s.get(), 1);
     }
     if (rc != SQLITE_DONE) return SqliteError(db_, rc, "read sensors");
-    const int64_t now = SteadyMs();
+    const int64_t now = clock_.MonotonicMs();
     for (const auto& [seq, readings] : rows) {
       for (const JournalReading& r : readings) {
         if (auto it = flushed.find(r.sensor); it != flushed.end() && seq <= it->second) continue;
@@ -136,12 +129,12 @@ Status SqliteStoreWriter::LoadOpenBlocks() {
 }
 
 int64_t SqliteStoreWriter::AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms,
-                                          double value, int64_t now_steady_ms) {
+                                          double value, int64_t now_mono_ms) {
   OpenBlocks& ob = *open_;
   OpenBlocks::Block& b = ob.by_sensor[sensor];
   if (b.b.n == 0) {
     b.first_journal = journal;
-    b.deadline_ms = now_steady_ms + BlockAgeMs(sensor);
+    b.deadline_ms = now_mono_ms + BlockAgeMs(sensor);
     ob.by_deadline.emplace(b.deadline_ms, sensor);
     // Sensors that fill blocks fast leave entries of written blocks behind; past twice the
     // open blocks, the queue is rebuilt from the open blocks.
@@ -338,7 +331,7 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
   int64_t bytes_delta = journal_bytes;
 
   // 2. Blocks past their age, before this commit's readings join them.
-  const int64_t now = SteadyMs();
+  const int64_t now = clock_.MonotonicMs();
   int64_t written = 0;
   if (now >= ob.next_due_check_ms) {
     ob.next_due_check_ms = now + std::min<int64_t>(1000, options_.reading_block_max_age_ms / 8);

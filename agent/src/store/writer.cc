@@ -67,6 +67,7 @@ SqliteStoreWriter::SqliteStoreWriter(sqlite3* db, std::string epoch, StoreOption
     : db_(db),
       epoch_(std::move(epoch)),
       options_(std::move(options)),
+      clock_(options_.clock != nullptr ? *options_.clock : system_clock_),
       stmts_(std::make_unique<Statements>(db)),
       open_(std::make_unique<OpenBlocks>()) {}
 

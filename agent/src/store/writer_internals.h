@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "edge/agent/store.h"
+#include "edge/common/clock.h"
 #include "edge/common/string_hash.h"
 #include "store/block_builder.h"
 #include "store/schema.h"
@@ -67,7 +68,7 @@ class SqliteStoreWriter final : public StoreWriter {
   Status LoadOpenBlocks();
   // Returns the readings the sensor's open block now holds.
   int64_t AddToOpenBlock(int64_t sensor, int64_t journal, int64_t ts_ms, double value,
-                         int64_t now_steady_ms);
+                         int64_t now_mono_ms);
   Status FlushBlock(int64_t sensor, int64_t* bytes_added);
   Status FlushOpenBlocks();
   Status TrimJournal(int64_t* bytes_removed);
@@ -82,6 +83,8 @@ class SqliteStoreWriter final : public StoreWriter {
   sqlite3* db_;
   std::string epoch_;
   StoreOptions options_;
+  SystemClock system_clock_;
+  const Clock& clock_;  // options_.clock, or system_clock_
   std::unique_ptr<Statements> stmts_;
   // Cache of the sensors table.
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
@@ -96,7 +99,7 @@ class SqliteStoreWriter final : public StoreWriter {
   int64_t readings_bytes_ = 0;              // logical bytes of blocks and journal rows
   int64_t last_retention_ms_ = 0;           // wall time of the last retention prune
   bool pruned_since_sensor_sweep_ = false;  // blocks were removed since DeleteUnusedSensors
-  int64_t next_sensor_sweep_ms_ = 0;        // steady clock
+  int64_t next_sensor_sweep_ms_ = 0;        // clock_'s monotonic time
   std::unique_ptr<store_impl::Checkpointer> checkpointer_;  // stopped first by the destructor
 };
 
@@ -193,7 +196,7 @@ struct SqliteStoreWriter::OpenBlocks {
     store_impl::BlockBuilder b;
     int64_t first_journal = 0;
     int64_t last_journal = 0;
-    int64_t deadline_ms = 0;  // steady clock
+    int64_t deadline_ms = 0;  // the writer's monotonic clock
   };
   std::unordered_map<int64_t, Block> by_sensor;
   // (deadline, sensor) of every block opened, soonest first, so that finding the blocks
@@ -205,7 +208,7 @@ struct SqliteStoreWriter::OpenBlocks {
   std::map<int64_t, int64_t> by_first_journal;      // journal seq -> open blocks from it
   std::deque<std::pair<int64_t, int64_t>> journal;  // (seq, logical bytes) of journal rows
   int64_t bytes = 0;                                // encoded bytes held
-  int64_t next_due_check_ms = 0;                    // steady clock
+  int64_t next_due_check_ms = 0;                    // the writer's monotonic clock
   bool valid = false;                               // false: reload before the next append
 
   void Clear() {

@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
-#include <thread>
 
 #include "../wait_for.h"
+#include "edge/common/clock.h"
 #include "test_util.h"
 
 namespace edge::agent {
@@ -365,6 +365,29 @@ TEST(SqliteStore, SensorRowGoesWhenItsLastReadingLeavesTheRing) {
   EXPECT_EQ(a->front().ts_ms, 71'000);
 }
 
+TEST(SqliteStore, SensorRowsAreSweptAtMostEveryTenSecondsOfTheStoreClock) {
+  TempDir dir;
+  FakeClock clock;
+  StoreOptions o{dir.File("a.db")};
+  o.retention_ms = 60'000;
+  o.reading_block_max_age_ms = 0;
+  o.clock = &clock;
+  auto w = StoreWriter::Open(o);
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->AppendReadings({{"a", 1'000, 1}}, 1'000));
+  // Retention takes a's block: the first sweep deletes a's row at once.
+  ASSERT_TRUE((*w)->AppendReadings({{"b", 65'000, 2}}, 65'000));
+  EXPECT_EQ(SensorNames(o.path), (std::vector<std::string>{"b"}));
+  // Retention takes b's block, but the next sweep is not due yet.
+  clock.Advance(9'999);
+  ASSERT_TRUE((*w)->AppendReadings({{"c", 130'000, 3}}, 130'000));
+  EXPECT_EQ(SensorNames(o.path), (std::vector<std::string>{"b", "c"}));
+  // Ten seconds after the first sweep, the next commit sweeps b's row.
+  clock.Advance(1);
+  ASSERT_TRUE((*w)->AppendReadings({{"c", 130'500, 4}}, 130'500));
+  EXPECT_EQ(SensorNames(o.path), (std::vector<std::string>{"c"}));
+}
+
 TEST(SqliteStore, FullDatabaseCutsTheRingSoAlertsStillCommit) {
   TempDir dir;
   StoreOptions o{dir.File("a.db")};
@@ -630,12 +653,14 @@ TEST(SqliteStore, OpenBlocksLiveInTheJournalUntilWrittenAndSurviveACrash) {
 
 TEST(SqliteStore, BlocksOlderThanTheirAgeAreWrittenAndTheJournalTrimmed) {
   TempDir dir;
+  FakeClock clock;
   StoreOptions o{dir.File("a.db")};
   o.reading_block_max_age_ms = 2;  // written 1 or 2 ms after the first reading
+  o.clock = &clock;
   auto w = StoreWriter::Open(o);
   ASSERT_TRUE(w.ok());
   ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1}, {"b", 1, 2}}, 100));
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  clock.Advance(5);
   ASSERT_TRUE((*w)->AppendReadings({{"c", 2, 3}}, 100));
   // a and b were written before c joined the open blocks; the journal keeps c's row only.
   EXPECT_EQ(QueryInts(o.path,
@@ -646,9 +671,11 @@ TEST(SqliteStore, BlocksOlderThanTheirAgeAreWrittenAndTheJournalTrimmed) {
 
 TEST(SqliteStore, ABlockReopenedAfterAFullOneIsStillWrittenAtItsAge) {
   TempDir dir;
+  FakeClock clock;
   StoreOptions o{dir.File("a.db")};
   o.reading_block_max_readings = 2;
   o.reading_block_max_age_ms = 2;
+  o.clock = &clock;
   auto w = StoreWriter::Open(o);
   ASSERT_TRUE(w.ok());
   // The first block of a is full at once and written; the second one is opened right after
@@ -656,7 +683,7 @@ TEST(SqliteStore, ABlockReopenedAfterAFullOneIsStillWrittenAtItsAge) {
   ASSERT_TRUE((*w)->AppendReadings({{"a", 1, 1}, {"a", 2, 2}}, 100));
   ASSERT_TRUE((*w)->AppendReadings({{"a", 3, 3}}, 100));
   EXPECT_EQ(QueryInts(o.path, "SELECT count(*) FROM reading_blocks"), (std::vector<int64_t>{1}));
-  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  clock.Advance(5);
   ASSERT_TRUE((*w)->AppendReadings({{"c", 4, 4}}, 100));
   EXPECT_EQ(QueryInts(o.path,
                       "SELECT (SELECT count(*) FROM reading_journal), "
@@ -667,12 +694,13 @@ TEST(SqliteStore, ABlockReopenedAfterAFullOneIsStillWrittenAtItsAge) {
 
 TEST(SqliteStore, AnOpenBlockOutlivesTheRebuildOfTheDeadlineQueue) {
   TempDir dir;
+  FakeClock clock;
   StoreOptions o{dir.File("a.db")};
   o.reading_block_max_readings = 2;
   o.reading_block_max_age_ms = 1000;  // written 0.5 to 1 s after its first reading
+  o.clock = &clock;
   auto w = StoreWriter::Open(o);
   ASSERT_TRUE(w.ok());
-  const auto opened = std::chrono::steady_clock::now();
   ASSERT_TRUE((*w)->AppendReadings({{"b", 1, 1}}, 100));  // b's block stays open
   // 1,100 full blocks of a, each written in its commit, leave 1,100 deadline entries
   // behind: past 1,028 (twice the two open blocks, plus 1,024) the queue is rebuilt from
@@ -680,7 +708,7 @@ TEST(SqliteStore, AnOpenBlockOutlivesTheRebuildOfTheDeadlineQueue) {
   for (int i = 0; i < 1100; ++i) {
     ASSERT_TRUE((*w)->AppendReadings({{"a", 2 * i, 1}, {"a", 2 * i + 1, 2}}, 100));
   }
-  std::this_thread::sleep_until(opened + std::chrono::milliseconds(1050));
+  clock.Advance(1050);
   ASSERT_TRUE((*w)->AppendReadings({{"c", 1, 3}}, 100));
   EXPECT_EQ(QueryInts(o.path,
                       "SELECT count(*) FROM reading_blocks b JOIN sensors s ON s.id = b.sensor "

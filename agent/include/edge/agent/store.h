@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "edge/agent/reading_block.h"
+#include "edge/common/clock.h"
 #include "edge/common/status.h"
 
 namespace edge::agent {
@@ -64,6 +65,9 @@ struct StoreOptions {
   // and all of it, fixed per sensor); 0 writes every block at the end of its commit.
   int reading_block_max_readings = 64;
   int64_t reading_block_max_age_ms = 30'000;
+  // Monotonic time of the readings ring: block ages and how often sensors without readings
+  // are swept. Borrowed (must outlive the writer); null: the system clock.
+  const Clock* clock = nullptr;
 
   int64_t outbox_budget() const;
   int64_t readings_budget() const;
