@@ -79,4 +79,11 @@ std::variant<Principal, HttpResponse> Authorize(const TokenTable& tokens,
   return std::move(*principal);
 }
 
+std::optional<HttpResponse> RefuseUnlessAdmin(const TokenTable& tokens, const HttpRequest& request,
+                                              std::string_view forbidden, bool basic) {
+  auto auth = Authorize(tokens, request, /*admin=*/true, forbidden, basic);
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
+  return std::nullopt;
+}
+
 }  // namespace edge::console

@@ -38,6 +38,11 @@ std::variant<Principal, HttpResponse> Authorize(const TokenTable& tokens,
                                                 const HttpRequest& request, bool admin,
                                                 std::string_view forbidden, bool basic = false);
 
+// For a route only the admin token may use: nullopt when `request`'s token is the admin's,
+// else the reply refusing it, as Authorize gives it.
+std::optional<HttpResponse> RefuseUnlessAdmin(const TokenTable& tokens, const HttpRequest& request,
+                                              std::string_view forbidden, bool basic = false);
+
 // Lenient base64 as the console has always read Basic credentials: the text before the
 // first '=' (the rest is ignored), padding optional, a last character that completes no
 // byte dropped; nullopt for any character outside the standard alphabet.
