@@ -29,10 +29,9 @@ using edge::ParseQuery;
 // refuses it (`forbidden`: the 403 text), else the filters the list endpoints share read from
 // `query`: `node`, `since` (ms) and `limit` (capped at max_limit). Fills `q` and returns the
 // parsed parameters for endpoint-specific keys, or the 401, 403 or 400 to send.
-template <typename Query>
 std::variant<std::map<std::string, std::string>, HttpResponse> ReadListRequest(
     const TokenTable& tokens, const HttpRequest& request, std::string_view forbidden,
-    std::string_view query, int64_t default_limit, int64_t max_limit, Query& q) {
+    std::string_view query, int64_t default_limit, int64_t max_limit, ListQuery& q) {
   if (auto refusal = RefuseUnlessAdmin(tokens, request, forbidden)) return std::move(*refusal);
   auto params = ParseQuery(query);
   if (!params) return ErrorResponse(400, "malformed query string");
