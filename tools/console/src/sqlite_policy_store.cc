@@ -4,6 +4,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "edge/console/policy_store.h"
@@ -47,9 +48,14 @@ CREATE TABLE IF NOT EXISTS policy_status (
 );
 )sql";
 
+// The stored names of the rollout states; the first is what an unknown name reads as.
+constexpr std::pair<Rollout, const char*> kRolloutNames[] = {
+    {Rollout::kReleased, "released"}, {Rollout::kCanary, "canary"}, {Rollout::kHalted, "halted"}};
+
 Rollout ParseRollout(const std::string& text) {
-  if (text == "canary") return Rollout::kCanary;
-  if (text == "halted") return Rollout::kHalted;
+  for (const auto& [rollout, name] : kRolloutNames) {
+    if (text == name) return rollout;
+  }
   return Rollout::kReleased;
 }
 
@@ -171,13 +177,8 @@ class SqlitePolicyStore final : public PolicyStore, private SqliteConnection {
 }  // namespace
 
 const char* RolloutName(Rollout rollout) {
-  switch (rollout) {
-    case Rollout::kCanary:
-      return "canary";
-    case Rollout::kHalted:
-      return "halted";
-    case Rollout::kReleased:
-      break;
+  for (const auto& [listed, name] : kRolloutNames) {
+    if (listed == rollout) return name;
   }
   return "released";
 }
