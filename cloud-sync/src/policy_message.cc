@@ -218,6 +218,13 @@ class FieldReader {
     Version(version);
   }
 
+  // `message` when every read worked, else the first failure.
+  template <typename T>
+  Result<T> Done(T message) const {
+    if (!ok()) return status_;
+    return message;
+  }
+
  private:
   void Keep(std::string_view message) {
     if (ok()) status_ = Status::Error(what_ + ": " + std::string(message));
@@ -354,13 +361,12 @@ Result<std::string> PolicyMessageType(std::string_view json) {
   FieldReader f(json, "message");
   std::string type;
   f.String("type", true, 32, type);
-  if (!f.ok()) return f.status();
-  return type;
+  return f.Done(std::move(type));
 }
 
 Result<PolicyDocument> DecodePolicyDocument(std::string_view json) {
-  FieldReader f(json, "policy");
   PolicyDocument doc;
+  FieldReader f(json, "policy");
   f.PolicyNameAndVersion(doc.name, doc.version);
   f.String("body", true, kMaxPolicyBodyBytes, doc.body);
   f.String("signature", false, 256, doc.signature);
@@ -374,8 +380,7 @@ Result<PolicyDocument> DecodePolicyDocument(std::string_view json) {
   if (const Json* c = f.Optional("created_ms"); c != nullptr && c->is_number_integer()) {
     doc.created_ms = c->get<int64_t>();
   }
-  if (!f.ok()) return f.status();
-  return doc;
+  return f.Done(std::move(doc));
 }
 
 Result<PolicyReport> DecodePolicyReport(std::string_view json) {
@@ -388,9 +393,8 @@ Result<PolicyReport> DecodePolicyReport(std::string_view json) {
   }
   f.String("reason", false, 32, r.reason);
   f.String("detail", false, 64 * 1024, r.detail);
-  if (!f.ok()) return f.status();
   if (r.detail.size() > kMaxDetailBytes) r.detail.resize(kMaxDetailBytes);
-  return r;
+  return f.Done(std::move(r));
 }
 
 Result<PolicyHello> DecodePolicyHello(std::string_view json) {
@@ -420,8 +424,7 @@ Result<PolicyHello> DecodePolicyHello(std::string_view json) {
     if (!a.ok()) return a.status();
     h.applied = std::make_pair(std::move(name), version);
   }
-  if (!f.ok()) return f.status();
-  return h;
+  return f.Done(std::move(h));
 }
 
 Result<std::map<std::string, std::string>> ParseLabels(std::string_view text) {

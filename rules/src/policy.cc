@@ -406,6 +406,19 @@ class PolicyParser {
     return ReadKeys(rest, std::string(KindName<P>()) + " rule", kCommonKeys, keys);
   }
 
+  // Checks a key rule kind P needs, whose value must be greater than 0: `at` is where it was
+  // read (nullptr: missing, an error at the rule's `node`), `value` what was read.
+  template <typename P, typename T>
+  Status NeedPositive(const YAML::Node& node, std::string_view key, const Entry* at,
+                      T value) const {
+    if (at == nullptr) {
+      return Error(node.Mark(),
+                   std::string(KindName<P>()) + " rule needs '" + std::string(key) + "'");
+    }
+    if (value <= 0) return ValueError(*at, "'" + std::string(key) + "' must be greater than 0");
+    return Status::Ok();
+  }
+
   // The params of `kind`, read from the rule's own keys (`rest`).
   Result<RuleParams> ParseParams(const KindEntry& kind, const YAML::Node& node,
                                  const std::vector<const Entry*>& rest) const;
@@ -463,11 +476,10 @@ class PolicyParser {
         !st.ok()) {
       return st;
     }
-    if (window == nullptr) return Error(node.Mark(), "rate rule needs 'window'");
-    if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
-    if (max_rate == nullptr) return Error(node.Mark(), "rate rule needs 'max_rate'");
-    if (p.max_rate <= 0) return ValueError(*max_rate, "'max_rate' must be greater than 0");
-    return Status::Ok();
+    if (Status st = NeedPositive<RateParams>(node, "window", window, p.window_ms); !st.ok()) {
+      return st;
+    }
+    return NeedPositive<RateParams>(node, "max_rate", max_rate, p.max_rate);
   }
 
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
@@ -513,9 +525,7 @@ class PolicyParser {
         !st.ok()) {
       return st;
     }
-    if (after == nullptr) return Error(node.Mark(), "stale rule needs 'after'");
-    if (p.after_ms <= 0) return ValueError(*after, "'after' must be greater than 0");
-    return Status::Ok();
+    return NeedPositive<StaleParams>(node, "after", after, p.after_ms);
   }
 
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
@@ -529,9 +539,7 @@ class PolicyParser {
         !st.ok()) {
       return st;
     }
-    if (window == nullptr) return Error(node.Mark(), "flatline rule needs 'window'");
-    if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
-    return Status::Ok();
+    return NeedPositive<FlatlineParams>(node, "window", window, p.window_ms);
   }
 
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
