@@ -125,9 +125,9 @@ class PolicyParser {
         if (!e.value.IsScalar()) return ValueError(e, "'version' must be a string or number");
         policy.version = e.value.Scalar();
       } else if (e.key == "context") {
-        Result<size_t> n = ContextSize(e);
+        Result<int64_t> n = Integer(e, 0, kMaxContext);
         if (!n.ok()) return n.status();
-        policy.context_size = *n;
+        policy.context_size = static_cast<size_t>(*n);
       } else if (e.key == "filters") {
         if (!e.value.IsSequence()) return ValueError(e, "'filters' must be a list");
         for (const YAML::Node& item : e.value) {
@@ -162,18 +162,6 @@ class PolicyParser {
   }
 
  private:
-  Result<size_t> ContextSize(const Entry& e) const {
-    const std::string bad = "'context' must be an integer from 0 to " + std::to_string(kMaxContext);
-    if (!e.value.IsScalar() || e.value.Tag() != "?") return ValueError(e, bad);
-    const std::string& text = e.value.Scalar();
-    int64_t n = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size() || n < 0 || n > kMaxContext) {
-      return ValueError(e, bad);
-    }
-    return static_cast<size_t>(n);
-  }
-
   static bool ValidId(const std::string& id) {
     if (id.empty()) return false;
     for (const char c : id) {
@@ -184,13 +172,19 @@ class PolicyParser {
     return true;
   }
 
-  Result<Severity> ParseSeverity(const Entry& e) const {
+  // The one of `values` whose ToString is `e`'s value; `what` names the key in the error.
+  template <typename E>
+  Result<E> ParseEnum(const Entry& e, std::string_view what,
+                      std::initializer_list<E> values) const {
     Result<std::string> s = String(e);
     if (!s.ok()) return s.status();
-    for (const Severity sev : {Severity::kInfo, Severity::kWarning, Severity::kCritical}) {
-      if (*s == ToString(sev)) return sev;
+    std::string expected;
+    for (const E value : values) {
+      if (*s == ToString(value)) return value;
+      expected += (expected.empty() ? "" : ", ") + std::string(ToString(value));
     }
-    return ValueError(e, "unknown severity '" + *s + "' (expected info, warning, critical)");
+    return ValueError(e,
+                      "unknown " + std::string(what) + " '" + *s + "' (expected " + expected + ")");
   }
 
   // An integer in [lo, hi].
@@ -375,7 +369,8 @@ class PolicyParser {
         rule.match = std::move(*m);
         have_match = true;
       } else if (e.key == "severity") {
-        Result<Severity> sev = ParseSeverity(e);
+        Result<Severity> sev =
+            ParseEnum(e, "severity", {Severity::kInfo, Severity::kWarning, Severity::kCritical});
         if (!sev.ok()) return sev.status();
         rule.severity = *sev;
       } else if (e.key == "cooldown") {
@@ -456,18 +451,10 @@ class PolicyParser {
     const Entry* window = nullptr;
     const Entry* max_rate = nullptr;
     const Key direction{"direction", [this, &p](const Entry& e) -> Status {
-                          Result<std::string> d = String(e);
+                          Result<Direction> d = ParseEnum(
+                              e, "direction", {Direction::kUp, Direction::kDown, Direction::kBoth});
                           if (!d.ok()) return d.status();
-                          if (*d == "up") {
-                            p.direction = Direction::kUp;
-                          } else if (*d == "down") {
-                            p.direction = Direction::kDown;
-                          } else if (*d == "both") {
-                            p.direction = Direction::kBoth;
-                          } else {
-                            return ValueError(
-                                e, "unknown direction '" + *d + "' (expected up, down, both)");
-                          }
+                          p.direction = *d;
                           return Status::Ok();
                         }};
     if (Status st = ReadRuleKeys<RateParams>(rest, {DurationKey("window", p.window_ms, &window),
