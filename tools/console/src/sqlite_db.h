@@ -15,18 +15,13 @@
 #include <utility>
 #include <vector>
 
+#include "edge/common/c_ptr.h"
 #include "edge/common/status.h"
 
 namespace edge::console {
 
-struct DbCloser {
-  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
-};
-struct StmtFinalizer {
-  void operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
-};
-using DbPtr = std::unique_ptr<sqlite3, DbCloser>;
-using StmtPtr = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
+using DbPtr = CPtr<sqlite3, sqlite3_close_v2>;
+using StmtPtr = CPtr<sqlite3_stmt, sqlite3_finalize>;
 
 // Opens (creating if missing) the database at `path` for use by one thread at a time.
 Result<DbPtr> OpenDb(const std::string& path);
