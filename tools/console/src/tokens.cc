@@ -133,10 +133,7 @@ void TokenTable::Add(Entry entry) {
 Result<TokenTable> TokenTable::Load(const std::string& path) {
   Result<std::string> contents = ReadFile(path, kNoFileSizeLimit);
   if (contents.ok()) return Parse(*contents, path);
-  if (contents.error().starts_with("cannot read")) {
-    return Status::Error(path + ": cannot read token file");
-  }
-  return Status::Error(path + ": cannot open token file");
+  return Status::WithCode(contents.status().code(), path + ": token file " + contents.error());
 }
 
 const LabelBinding* TokenTable::LabelBindingOf(std::string_view node) const {
