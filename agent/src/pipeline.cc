@@ -207,6 +207,8 @@ Pipeline::Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine en
   window_start_wall_ = clock_.WallMs();
   window_start_mono_ = clock_.MonotonicMs();
   last_readings_commit_mono_ = window_start_mono_;
+  last_outbox_commit_mono_ = window_start_mono_ - options_.alert_commit_window_ms;
+  run_wakes_mono_ = window_start_mono_ + options_.commit_interval_ms;
 }
 
 Pipeline::~Pipeline() = default;
@@ -217,7 +219,7 @@ void Pipeline::Run() {
   while (true) {
     // Waits without the cycle lock, so that the MQTT thread can run cycles meanwhile; takes
     // messages only under it, so that no cycle of newer messages overtakes them.
-    queue_.WaitForItems(std::chrono::milliseconds(options_.commit_interval_ms));
+    queue_.WaitForItems(NextWait());
     std::lock_guard lock(cycle_mu_);
     burst_bytes_ = std::max(burst_bytes_, queue_.bytes());
     if (!queue_.PopBatch(batch, options_.max_batch, std::chrono::milliseconds(0))) break;
@@ -239,6 +241,25 @@ void Pipeline::Run() {
     if (uncommitted_.size() + rollup_rows_.size() >= before) break;  // the store refuses
   }
   CommitReadings(/*force=*/true);
+}
+
+std::chrono::milliseconds Pipeline::NextWait() {
+  const int64_t now = clock_.MonotonicMs();
+  int64_t wait = options_.commit_interval_ms;
+  // The longest wait is published before the deadline is read: a cycle that sets a
+  // deadline after this read sees it and wakes this thread (both are seq_cst).
+  run_wakes_mono_.store(now + wait);
+  // Alerts wait for their window; and right after an outbox commit, more may come (a
+  // storm): the wait ends with that window, so that a cycle deferring alerts to it on the
+  // MQTT thread needs no wake-up.
+  int64_t due = outbox_due_mono_.load();
+  if (due == 0) {
+    due = last_outbox_commit_mono_.load() + options_.alert_commit_window_ms;
+    if (due <= now) return std::chrono::milliseconds(wait);
+  }
+  wait = std::clamp<int64_t>(due - now, 0, wait);
+  run_wakes_mono_.store(now + wait);
+  return std::chrono::milliseconds(wait);
 }
 
 bool Pipeline::TryProcessNow(std::span<RawMessage> messages) {
@@ -352,7 +373,7 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
     spdlog::error("dropped {} uncommitted alert events: the database is not accepting writes",
                   excess);
   }
-  if (!uncommitted_.empty() || !rollup_rows_.empty()) Commit();
+  CommitOutboxWhenDue();
   CommitReadings(/*force=*/false);
   const int64_t sweep_ms = std::clamp<int64_t>(options_.sensor_idle_ms / 4, 1000, 60'000);
   if (cycle_mono - last_forget_mono_ >= sweep_ms) ForgetIdleSensors(cycle_mono);
@@ -439,7 +460,22 @@ void Pipeline::SetStoreWritable(bool writable) {
   if (writable) spdlog::warn("store accepts writes again");
 }
 
+void Pipeline::CommitOutboxWhenDue() {
+  if (uncommitted_.empty() && rollup_rows_.empty()) return;
+  const int64_t due = last_outbox_commit_mono_.load() + options_.alert_commit_window_ms;
+  // While the store refuses writes, every cycle tries again, as without a window.
+  if (clock_.MonotonicMs() >= due || !store_writable()) {
+    Commit();
+    return;
+  }
+  counters_->uncommitted.Set(static_cast<double>(uncommitted_.size()));
+  outbox_due_mono_.store(due);
+  if (run_wakes_mono_.load() > due) queue_.Wake();
+}
+
 void Pipeline::Commit() {
+  last_outbox_commit_mono_.store(clock_.MonotonicMs());
+  outbox_due_mono_.store(0);
   std::vector<std::string> payloads;
   std::vector<StoreWriter::NewRow> rows;
   const int64_t now = clock_.WallMs();

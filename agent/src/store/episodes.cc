@@ -11,13 +11,14 @@ namespace edge::agent {
 
 using store_impl::ColumnText;
 using store_impl::Exec;
+using store_impl::ExecPrepared;
 using store_impl::SqliteError;
 using store_impl::Stmt;
 
 Status SqliteStoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
                                        const std::vector<EpisodeKey>& resolved) {
   if (firing.empty() && resolved.empty()) return Status::Ok();
-  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
+  if (Status s = ExecPrepared(db_, stmts_->sync_normal); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
   Stmt upsert(db_,
               "INSERT OR REPLACE INTO rule_episodes(rule, sensor, started_ms, last_ts_ms, "
