@@ -6,6 +6,8 @@ written with its tables only and says so.
 
 import os
 
+from storm import report_lines as storm_report
+
 MB = 1024 * 1024
 
 
@@ -271,6 +273,8 @@ def write(results, out, targets):
             _n(r["uploads"]), _n(r["status_reports"])))
         add("")
         chart("bandwidth")
+    if results.get("storm"):
+        L.extend(storm_report(results["storm"], targets))
     r = results.get("micro")
     if r:
         add("## Micro-benchmarks (Google Benchmark)")
