@@ -97,8 +97,10 @@ struct Pipeline::Counters {
         out_of_order(m.Counter("edge_agent_readings_out_of_order_total",
                                "Readings older than the last one seen for the same sensor")),
         outbox_pending(m.Gauge("edge_agent_outbox_pending", "Rows in the outbox")),
-        uncommitted(m.Gauge("edge_agent_alerts_uncommitted",
-                            "Alert events waiting for a successful commit")),
+        uncommitted(
+            m.Gauge("edge_agent_alerts_uncommitted",
+                    "Alert events waiting for a successful commit (the store refuses writes, or "
+                    "the group commit's window)")),
         readings_stored(m.Counter("edge_agent_readings_stored_total",
                                   "Readings committed to the readings ring")),
         readings_store_error(m.Counter("edge_agent_readings_dropped_total", kReadingsDroppedHelp,

@@ -602,6 +602,9 @@ def main():
                         "10-minute windows, for the steady-state RSS)")
     p.add_argument("--storm-seconds", type=int, default=20,
                    help="length of each phase of the storm scenario (default 20)")
+    p.add_argument("--storm-window", default=None,
+                   help="store.alert_commit_window of the storm scenario's agent (e.g. 25ms; "
+                        "default: the agent's default)")
     p.add_argument("--baseline-agent", default=None,
                    help="an edge-agent binary the storm scenario also runs, as the before")
     p.add_argument("--mqtt-client", choices=("native", "paho"), default=None,

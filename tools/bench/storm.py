@@ -12,7 +12,8 @@ written (/proc), and, when `perf stat` can count tracepoints, syscalls and syncs
 beyond the quiet phase's cost of its readings, divided by its events.
 
 With --baseline-agent the same run is made first with that edge-agent binary (the
-"before"), then with the build directory's.
+"before"), then with the build directory's (with --storm-window, its
+store.alert_commit_window).
 """
 
 import glob
@@ -154,6 +155,7 @@ def measure_phase(st, client, name, seconds, probes):
         "seconds": elapsed, "readings": readings, "alert_events": events, "cpu_s": cpu,
         "cpu_s_per_million": cpu / readings * 1e6 if readings else None,
         "outbox_commits": delta("edge_agent_store_commit_seconds_count", 'kind="outbox"'),
+        "uploads": delta("edge_agent_uploads_total"),
         "ctx_switches": ctx_switches(pid) - cs0,
         "write_bytes_per_s": (wb1 - wb0) / elapsed if wb0 is not None and wb1 is not None
         else None,
@@ -163,12 +165,13 @@ def measure_phase(st, client, name, seconds, probes):
     }
 
 
-def run_one(suite, name, agent_bin, seconds, probes):
+def run_one(suite, name, agent_bin, seconds, probes, store_extra=()):
     st = Stack(suite, "storm-" + name)
     try:
         st.start_mosquitto()
         st.start_console()
-        st.start_agent(POLICY, ["calm/#", "storm/#", "probe/#"], agent_bin=agent_bin)
+        st.start_agent(POLICY, ["calm/#", "storm/#", "probe/#"], agent_bin=agent_bin,
+                       store_extra=store_extra)
         st.wait_subscribed()
         client = bl.MqttClient(st.mqtt_port, "bench-storm")
         try:
@@ -205,7 +208,9 @@ def run(suite, targets):
     if suite.args.baseline_agent:
         out["before"] = run_one(suite, "before", os.path.abspath(suite.args.baseline_agent),
                                 seconds, probes)
-    out["after"] = run_one(suite, "after", None, seconds, probes)
+    window = suite.args.storm_window
+    out["after"] = run_one(suite, "after", None, seconds, probes,
+                           ["alert_commit_window: %s" % window] if window else ())
     a = out["after"]
     out["met"] = bool(a.get("cpu_ratio") and a["cpu_ratio"] <= targets["storm_cpu_ratio"]
                       and a["storm"]["outbox"]
@@ -246,6 +251,8 @@ def report_lines(r, targets):
                lambda x: x["storm"]["syncs_per_s"], "%.0f"),
            row("outbox commits / s in the storm",
                lambda x: x["storm"]["outbox_commits"] / x["storm"]["seconds"], "%.0f"),
+           row("uploads / s in the storm",
+               lambda x: x["storm"]["uploads"] / x["storm"]["seconds"], "%.0f"),
            row("syncs per alert event", lambda x: x["syncs_per_event"]),
            row("syscalls per alert event", lambda x: x["syscalls_per_event"], "%.1f"),
            row("context switches per alert event", lambda x: x["ctx_switches_per_event"]),
