@@ -465,8 +465,10 @@ void Pipeline::SetStoreWritable(bool writable) {
 void Pipeline::CommitOutboxWhenDue() {
   if (uncommitted_.empty() && rollup_rows_.empty()) return;
   const int64_t due = last_outbox_commit_mono_.load() + options_.alert_commit_window_ms;
-  // While the store refuses writes, every cycle tries again, as without a window.
-  if (clock_.MonotonicMs() >= due || !store_writable()) {
+  // While the store refuses writes, every cycle tries again, as without a window; and
+  // waiting never fills half the backlog's bound, which is for a store that refuses writes.
+  if (clock_.MonotonicMs() >= due || !store_writable() ||
+      uncommitted_.size() >= options_.max_uncommitted_events / 2) {
     Commit();
     return;
   }

@@ -31,7 +31,8 @@ class GroupCommitTest : public ::testing::Test {
     Start(kWindowMs);
   }
 
-  void Start(int64_t window_ms, int64_t commit_interval_ms = 100) {
+  void Start(int64_t window_ms, int64_t commit_interval_ms = 100,
+             size_t max_uncommitted = 100'000) {
     auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
     ASSERT_TRUE(policy.ok()) << policy.error();
     PipelineOptions options;
@@ -39,6 +40,7 @@ class GroupCommitTest : public ::testing::Test {
     options.alert_commit_window_ms = window_ms;
     options.commit_interval_ms = commit_interval_ms;
     options.rollup_interval_ms = 0;  // the outbox holds only alerts
+    options.max_uncommitted_events = max_uncommitted;
     pipeline_ = std::make_unique<Pipeline>(options, queue_, rules::Engine(std::move(*policy)),
                                            *writer_, metrics_, clock_, [this] { ++commits_; });
   }
@@ -108,6 +110,18 @@ TEST_F(GroupCommitTest, AStormCommitsAtMostOncePerWindow) {
   EXPECT_EQ(Raised(), 1000);
   EXPECT_LE(commits_, 1000 / kWindowMs + 1);
   EXPECT_GE(commits_, 1000 / kWindowMs);
+}
+
+TEST_F(GroupCommitTest, WaitingAlertsCommitEarlyRatherThanFillTheBacklogBound) {
+  Start(kWindowMs, 100, /*max_uncommitted=*/4);
+  Fire("a");
+  Fire("b");  // waits
+  EXPECT_EQ(Alerts(), 1);
+  Fire("c");  // two waiting: half the bound, committed at once
+  EXPECT_EQ(Alerts(), 3);
+  for (const char* s : {"d", "e", "f", "g", "h"}) Fire(s);
+  EXPECT_EQ(Raised() + static_cast<double>(pipeline_->uncommitted_events()), 8);
+  EXPECT_EQ(metrics_.Counter("edge_agent_alerts_dropped_total", "").Value(), 0);
 }
 
 TEST_F(GroupCommitTest, AZeroWindowCommitsEveryCycle) {

@@ -26,8 +26,9 @@
 // sooner after the last outbox commit wait, in memory and counted in
 // edge_agent_alerts_uncommitted, for the window to end; the cycle that runs then (on either
 // thread, the pipeline thread waking for it) commits them all in one transaction. A lone
-// alert commits at once. Alerts count as raised, and `on_committed` runs, only after their
-// commit: once per window at most.
+// alert commits at once, and so do waiting alerts that reach half of
+// `max_uncommitted_events`. Alerts count as raised, and `on_committed` runs, only after
+// their commit: once per window at most.
 //
 // Rules: each reading goes through rules::Engine::Process; a reading its filters reject is
 // neither rolled up nor stored, and one they thin out (deadband, downsample, a duplicate) is
