@@ -501,9 +501,22 @@ void Pipeline::Commit() {
                     payloads[i]});
   }
 
+  // The episodes the events change go in the same transaction (each one's last state
+  // wins), with any a failed save at start left; a failed commit works them out again.
+  auto changes = episode_changes_;
+  for (const auto& e : uncommitted_) {
+    auto& change = changes[{e.rule_id, e.sensor}];
+    change.reset();
+    if (e.state == rules::AlertState::kFiring) {
+      change = StoredEpisode{e.rule_id, e.sensor, e.started_ms, e.ts_ms, e.value};
+    }
+  }
+  std::vector<StoredEpisode> firing_episodes;
+  std::vector<EpisodeKey> resolved_episodes;
+  SplitEpisodeChanges(changes, firing_episodes, resolved_episodes);
   Evictions evicted;
   const auto start = std::chrono::steady_clock::now();
-  Status s = store_.Append(rows, nullptr, &evicted);
+  Status s = store_.AppendWithEpisodes(rows, {firing_episodes, resolved_episodes}, &evicted);
   counters_->outbox_commit.Observe(SecondsSince(start));
   if (!s) {
     counters_->store_errors.Inc();
@@ -550,35 +563,34 @@ void Pipeline::Commit() {
     c->Inc();
     spdlog::info("alert {} rule={} sensor={} severity={} value={}", rules::ToString(e.state),
                  e.rule_id, e.sensor, rules::ToString(e.severity), e.value);
-    // The episode's last state in this commit wins.
-    auto& change = episode_changes_[{e.rule_id, e.sensor}];
-    if (e.state == rules::AlertState::kFiring) {
-      change = StoredEpisode{e.rule_id, e.sensor, e.started_ms, e.ts_ms, e.value};
-    } else {
-      change.reset();
-    }
   }
-  SaveEpisodes();
+  episode_changes_.clear();
   counters_->outbox_pending.Add(static_cast<double>(rows.size()));
   uncommitted_.clear();
   counters_->uncommitted.Set(0);
   if (on_committed_) on_committed_();
 }
 
-void Pipeline::SaveEpisodes() {
-  if (episode_changes_.empty()) return;
-  std::vector<StoredEpisode> firing;
-  std::vector<EpisodeKey> resolved;
-  for (const auto& [key, episode] : episode_changes_) {
+void Pipeline::SplitEpisodeChanges(const EpisodeChangeMap& changes,
+                                   std::vector<StoredEpisode>& firing,
+                                   std::vector<EpisodeKey>& resolved) {
+  for (const auto& [key, episode] : changes) {
     if (episode) {
       firing.push_back(*episode);
     } else {
       resolved.push_back({key.first, key.second});
     }
   }
+}
+
+void Pipeline::SaveEpisodes() {
+  if (episode_changes_.empty()) return;
+  std::vector<StoredEpisode> firing;
+  std::vector<EpisodeKey> resolved;
+  SplitEpisodeChanges(episode_changes_, firing, resolved);
   if (Status s = store_.SaveEpisodes(firing, resolved); !s) {
-    // Kept and retried with the next commit; until then a restart could repeat or miss
-    // these episodes' events.
+    // Kept and saved with the next outbox commit; until then a restart could repeat or
+    // miss these episodes' events.
     counters_->store_errors.Inc();
     spdlog::error("saving {} rule episodes failed (will retry): {}", episode_changes_.size(),
                   s.message());

@@ -33,8 +33,9 @@
 // Rules: each reading goes through rules::Engine::Process; a reading its filters reject is
 // neither rolled up nor stored, and one they thin out (deadband, downsample, a duplicate) is
 // rolled up but not stored. Clock-driven rules (stale) get the wall time about once a
-// second. Firing episodes are saved in the store after their events commit and restored at
-// construction, so a restart neither repeats a firing nor loses a resolve.
+// second. Firing episodes are saved in the store in the transaction of their events
+// (StoreWriter::AppendWithEpisodes) and restored at construction, so a restart neither
+// repeats a firing nor loses a resolve.
 //
 // Rollups are in processing time: one window for all sensors, opened when the previous one
 // closed, closed by the monotonic clock after `rollup_interval_ms`; start_ms/end_ms are the
@@ -169,7 +170,13 @@ class Pipeline {
   // commit_interval_ms.
   std::chrono::milliseconds NextWait();
   void ApplyPendingPolicy();
+  // Episode changes to save (value) or forget (nullopt), by (rule, sensor).
+  using EpisodeChangeMap =
+      std::map<std::pair<std::string, std::string>, std::optional<StoredEpisode>>;
   void SaveEpisodes();
+  static void SplitEpisodeChanges(const EpisodeChangeMap& changes,
+                                  std::vector<StoredEpisode>& firing,
+                                  std::vector<EpisodeKey>& resolved);
   void RestoreEpisodes();
   void AddToRollup(const rules::ReadingVerdict& verdict, double value);
   void CloseRollupWindow(bool force);
@@ -211,9 +218,9 @@ class Pipeline {
   int64_t last_advance_mono_ = 0;  // last time clock-driven rules (stale) got the time
   int64_t last_forget_mono_ = 0;   // last sweep of idle sensors
   size_t burst_bytes_ = 0;         // most bytes seen queued since the queue was last empty
-  // Firing episodes to save (value) or forget (nullopt), by (rule, sensor); kept until the
-  // store took them.
-  std::map<std::pair<std::string, std::string>, std::optional<StoredEpisode>> episode_changes_;
+  // Firing episodes left to save by RestoreEpisodes when the store refused them; they go
+  // with the next outbox commit.
+  EpisodeChangeMap episode_changes_;
   // Held for a cycle, by the pipeline thread (Run) or the MQTT thread (TryProcessNow); the
   // pipeline thread takes messages from the queue only while holding it.
   std::mutex cycle_mu_;
