@@ -42,18 +42,7 @@ T0=$(date +%s)
 step() { echo "deploy-test: [$(( $(date +%s) - T0 ))s] $*"; }
 
 # ------------------------------------------------------------------ packages and podman
-tools/setup.sh
-PACKAGES=(podman buildah runc fuse-overlayfs uidmap slirp4netns debootstrap)
-missing=()
-for p in "${PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  step "installing ${missing[*]}"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" \
-    >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
-fi
+tools/setup.sh podman buildah runc fuse-overlayfs uidmap slirp4netns debootstrap
 # runc, not crun (crun fails on this kind of host's hybrid cgroups); container ulimits
 # within the host's hard limit.
 NOFILE=$(ulimit -Hn)

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages edge-agent needs to build, test and run its demo.
 # Idempotent: installs only what is missing. Needs root (or sudo).
+# Usage: tools/setup.sh [PACKAGE...]   (extra packages to install as well, e.g. what
+# tools/deploy-test.sh needs for podman)
 set -euo pipefail
 
 PACKAGES=(
@@ -11,6 +13,8 @@ PACKAGES=(
   mosquitto mosquitto-clients prometheus python3 python3-yaml python3-matplotlib curl iproute2
   clang libclang-rt-14-dev
 )
+
+PACKAGES+=("$@")
 
 # The manifest tests type-check with npm packages; any Node.js with npm will do.
 command -v npm >/dev/null || PACKAGES+=(npm)

@@ -15,7 +15,8 @@ struct BrokerUrl {
   Url url;           // scheme as written (lower case), port defaulted
 };
 
-// Errors are edge::ParseUrl's, naming the "broker URL".
-Result<BrokerUrl> ParseBrokerUrl(std::string_view text);
+// Errors are edge::ParseUrl's, naming the "broker URL"; `refused` (optional) receives the part
+// at fault.
+Result<BrokerUrl> ParseBrokerUrl(std::string_view text, UrlPart* refused = nullptr);
 
 }  // namespace edge::agent

@@ -111,12 +111,11 @@ Status CheckNodeId(std::string_view id) {
 // caller allows it (listen on any free port).
 Status CheckHostPort(std::string_view text, bool allow_port_zero) {
   static constexpr UrlScheme kScheme[] = {{"tcp", 0}};
+  UrlPart refused = UrlPart::kNone;
   const Result<Url> url =
-      ParseUrl("tcp://" + std::string(text), kScheme, "address", allow_port_zero);
+      ParseUrl("tcp://" + std::string(text), kScheme, "address", allow_port_zero, &refused);
   if (url.ok() && url->port_written && url->path.empty()) return Status::Ok();
-  if (!url.ok() &&
-      (url.error().starts_with("address: bad port") ||
-       url.error().starts_with("address: empty port") || url.error().ends_with("out of range"))) {
+  if (refused == UrlPart::kPort) {
     return Status::Error("port must be from " + std::to_string(allow_port_zero ? 0 : 1) +
                          " to 65535 in " + Quoted(text));
   }
@@ -124,12 +123,12 @@ Status CheckHostPort(std::string_view text, bool allow_port_zero) {
 }
 
 Result<std::string> NormalizeMqttUrl(std::string_view url) {
-  const Result<BrokerUrl> broker = ParseBrokerUrl(url);
+  UrlPart refused = UrlPart::kNone;
+  const Result<BrokerUrl> broker = ParseBrokerUrl(url, &refused);
   if (broker.ok() && broker->url.port_written && broker->url.path.empty()) {
     return std::string(broker->tls ? "ssl://" : "tcp://") + broker->url.HostPort();
   }
-  if (!broker.ok() && (broker.error().find("has no scheme") != std::string::npos ||
-                       broker.error().find("is not supported") != std::string::npos)) {
+  if (refused == UrlPart::kScheme) {
     return Status::Error(
         "expected tcp://HOST:PORT or ssl://HOST:PORT (mqtt://, mqtts:// also "
         "accepted), got " +

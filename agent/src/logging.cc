@@ -13,31 +13,18 @@ class JsonEscapedMessage final : public spdlog::custom_flag_formatter {
   void format(const spdlog::details::log_msg& msg, const std::tm&,
               spdlog::memory_buf_t& dest) override {
     static constexpr char kHex[] = "0123456789abcdef";
+    static constexpr std::string_view kShort = "\"\\\n\r\t";  // escaped as \ and a letter
+    static constexpr std::string_view kLetter = "\"\\nrt";
     for (char ch : msg.payload) {
       const auto c = static_cast<unsigned char>(ch);
-      switch (c) {
-        case '"':
-          dest.append(std::string_view("\\\""));
-          break;
-        case '\\':
-          dest.append(std::string_view("\\\\"));
-          break;
-        case '\n':
-          dest.append(std::string_view("\\n"));
-          break;
-        case '\r':
-          dest.append(std::string_view("\\r"));
-          break;
-        case '\t':
-          dest.append(std::string_view("\\t"));
-          break;
-        default:
-          if (c < 0x20) {
-            const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
-            dest.append(esc, esc + 6);
-          } else {
-            dest.push_back(ch);
-          }
+      if (const size_t k = kShort.find(ch); k != std::string_view::npos) {
+        const char esc[2] = {'\\', kLetter[k]};
+        dest.append(esc, esc + 2);
+      } else if (c < 0x20) {
+        const char esc[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+        dest.append(esc, esc + 6);
+      } else {
+        dest.push_back(ch);
       }
     }
   }

@@ -265,6 +265,7 @@ Status OpenStore(Run& run) {
   store_options.readings_share = store.readings_share;
   store_options.retention_ms = store.retention_ms;
   store_options.max_pages = store.max_pages;
+  store_options.clock = &run.clock;
   OpenReport report;
   auto writer = StoreWriter::Open(store_options, &report);
   if (!writer.ok()) return Status::Error("store: " + writer.error());

@@ -22,9 +22,7 @@ Result<std::string> ReadTokenFile(const std::string& path) {
     if (text.status().code() == Status::Code::kFull) {
       return Status::Error("token file '" + path + "' is larger than 64 KiB");
     }
-    const bool unreadable = text.error().starts_with("cannot read");
-    return Status::Error((unreadable ? "cannot read token file '" : "cannot open token file '") +
-                         path + "'");
+    return Status::WithCode(text.status().code(), "token file '" + path + "': " + text.error());
   }
   std::string token(Trim(*text));
   if (token.empty()) return Status::Error("token file '" + path + "' is empty");

@@ -13,9 +13,10 @@ std::string ConsoleUrl::HostHeader() const {
 
 Result<ConsoleUrl> ParseConsoleUrl(std::string_view url) {
   static constexpr UrlScheme kSchemes[] = {{"http", 80}, {"https", 443}};
-  Result<Url> parsed = ParseUrl(url, kSchemes, "console URL");
+  UrlPart refused = UrlPart::kNone;
+  Result<Url> parsed = ParseUrl(url, kSchemes, "console URL", /*allow_port_zero=*/false, &refused);
   if (!parsed.ok()) {
-    if (parsed.error().ends_with("user info")) {
+    if (refused == UrlPart::kUserInfo) {
       return Status::Error(parsed.error() + "; use token_file");
     }
     return Status::Error(parsed.error());

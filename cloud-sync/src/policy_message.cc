@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "edge/cloudsync/base64.h"
+#include "edge/common/c_ptr.h"
 #include "edge/common/files.h"
 #include "edge/common/strings.h"
 
@@ -23,18 +24,9 @@ namespace {
 
 using Json = nlohmann::json;
 
-struct PkeyDeleter {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-struct BioDeleter {
-  void operator()(BIO* b) const { BIO_free(b); }
-};
-struct MdCtxDeleter {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyDeleter>;
-using BioPtr = std::unique_ptr<BIO, BioDeleter>;
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, MdCtxDeleter>;
+using PkeyPtr = CPtr<EVP_PKEY, EVP_PKEY_free>;
+using BioPtr = CPtr<BIO, BIO_free>;
+using MdCtxPtr = CPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
 
 constexpr size_t kSignatureBytes = 64;
 // A signature field longer than this is not an Ed25519 signature (88 characters).
@@ -143,13 +135,6 @@ const Json* Field(const Json& j, const char* name) {
   return it == j.end() ? nullptr : &*it;
 }
 
-Result<Json> ParseObject(std::string_view json, std::string_view what) {
-  Json j = Json::parse(json, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::Error(std::string(what) + ": not valid JSON");
-  if (!j.is_object()) return Status::Error(std::string(what) + ": not a JSON object");
-  return j;
-}
-
 Result<std::string> StringField(const Json& j, const char* name, bool required, size_t max_bytes) {
   const Json* f = Field(j, name);
   if (f == nullptr || f->is_null()) {
@@ -171,6 +156,84 @@ Result<int64_t> VersionField(const Json& j) {
   if (v < 1) return Status::Error("\"version\" must be at least 1");
   return v;
 }
+
+// Reads the fields of one JSON object into a message. The first failure is kept, as
+// "<what>: <message>", and every later read leaves its output alone, so that a decoder reads
+// its fields in order and then asks status(): the error is that of the first bad field.
+class FieldReader {
+ public:
+  // Parses `json`; text that is not a JSON object is the first failure.
+  FieldReader(std::string_view json, std::string what) : what_(std::move(what)) {
+    j_ = Json::parse(json, nullptr, /*allow_exceptions=*/false);
+    if (j_.is_discarded()) {
+      Keep("not valid JSON");
+    } else if (!j_.is_object()) {
+      Keep("not a JSON object");
+    }
+  }
+  // Reads an object nested in another (the caller checked that `object` is one).
+  FieldReader(const Json& object, std::string what) : j_(object), what_(std::move(what)) {}
+
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+
+  // Keeps "<what>: <message>" unless a failure is kept already; returns the kept failure.
+  Status Fail(std::string_view message) {
+    Keep(message);
+    return status_;
+  }
+
+  // Field `name` when present and not null; nullptr after a failure.
+  const Json* Optional(const char* name) const {
+    const Json* f = ok() ? Field(j_, name) : nullptr;
+    return f == nullptr || f->is_null() ? nullptr : f;
+  }
+
+  // String field `name` (at most `max_bytes`; "" when absent or null and not `required`).
+  void String(const char* name, bool required, size_t max_bytes, std::string& out) {
+    if (!ok()) return;
+    Result<std::string> s = StringField(j_, name, required, max_bytes);
+    if (!s.ok()) {
+      Keep(s.error());
+      return;
+    }
+    out = std::move(*s);
+  }
+
+  // The "version" field: an integer of at least 1.
+  void Version(int64_t& out) {
+    if (!ok()) return;
+    Result<int64_t> v = VersionField(j_);
+    if (!v.ok()) {
+      Keep(v.error());
+      return;
+    }
+    out = *v;
+  }
+
+  // The "name" (a valid policy name) and "version" fields that name a policy.
+  void PolicyNameAndVersion(std::string& name, int64_t& version) {
+    String("name", true, 64, name);
+    if (ok() && !IsValidPolicyName(name)) Keep("invalid \"name\"");
+    Version(version);
+  }
+
+  // `message` when every read worked, else the first failure.
+  template <typename T>
+  Result<T> Done(T message) const {
+    if (!ok()) return status_;
+    return message;
+  }
+
+ private:
+  void Keep(std::string_view message) {
+    if (ok()) status_ = Status::Error(what_ + ": " + std::string(message));
+  }
+
+  Json j_;
+  std::string what_;
+  Status status_ = Status::Ok();
+};
 
 bool LabelKeyChar(char c) {
   return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -295,100 +358,73 @@ std::string EncodePolicyHello(const PolicyHello& hello) {
 }
 
 Result<std::string> PolicyMessageType(std::string_view json) {
-  auto j = ParseObject(json, "message");
-  if (!j.ok()) return j.status();
-  auto type = StringField(*j, "type", true, 32);
-  if (!type.ok()) return Status::Error("message: " + type.error());
-  return type;
+  FieldReader f(json, "message");
+  std::string type;
+  f.String("type", true, 32, type);
+  return f.Done(std::move(type));
 }
 
 Result<PolicyDocument> DecodePolicyDocument(std::string_view json) {
-  auto j = ParseObject(json, "policy");
-  if (!j.ok()) return j.status();
   PolicyDocument doc;
-  auto name = StringField(*j, "name", true, 64);
-  if (!name.ok()) return Status::Error("policy: " + name.error());
-  if (!IsValidPolicyName(*name)) return Status::Error("policy: invalid \"name\"");
-  doc.name = std::move(*name);
-  auto version = VersionField(*j);
-  if (!version.ok()) return Status::Error("policy: " + version.error());
-  doc.version = *version;
-  auto body = StringField(*j, "body", true, kMaxPolicyBodyBytes);
-  if (!body.ok()) return Status::Error("policy: " + body.error());
-  doc.body = std::move(*body);
-  auto sig = StringField(*j, "signature", false, 256);
-  if (!sig.ok()) return Status::Error("policy: " + sig.error());
-  doc.signature = std::move(*sig);
-  if (const Json* q = Field(*j, "seq"); q != nullptr && !q->is_null()) {
+  FieldReader f(json, "policy");
+  f.PolicyNameAndVersion(doc.name, doc.version);
+  f.String("body", true, kMaxPolicyBodyBytes, doc.body);
+  f.String("signature", false, 256, doc.signature);
+  if (const Json* q = f.Optional("seq"); q != nullptr) {
     if (!q->is_number_integer() || (q->is_number_unsigned() && q->get<uint64_t>() > INT64_MAX) ||
         q->get<int64_t>() < 1) {
-      return Status::Error("policy: \"seq\" must be an integer of at least 1");
+      return f.Fail("\"seq\" must be an integer of at least 1");
     }
     doc.seq = q->get<int64_t>();
   }
-  if (const Json* c = Field(*j, "created_ms"); c != nullptr && c->is_number_integer()) {
+  if (const Json* c = f.Optional("created_ms"); c != nullptr && c->is_number_integer()) {
     doc.created_ms = c->get<int64_t>();
   }
-  return doc;
+  return f.Done(std::move(doc));
 }
 
 Result<PolicyReport> DecodePolicyReport(std::string_view json) {
-  auto j = ParseObject(json, "report");
-  if (!j.ok()) return j.status();
+  FieldReader f(json, "report");
   PolicyReport r;
-  auto name = StringField(*j, "name", true, 64);
-  if (!name.ok()) return Status::Error("report: " + name.error());
-  if (!IsValidPolicyName(*name)) return Status::Error("report: invalid \"name\"");
-  r.name = std::move(*name);
-  auto version = VersionField(*j);
-  if (!version.ok()) return Status::Error("report: " + version.error());
-  r.version = *version;
-  auto state = StringField(*j, "state", true, 16);
-  if (!state.ok()) return Status::Error("report: " + state.error());
-  if (*state != "applied" && *state != "rejected") {
-    return Status::Error("report: \"state\" must be \"applied\" or \"rejected\"");
+  f.PolicyNameAndVersion(r.name, r.version);
+  f.String("state", true, 16, r.state);
+  if (f.ok() && r.state != "applied" && r.state != "rejected") {
+    return f.Fail("\"state\" must be \"applied\" or \"rejected\"");
   }
-  r.state = std::move(*state);
-  auto reason = StringField(*j, "reason", false, 32);
-  if (!reason.ok()) return Status::Error("report: " + reason.error());
-  r.reason = std::move(*reason);
-  auto detail = StringField(*j, "detail", false, 64 * 1024);
-  if (!detail.ok()) return Status::Error("report: " + detail.error());
-  r.detail = detail->substr(0, kMaxDetailBytes);
-  return r;
+  f.String("reason", false, 32, r.reason);
+  f.String("detail", false, 64 * 1024, r.detail);
+  if (r.detail.size() > kMaxDetailBytes) r.detail.resize(kMaxDetailBytes);
+  return f.Done(std::move(r));
 }
 
 Result<PolicyHello> DecodePolicyHello(std::string_view json) {
-  auto j = ParseObject(json, "hello");
-  if (!j.ok()) return j.status();
+  FieldReader f(json, "hello");
   PolicyHello h;
-  auto node = StringField(*j, "node", true, 128);
-  if (!node.ok()) return Status::Error("hello: " + node.error());
-  h.node = std::move(*node);
-  auto agent_version = StringField(*j, "agent_version", false, 64);
-  if (!agent_version.ok()) return Status::Error("hello: " + agent_version.error());
-  h.agent_version = std::move(*agent_version);
-  if (const Json* labels = Field(*j, "labels"); labels != nullptr && !labels->is_null()) {
+  f.String("node", true, 128, h.node);
+  f.String("agent_version", false, 64, h.agent_version);
+  if (const Json* labels = f.Optional("labels"); labels != nullptr) {
     if (!labels->is_object() || labels->size() > 64) {
-      return Status::Error("hello: \"labels\" must be an object of at most 64 strings");
+      return f.Fail("\"labels\" must be an object of at most 64 strings");
     }
     for (const auto& [k, v] : labels->items()) {
       if (!v.is_string() || k.empty() || k.size() > 63 ||
           v.get_ref<const std::string&>().size() > 63) {
-        return Status::Error("hello: label \"" + k.substr(0, 63) + "\" is not a short string");
+        return f.Fail("label \"" + k.substr(0, 63) + "\" is not a short string");
       }
       h.labels[k] = v.get<std::string>();
     }
   }
-  if (const Json* applied = Field(*j, "applied"); applied != nullptr && !applied->is_null()) {
-    if (!applied->is_object()) return Status::Error("hello: \"applied\" must be an object or null");
-    auto name = StringField(*applied, "name", true, 64);
-    if (!name.ok()) return Status::Error("hello: applied: " + name.error());
-    auto version = VersionField(*applied);
-    if (!version.ok()) return Status::Error("hello: applied: " + version.error());
-    h.applied = std::make_pair(std::move(*name), *version);
+  if (const Json* applied = f.Optional("applied"); applied != nullptr) {
+    if (!applied->is_object()) return f.Fail("\"applied\" must be an object or null");
+    FieldReader a(*applied, "hello: applied");
+    std::string name;
+    int64_t version = 0;
+    a.String("name", true, 64, name);
+    a.Version(version);
+    if (!a.ok()) return a.status();
+    h.applied = std::make_pair(std::move(name), version);
   }
-  return h;
+  return f.Done(std::move(h));
 }
 
 Result<std::map<std::string, std::string>> ParseLabels(std::string_view text) {

@@ -126,16 +126,20 @@ class SensorTable {
 
   // Keeps the entries for which keep(entry) is true, in order, and drops the others;
   // returns how many were dropped. When any is dropped, the kept entries move (every
-  // pointer into the table is invalid) and the index shrinks to fit them.
+  // pointer into the table is invalid) and the index shrinks to fit them. keep is called
+  // once per entry, in order.
   template <typename Keep>
   size_t Retain(Keep keep) {
-    size_t dropped = 0;
-    for (Entry& e : entries_) dropped += keep(e) ? 0 : 1;
-    if (dropped == 0) return 0;
+    auto first_dropped = entries_.begin();
+    while (first_dropped != entries_.end() && keep(*first_dropped)) ++first_dropped;
+    if (first_dropped == entries_.end()) return 0;
     std::deque<Entry> kept;
-    for (Entry& e : entries_) {
-      if (keep(e)) kept.emplace_back(e.first, std::move(e.second));
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      if (it < first_dropped || (it > first_dropped && keep(*it))) {
+        kept.emplace_back(it->first, std::move(it->second));
+      }
     }
+    const size_t dropped = entries_.size() - kept.size();
     entries_.swap(kept);
     size_t slots = 64;
     while (slots < 2 * (entries_.size() + 1)) slots *= 2;

@@ -5,10 +5,13 @@
 #include <yaml-cpp/parser.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
 #include <exception>
+#include <functional>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <string>
@@ -122,9 +125,9 @@ class PolicyParser {
         if (!e.value.IsScalar()) return ValueError(e, "'version' must be a string or number");
         policy.version = e.value.Scalar();
       } else if (e.key == "context") {
-        Result<size_t> n = ContextSize(e);
+        Result<int64_t> n = Integer(e, 0, kMaxContext);
         if (!n.ok()) return n.status();
-        policy.context_size = *n;
+        policy.context_size = static_cast<size_t>(*n);
       } else if (e.key == "filters") {
         if (!e.value.IsSequence()) return ValueError(e, "'filters' must be a list");
         for (const YAML::Node& item : e.value) {
@@ -159,18 +162,6 @@ class PolicyParser {
   }
 
  private:
-  Result<size_t> ContextSize(const Entry& e) const {
-    const std::string bad = "'context' must be an integer from 0 to " + std::to_string(kMaxContext);
-    if (!e.value.IsScalar() || e.value.Tag() != "?") return ValueError(e, bad);
-    const std::string& text = e.value.Scalar();
-    int64_t n = 0;
-    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (ec != std::errc() || end != text.data() + text.size() || n < 0 || n > kMaxContext) {
-      return ValueError(e, bad);
-    }
-    return static_cast<size_t>(n);
-  }
-
   static bool ValidId(const std::string& id) {
     if (id.empty()) return false;
     for (const char c : id) {
@@ -181,13 +172,19 @@ class PolicyParser {
     return true;
   }
 
-  Result<Severity> ParseSeverity(const Entry& e) const {
+  // The one of `values` whose ToString is `e`'s value; `what` names the key in the error.
+  template <typename E>
+  Result<E> ParseEnum(const Entry& e, std::string_view what,
+                      std::initializer_list<E> values) const {
     Result<std::string> s = String(e);
     if (!s.ok()) return s.status();
-    for (const Severity sev : {Severity::kInfo, Severity::kWarning, Severity::kCritical}) {
-      if (*s == ToString(sev)) return sev;
+    std::string expected;
+    for (const E value : values) {
+      if (*s == ToString(value)) return value;
+      expected += (expected.empty() ? "" : ", ") + std::string(ToString(value));
     }
-    return ValueError(e, "unknown severity '" + *s + "' (expected info, warning, critical)");
+    return ValueError(e,
+                      "unknown " + std::string(what) + " '" + *s + "' (expected " + expected + ")");
   }
 
   // An integer in [lo, hi].
@@ -236,6 +233,67 @@ class PolicyParser {
     return Status::Ok();
   }
 
+  // A key a mapping may hold and how its value is read; `read` returns what went wrong.
+  struct Key {
+    std::string_view name;
+    std::function<Status(const Entry&)> read;
+  };
+
+  // A number key read into `out`; `at`, when given, is set to the entry it was read from.
+  template <typename T>
+  Key NumberKey(std::string_view name, T& out, const Entry** at = nullptr) const {
+    return {name, [this, &out, at](const Entry& e) {
+              if (at != nullptr) *at = &e;
+              return Read(e, out);
+            }};
+  }
+  // A duration key read into `out` (milliseconds); `at` as for NumberKey.
+  Key DurationKey(std::string_view name, int64_t& out, const Entry** at = nullptr) const {
+    return {name, [this, &out, at](const Entry& e) {
+              if (at != nullptr) *at = &e;
+              return ReadDuration(e, out);
+            }};
+  }
+  // `key`, then a check of what it read, before any later key is read: `valid()` false is an
+  // error at the value saying `message`. A valid entry is appended to `seen` when given.
+  Key Checked(Key key, std::function<bool()> valid, std::string message,
+              std::vector<const Entry*>* seen = nullptr) const {
+    return {key.name, [this, key, valid = std::move(valid), message = std::move(message),
+                       seen](const Entry& e) {
+              if (Status st = key.read(e); !st.ok()) return st;
+              if (!valid()) return ValueError(e, message);
+              if (seen != nullptr) seen->push_back(&e);
+              return Status::Ok();
+            }};
+  }
+
+  // Reads each entry with the Key of its name. Any other key is an error in `what` that lists
+  // `other_keys` (the keys the caller read itself), then the names of `keys`, in order.
+  Status ReadKeys(const std::vector<const Entry*>& entries, std::string_view what,
+                  std::string_view other_keys, std::initializer_list<Key> keys) const {
+    for (const Entry* e : entries) {
+      const auto key =
+          std::find_if(keys.begin(), keys.end(), [e](const Key& k) { return k.name == e->key; });
+      if (key == keys.end()) {
+        std::string expected(other_keys);
+        for (const Key& k : keys) {
+          if (!expected.empty()) expected += ", ";
+          expected += k.name;
+        }
+        return UnknownKey(*e, what, expected);
+      }
+      if (Status st = key->read(*e); !st.ok()) return st;
+    }
+    return Status::Ok();
+  }
+
+  // Checks that `max` is greater than `min` where both are set; the error points at `max_at`.
+  Status CheckMinBelowMax(const std::optional<double>& min, const std::optional<double>& max,
+                          const Entry* max_at) const {
+    if (min && max && *max <= *min) return ValueError(*max_at, "'max' must be greater than 'min'");
+    return Status::Ok();
+  }
+
   Result<FilterSpec> ParseFilter(const YAML::Node& node) const {
     Result<std::vector<Entry>> entries = Entries(node, "filter");
     if (!entries.ok()) return entries.status();
@@ -251,23 +309,15 @@ class PolicyParser {
       } else if (e.key == "valid_range") {
         Result<std::vector<Entry>> range = Entries(e.value, "'valid_range'");
         if (!range.ok()) return range.status();
+        std::vector<const Entry*> range_entries;
+        for (const Entry& r : *range) range_entries.push_back(&r);
         const Entry* max_entry = nullptr;
-        for (const Entry& r : *range) {
-          if (r.key == "min") {
-            st = Read(r, f.valid_min);
-          } else if (r.key == "max") {
-            st = Read(r, f.valid_max);
-            max_entry = &r;
-          } else {
-            st = UnknownKey(r, "valid_range", "min, max");
-          }
-          if (!st.ok()) return st;
-        }
+        st = ReadKeys(range_entries, "valid_range", "",
+                      {NumberKey("min", f.valid_min), NumberKey("max", f.valid_max, &max_entry)});
+        if (!st.ok()) return st;
         if (!f.valid_min && !f.valid_max)
           return ValueError(e, "'valid_range' needs 'min' or 'max'");
-        if (f.valid_min && f.valid_max && *f.valid_max <= *f.valid_min) {
-          return ValueError(*max_entry, "'max' must be greater than 'min'");
-        }
+        st = CheckMinBelowMax(f.valid_min, f.valid_max, max_entry);
       } else if (e.key == "deadband") {
         st = Read(e, f.deadband);
         if (st.ok() && f.deadband < 0) return ValueError(e, "'deadband' must not be negative");
@@ -319,7 +369,8 @@ class PolicyParser {
         rule.match = std::move(*m);
         have_match = true;
       } else if (e.key == "severity") {
-        Result<Severity> sev = ParseSeverity(e);
+        Result<Severity> sev =
+            ParseEnum(e, "severity", {Severity::kInfo, Severity::kWarning, Severity::kCritical});
         if (!sev.ok()) return sev.status();
         rule.severity = *sev;
       } else if (e.key == "cooldown") {
@@ -343,10 +394,24 @@ class PolicyParser {
     return rule;
   }
 
+  // ReadKeys for the keys of rule kind P (the common rule keys are read by ParseRule).
   template <typename P>
-  Status UnknownRuleKey(const Entry& e, std::string_view keys) const {
-    return UnknownKey(e, std::string(KindName<P>()) + " rule",
-                      std::string(kCommonKeys) + ", " + std::string(keys));
+  Status ReadRuleKeys(const std::vector<const Entry*>& rest,
+                      std::initializer_list<Key> keys) const {
+    return ReadKeys(rest, std::string(KindName<P>()) + " rule", kCommonKeys, keys);
+  }
+
+  // Checks a key rule kind P needs, whose value must be greater than 0: `at` is where it was
+  // read (nullptr: missing, an error at the rule's `node`), `value` what was read.
+  template <typename P, typename T>
+  Status NeedPositive(const YAML::Node& node, std::string_view key, const Entry* at,
+                      T value) const {
+    if (at == nullptr) {
+      return Error(node.Mark(),
+                   std::string(KindName<P>()) + " rule needs '" + std::string(key) + "'");
+    }
+    if (value <= 0) return ValueError(*at, "'" + std::string(key) + "' must be greater than 0");
+    return Status::Ok();
   }
 
   // The params of `kind`, read from the rule's own keys (`rest`).
@@ -357,22 +422,11 @@ class PolicyParser {
                    ThresholdParams& p) const {
     const Entry* below = nullptr;
     const Entry* clear = nullptr;
-    for (const Entry* e : rest) {
-      Status st = Status::Ok();
-      if (e->key == "for") {
-        st = ReadDuration(*e, p.for_ms);
-      } else if (e->key == "above") {
-        st = Read(*e, p.above);
-      } else if (e->key == "below") {
-        st = Read(*e, p.below);
-        below = e;
-      } else if (e->key == "clear") {
-        st = Read(*e, p.clear);
-        clear = e;
-      } else {
-        st = UnknownRuleKey<ThresholdParams>(*e, "above, below, clear, for");
-      }
-      if (!st.ok()) return st;
+    if (Status st = ReadRuleKeys<ThresholdParams>(
+            rest, {NumberKey("above", p.above), NumberKey("below", p.below, &below),
+                   NumberKey("clear", p.clear, &clear), DurationKey("for", p.for_ms)});
+        !st.ok()) {
+      return st;
     }
     if (!p.above && !p.below) return Error(node.Mark(), "threshold rule needs 'above' or 'below'");
     if (p.above && p.below && *p.below >= *p.above) {
@@ -396,74 +450,50 @@ class PolicyParser {
                    RateParams& p) const {
     const Entry* window = nullptr;
     const Entry* max_rate = nullptr;
-    for (const Entry* e : rest) {
-      Status st = Status::Ok();
-      if (e->key == "for") {
-        st = ReadDuration(*e, p.for_ms);
-      } else if (e->key == "window") {
-        st = ReadDuration(*e, p.window_ms);
-        window = e;
-      } else if (e->key == "max_rate") {
-        st = Read(*e, p.max_rate);
-        max_rate = e;
-      } else if (e->key == "direction") {
-        Result<std::string> d = String(*e);
-        if (!d.ok()) return d.status();
-        if (*d == "up") {
-          p.direction = Direction::kUp;
-        } else if (*d == "down") {
-          p.direction = Direction::kDown;
-        } else if (*d == "both") {
-          p.direction = Direction::kBoth;
-        } else {
-          return ValueError(*e, "unknown direction '" + *d + "' (expected up, down, both)");
-        }
-      } else {
-        st = UnknownRuleKey<RateParams>(*e, "window, max_rate, direction, for");
-      }
-      if (!st.ok()) return st;
+    const Key direction{"direction", [this, &p](const Entry& e) -> Status {
+                          Result<Direction> d = ParseEnum(
+                              e, "direction", {Direction::kUp, Direction::kDown, Direction::kBoth});
+                          if (!d.ok()) return d.status();
+                          p.direction = *d;
+                          return Status::Ok();
+                        }};
+    if (Status st = ReadRuleKeys<RateParams>(rest, {DurationKey("window", p.window_ms, &window),
+                                                    NumberKey("max_rate", p.max_rate, &max_rate),
+                                                    direction, DurationKey("for", p.for_ms)});
+        !st.ok()) {
+      return st;
     }
-    if (window == nullptr) return Error(node.Mark(), "rate rule needs 'window'");
-    if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
-    if (max_rate == nullptr) return Error(node.Mark(), "rate rule needs 'max_rate'");
-    if (p.max_rate <= 0) return ValueError(*max_rate, "'max_rate' must be greater than 0");
-    return Status::Ok();
+    if (Status st = NeedPositive<RateParams>(node, "window", window, p.window_ms); !st.ok()) {
+      return st;
+    }
+    return NeedPositive<RateParams>(node, "max_rate", max_rate, p.max_rate);
   }
 
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
                    ZScoreParams& p) const {
     std::vector<const Entry*> baselines;  // window, alpha, half_life: exactly one
-    for (const Entry* e : rest) {
-      Status st = Status::Ok();
-      if (e->key == "for") {
-        st = ReadDuration(*e, p.for_ms);
-      } else if (e->key == "window") {
-        st = ReadDuration(*e, p.window_ms);
-        if (st.ok() && p.window_ms <= 0) return ValueError(*e, "'window' must be greater than 0");
-        baselines.push_back(e);
-      } else if (e->key == "alpha") {
-        st = Read(*e, p.alpha);
-        if (st.ok() && !(p.alpha > 0 && p.alpha <= 1)) {
-          return ValueError(*e, "'alpha' must be greater than 0 and at most 1");
-        }
-        baselines.push_back(e);
-      } else if (e->key == "half_life") {
-        st = ReadDuration(*e, p.half_life_ms);
-        if (st.ok() && p.half_life_ms <= 0) {
-          return ValueError(*e, "'half_life' must be greater than 0");
-        }
-        baselines.push_back(e);
-      } else if (e->key == "z") {
-        st = Read(*e, p.z);
-        if (st.ok() && p.z <= 0) return ValueError(*e, "'z' must be greater than 0");
-      } else if (e->key == "min_samples") {
-        Result<int64_t> n = Integer(*e, 2, kMaxMinSamples);
-        if (!n.ok()) return n.status();
-        p.min_samples = *n;
-      } else {
-        st = UnknownRuleKey<ZScoreParams>(*e, "window, alpha, half_life, z, min_samples, for");
-      }
-      if (!st.ok()) return st;
+    const Key min_samples{"min_samples", [this, &p](const Entry& e) -> Status {
+                            Result<int64_t> n = Integer(e, 2, kMaxMinSamples);
+                            if (!n.ok()) return n.status();
+                            p.min_samples = *n;
+                            return Status::Ok();
+                          }};
+    if (Status st = ReadRuleKeys<ZScoreParams>(
+            rest,
+            {Checked(
+                 DurationKey("window", p.window_ms), [&p] { return p.window_ms > 0; },
+                 "'window' must be greater than 0", &baselines),
+             Checked(
+                 NumberKey("alpha", p.alpha), [&p] { return p.alpha > 0 && p.alpha <= 1; },
+                 "'alpha' must be greater than 0 and at most 1", &baselines),
+             Checked(
+                 DurationKey("half_life", p.half_life_ms), [&p] { return p.half_life_ms > 0; },
+                 "'half_life' must be greater than 0", &baselines),
+             Checked(
+                 NumberKey("z", p.z), [&p] { return p.z > 0; }, "'z' must be greater than 0"),
+             min_samples, DurationKey("for", p.for_ms)});
+        !st.ok()) {
+      return st;
     }
     if (baselines.empty()) {
       return Error(node.Mark(), "zscore rule needs one of 'window', 'alpha' or 'half_life'");
@@ -478,59 +508,38 @@ class PolicyParser {
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
                    StaleParams& p) const {
     const Entry* after = nullptr;
-    for (const Entry* e : rest) {
-      if (e->key != "after") return UnknownRuleKey<StaleParams>(*e, "after");
-      if (Status st = ReadDuration(*e, p.after_ms); !st.ok()) return st;
-      after = e;
+    if (Status st = ReadRuleKeys<StaleParams>(rest, {DurationKey("after", p.after_ms, &after)});
+        !st.ok()) {
+      return st;
     }
-    if (after == nullptr) return Error(node.Mark(), "stale rule needs 'after'");
-    if (p.after_ms <= 0) return ValueError(*after, "'after' must be greater than 0");
-    return Status::Ok();
+    return NeedPositive<StaleParams>(node, "after", after, p.after_ms);
   }
 
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
                    FlatlineParams& p) const {
     const Entry* window = nullptr;
-    for (const Entry* e : rest) {
-      Status st = Status::Ok();
-      if (e->key == "window") {
-        st = ReadDuration(*e, p.window_ms);
-        window = e;
-      } else if (e->key == "epsilon") {
-        st = Read(*e, p.epsilon);
-        if (st.ok() && p.epsilon < 0) return ValueError(*e, "'epsilon' must not be negative");
-      } else {
-        st = UnknownRuleKey<FlatlineParams>(*e, "window, epsilon");
-      }
-      if (!st.ok()) return st;
+    if (Status st = ReadRuleKeys<FlatlineParams>(
+            rest, {DurationKey("window", p.window_ms, &window),
+                   Checked(
+                       NumberKey("epsilon", p.epsilon), [&p] { return p.epsilon >= 0; },
+                       "'epsilon' must not be negative")});
+        !st.ok()) {
+      return st;
     }
-    if (window == nullptr) return Error(node.Mark(), "flatline rule needs 'window'");
-    if (p.window_ms <= 0) return ValueError(*window, "'window' must be greater than 0");
-    return Status::Ok();
+    return NeedPositive<FlatlineParams>(node, "window", window, p.window_ms);
   }
 
   Status ParseKind(const YAML::Node& node, const std::vector<const Entry*>& rest,
                    RangeParams& p) const {
     const Entry* max = nullptr;
-    for (const Entry* e : rest) {
-      Status st = Status::Ok();
-      if (e->key == "for") {
-        st = ReadDuration(*e, p.for_ms);
-      } else if (e->key == "min") {
-        st = Read(*e, p.min);
-      } else if (e->key == "max") {
-        st = Read(*e, p.max);
-        max = e;
-      } else {
-        st = UnknownRuleKey<RangeParams>(*e, "min, max, for");
-      }
-      if (!st.ok()) return st;
+    if (Status st = ReadRuleKeys<RangeParams>(
+            rest,
+            {NumberKey("min", p.min), NumberKey("max", p.max, &max), DurationKey("for", p.for_ms)});
+        !st.ok()) {
+      return st;
     }
     if (!p.min && !p.max) return Error(node.Mark(), "range rule needs 'min' or 'max'");
-    if (p.min && p.max && *p.max <= *p.min) {
-      return ValueError(*max, "'max' must be greater than 'min'");
-    }
-    return Status::Ok();
+    return CheckMinBelowMax(p.min, p.max, max);
   }
 
   const std::string& source_name_;

@@ -9,12 +9,12 @@
 // (synchronous=FULL); the wall-clock figure includes it.
 
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
-#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "edge/common/clock.h"
 #include "edge/console/api.h"
 #include "edge/console/batch.h"
@@ -33,22 +33,16 @@ constexpr int kBatches = 200;
 constexpr const char* kNode = "bench-node";
 constexpr const char* kToken = "bench-node-token-0123456789";
 
-// A fresh database in a private temporary directory, removed afterwards.
-class BenchDb {
- public:
-  BenchDb() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "edge-bench-XXXXXX").string();
-    dir_ = mkdtemp(tmpl.data());
+// A console store on a fresh database in `dir`; null (the benchmark skipped) when it fails to
+// open.
+std::unique_ptr<ConsoleStore> OpenStore(benchmark::State& state, const bench::TempDir& dir) {
+  auto store = OpenSqliteConsoleStore(dir.File("console.db"));
+  if (!store) {
+    state.SkipWithError(store.error().c_str());
+    return nullptr;
   }
-  ~BenchDb() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::string path() const { return (dir_ / "console.db").string(); }
-
- private:
-  std::filesystem::path dir_;
-};
+  return std::move(*store);
+}
 
 // One alert item as the agent encodes it (compact JSON, a 10-reading context), sequence
 // numbers first_seq .. first_seq + kItemsPerBatch - 1.
@@ -96,12 +90,9 @@ BENCHMARK(BM_ParseBatch);
 
 // The store alone: each batch parsed (untimed) from a body with new ids.
 void BM_StoreBatch(benchmark::State& state) {
-  BenchDb db;
-  auto store = OpenSqliteConsoleStore(db.path());
-  if (!store) {
-    state.SkipWithError(store.error().c_str());
-    return;
-  }
+  bench::TempDir dir;
+  const std::unique_ptr<ConsoleStore> store = OpenStore(state, dir);
+  if (!store) return;
   int64_t seq = 1;
   for (auto _ : state) {
     state.PauseTiming();
@@ -112,7 +103,7 @@ void BM_StoreBatch(benchmark::State& state) {
       state.SkipWithError(batch.error().c_str());
       return;
     }
-    Result<StoreOutcome> outcome = (*store)->StoreBatch(*batch, 1'764'000'000'000);
+    Result<StoreOutcome> outcome = store->StoreBatch(*batch, 1'764'000'000'000);
     if (!outcome || outcome->accepted != kItemsPerBatch) {
       state.SkipWithError("store failed");
       return;
@@ -123,12 +114,9 @@ void BM_StoreBatch(benchmark::State& state) {
 BENCHMARK(BM_StoreBatch)->Iterations(kBatches)->Unit(benchmark::kMillisecond);
 
 void BM_PostBatch(benchmark::State& state) {
-  BenchDb db;
-  auto store = OpenSqliteConsoleStore(db.path());
-  if (!store) {
-    state.SkipWithError(store.error().c_str());
-    return;
-  }
+  bench::TempDir dir;
+  const std::unique_ptr<ConsoleStore> store = OpenStore(state, dir);
+  if (!store) return;
   auto tokens = TokenTable::Parse(std::string(kNode) + " " + kToken + "\n", "bench");
   if (!tokens) {
     state.SkipWithError(tokens.error().c_str());
@@ -136,7 +124,7 @@ void BM_PostBatch(benchmark::State& state) {
   }
   FakeClock clock;
   NullLog log;
-  ConsoleApi api(*tokens, **store, clock, log);
+  ConsoleApi api(*tokens, *store, clock, log);
   HttpRequest request;
   request.method = "POST";
   request.target = "/v1/batches";

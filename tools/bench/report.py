@@ -4,6 +4,7 @@ Charts need python3-matplotlib (tools/setup.sh installs it); without it the repo
 written with its tables only and says so.
 """
 
+import contextlib
 import os
 
 from storm import report_lines as storm_report
@@ -41,79 +42,72 @@ def _charts(results, out):
         return None
     made = {}
 
-    def save(fig, name):
+    @contextlib.contextmanager
+    def figure(name, title, xlabel, ylabel=None, height=3.5):
+        """Axes to plot on; on leaving, labelled and saved as NAME.png."""
+        fig, ax = plt.subplots(figsize=(7, height))
+        yield ax
+        ax.set_xlabel(xlabel)
+        if ylabel:
+            ax.set_ylabel(ylabel)
+        ax.set_title(title)
         fig.tight_layout()
-        fig.savefig(os.path.join(out, name), dpi=100)
+        fig.savefig(os.path.join(out, name + ".png"), dpi=100)
         plt.close(fig)
-        made[name.split(".")[0]] = name
+        made[name] = name + ".png"
 
     r = results.get("ingest")
     if r:
         s = r["series"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        a0 = s["agent"][0] if s["agent"] else 0
-        ax.plot(s["sub_t"], s["sub"], label="mosquitto_sub (baseline)")
-        ax.plot(s["t"], [c - a0 for c in s["agent"]], label="edge-agent")
-        ax.set_xlabel("s")
-        ax.set_ylabel("messages received")
-        ax.set_title("1. QoS 0 flood: messages received over time")
-        ax.legend()
-        save(fig, "ingest.png")
+        with figure("ingest", "1. QoS 0 flood: messages received over time", "s",
+                    "messages received") as ax:
+            a0 = s["agent"][0] if s["agent"] else 0
+            ax.plot(s["sub_t"], s["sub"], label="mosquitto_sub (baseline)")
+            ax.plot(s["t"], [c - a0 for c in s["agent"]], label="edge-agent")
+            ax.legend()
     r = results.get("cost")
     if r:
         s = r["series"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        t, cpu, mq = s["t"], s["cpu"], s["mq_cpu"]
-        pct = [100 * (cpu[i] - cpu[i - 1]) / (t[i] - t[i - 1]) for i in range(1, len(t))]
-        mpct = [100 * (mq[i] - mq[i - 1]) / (t[i] - t[i - 1]) for i in range(1, len(t))]
-        ax.plot(t[1:], pct, label="edge-agent CPU %")
-        ax.plot(t[1:], mpct, label="mosquitto CPU % (baseline)")
-        ax.set_xlabel("s")
-        ax.set_ylabel("% of one core")
-        ax2 = ax.twinx()
-        ax2.plot(t, [(v or 0) / MB for v in s["rss"]], "k--", label="edge-agent RSS")
-        ax2.set_ylabel("RSS MiB")
-        ax.set_title("2. 10,000 sensors at 1/s: CPU and RSS")
-        ax.legend(loc="upper left")
-        ax2.legend(loc="lower right")
-        save(fig, "cost.png")
+        with figure("cost", "2. 10,000 sensors at 1/s: CPU and RSS", "s", "% of one core") as ax:
+            t, cpu, mq = s["t"], s["cpu"], s["mq_cpu"]
+            pct = [100 * (cpu[i] - cpu[i - 1]) / (t[i] - t[i - 1]) for i in range(1, len(t))]
+            mpct = [100 * (mq[i] - mq[i - 1]) / (t[i] - t[i - 1]) for i in range(1, len(t))]
+            ax.plot(t[1:], pct, label="edge-agent CPU %")
+            ax.plot(t[1:], mpct, label="mosquitto CPU % (baseline)")
+            ax2 = ax.twinx()
+            ax2.plot(t, [(v or 0) / MB for v in s["rss"]], "k--", label="edge-agent RSS")
+            ax2.set_ylabel("RSS MiB")
+            ax.legend(loc="upper left")
+            ax2.legend(loc="lower right")
     r = results.get("latency")
     if r:
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        for rate, res in r.items():
-            if not isinstance(res, dict) or "raw" not in res:
-                continue
-            for hop in ("broker", "outbox", "console"):
-                vals = sorted(res["raw"][hop])
-                if vals:
-                    ax.plot(vals, [(i + 1) / len(vals) for i in range(len(vals))],
-                            label="%s/s %s" % (rate, hop))
-        ax.set_xscale("symlog", linthresh=1)
-        ax.set_xlabel("ms after publish")
-        ax.set_ylabel("fraction of alerts")
-        ax.set_title("3. Latency CDF (broker hop = baseline)")
-        ax.legend(fontsize=7)
-        save(fig, "latency.png")
+        with figure("latency", "3. Latency CDF (broker hop = baseline)", "ms after publish",
+                    "fraction of alerts") as ax:
+            for rate, res in r.items():
+                if not isinstance(res, dict) or "raw" not in res:
+                    continue
+                for hop in ("broker", "outbox", "console"):
+                    vals = sorted(res["raw"][hop])
+                    if vals:
+                        ax.plot(vals, [(i + 1) / len(vals) for i in range(len(vals))],
+                                label="%s/s %s" % (rate, hop))
+            ax.set_xscale("symlog", linthresh=1)
+            ax.legend(fontsize=7)
     r = results.get("drain")
     if r:
         s = r["series"]
-        fig, ax = plt.subplots(figsize=(7, 3.5))
-        ax.plot(s["t"], s["pending"], label="outbox rows pending")
-        ax.plot(s["t"], s["acked"], label="rows acknowledged")
-        ax.set_xlabel("s after the console was started")
-        ax.set_ylabel("rows")
-        ax.set_title("4. Drain after an outage")
-        ax.legend()
-        save(fig, "drain.png")
+        with figure("drain", "4. Drain after an outage", "s after the console was started",
+                    "rows") as ax:
+            ax.plot(s["t"], s["pending"], label="outbox rows pending")
+            ax.plot(s["t"], s["acked"], label="rows acknowledged")
+            ax.legend()
     r = results.get("bandwidth")
     if r:
-        fig, ax = plt.subplots(figsize=(7, 3))
-        names = ["ingested", "forward all (gzip)", "edge-agent uplink"]
-        vals = [r["ingest_bytes"], r["forward_gzip_bytes"], r["uplink_bytes"]]
-        ax.barh(names, [v / 1024 for v in vals])
-        ax.set_xlabel("KiB")
-        ax.set_title("5. Bytes in and out, standard sensor-sim scenario")
-        save(fig, "bandwidth.png")
+        with figure("bandwidth", "5. Bytes in and out, standard sensor-sim scenario", "KiB",
+                    height=3) as ax:
+            names = ["ingested", "forward all (gzip)", "edge-agent uplink"]
+            vals = [r["ingest_bytes"], r["forward_gzip_bytes"], r["uplink_bytes"]]
+            ax.barh(names, [v / 1024 for v in vals])
     return made
 
 
@@ -122,6 +116,15 @@ def write(results, out, targets):
     m = results["machine"]
     L = []
     add = L.append
+
+    def heading(title):
+        add(title)
+        add("")
+
+    def table(*columns):
+        add("| %s |" % " | ".join(columns))
+        add("|" + "---|" * len(columns))
+
     add("# edge-agent benchmark report%s" % (" (smoke run: figures are not meaningful)"
                                              if results.get("smoke") else ""))
     add("")
@@ -131,8 +134,7 @@ def write(results, out, targets):
     add("Every figure is next to a baseline measured in the same run. CPU figures are CPU "
         "time from /proc (user + system, all threads), not wall time.")
     add("")
-    add("| scenario | seconds | load average before | after |")
-    add("|---|---|---|---|")
+    table("scenario", "seconds", "load average before", "after")
     for name, ld in results.get("load", {}).items():
         add("| %s | %.0f | %s | %s |" % (name, ld["seconds"], " ".join("%.2f" % x for x in ld["before"]),
                                         " ".join("%.2f" % x for x in ld["after"])))
@@ -152,10 +154,8 @@ def write(results, out, targets):
 
     r = results.get("ingest")
     if r:
-        add("## 1. Max ingest (QoS 0 flood, 1,000 sensors x 5 rules, readings ring on)")
-        add("")
-        add("| figure | edge-agent | baseline: mosquitto_sub | target |")
-        add("|---|---|---|---|")
+        heading("## 1. Max ingest (QoS 0 flood, 1,000 sensors x 5 rules, readings ring on)")
+        table("figure", "edge-agent", "baseline: mosquitto_sub", "target")
         add("| messages/s received (while the flood lasted) | %s | %s | agent >= %.0f%% of baseline: "
             "%.1f%% %s |" % (_n(r["agent_rate"]), _n(r["sub_rate"]), 100 * targets["ingest_ratio"],
                             100 * r["ratio"], _met(r["ratio"] >= targets["ingest_ratio"])))
@@ -175,10 +175,9 @@ def write(results, out, targets):
         chart("ingest")
     r = results.get("cost")
     if r:
-        add("## 2. Cost per reading (10,000 sensors at 1/s, 5 rules each, %d s)" % r["duration_s"])
-        add("")
-        add("| figure | edge-agent | baseline: mosquitto (same messages) | target |")
-        add("|---|---|---|---|")
+        heading("## 2. Cost per reading (10,000 sensors at 1/s, 5 rules each, %d s)"
+                % r["duration_s"])
+        table("figure", "edge-agent", "baseline: mosquitto (same messages)", "target")
         add("| readings processed | %s (sensor-sim published %s at %s/s) | | |" % (
             _n(r["readings"]), _n(r["published"]), _n(r["publisher_rate"])))
         add("| CPU seconds per million readings | %s | %s (edge-console %s) | <= %.0f: %s |" % (
@@ -200,16 +199,14 @@ def write(results, out, targets):
         chart("cost")
     r = results.get("latency")
     if r:
-        add("## 3. Latency: publish -> outbox commit -> console")
-        add("")
+        heading("## 3. Latency: publish -> outbox commit -> console")
         add("Probe alerts on fresh sensors on top of sensor-sim load. Broker hop (publish -> "
             "arrival at a subscriber on the same broker) is the baseline. Outbox: the agent's "
             "`alert firing` log line, written right after the outbox commit (µs timestamp) "
             "minus the publish time taken by the probe client (same clock). "
             "Console: `received_ms` of the alert at the console minus its `ts_ms`.")
         add("")
-        add("| load | hop | n | p50 ms | p99 ms | max ms | target p99 |")
-        add("|---|---|---|---|---|---|---|")
+        table("load", "hop", "n", "p50 ms", "p99 ms", "max ms", "target p99")
         for rate, res in r.items():
             if not isinstance(res, dict) or "raw" not in res:
                 continue
@@ -235,10 +232,8 @@ def write(results, out, targets):
         chart("latency")
     r = results.get("drain")
     if r:
-        add("## 4. Outage and drain")
-        add("")
-        add("| figure | edge-agent -> console | baseline: plain client -> console | target |")
-        add("|---|---|---|---|")
+        heading("## 4. Outage and drain")
+        table("figure", "edge-agent -> console", "baseline: plain client -> console", "target")
         add("| backlog (outbox rows: alert events + rollups) | %s (%s events, %s rollups) | | |" % (
             _n(r["backlog"]), _n(r["events"]), _n(r["rollups"])))
         add("| drain rate, rows/s | %s (%.1f s; first ack %.1f s after the console was "
@@ -255,12 +250,10 @@ def write(results, out, targets):
         chart("drain")
     r = results.get("bandwidth")
     if r:
-        add("## 5. Bandwidth (standard sensor-sim scenario, %d s)" % r["duration_s"])
-        add("")
-        add("50 sensors at 1/s, mixed formats, anomalies injected, seed 1, tools/demo/policy.yaml.")
-        add("")
-        add("| figure | edge-agent | baseline: forward every payload, gzip | target |")
-        add("|---|---|---|---|")
+        heading("## 5. Bandwidth (standard sensor-sim scenario, %d s)" % r["duration_s"])
+        heading("50 sensors at 1/s, mixed formats, anomalies injected, seed 1, "
+                "tools/demo/policy.yaml.")
+        table("figure", "edge-agent", "baseline: forward every payload, gzip", "target")
         add("| bytes ingested (MQTT payloads) | %s | | |" % _n(r["ingest_bytes"]))
         add("| bytes uplinked | %s | %s | |" % (_n(r["uplink_bytes"]), _n(r["forward_gzip_bytes"])))
         add("| uplinked / ingested | %s | %s | <= %.0f%%: %s |" % (
@@ -277,10 +270,8 @@ def write(results, out, targets):
         L.extend(storm_report(results["storm"], targets))
     r = results.get("micro")
     if r:
-        add("## Micro-benchmarks (Google Benchmark)")
-        add("")
-        add("| benchmark | CPU time | items/s (CPU) | bytes/s | notes |")
-        add("|---|---|---|---|---|")
+        heading("## Micro-benchmarks (Google Benchmark)")
+        table("benchmark", "CPU time", "items/s (CPU)", "bytes/s", "notes")
         for binary, rows in r.items():
             if isinstance(rows, dict):
                 add("| %s | not built | | | |" % binary)

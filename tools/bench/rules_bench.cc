@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "edge/rules/engine.h"
@@ -25,32 +26,37 @@ constexpr int kRulesPerSensor = 5;
 constexpr int64_t kStepMs = 1000;   // each sensor reports once a second
 constexpr int kWarmupRounds = 600;  // ten minutes of data: every window is full
 
-// Five rules on every sensor, a different kind each, plus a filter.
-constexpr char kMixedPolicy[] = R"(
+// Five rules on every sensor, a different kind each, plus a filter. The two policies below
+// differ in `downsample` (a filter line or nothing), the second rule and the zscore's window.
+std::string FiveRulePolicy(std::string_view downsample, std::string_view second,
+                           std::string_view zscore_window) {
+  return std::string(R"(
 filters:
   - match: "site/+/+/temp"
     valid_range: {min: -100, max: 1000}
-    downsample: 10s
-rules:
+)") + std::string(downsample) +
+         R"(rules:
   - {id: hot, match: "site/+/+/temp", kind: threshold, above: 90, clear: 85, for: 30s}
-  - {id: climb, match: "site/#", kind: rate, window: 1m, max_rate: 0.5}
-  - {id: outlier, match: "site/+/+/temp", kind: zscore, window: 5m, z: 6, min_samples: 30}
+  - )" + std::string(second) +
+         R"(
+  - {id: outlier, match: "site/+/+/temp", kind: zscore, )" +
+         std::string(zscore_window) + R"(, z: 6, min_samples: 30}
   - {id: stuck, match: "site/#", kind: flatline, window: 10m, epsilon: 0.001}
   - {id: silent, match: "site/#", kind: stale, after: 5m}
 )";
+}
+
+std::string MixedPolicy() {
+  return FiveRulePolicy("    downsample: 10s\n",
+                        R"({id: climb, match: "site/#", kind: rate, window: 1m, max_rate: 0.5})",
+                        "window: 5m");
+}
 
 // The same with the O(1) kinds only: EWMA instead of a rolling window, range for rate.
-constexpr char kCompactPolicy[] = R"(
-filters:
-  - match: "site/+/+/temp"
-    valid_range: {min: -100, max: 1000}
-rules:
-  - {id: hot, match: "site/+/+/temp", kind: threshold, above: 90, clear: 85, for: 30s}
-  - {id: fault, match: "site/#", kind: range, min: -40, max: 150}
-  - {id: outlier, match: "site/+/+/temp", kind: zscore, half_life: 5m, z: 6, min_samples: 30}
-  - {id: stuck, match: "site/#", kind: flatline, window: 10m, epsilon: 0.001}
-  - {id: silent, match: "site/#", kind: stale, after: 5m}
-)";
+std::string CompactPolicy() {
+  return FiveRulePolicy("", R"({id: fault, match: "site/#", kind: range, min: -40, max: 150})",
+                        "half_life: 5m");
+}
 
 // The two kinds with windows: a 1-minute rate and a 5-minute rolling zscore.
 constexpr char kWindowsPolicy[] = R"(
@@ -59,7 +65,7 @@ rules:
   - {id: outlier, match: "site/#", kind: zscore, window: 5m, z: 6, min_samples: 30}
 )";
 
-Policy Parse(const char* text) {
+Policy Parse(std::string_view text) {
   auto p = edge::rules::ParsePolicy(text, "bench.yaml");
   if (!p.ok()) std::abort();
   return std::move(*p);
@@ -92,7 +98,7 @@ struct Feed {
   }
 };
 
-void Run(benchmark::State& state, const char* policy_text) {
+void Run(benchmark::State& state, const std::string& policy_text) {
   Engine engine(Parse(policy_text));
   Feed feed;
   std::vector<AlertEvent> events;
@@ -122,8 +128,8 @@ void Run(benchmark::State& state, const char* policy_text) {
       static_cast<double>(stored) / static_cast<double>(state.iterations());
 }
 
-void BM_Rules_10kSensors_5Rules_Mixed(benchmark::State& state) { Run(state, kMixedPolicy); }
-void BM_Rules_10kSensors_5Rules_Compact(benchmark::State& state) { Run(state, kCompactPolicy); }
+void BM_Rules_10kSensors_5Rules_Mixed(benchmark::State& state) { Run(state, MixedPolicy()); }
+void BM_Rules_10kSensors_5Rules_Compact(benchmark::State& state) { Run(state, CompactPolicy()); }
 
 // 1,000 sensors, each reporting state.range(0) times a second, through a 1-minute rate and a
 // 5-minute rolling zscore, after ten minutes of data. window_bytes_per_sensor is what the

@@ -2,62 +2,61 @@
 // pipeline batches them (one transaction per group commit).
 
 #include <benchmark/benchmark.h>
-#include <unistd.h>
 
-#include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "edge/agent/store.h"
 
 namespace edge::agent {
 namespace {
 
-// A fresh database in a private temporary directory, removed afterwards.
-class BenchDb {
- public:
-  BenchDb() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "edge-bench-XXXXXX").string();
-    dir_ = mkdtemp(tmpl.data());
-  }
-  ~BenchDb() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  std::string path() const { return (dir_ / "bench.db").string(); }
+using bench::TempDir;
 
- private:
-  std::filesystem::path dir_;
-};
-
-// Readings of 50 sensors, `batch` per commit; each commit advances the wall clock by
-// 100 ms (the default commit interval), so one commit in ten is synchronous=FULL.
-void BM_AppendReadings(benchmark::State& state) {
-  BenchDb db;
-  StoreOptions o{db.path()};
-  auto w = StoreWriter::Open(o);
+// A writer on a fresh database in `dir`; null (the benchmark skipped) when it fails to open.
+std::unique_ptr<StoreWriter> OpenWriter(benchmark::State& state, const TempDir& dir,
+                                        StoreOptions options) {
+  options.path = dir.File("bench.db");
+  auto w = StoreWriter::Open(options);
   if (!w.ok()) {
     state.SkipWithError(w.error().c_str());
-    return;
+    return nullptr;
   }
-  std::vector<std::string> sensors;
-  for (int i = 0; i < 50; ++i) sensors.push_back("plant/line-3/sensor-" + std::to_string(i));
-  const auto batch = static_cast<size_t>(state.range(0));
-  std::vector<StoreWriter::NewReading> rows(batch);
-  int64_t now = 1'700'000'000'000;
+  return std::move(*w);
+}
+
+// Times one commit of `rows` per iteration, each commit advancing the wall clock by 100 ms
+// (the default commit interval) from `now`; before each, `fill(row, n, now)` sets every row,
+// n counting the rows written from 0.
+template <typename Fill>
+void TimeCommits(benchmark::State& state, StoreWriter& w,
+                 std::vector<StoreWriter::NewReading>& rows, int64_t now, Fill fill) {
   int64_t n = 0;
   for (auto _ : state) {
-    for (auto& r : rows) {
-      r = {sensors[static_cast<size_t>(n % 50)], now + n, static_cast<double>(n % 1000)};
-      ++n;
-    }
+    for (auto& r : rows) fill(r, n++, now);
     now += 100;
-    if (Status s = (*w)->AppendReadings(rows, now); !s) {
+    if (Status s = w.AppendReadings(rows, now); !s) {
       state.SkipWithError(s.message().c_str());
       return;
     }
   }
   state.SetItemsProcessed(n);
+}
+
+// Readings of 50 sensors, `batch` per commit; each commit advances the wall clock by
+// 100 ms (the default commit interval), so one commit in ten is synchronous=FULL.
+void BM_AppendReadings(benchmark::State& state) {
+  TempDir dir;
+  auto w = OpenWriter(state, dir, StoreOptions{});
+  if (!w) return;
+  std::vector<std::string> sensors;
+  for (int i = 0; i < 50; ++i) sensors.push_back("plant/line-3/sensor-" + std::to_string(i));
+  std::vector<StoreWriter::NewReading> rows(static_cast<size_t>(state.range(0)));
+  TimeCommits(state, *w, rows, 1'700'000'000'000, [&](auto& r, int64_t n, int64_t now) {
+    r = {sensors[static_cast<size_t>(n % 50)], now + n, static_cast<double>(n % 1000)};
+  });
 }
 BENCHMARK(BM_AppendReadings)->Arg(100)->Arg(1000)->Arg(10000)->UseRealTime();
 
@@ -65,46 +64,29 @@ BENCHMARK(BM_AppendReadings)->Arg(100)->Arg(1000)->Arg(10000)->UseRealTime();
 // readings). Blocks are written when they hold range(0) readings: the steady state of a
 // ring whose blocks fill, without waiting out their age.
 void BM_AppendReadingsManySensors(benchmark::State& state) {
-  BenchDb db;
-  StoreOptions o{db.path()};
+  TempDir dir;
+  StoreOptions o;
   o.reading_block_max_readings = static_cast<int>(state.range(0));
-  auto w = StoreWriter::Open(o);
-  if (!w.ok()) {
-    state.SkipWithError(w.error().c_str());
-    return;
-  }
+  auto w = OpenWriter(state, dir, o);
+  if (!w) return;
   constexpr int kSensors = 10'000;
   std::vector<std::string> sensors;
   for (int i = 0; i < kSensors; ++i) sensors.push_back("bench/line-3/sensor-" + std::to_string(i));
   std::vector<StoreWriter::NewReading> rows(1000);
-  int64_t now = 1'700'000'000'000;
-  int64_t n = 0;
-  for (auto _ : state) {
-    for (auto& r : rows) {
-      r = {sensors[static_cast<size_t>(n % kSensors)], now + n / kSensors * 1000,
-           20.0 + static_cast<double>(n % 7)};
-      ++n;
-    }
-    now += 100;
-    if (Status s = (*w)->AppendReadings(rows, now); !s) {
-      state.SkipWithError(s.message().c_str());
-      return;
-    }
-  }
-  state.SetItemsProcessed(n);
+  TimeCommits(state, *w, rows, 1'700'000'000'000, [&](auto& r, int64_t n, int64_t now) {
+    r = {sensors[static_cast<size_t>(n % kSensors)], now + n / kSensors * 1000,
+         20.0 + static_cast<double>(n % 7)};
+  });
 }
 BENCHMARK(BM_AppendReadingsManySensors)->Arg(1)->Arg(16)->Arg(64)->UseRealTime();
 
 // Readings ring at its byte share (steady state: every commit also prunes as many rows).
 void BM_AppendReadingsAtTheBound(benchmark::State& state) {
-  BenchDb db;
-  StoreOptions o{db.path()};
+  TempDir dir;
+  StoreOptions o;
   o.max_bytes = 2'000'000;  // a 1 MB ring: about 100k readings
-  auto w = StoreWriter::Open(o);
-  if (!w.ok()) {
-    state.SkipWithError(w.error().c_str());
-    return;
-  }
+  auto w = OpenWriter(state, dir, o);
+  if (!w) return;
   std::vector<StoreWriter::NewReading> rows(10000);
   int64_t now = 1'700'000'000'000;
   int64_t n = 0;
@@ -112,40 +94,27 @@ void BM_AppendReadingsAtTheBound(benchmark::State& state) {
   for (int fill = 0; fill < 10; ++fill) {
     for (auto& r : rows) r = {sensor, now + n++, 1.0};
     now += 100;
-    (void)(*w)->AppendReadings(rows, now);
+    (void)w->AppendReadings(rows, now);
   }
-  n = 0;
-  for (auto _ : state) {
-    for (auto& r : rows) {
-      r = {sensor, now + n, 1.0};
-      ++n;
-    }
-    now += 100;
-    if (Status s = (*w)->AppendReadings(rows, now); !s) {
-      state.SkipWithError(s.message().c_str());
-      return;
-    }
-  }
-  state.SetItemsProcessed(n);
+  TimeCommits(state, *w, rows, now, [&](auto& r, int64_t i, int64_t t) {
+    r = {sensor, t + i, 1.0};
+  });
 }
 BENCHMARK(BM_AppendReadingsAtTheBound)->UseRealTime();
 
 // Outbox rows (alert-sized JSON, ~400 bytes), `batch` per synchronous=FULL commit.
 void BM_AppendOutbox(benchmark::State& state) {
-  BenchDb db;
-  StoreOptions o{db.path()};
+  TempDir dir;
+  StoreOptions o;
   o.max_bytes = 0;
-  auto w = StoreWriter::Open(o);
-  if (!w.ok()) {
-    state.SkipWithError(w.error().c_str());
-    return;
-  }
+  auto w = OpenWriter(state, dir, o);
+  if (!w) return;
   const std::string payload(400, 'x');
   const auto batch = static_cast<size_t>(state.range(0));
   std::vector<StoreWriter::NewRow> rows(batch, {"alert", Priority::kAlert, 1, payload});
   int64_t n = 0;
   for (auto _ : state) {
-    if (Status s = (*w)->Append(rows); !s) {
+    if (Status s = w->Append(rows); !s) {
       state.SkipWithError(s.message().c_str());
       return;
     }

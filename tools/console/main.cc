@@ -19,6 +19,7 @@
 #include "edge/cloudsync/policy_message.h"
 #include "edge/common/clock.h"
 #include "edge/common/files.h"
+#include "edge/common/url.h"
 #include "edge/console/api.h"
 #include "edge/console/auth_throttle.h"
 #include "edge/console/client.h"
@@ -223,76 +224,71 @@ int PolicyStatus(const PolicyCli& cli) {
   return 0;
 }
 
-// The serving limits of docs/configuration.md ("edge-console"), as given on the command line.
-struct Limits {
-  int64_t header_timeout_ms = 5'000;
-  size_t max_connections = 256;
-  size_t max_connections_per_address = 32;
-  size_t max_channels = 2048;
-  size_t auth_failure_limit = 10;
-  int64_t auth_failure_window_s = 60;
-  int64_t node_quota_bytes = int64_t{1} << 30;
-  std::vector<std::string> trusted_proxies;
-};
+// An integer option within [min, max], its default shown in --help.
+template <typename T>
+void AddBounded(CLI::App& app, const std::string& name, T& value, const std::string& help, T min,
+                T max) {
+  app.add_option(name, value, help)->capture_default_str()->check(CLI::Range(min, max));
+}
 
-void AddLimitOptions(CLI::App& app, Limits& limits) {
-  app.add_option("--header-timeout-ms", limits.header_timeout_ms,
-                 "close a connection whose request headers are not complete in this time")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{100}, int64_t{600'000}));
-  app.add_option("--max-connections", limits.max_connections,
-                 "request connections (policy channels not counted); more are closed at once")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1}, size_t{100'000}));
-  app.add_option("--max-connections-per-address", limits.max_connections_per_address,
-                 "request connections from one client address (IPv6: one /64)")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1}, size_t{100'000}));
-  app.add_option("--max-channels", limits.max_channels,
-                 "open policy channels (one per node); more upgrades get 503")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1}, size_t{1'000'000}));
-  app.add_option("--auth-failure-limit", limits.auth_failure_limit,
+// A duration option given as a whole number of `Unit`s within [min, max]; the default shown
+// in --help is `value`'s.
+template <typename Unit, typename Duration>
+void AddDuration(CLI::App& app, const std::string& name, Duration& value, const std::string& help,
+                 int64_t min, int64_t max) {
+  app.add_option_function<int64_t>(
+         name, [&value](int64_t count) { value = Unit(count); }, help)
+      ->default_str(std::to_string(std::chrono::duration_cast<Unit>(value).count()))
+      ->check(CLI::Range(min, max));
+}
+
+// The serving limits of docs/configuration.md ("edge-console"): each option sets the
+// ServerOptions or StoreOptions field it names, whose default is the option's default.
+void AddLimitOptions(CLI::App& app, edge::console::ServerOptions& server,
+                     edge::console::StoreOptions& store) {
+  AddDuration<std::chrono::milliseconds>(
+      app, "--header-timeout-ms", server.header_timeout,
+      "close a connection whose request headers are not complete in this time", 100, 600'000);
+  AddBounded(app, "--max-connections", server.max_connections,
+             "request connections (policy channels not counted); more are closed at once",
+             size_t{1}, size_t{100'000});
+  AddBounded(app, "--max-connections-per-address", server.max_connections_per_address,
+             "request connections from one client address (IPv6: one /64)", size_t{1},
+             size_t{100'000});
+  AddBounded(app, "--max-channels", server.max_channels,
+             "open policy channels (one per node); more upgrades get 503", size_t{1},
+             size_t{1'000'000});
+  app.add_option("--auth-failure-limit", server.auth_throttle.max_failures,
                  "failed authentications from one address within the window before it gets "
                  "429 (0: no throttling)")
       ->capture_default_str();
-  app.add_option("--auth-failure-window-s", limits.auth_failure_window_s,
-                 "the failed-authentication window, seconds")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{1}, int64_t{86'400}));
-  app.add_option("--trusted-proxy", limits.trusted_proxies,
-                 "address or network (CIDR) of a reverse proxy in front of the console "
-                 "(repeatable): not held to --max-connections-per-address; failed "
-                 "authentication through it counts for the last X-Forwarded-For address")
-      ->check([](const std::string& value) {
-        return edge::console::ParseIpRange(value)
-                   ? std::string()
-                   : "must be an IP address or network (ADDR/BITS): " + value;
-      });
-  app.add_option("--node-quota-bytes", limits.node_quota_bytes,
+  AddDuration<std::chrono::seconds>(app, "--auth-failure-window-s", server.auth_throttle.window,
+                                    "the failed-authentication window, seconds", 1, 86'400);
+  // Parsed once, here: a value that is not an address or network is refused at startup.
+  app.add_option_function<std::vector<std::string>>(
+      "--trusted-proxy",
+      [&server](const std::vector<std::string>& values) {
+        for (const std::string& value : values) {
+          auto range = edge::console::ParseIpRange(value);
+          if (!range) {
+            throw CLI::ValidationError("--trusted-proxy",
+                                       "must be an IP address or network (ADDR/BITS): " + value);
+          }
+          server.trusted_proxies.push_back(*range);
+        }
+      },
+      "address or network (CIDR) of a reverse proxy in front of the console "
+      "(repeatable): not held to --max-connections-per-address; failed "
+      "authentication through it counts for the last X-Forwarded-For address");
+  app.add_option("--node-quota-bytes", store.node_quota_bytes,
                  "bytes of stored items per node; new items beyond get 429 (0: no quota)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
 }
 
-edge::console::ServerOptions MakeServerOptions(const edge::console::ListenAddress& listen,
-                                               const Limits& limits) {
-  edge::console::ServerOptions options;
-  options.listen = listen;
-  options.handle_signals = true;
-  options.header_timeout = std::chrono::milliseconds(limits.header_timeout_ms);
-  options.max_connections = limits.max_connections;
-  options.max_connections_per_address = limits.max_connections_per_address;
-  options.max_channels = limits.max_channels;
-  options.auth_throttle.max_failures = limits.auth_failure_limit;
-  options.auth_throttle.window = std::chrono::seconds(limits.auth_failure_window_s);
-  options.trusted_proxies = limits.trusted_proxies;
-  return options;
-}
-
 // Every connection is a descriptor: lifts the soft limit to the hard one and warns if the
 // connection limits could still run out of descriptors (accept then fails and backs off).
-void RaiseDescriptorLimit(const Limits& limits, edge::console::Log& log) {
+void RaiseDescriptorLimit(const edge::console::ServerOptions& limits, edge::console::Log& log) {
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
   if (rl.rlim_cur < rl.rlim_max) {
@@ -343,8 +339,11 @@ int Main(int argc, char** argv) {
                "take the labels nodes claim in their policy-channel hello as they are, instead "
                "of only those their token entry binds (insecure: a node could claim another "
                "site's labels and receive its policies)");
-  Limits limits;
-  AddLimitOptions(app, limits);
+  edge::console::ServerOptions server_options;
+  server_options.handle_signals = true;
+  edge::console::StoreOptions store_options;
+  store_options.node_quota_bytes = int64_t{1} << 30;  // the console's default; the store has none
+  AddLimitOptions(app, server_options, store_options);
   app.set_version_flag("--version", std::string("edge-console ") + EDGE_CONSOLE_VERSION);
 
   std::string private_path;
@@ -446,9 +445,7 @@ int Main(int argc, char** argv) {
     }
   }
 
-  RaiseDescriptorLimit(limits, *log);
-  edge::console::StoreOptions store_options;
-  store_options.node_quota_bytes = limits.node_quota_bytes;
+  RaiseDescriptorLimit(server_options, *log);
   auto store = edge::console::OpenSqliteConsoleStore(db_path, store_options);
   if (!store) {
     std::cerr << "edge-console: " << store.error() << "\n";
@@ -483,22 +480,23 @@ int Main(int argc, char** argv) {
   edge::console::PolicyApi policy_api(*tokens, policies, *log, trust_hello_labels);
   edge::console::ServerMetrics server_metrics;
   edge::console::ConsoleApi api(*tokens, **store, clock, *log, {}, &policy_api, &server_metrics);
-  const edge::console::ServerOptions options = MakeServerOptions(*listen_address, limits);
-  auto server = edge::console::CreateServer(options, api, *log, &policy_api, &server_metrics);
+  server_options.listen = *listen_address;
+  auto server =
+      edge::console::CreateServer(server_options, api, *log, &policy_api, &server_metrics);
   if (!server) {
     std::cerr << "edge-console: " << server.error() << "\n";
     log->Write(edge::console::LogLevel::kError, "cannot listen", {{"error", server.error()}});
     return kExitRuntime;
   }
   const uint16_t port = (*server)->port();
-  const std::string host = listen_address->host.find(':') != std::string::npos
-                               ? "[" + listen_address->host + "]"
-                               : listen_address->host;
+  edge::Url listening;
+  listening.host = listen_address->host;
+  listening.port = port;
   if (!port_file.empty() && !WritePortFile(port_file, port)) {
     std::cerr << "edge-console: cannot write port file " << port_file << "\n";
     return kExitRuntime;
   }
-  log->Write(edge::console::LogLevel::kInfo, "listening on " + host + ":" + std::to_string(port),
+  log->Write(edge::console::LogLevel::kInfo, "listening on " + listening.HostPort(),
              {{"addr", listen_address->host},
               {"port", int64_t{port}},
               {"db", db_path},

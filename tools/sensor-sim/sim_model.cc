@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
+#include <utility>
 
 namespace sensor_sim {
 namespace {
@@ -48,43 +50,38 @@ void AppendFixed(std::string& out, double value, int decimals) {
   if (n > 0) out.append(buf, static_cast<size_t>(std::min(n, static_cast<int>(sizeof buf) - 1)));
 }
 
+// The names used on the command line and in the anomaly log, one table per enum.
+constexpr std::pair<Format, std::string_view> kFormatNames[] = {{Format::kPlain, "plain"},
+                                                                {Format::kJson, "json"},
+                                                                {Format::kZ2m, "z2m"},
+                                                                {Format::kMixed, "mixed"}};
+constexpr std::pair<AnomalyKind, std::string_view> kAnomalyNames[] = {
+    {AnomalyKind::kSpike, "spike"},
+    {AnomalyKind::kDrift, "drift"},
+    {AnomalyKind::kStuck, "stuck"},
+    {AnomalyKind::kSilence, "silence"}};
+
+// The name of `value` in `names`; "?" for a value not listed.
+template <typename Enum, size_t N>
+std::string_view NameOf(const std::pair<Enum, std::string_view> (&names)[N], Enum value) {
+  for (const auto& [listed, name] : names) {
+    if (listed == value) return name;
+  }
+  return "?";
+}
+
 }  // namespace
 
 std::optional<Format> ParseFormat(std::string_view text) {
-  if (text == "plain") return Format::kPlain;
-  if (text == "json") return Format::kJson;
-  if (text == "z2m") return Format::kZ2m;
-  if (text == "mixed") return Format::kMixed;
+  for (const auto& [format, name] : kFormatNames) {
+    if (name == text) return format;
+  }
   return std::nullopt;
 }
 
-std::string_view FormatName(Format format) {
-  switch (format) {
-    case Format::kPlain:
-      return "plain";
-    case Format::kJson:
-      return "json";
-    case Format::kZ2m:
-      return "z2m";
-    case Format::kMixed:
-      return "mixed";
-  }
-  return "?";
-}
+std::string_view FormatName(Format format) { return NameOf(kFormatNames, format); }
 
-std::string_view AnomalyName(AnomalyKind kind) {
-  switch (kind) {
-    case AnomalyKind::kSpike:
-      return "spike";
-    case AnomalyKind::kDrift:
-      return "drift";
-    case AnomalyKind::kStuck:
-      return "stuck";
-    case AnomalyKind::kSilence:
-      return "silence";
-  }
-  return "?";
-}
+std::string_view AnomalyName(AnomalyKind kind) { return NameOf(kAnomalyNames, kind); }
 
 std::optional<std::int64_t> ParseDurationMs(std::string_view text) {
   size_t digits = 0;

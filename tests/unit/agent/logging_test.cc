@@ -51,6 +51,13 @@ TEST(Logging, ControlCharactersAreEscapedAsUnicode) {
   EXPECT_EQ(nlohmann::json::parse(lines[0])["msg"], "bell\x07");
 }
 
+TEST(Logging, BackslashesAndCarriageReturnsAreEscaped) {
+  const auto lines = CaptureLog("info", true, [] { spdlog::info("C:\\dir\r"); });
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("C:\\\\dir\\r"), std::string::npos) << lines[0];
+  EXPECT_EQ(nlohmann::json::parse(lines[0])["msg"], "C:\\dir\r");
+}
+
 TEST(Logging, UnknownLevelIsAnError) {
   const auto previous = spdlog::default_logger();
   const Status s = SetupLogging("loud");

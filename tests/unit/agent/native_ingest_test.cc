@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include "../wait_for.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/prometheus_metrics.h"
 #include "test_util.h"
@@ -77,14 +78,9 @@ bool PortOpen(int port) {
   return ok;
 }
 
-// Polls `done` every 10 ms until it holds or `timeout` passes.
+// Polls `done` until it holds or `timeout` (10 s unless given) passes.
 bool WaitFor(const std::function<bool()>& done, Ms timeout = Ms(10'000)) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(Ms(10));
-  }
-  return done();
+  return edge::testutil::PollUntil(done, timeout);
 }
 
 // Runs a program with stdout and stderr appended to `log`; returns its pid.
@@ -317,8 +313,11 @@ TEST_F(NativeIngestTest, StopReturnsWithinItsTimeoutAndNoMessageFollows) {
   ingest->Start();
   ASSERT_TRUE(WaitFor([&] { return ingest->Connected(); }));
   std::atomic<bool> publishing{true};
+  std::atomic<int> batches_published{0};  // of 200 messages each
   std::thread publisher([&] {
-    while (publishing) PublishLines(broker.port(), "t/flood", 0, Numbered("f", 200), dir_);
+    while (publishing) {
+      if (PublishLines(broker.port(), "t/flood", 0, Numbered("f", 200), dir_)) ++batches_published;
+    }
   });
   ASSERT_TRUE(WaitFor([&] { return Received() > 0; }));
 
@@ -329,7 +328,11 @@ TEST_F(NativeIngestTest, StopReturnsWithinItsTimeoutAndNoMessageFollows) {
   EXPECT_LT(took, Ms(700));
   EXPECT_FALSE(ingest->Connected());
   ingest->Stop(500);  // idempotent
-  std::this_thread::sleep_for(Ms(100));
+  // Two whole batches published after the stop: the broker has queued the first to every
+  // subscriber before it takes the second, so a connection left open would have handed
+  // messages to the sink.
+  const int published_at_stop = batches_published.load();
+  EXPECT_TRUE(WaitFor([&] { return batches_published.load() >= published_at_stop + 2; }));
   publishing = false;
   publisher.join();
   std::lock_guard lock(mu_);

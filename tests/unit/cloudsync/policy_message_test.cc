@@ -194,6 +194,28 @@ TEST(PolicyHelloCodec, RoundTripsLabelsAndApplied) {
   EXPECT_FALSE(DecodePolicyHello(R"({"node":"n","labels":{"a":1}})").ok());
 }
 
+TEST(PolicyMessageCodecs, ErrorsNameTheMessageAndTheFirstBadField) {
+  EXPECT_EQ(DecodePolicyDocument("[1]").error(), "policy: not a JSON object");
+  EXPECT_EQ(DecodePolicyDocument("{").error(), "policy: not valid JSON");
+  EXPECT_EQ(DecodePolicyReport(R"({"name":"a b","version":0,"state":"x"})").error(),
+            "report: invalid \"name\"");
+  EXPECT_EQ(DecodePolicyReport(R"({"name":"p","version":1,"state":"x","reason":7})").error(),
+            "report: \"state\" must be \"applied\" or \"rejected\"");
+  EXPECT_EQ(DecodePolicyHello(R"({"node":"n","applied":{"name":"p"}})").error(),
+            "hello: applied: missing \"version\"");
+  EXPECT_EQ(DecodePolicyHello(R"({"node":"n","labels":{"k":1},"applied":7})").error(),
+            "hello: label \"k\" is not a short string");
+  EXPECT_EQ(PolicyMessageType(R"({"type":5})").error(), "message: \"type\" must be a string");
+}
+
+TEST(PolicyReportCodec, ADetailIsCutToOneKilobyte) {
+  const std::string json =
+      R"({"name":"p","version":1,"state":"rejected","detail":")" + std::string(5000, 'x') + "\"}";
+  auto report = DecodePolicyReport(json);
+  ASSERT_TRUE(report.ok()) << report.error();
+  EXPECT_EQ(report->detail, std::string(1024, 'x'));
+}
+
 TEST(ParseLabels, AcceptsTheDocumentedForm) {
   auto l = ParseLabels(" site=plant-1, line=a ,zone/x=");
   ASSERT_TRUE(l.ok()) << l.error();

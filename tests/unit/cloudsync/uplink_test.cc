@@ -33,6 +33,7 @@
 #include <set>
 #include <thread>
 
+#include "../wait_for.h"
 #include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/gzip.h"
 
@@ -457,7 +458,7 @@ class UplinkTest : public ::testing::Test {
     }
     work_.reset();
     io_.stop();
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
     std::filesystem::remove_all(dir_);
   }
 
@@ -484,15 +485,10 @@ class UplinkTest : public ::testing::Test {
     uplink_->Start();
   }
 
-  // Polls a condition until it holds or the timeout passes.
+  // Polls a condition until it holds or the timeout passes (2.5 s unless given).
   static bool WaitFor(const std::function<bool()>& condition,
                       milliseconds timeout = milliseconds(2'500)) {
-    const auto until = Steady::now() + timeout;
-    while (!condition()) {
-      if (Steady::now() > until) return false;
-      std::this_thread::sleep_for(milliseconds(2));
-    }
-    return true;
+    return edge::testutil::PollUntil(condition, timeout);
   }
 
   std::filesystem::path dir_;
@@ -1007,9 +1003,13 @@ TEST_F(UplinkTest, StopEndsTheHeartbeatToo) {
   ASSERT_EQ(stopped.get_future().wait_for(std::chrono::seconds(2)), std::future_status::ready);
   EXPECT_LT(Steady::now() - begin, milliseconds(1'500));
   const int after_stop = calls.load();
-  std::this_thread::sleep_for(milliseconds(100));
-  EXPECT_EQ(calls.load(), after_stop);  // the provider is not called after the callback
+  // The io thread runs out of work (its run() returns) only when no heartbeat is left to
+  // call the provider: a heartbeat still alive keeps it busy, so this wait times out.
   uplink_.reset();
+  work_.reset();
+  ASSERT_TRUE(WaitFor([&] { return io_.stopped(); }, milliseconds(5'000)));
+  thread_.join();
+  EXPECT_EQ(calls.load(), after_stop);  // the provider is not called after the callback
 }
 
 TEST_F(UplinkTest, TimeoutCountsAsRetry) {
@@ -1089,9 +1089,10 @@ TEST_F(UplinkTest, WithoutLingerAWokenLoopSendsAtOnce) {
 
   // Without linger the first row is fetched at once, before the second is committed (the
   // linger test above commits its second row 50 ms after the first).
+  const int fetches = outbox_.Fetches();
   outbox_.Add(1);
   uplink_->Notify();
-  std::this_thread::sleep_for(milliseconds(200));
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Fetches() > fetches; }));
   outbox_.Add(2);
   uplink_->Notify();
   ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(3'000)));

@@ -54,6 +54,27 @@ TEST(Url, ErrorsNameTheUrl) {
             "console URL must not contain user info");
 }
 
+TEST(Url, SaysWhichPartItRefused) {
+  const struct {
+    const char* text;
+    UrlPart part;
+  } cases[] = {
+      {"http://h t", UrlPart::kText},      {"h:80", UrlPart::kScheme},
+      {"ftp://h", UrlPart::kScheme},       {"http://u@h", UrlPart::kUserInfo},
+      {"http://h/p?q", UrlPart::kQuery},   {"http://h#f", UrlPart::kQuery},
+      {"http://:80", UrlPart::kHost},      {"http://h!x", UrlPart::kHost},
+      {"http://h:", UrlPart::kPort},       {"http://h:65536", UrlPart::kPort},
+      {"http://h:123456", UrlPart::kPort}, {"http://h:0", UrlPart::kPort},
+      {"http://h:80x", UrlPart::kPath},    {"http://h:80/", UrlPart::kNone},
+  };
+  for (const auto& c : cases) {
+    UrlPart refused = UrlPart::kText;
+    const Result<Url> url = ParseUrl(c.text, kWeb, "URL", /*allow_port_zero=*/false, &refused);
+    EXPECT_EQ(url.ok(), c.part == UrlPart::kNone) << c.text;
+    EXPECT_EQ(refused, c.part) << c.text;
+  }
+}
+
 TEST(Url, RejectsMalformedInput) {
   for (const char* bad : {"", "http://:80", "http://h:", "http://h:8x", "http://h/p?q",
                           "http://h#f", "http://h t", "http://h\n", "http://[::1", "http://[::1]x",

@@ -638,3 +638,26 @@ TEST_F(ConsoleApiTest, BatchOverTheNodeQuotaIs429WithRetryAfter) {
 
 }  // namespace
 }  // namespace edge::console
+
+namespace edge::console {
+namespace {
+
+TEST_F(ConsoleApiTest, HeadCheckNamesThePrincipalItAuthenticated) {
+  const HeadVerdict verdict = api_->CheckHead(Post(kNode1, ""));
+  ASSERT_TRUE(verdict.principal.has_value());
+  EXPECT_EQ(verdict.principal->node, "node-1");
+  EXPECT_FALSE(verdict.principal->admin);
+}
+
+TEST_F(ConsoleApiTest, HandleTakesThePrincipalOfTheHeadCheckWithoutALookup) {
+  // The server hands the head check's principal on with the request; the handler takes it
+  // and does not look the token up again (here it would not be found).
+  HttpRequest request = Post("Bearer not-a-token", BatchOf("node-1", json::array()).dump());
+  request.principal = Principal{"node-1", false};
+  EXPECT_EQ(Send(request).status, 200);
+  request.principal.reset();
+  EXPECT_EQ(Send(request).status, 401);
+}
+
+}  // namespace
+}  // namespace edge::console

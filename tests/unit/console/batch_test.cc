@@ -343,6 +343,30 @@ TEST(ParseBatchJson, PayloadReadsBackAsTheSameJson) {
   EXPECT_EQ(json::parse(batch->items[0].payload_json), json::parse(payload));
 }
 
+TEST(ParseBatchJson, PayloadIsWrittenOutCompactlyAsSent) {
+  const std::string plain = R"({"a":[1,{"b":null},[]],"c":-0,"d":2.5e1,"f":true,"g":false,"h":{}})";
+  const std::string escaped = R"({"a":[1,2],"e":"x\u0001y","i":"caf\u00e9\/","\u006a":[true]})";
+  const std::string unescaped =
+      "{\"a\":[1,2],\"e\":\"x\\u0001y\",\"i\":\"caf\xC3\xA9/\",\"j\":[true]}";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {plain, plain},
+      {"{ \"a\" : [ 1 , { \"b\" : null } , [ ] ] , \"c\" : -0 , \"d\" : 2.5e1 , \"f\" : true , "
+       "\"g\" : false , \"h\" : { } }",
+       plain},
+      {R"({"a":[1,{"b":null},[]],"c":-0,"d":2.5e1,"f":true,"g":false,"h":{} })", plain},
+      {R"({"a":[1,{"b":null},[]],"c":-0,"d":2.5e1,"f":true,"g":false,"h":{}}   )", plain},
+      {escaped, unescaped},
+  };
+  for (const auto& [sent, written] : cases) {
+    for (const std::string before : {":", " : "}) {
+      auto batch = ParseBatch(Body(R"({"id":"node-1:1","kind":"trace","created_ms":6,"payload")" +
+                                   before + sent + "}"));
+      ASSERT_TRUE(batch.ok()) << batch.error();
+      EXPECT_EQ(batch->items[0].payload_json, written) << sent;
+    }
+  }
+}
+
 TEST(ParseBatchJson, LastOfRepeatedKeysWins) {
   EXPECT_EQ(ErrorOf(R"({"node":"node-2","node":"node-1","sent_ms":1.5,"sent_ms":1,"items":[]})"),
             "");

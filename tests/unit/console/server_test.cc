@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -18,6 +19,7 @@
 #include <optional>
 #include <thread>
 
+#include "../wait_for.h"
 #include "edge/console/api.h"
 #include "edge/console/codec.h"
 
@@ -127,6 +129,24 @@ std::string OneAlertBatch(const std::string& node, const std::string& id) {
       .dump();
 }
 
+// Passes requests on and counts the request heads it was shown: a test can wait until the
+// server has read a request's headers.
+class HeadCountingHandler : public RequestHandler {
+ public:
+  explicit HeadCountingHandler(RequestHandler& inner) : inner_(inner) {}
+  HeadVerdict CheckHead(const HttpRequest& head) override {
+    HeadVerdict verdict = inner_.CheckHead(head);
+    ++heads_;
+    return verdict;
+  }
+  HttpResponse Handle(const HttpRequest& request) override { return inner_.Handle(request); }
+  int heads() const { return heads_.load(); }
+
+ private:
+  RequestHandler& inner_;
+  std::atomic<int> heads_{0};
+};
+
 class ConsoleServerTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -144,8 +164,9 @@ class ConsoleServerTest : public testing::Test {
     api_ = std::make_unique<ConsoleApi>(*tokens_, *store_, clock_, log_);
   }
 
-  void StartServer() {
-    auto server = CreateServer(options_, *api_, log_);
+  // Serves with `handler` (default: the ConsoleApi).
+  void StartServer(RequestHandler* handler = nullptr) {
+    auto server = CreateServer(options_, handler != nullptr ? *handler : *api_, log_);
     ASSERT_TRUE(server.ok()) << server.error();
     server_ = std::move(server.value());
     ASSERT_NE(server_->port(), 0);
@@ -306,7 +327,8 @@ TEST_F(ConsoleServerTest, StopClosesIdleKeepAliveConnectionsPromptly) {
 }
 
 TEST_F(ConsoleServerTest, StopLetsAPartlyReceivedRequestFinish) {
-  StartServer();
+  HeadCountingHandler handler(*api_);
+  StartServer(&handler);
   TestClient client(server_->port());
   const std::string body = OneAlertBatch("node-1", "node-1:e:9");
   const std::string head =
@@ -323,8 +345,9 @@ TEST_F(ConsoleServerTest, StopLetsAPartlyReceivedRequestFinish) {
   ASSERT_FALSE(ec) << ec.message();
   asio::write(raw.socket(), asio::buffer(head), ec);
   ASSERT_FALSE(ec);
-  // Let the server parse the headers before the stop; the grace period (1.5 s) covers it.
-  std::this_thread::sleep_for(100ms);
+  // The server has read the headers when it shows them to the handler; then stop it.
+  ASSERT_TRUE(testutil::WaitFor([&] { return handler.heads() == 1; }, kClientTimeout,
+                                "the server to read the request headers"));
   server_->Stop();
   asio::write(raw.socket(), asio::buffer(body), ec);
   ASSERT_FALSE(ec);

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <utility>
 
 namespace edge::console {
 namespace {
@@ -154,6 +156,43 @@ TEST(TokenTable, MissingFileIsAnError) {
   auto table = TokenTable::Load("/nonexistent/dir/tokens.txt");
   ASSERT_FALSE(table.ok());
   EXPECT_NE(table.error().find("/nonexistent/dir/tokens.txt"), std::string::npos);
+}
+
+TEST(TokenTable, FindsEveryEntryOfALargeTableByTokenAndByNode) {
+  std::string text = "admin tok-admin-0123456789\n";
+  for (int i = 0; i < 2000; ++i) {
+    text += "node-" + std::to_string(i) + " tok-" + std::to_string(i) + "-0123456789";
+    text += i % 2 == 0 ? " site=s" + std::to_string(i) + "\n" : "\n";
+  }
+  auto table = TokenTable::Parse(text, "tokens.txt");
+  ASSERT_TRUE(table.ok()) << table.error();
+  // Moved, as Load and Result move it: the lookups must still find every entry.
+  const TokenTable moved = std::move(*table);
+  for (int i = 0; i < 2000; ++i) {
+    const std::string node = "node-" + std::to_string(i);
+    const auto who = moved.Authenticate("tok-" + std::to_string(i) + "-0123456789");
+    ASSERT_TRUE(who.has_value()) << node;
+    EXPECT_EQ(who->node, node);
+    EXPECT_FALSE(who->admin);
+    EXPECT_EQ(moved.LabelBindingOf(node) != nullptr, i % 2 == 0) << node;
+  }
+  EXPECT_TRUE(moved.Authenticate("tok-admin-0123456789")->admin);
+  EXPECT_FALSE(moved.Authenticate("tok-2000-0123456789").has_value());
+  EXPECT_EQ(moved.LabelBindingOf("node-2000"), nullptr);
+  EXPECT_TRUE(moved.has_admin());
+}
+
+TEST(TokenTable, RefusesARepeatedNodeOrTokenFarDownTheFile) {
+  std::string text;
+  for (int i = 0; i < 500; ++i) {
+    text += "node-" + std::to_string(i) + " tok-" + std::to_string(i) + "-0123456789\n";
+  }
+  auto node_again = TokenTable::Parse(text + "node-7 tok-new-0123456789\n", "tokens.txt");
+  ASSERT_FALSE(node_again.ok());
+  EXPECT_EQ(node_again.error(), "tokens.txt:501: node 'node-7' listed twice");
+  auto token_again = TokenTable::Parse(text + "node-new tok-7-0123456789\n", "tokens.txt");
+  ASSERT_FALSE(token_again.ok());
+  EXPECT_EQ(token_again.error(), "tokens.txt:501: token already used by node 'node-7'");
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 namespace edge::rules {
 namespace {
 
+using ::testing::EndsWith;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -119,6 +120,20 @@ TEST(ParseKindsError, UnknownKeyNamesTheKindsKeys) {
               StartsWith("p.yaml:6:5: unknown key 'clear' in range rule"));
   EXPECT_THAT(Err(OneRule("    kind: zscore\n    window: 1m\n    max: 0\n")),
               StartsWith("p.yaml:6:5: unknown key 'max' in zscore rule"));
+}
+
+TEST(ParseKindsError, UnknownKeyListsEveryKeyOfTheKindInOrder) {
+  const std::string common = "(expected id, match, kind, severity, cooldown, ";
+  EXPECT_THAT(Err(OneRule("    kind: threshold\n    above: 1\n    x: 1\n")),
+              EndsWith(common + "above, below, clear, for)"));
+  EXPECT_THAT(Err(OneRule("    kind: zscore\n    window: 1m\n    x: 1\n")),
+              EndsWith(common + "window, alpha, half_life, z, min_samples, for)"));
+  EXPECT_THAT(Err(OneRule("    kind: stale\n    after: 1m\n    x: 1\n")),
+              EndsWith(common + "after)"));
+  EXPECT_THAT(Err(OneRule("    kind: flatline\n    window: 1m\n    x: 1\n")),
+              EndsWith(common + "window, epsilon)"));
+  EXPECT_THAT(Err(OneRule("    kind: range\n    max: 1\n    x: 1\n")),
+              EndsWith(common + "min, max, for)"));
 }
 
 TEST(ParseKindsError, RateNeedsWindowAndMaxRate) {

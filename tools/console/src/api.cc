@@ -71,9 +71,8 @@ HeadVerdict ConsoleApi::CheckHead(const HttpRequest& head) {
   }
   verdict.needs_token = true;
   const bool dashboard = path == "/";
-  if (!tokens_.Authenticate(ExtractToken(head.authorization, dashboard))) {
-    verdict.refusal = Unauthorized(dashboard);
-  }
+  verdict.principal = tokens_.Authenticate(ExtractToken(head.authorization, dashboard));
+  if (!verdict.principal) verdict.refusal = Unauthorized(dashboard);
   return verdict;
 }
 

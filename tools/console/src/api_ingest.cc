@@ -94,38 +94,47 @@ HttpResponse AckResponse(const StoreOutcome& outcome) {
 
 }  // namespace
 
-HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
-  auto auth = Authorize(tokens_, request, /*admin=*/false, "batches need a node token");
+template <typename T>
+std::variant<ConsoleApi::Upload<T>, HttpResponse> ConsoleApi::ReadUpload(
+    const HttpRequest& request, std::string_view forbidden, const char* rejected,
+    Result<T> (*parse)(std::string_view)) {
+  auto auth = Authorize(tokens_, request, /*admin=*/false, forbidden);
   if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
-  const Principal* principal = &std::get<Principal>(auth);
+  Principal& principal = std::get<Principal>(auth);
 
   std::string decoded;
   const std::string* body = nullptr;
   if (auto error = DecodeBody(request, &decoded, &body)) return *error;
-
-  Result<Batch> batch = ParseBatch(*body);
-  if (!batch) {
-    log_.Write(LogLevel::kWarn, "batch rejected",
-               {{"node", principal->node}, {"status", int64_t{400}}, {"error", batch.error()}});
-    return ErrorResponse(400, batch.error());
+  Result<T> parsed = parse(*body);
+  if (!parsed) {
+    log_.Write(LogLevel::kWarn, rejected,
+               {{"node", principal.node}, {"status", int64_t{400}}, {"error", parsed.error()}});
+    return ErrorResponse(400, parsed.error());
   }
-  if (batch->node != principal->node) {
+  return Upload<T>{std::move(principal), std::move(*parsed)};
+}
+
+HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
+  auto upload = ReadUpload(request, "batches need a node token", "batch rejected", &ParseBatch);
+  if (auto* refusal = std::get_if<HttpResponse>(&upload)) return std::move(*refusal);
+  const auto& [principal, batch] = std::get<Upload<Batch>>(upload);
+  if (batch.node != principal.node) {
     log_.Write(LogLevel::kWarn, "batch rejected",
-               {{"node", principal->node}, {"status", int64_t{403}}, {"batch_node", batch->node}});
+               {{"node", principal.node}, {"status", int64_t{403}}, {"batch_node", batch.node}});
     return ErrorResponse(403, "batch node differs from the token's node");
   }
 
-  Result<StoreOutcome> outcome = store_.StoreBatch(*batch, clock_.WallMs());
+  Result<StoreOutcome> outcome = store_.StoreBatch(batch, clock_.WallMs());
   if (!outcome) {
     log_.Write(LogLevel::kError, "storing batch failed",
-               {{"node", batch->node}, {"error", outcome.error()}});
+               {{"node", batch.node}, {"error", outcome.error()}});
     return ErrorResponse(503, "store unavailable, retry later");
   }
   if (outcome->over_quota) {
     // 429 with Retry-After: the agent keeps the rows and retries after the delay; a 413 or
     // 400 would make it shrink the batch and dead-letter rows that are not at fault.
     log_.Write(LogLevel::kWarn, "batch refused: node storage quota reached",
-               {{"node", batch->node}, {"stored_bytes", outcome->node_bytes}});
+               {{"node", batch.node}, {"stored_bytes", outcome->node_bytes}});
     HttpResponse r = ErrorResponse(429, "node storage quota reached, retry later");
     r.headers.emplace_back("Retry-After", std::to_string(options_.quota_retry_after_s));
     return r;
@@ -136,14 +145,14 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
   if (!live) {
     log_.Write(
         LogLevel::kInfo, "alerts stored",
-        {{"node", batch->node}, {"alerts", static_cast<int64_t>(outcome->new_alert_items.size())}});
+        {{"node", batch.node}, {"alerts", static_cast<int64_t>(outcome->new_alert_items.size())}});
   }
   const LogLevel alert_level = live ? LogLevel::kInfo : LogLevel::kDebug;
   if (log_.Enabled(alert_level)) {
     for (size_t index : outcome->new_alert_items) {
-      const BatchItem& item = batch->items[index];
+      const BatchItem& item = batch.items[index];
       log_.Write(alert_level, "alert stored",
-                 {{"node", batch->node},
+                 {{"node", batch.node},
                   {"rule", item.alert->rule},
                   {"sensor", item.alert->sensor},
                   {"severity", item.alert->severity},
@@ -152,10 +161,9 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
                   {"id", item.id}});
     }
   }
-  log_.Write(LogLevel::kDebug, "batch stored",
-             {{"node", batch->node},
-              {"accepted", outcome->accepted},
-              {"duplicates", outcome->duplicates}});
+  log_.Write(
+      LogLevel::kDebug, "batch stored",
+      {{"node", batch.node}, {"accepted", outcome->accepted}, {"duplicates", outcome->duplicates}});
   const int64_t new_alerts = static_cast<int64_t>(outcome->new_alert_items.size());
   items_["alert|stored"] += new_alerts;
   items_["rollup|stored"] += outcome->new_rollups;
@@ -191,37 +199,26 @@ std::optional<HttpResponse> ConsoleApi::DecodeBody(const HttpRequest& request, s
 }
 
 HttpResponse ConsoleApi::PostStatus(const HttpRequest& request) {
-  auto auth = Authorize(tokens_, request, /*admin=*/false, "status reports need a node token");
-  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
-  const Principal* principal = &std::get<Principal>(auth);
-
-  std::string decoded;
-  const std::string* body = nullptr;
-  if (auto error = DecodeBody(request, &decoded, &body)) return *error;
-
-  Result<StatusReport> report = ParseStatusReport(*body);
-  if (!report) {
-    log_.Write(LogLevel::kWarn, "status rejected",
-               {{"node", principal->node}, {"status", int64_t{400}}, {"error", report.error()}});
-    return ErrorResponse(400, report.error());
-  }
-  if (report->status_json.size() > kMaxStatusBytes) {
+  auto upload = ReadUpload(request, "status reports need a node token", "status rejected",
+                           &ParseStatusReport);
+  if (auto* refusal = std::get_if<HttpResponse>(&upload)) return std::move(*refusal);
+  const auto& [principal, report] = std::get<Upload<StatusReport>>(upload);
+  if (report.status_json.size() > kMaxStatusBytes) {
     return ErrorResponse(413,
                          "status object larger than " + std::to_string(kMaxStatusBytes) + " bytes");
   }
-  if (report->node != principal->node) {
-    log_.Write(
-        LogLevel::kWarn, "status rejected",
-        {{"node", principal->node}, {"status", int64_t{403}}, {"report_node", report->node}});
+  if (report.node != principal.node) {
+    log_.Write(LogLevel::kWarn, "status rejected",
+               {{"node", principal.node}, {"status", int64_t{403}}, {"report_node", report.node}});
     return ErrorResponse(403, "status node differs from the token's node");
   }
   const int64_t now = clock_.WallMs();
-  if (Status s = store_.StoreStatus(report->node, now, report->status_json); !s) {
+  if (Status s = store_.StoreStatus(report.node, now, report.status_json); !s) {
     log_.Write(LogLevel::kError, "storing status failed",
-               {{"node", report->node}, {"error", s.message()}});
+               {{"node", report.node}, {"error", s.message()}});
     return ErrorResponse(503, "store unavailable, retry later");
   }
-  log_.Write(LogLevel::kDebug, "status stored", {{"node", report->node}});
+  log_.Write(LogLevel::kDebug, "status stored", {{"node", report.node}});
   return JsonResponse(200, json{{"stored", true}, {"received_ms", now}});
 }
 

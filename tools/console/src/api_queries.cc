@@ -25,14 +25,14 @@ using nlohmann::json;
 using edge::ParseInt64;
 using edge::ParseQuery;
 
-// The filters the list endpoints share: `node`, `since` (ms) and `limit` (capped at
-// max_limit). Fills `q` and returns the parsed parameters for endpoint-specific keys, or
-// the 400 to send.
-template <typename Query>
-std::variant<std::map<std::string, std::string>, HttpResponse> ReadListQuery(std::string_view query,
-                                                                             int64_t default_limit,
-                                                                             int64_t max_limit,
-                                                                             Query& q) {
+// An admin's list request (GET /v1/alerts, /v1/rollups): refused as RefuseUnlessAdmin
+// refuses it (`forbidden`: the 403 text), else the filters the list endpoints share read from
+// `query`: `node`, `since` (ms) and `limit` (capped at max_limit). Fills `q` and returns the
+// parsed parameters for endpoint-specific keys, or the 401, 403 or 400 to send.
+std::variant<std::map<std::string, std::string>, HttpResponse> ReadListRequest(
+    const TokenTable& tokens, const HttpRequest& request, std::string_view forbidden,
+    std::string_view query, int64_t default_limit, int64_t max_limit, ListQuery& q) {
+  if (auto refusal = RefuseUnlessAdmin(tokens, request, forbidden)) return std::move(*refusal);
   auto params = ParseQuery(query);
   if (!params) return ErrorResponse(400, "malformed query string");
   q.limit = default_limit;
@@ -148,20 +148,15 @@ std::string HumanSeconds(const std::string& digits) {
 }  // namespace
 
 HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view query) {
-  auto auth = Authorize(tokens_, request, /*admin=*/true, "rollups need the admin token");
-  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
-
   RollupQuery q;
-  auto params = ReadListQuery(query, options_.default_rollup_limit, options_.max_rollup_limit, q);
+  auto params = ReadListRequest(tokens_, request, "rollups need the admin token", query,
+                                options_.default_rollup_limit, options_.max_rollup_limit, q);
   if (auto* bad = std::get_if<HttpResponse>(&params)) return std::move(*bad);
   const auto& extra = std::get<std::map<std::string, std::string>>(params);
   if (const auto it = extra.find("sensor"); it != extra.end()) q.sensor = it->second;
 
   Result<std::vector<StoredRollup>> rollups = store_.Rollups(q);
-  if (!rollups) {
-    log_.Write(LogLevel::kError, "querying rollups failed", {{"error", rollups.error()}});
-    return ErrorResponse(503, "store unavailable, retry later");
-  }
+  if (!rollups) return StoreUnavailable("querying rollups failed", rollups.error());
   json out = json::array();
   for (const StoredRollup& r : *rollups) {
     out.push_back(json{{"id", r.id},
@@ -180,18 +175,13 @@ HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view
 }
 
 HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view query) {
-  auto auth = Authorize(tokens_, request, /*admin=*/true, "alerts need the admin token");
-  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
-
   AlertQuery q;
-  auto params = ReadListQuery(query, options_.default_alert_limit, options_.max_alert_limit, q);
+  auto params = ReadListRequest(tokens_, request, "alerts need the admin token", query,
+                                options_.default_alert_limit, options_.max_alert_limit, q);
   if (auto* bad = std::get_if<HttpResponse>(&params)) return std::move(*bad);
 
   Result<std::vector<StoredAlert>> alerts = store_.Alerts(q);
-  if (!alerts) {
-    log_.Write(LogLevel::kError, "querying alerts failed", {{"error", alerts.error()}});
-    return ErrorResponse(503, "store unavailable, retry later");
-  }
+  if (!alerts) return StoreUnavailable("querying alerts failed", alerts.error());
   json out = json::array();
   for (const StoredAlert& a : *alerts) {
     json element = json::parse(a.payload_json, nullptr, /*allow_exceptions=*/false);
@@ -234,14 +224,16 @@ Result<std::vector<NodeActivity>> ConsoleApi::FleetView() {
   return fleet;
 }
 
+HttpResponse ConsoleApi::StoreUnavailable(const char* failed, const std::string& error) {
+  log_.Write(LogLevel::kError, failed, {{"error", error}});
+  return ErrorResponse(503, "store unavailable, retry later");
+}
+
 HttpResponse ConsoleApi::GetNodes(const HttpRequest& request) {
-  auto auth = Authorize(tokens_, request, /*admin=*/true, "nodes need the admin token");
-  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
+  if (auto refusal = RefuseUnlessAdmin(tokens_, request, "nodes need the admin token"))
+    return std::move(*refusal);
   Result<std::vector<NodeActivity>> fleet = FleetView();
-  if (!fleet) {
-    log_.Write(LogLevel::kError, "querying nodes failed", {{"error", fleet.error()}});
-    return ErrorResponse(503, "store unavailable, retry later");
-  }
+  if (!fleet) return StoreUnavailable("querying nodes failed", fleet.error());
   json out = json::array();
   for (const NodeActivity& a : *fleet) {
     json status = nullptr;
@@ -262,15 +254,14 @@ HttpResponse ConsoleApi::GetNodes(const HttpRequest& request) {
 }
 
 HttpResponse ConsoleApi::GetDashboard(const HttpRequest& request) {
-  auto auth = Authorize(tokens_, request, /*admin=*/true, "the dashboard needs the admin token",
-                        /*basic=*/true);
-  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
+  if (auto refusal = RefuseUnlessAdmin(tokens_, request, "the dashboard needs the admin token",
+                                       /*basic=*/true)) {
+    return std::move(*refusal);
+  }
   Result<std::vector<NodeActivity>> fleet = FleetView();
   Result<std::vector<StoredAlert>> alerts = store_.LatestAlerts(options_.dashboard_alerts);
   if (!fleet || !alerts) {
-    log_.Write(LogLevel::kError, "rendering dashboard failed",
-               {{"error", fleet ? alerts.error() : fleet.error()}});
-    return ErrorResponse(503, "store unavailable, retry later");
+    return StoreUnavailable("rendering dashboard failed", fleet ? alerts.error() : fleet.error());
   }
 
   std::string html;

@@ -69,14 +69,26 @@ std::string ExtractToken(std::string_view authorization, bool allow_basic) {
   return {};
 }
 
+std::optional<Principal> Authenticated(const TokenTable& tokens, const HttpRequest& request,
+                                       bool allow_basic) {
+  if (request.principal) return request.principal;
+  return tokens.Authenticate(ExtractToken(request.authorization, allow_basic));
+}
+
 std::variant<Principal, HttpResponse> Authorize(const TokenTable& tokens,
                                                 const HttpRequest& request, bool admin,
                                                 std::string_view forbidden, bool basic) {
-  std::optional<Principal> principal =
-      tokens.Authenticate(ExtractToken(request.authorization, basic));
+  std::optional<Principal> principal = Authenticated(tokens, request, basic);
   if (!principal) return Unauthorized(basic);
   if (principal->admin != admin) return ErrorResponse(403, forbidden);
   return std::move(*principal);
+}
+
+std::optional<HttpResponse> RefuseUnlessAdmin(const TokenTable& tokens, const HttpRequest& request,
+                                              std::string_view forbidden, bool basic) {
+  auto auth = Authorize(tokens, request, /*admin=*/true, forbidden, basic);
+  if (auto* refusal = std::get_if<HttpResponse>(&auth)) return std::move(*refusal);
+  return std::nullopt;
 }
 
 }  // namespace edge::console

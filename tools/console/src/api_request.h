@@ -31,12 +31,22 @@ HttpResponse MethodNotAllowed(std::string_view allow);
 // "Basic base64(USER:TOKEN)" (what a browser sends for the dashboard); "" if there is none.
 std::string ExtractToken(std::string_view authorization, bool allow_basic);
 
-// Who `request`'s token speaks for, when its role is the one the route needs (`admin`); else
-// the reply refusing it: 401 without a known token (a Basic challenge and Basic credentials
-// accepted with `basic`, for the dashboard), 403 with `forbidden` for the other role.
+// Who `request`'s token speaks for: the principal the head check found
+// (HttpRequest::principal), else a lookup of its token (ExtractToken); nullopt for none.
+std::optional<Principal> Authenticated(const TokenTable& tokens, const HttpRequest& request,
+                                       bool allow_basic);
+
+// Who `request`'s token speaks for (Authenticated), when its role is the one the route needs
+// (`admin`); else the reply refusing it: 401 without a known token (a Basic challenge and Basic
+// credentials accepted with `basic`, for the dashboard), 403 with `forbidden` for the other role.
 std::variant<Principal, HttpResponse> Authorize(const TokenTable& tokens,
                                                 const HttpRequest& request, bool admin,
                                                 std::string_view forbidden, bool basic = false);
+
+// For a route only the admin token may use: nullopt when `request`'s token is the admin's,
+// else the reply refusing it, as Authorize gives it.
+std::optional<HttpResponse> RefuseUnlessAdmin(const TokenTable& tokens, const HttpRequest& request,
+                                              std::string_view forbidden, bool basic = false);
 
 // Lenient base64 as the console has always read Basic credentials: the text before the
 // first '=' (the rest is ignored), padding optional, a last character that completes no

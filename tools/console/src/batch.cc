@@ -1,17 +1,18 @@
 #include "edge/console/batch.h"
 
+#include <algorithm>
 #include <boost/json/basic_parser_impl.hpp>
 #include <boost/json/src.hpp>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <functional>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "batch_compact.h"
 #include "edge/wire/fields.h"
 
 namespace edge::console {
@@ -56,8 +57,8 @@ bool NestingWithin(std::string_view text, size_t max_depth) {
 // input, a number that overflows a double is rejected. The handler records only the members
 // the protocol checks, numbers as their literal text (converted only where a field is
 // read); like a DOM, it keeps the last of repeated keys. Each payload object is written out
-// again compactly as it streams past. The checks then run on those records in a fixed
-// order, so each malformed body gets one answer.
+// again compactly as it streams past (CompactWriter, batch_compact.h). The checks then run
+// on those records in a fixed order, so each malformed body gets one answer.
 
 enum class Type : uint8_t { kMissing, kNull, kBool, kString, kNumber, kArray, kObject };
 
@@ -86,41 +87,11 @@ struct RawBatch {
   std::vector<RawItem> elements;  // of `items` when it is an array
 };
 
-// Appends `s` as a JSON string, escaped as nlohmann's dump() escapes it.
-void AppendQuoted(std::string_view s, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  static constexpr std::string_view kShort = "\"\\\b\f\n\r\t";  // escaped as \ and a letter
-  static constexpr std::string_view kLetter = "\"\\bfnrt";
-  const auto plain = [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return c >= 0x20 && c != '"' && c != '\\';
-  };
-  out->push_back('"');
-  size_t i = 0;
-  while (true) {
-    size_t run = i;
-    while (run < s.size() && plain(s[run])) ++run;
-    out->append(s.data() + i, run - i);
-    if (run == s.size()) break;
-    const char ch = s[run];
-    i = run + 1;
-    out->push_back('\\');
-    if (const size_t k = kShort.find(ch); k != std::string_view::npos) {
-      out->push_back(kLetter[k]);
-    } else {
-      out->append("u00");
-      out->push_back(kHex[static_cast<unsigned char>(ch) >> 4]);
-      out->push_back(kHex[ch & 0xF]);
-    }
-  }
-  out->push_back('"');
-}
-
 // Records a batch from the parse events, in document order.
 class BatchRecorder {
  public:
-  // `body` is the text being parsed: strings handed over as slices of it had no escapes.
-  BatchRecorder(RawBatch* out, std::string_view body) : out_(out), body_(body) {
+  // `body` is the text being parsed (see CompactWriter).
+  BatchRecorder(RawBatch* out, std::string_view body) : out_(out), writer_(body) {
     frames_.reserve(kMaxJsonDepth);
   }
 
@@ -130,12 +101,11 @@ class BatchRecorder {
       target->type = type;
       target->text.assign(text);
     }
-    if (compact_ == nullptr) return;
-    Separate();
+    if (!writer_.writing()) return;
     if (type == Type::kString) {
-      AppendString(text);
+      writer_.String(text);
     } else {
-      compact_->append(text);
+      writer_.Literal(text);
     }
   }
 
@@ -154,49 +124,37 @@ class BatchRecorder {
       } else if (type == Type::kObject && frames_.back().context == Context::kItem &&
                  target == &out_->elements.back().payload.self) {
         context = Context::kPayload;
-        compact_ = &out_->elements.back().payload.compact;
-        compact_->clear();
-        compact_->reserve(kPayloadReserve);
-        payload_frame_ = frames_.size();
+        writer_.Begin(&out_->elements.back().payload.compact, payload_open_);
       }
     }
-    if (compact_ != nullptr) {
-      if (context != Context::kPayload) Separate();
-      compact_->push_back(type == Type::kObject ? '{' : '[');
+    if (context != Context::kPayload && writer_.writing()) {
+      writer_.Open(type == Type::kObject ? '{' : '[');
     }
     frames_.push_back(Frame{context, nullptr});
   }
 
   void Close(char bracket) {
-    if (compact_ != nullptr) {
-      compact_->push_back(bracket);
-      if (frames_.size() - 1 == payload_frame_) compact_ = nullptr;
-    }
+    if (writer_.writing()) writer_.Close(bracket);
     frames_.pop_back();
   }
 
   void Key(std::string_view k) {
     Frame& frame = frames_.back();
-    if (compact_ != nullptr) {
-      Separate();
-      AppendString(k);
-      compact_->push_back(':');
-    }
+    if (writer_.writing()) writer_.Key(k);
     frame.slot = nullptr;
     switch (frame.context) {
       case Context::kTop:
-        if (k == wire::kNode) frame.slot = &out_->node;
-        if (k == wire::kSentMs) frame.slot = &out_->sent_ms;
-        if (k == wire::kItems) frame.slot = &out_->items;
+        frame.slot = Field(kTopFields, out_, k);
         break;
       case Context::kItem: {
         RawItem& item = out_->elements.back();
-        if (k == wire::item::kId) frame.slot = &item.id;
-        if (k == wire::item::kKind) frame.slot = &item.kind;
-        if (k == wire::item::kCreatedMs) frame.slot = &item.created_ms;
-        if (k == wire::item::kPayload) {
-          item.payload = RawPayload();
+        if (k == kPayloadKey) {
+          // A repeated key: the last one counts.
+          if (item.payload.self.type != Type::kMissing) item.payload = RawPayload();
           frame.slot = &item.payload.self;
+          payload_open_ = writer_.ObjectAfterKey(k);
+        } else {
+          frame.slot = Field(kItemFields, &item, k);
         }
         break;
       }
@@ -217,24 +175,54 @@ class BatchRecorder {
     Value* slot = nullptr;  // objects: where the current member's value goes (null: nowhere)
   };
 
+  // The members recorded, by name (std::string_view: compared by size first).
+  template <typename T>
+  using Fields = std::pair<std::string_view, Value T::*>;
+  static constexpr std::string_view kPayloadKey = wire::item::kPayload;
+  static constexpr Fields<RawBatch> kTopFields[] = {
+      {wire::kNode, &RawBatch::node},
+      {wire::kSentMs, &RawBatch::sent_ms},
+      {wire::kItems, &RawBatch::items},
+  };
+  static constexpr Fields<RawItem> kItemFields[] = {
+      {wire::item::kId, &RawItem::id},
+      {wire::item::kKind, &RawItem::kind},
+      {wire::item::kCreatedMs, &RawItem::created_ms},
+  };
+
+  // Payload members, the most keys of a batch: told apart by length first (the batch tests
+  // read every one of these fields, so a name of another length would show there).
   static Value* PayloadField(RawPayload* p, std::string_view key) {
-    static constexpr std::pair<const char*, Value RawPayload::*> kFields[] = {
-        {wire::kNode, &RawPayload::node},
-        {wire::alert::kRule, &RawPayload::rule},
-        {wire::alert::kSensor, &RawPayload::sensor},
-        {wire::alert::kSeverity, &RawPayload::severity},
-        {wire::alert::kState, &RawPayload::state},
-        {wire::alert::kTsMs, &RawPayload::ts_ms},
-        {wire::rollup::kStartMs, &RawPayload::start_ms},
-        {wire::rollup::kEndMs, &RawPayload::end_ms},
-        {wire::rollup::kCount, &RawPayload::count},
-        {wire::rollup::kMin, &RawPayload::min},
-        {wire::rollup::kMax, &RawPayload::max},
-        {wire::rollup::kMean, &RawPayload::mean},
-        {wire::rollup::kLast, &RawPayload::last},
-    };
-    for (const auto& [name, field] : kFields) {
-      if (key == name) return &(p->*field);
+    namespace alert = wire::alert;
+    namespace rollup = wire::rollup;
+    switch (key.size()) {
+      case 3:
+        if (key == rollup::kMin) return &p->min;
+        return key == rollup::kMax ? &p->max : nullptr;
+      case 4:
+        if (key == wire::kNode) return &p->node;
+        if (key == alert::kRule) return &p->rule;
+        if (key == rollup::kMean) return &p->mean;
+        return key == rollup::kLast ? &p->last : nullptr;
+      case 5:
+        if (key == alert::kState) return &p->state;
+        if (key == alert::kTsMs) return &p->ts_ms;
+        return key == rollup::kCount ? &p->count : nullptr;
+      case 6:
+        if (key == alert::kSensor) return &p->sensor;
+        return key == rollup::kEndMs ? &p->end_ms : nullptr;
+      case 8:
+        if (key == alert::kSeverity) return &p->severity;
+        return key == rollup::kStartMs ? &p->start_ms : nullptr;
+      default:
+        return nullptr;
+    }
+  }
+
+  template <typename T, size_t N>
+  static Value* Field(const Fields<T> (&fields)[N], T* record, std::string_view key) {
+    for (const auto& [name, field] : fields) {
+      if (key == name) return &(record->*field);
     }
     return nullptr;
   }
@@ -247,34 +235,10 @@ class BatchRecorder {
     return frame.context == Context::kOther ? nullptr : frame.slot;
   }
 
-  // A string or key handed over whole as a slice of the body, between its quotes, had no
-  // escapes and needs none: it is copied with its quotes. Any other is escaped again.
-  void AppendString(std::string_view text) {
-    const std::less<const char*> before;
-    const char* first = text.data() - 1;
-    const char* last = text.data() + text.size();
-    if (!before(first, body_.data()) && before(last, body_.data() + body_.size()) &&
-        *first == '"' && *last == '"') {
-      compact_->append(first, text.size() + 2);
-    } else {
-      AppendQuoted(text, compact_);
-    }
-  }
-
-  // A comma before a member or element that is not the first of its container.
-  void Separate() {
-    const char last = compact_->back();
-    if (last != '{' && last != '[' && last != ':') compact_->push_back(',');
-  }
-
-  // Room for a typical payload, so that writing it out seldom grows the string.
-  static constexpr size_t kPayloadReserve = 512;
-
   RawBatch* out_;
-  std::string_view body_;
-  std::vector<Frame> frames_;       // the open objects and arrays, outermost first
-  std::string* compact_ = nullptr;  // while inside a payload: its compact text
-  size_t payload_frame_ = 0;        // the payload object's index in frames_
+  CompactWriter writer_;                // while inside a payload: writes it out compactly
+  std::vector<Frame> frames_;           // the open objects and arrays, outermost first
+  const char* payload_open_ = nullptr;  // the last "payload" key's object in the body, if any
 };
 
 // The handler boost::json::basic_parser calls. Strings, keys and numbers may arrive in
@@ -423,6 +387,12 @@ Status ReadString(Value& raw, const char* key, const Where& where, size_t max_by
   return Status::Ok();
 }
 
+// A JSON number literal without a fraction or exponent.
+bool IsIntegerLiteral(std::string_view literal) {
+  return std::none_of(literal.begin(), literal.end(),
+                      [](char c) { return c == '.' || c == 'e' || c == 'E'; });
+}
+
 // The field must be an integer that fits int64_t. As in nlohmann's DOM, a literal with a
 // fraction or exponent, or an integer beyond uint64_t (or below int64_t) is a float and not
 // an integer; one between int64_t's maximum and uint64_t's is out of range.
@@ -431,7 +401,7 @@ Status ReadInt64(const Value& raw, const char* key, const Where& where, int64_t*
   const auto not_integer = [&] { return FieldError(where, key, "must be an integer"); };
   if (raw.type != Type::kNumber) return not_integer();
   const std::string_view text = raw.text;
-  if (text.find_first_of(".eE") != std::string_view::npos) return not_integer();
+  if (!IsIntegerLiteral(text)) return not_integer();
   const char* first = text.data();
   const char* last = text.data() + text.size();
   if (text.front() == '-') {
@@ -458,7 +428,7 @@ Status ReadDouble(const Value& raw, const char* key, const Where& where, double*
   if (raw.type != Type::kNumber) return FieldError(where, key, "must be a number");
   const char* first = raw.text.data();
   const char* last = first + raw.text.size();
-  if (raw.text.find_first_of(".eE") == std::string_view::npos) {
+  if (IsIntegerLiteral(raw.text)) {
     // An integer literal the DOM held as an integer converts from it (so "-0" is 0.0).
     if (raw.text.front() == '-') {
       int64_t i = 0;

@@ -171,8 +171,7 @@ class BeastServer final : public Server {
   ServerMetrics own_metrics_;  // used when the caller gave none
   ServerMetrics& metrics_;
   RefusalLog refusal_log_;
-  AuthThrottle throttle_;                       // bounded by options_.auth_throttle.max_addresses
-  const std::vector<IpRange> trusted_proxies_;  // options_.trusted_proxies
+  AuthThrottle throttle_;  // bounded by options_.auth_throttle.max_addresses
   size_t request_connections_ = 0;
   // Request connections per ClientKey; entries are erased at zero, so it holds at most
   // max_connections entries.

@@ -11,19 +11,6 @@
 
 namespace edge::console {
 namespace internal {
-namespace {
-
-// Entries that do not parse are skipped (main checks them before the server starts).
-std::vector<IpRange> TrustedProxyRanges(const std::vector<std::string>& texts) {
-  std::vector<IpRange> ranges;
-  for (const std::string& text : texts) {
-    if (auto range = ParseIpRange(text)) ranges.push_back(*range);
-  }
-  return ranges;
-}
-
-}  // namespace
-
 void RefusalLog::Write(std::string_view reason, std::string_view message, LogFields fields) {
   State& state = states_[std::string(reason)];
   const int64_t now = SteadyMs();
@@ -47,7 +34,6 @@ BeastServer::BeastServer(const ServerOptions& options, RequestHandler& handler, 
       metrics_(metrics != nullptr ? *metrics : own_metrics_),
       refusal_log_(log),
       throttle_(options.auth_throttle),
-      trusted_proxies_(TrustedProxyRanges(options.trusted_proxies)),
       acceptor_(ioc_),
       signals_(ioc_),
       grace_timer_(ioc_),
@@ -131,7 +117,7 @@ asio::awaitable<void> BeastServer::AcceptLoop() {
     const std::string peer_address = peer.address().to_string();
     std::string client = ClientKey(peer_address);
     const bool via_proxy =
-        std::any_of(trusted_proxies_.begin(), trusted_proxies_.end(),
+        std::any_of(options_.trusted_proxies.begin(), options_.trusted_proxies.end(),
                     [&](const IpRange& range) { return InRange(range, peer_address); });
     const auto held = per_address_.find(client);
     const size_t from_client = held == per_address_.end() ? 0 : held->second;

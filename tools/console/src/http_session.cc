@@ -132,6 +132,7 @@ asio::awaitable<void> BeastServer::ServeRequests(Connection& c) {
       verdict.needs_token = true;
     } else {
       verdict = handler_.CheckHead(in);
+      in.principal = std::move(verdict.principal);
     }
     if (verdict.needs_token) {
       if (const int64_t wait_ms = throttle_.BlockedForMs(who, SteadyMs()); wait_ms > 0) {

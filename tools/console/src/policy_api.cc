@@ -49,7 +49,7 @@ bool PolicyApi::Owns(std::string_view path) {
 }
 
 HttpResponse PolicyApi::Handle(const HttpRequest& request, std::string_view path) {
-  const auto principal = tokens_.Authenticate(BearerToken(request.authorization));
+  const auto principal = Authenticated(tokens_, request, /*allow_basic=*/false);
   if (path == kPolicyChannelPath) {
     HttpResponse r = ErrorResponse(426, "the policy channel needs a WebSocket upgrade");
     r.headers.emplace_back("Upgrade", "websocket");

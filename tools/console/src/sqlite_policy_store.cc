@@ -4,6 +4,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "edge/console/policy_store.h"
@@ -47,10 +48,52 @@ CREATE TABLE IF NOT EXISTS policy_status (
 );
 )sql";
 
+// The stored names of the rollout states; the first is what an unknown name reads as.
+constexpr std::pair<Rollout, const char*> kRolloutNames[] = {
+    {Rollout::kReleased, "released"}, {Rollout::kCanary, "canary"}, {Rollout::kHalted, "halted"}};
+
 Rollout ParseRollout(const std::string& text) {
-  if (text == "canary") return Rollout::kCanary;
-  if (text == "halted") return Rollout::kHalted;
+  for (const auto& [rollout, name] : kRolloutNames) {
+    if (text == name) return rollout;
+  }
   return Rollout::kReleased;
+}
+
+// The labels of a stored node (a JSON object of strings); entries that are not strings are
+// left out, and text that is not an object gives no labels.
+Labels ParseLabels(const std::string& text) {
+  Labels labels;
+  const auto parsed = nlohmann::json::parse(text, nullptr, false);
+  if (!parsed.is_object()) return labels;
+  for (const auto& [k, v] : parsed.items()) {
+    if (v.is_string()) labels[k] = v.get<std::string>();
+  }
+  return labels;
+}
+
+// The row readers, one per row type: each reads the columns its query selects, in order.
+PolicyVersion ReadVersion(sqlite3_stmt* stmt) {
+  PolicyVersion v;
+  std::string rollout;
+  ReadColumns(stmt, v.name, v.version, v.body, v.signature, v.selector, v.canary, v.canary_wait_s,
+              v.created_ms, rollout, v.seq);
+  v.rollout = ParseRollout(rollout);
+  return v;
+}
+
+PolicyNode ReadNode(sqlite3_stmt* stmt) {
+  PolicyNode n;
+  std::string labels;
+  ReadColumns(stmt, n.node, labels, n.updated_ms);
+  n.labels = ParseLabels(labels);
+  return n;
+}
+
+PolicyNodeStatus ReadStatus(sqlite3_stmt* stmt) {
+  PolicyNodeStatus st;
+  ReadColumns(stmt, st.name, st.node, st.applied_version, st.report_version, st.state, st.reason,
+              st.detail, st.updated_ms);
+  return st;
 }
 
 class SqlitePolicyStore final : public PolicyStore, private SqliteConnection {
@@ -72,195 +115,70 @@ class SqlitePolicyStore final : public PolicyStore, private SqliteConnection {
   }
 
   Status AddVersion(const PolicyVersion& v) override {
-    StmtPtr stmt;
-    if (Status s =
-            Prepare("INSERT INTO policy_versions (name, version, body, signature, selector, canary,"
-                    " canary_wait_s, created_ms, rollout, seq)"
-                    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    &stmt);
-        !s) {
-      return s;
-    }
-    const std::string rollout = RolloutName(v.rollout);
-    BindText(stmt.get(), 1, v.name);
-    sqlite3_bind_int64(stmt.get(), 2, v.version);
-    BindText(stmt.get(), 3, v.body);
-    BindText(stmt.get(), 4, v.signature);
-    BindText(stmt.get(), 5, v.selector);
-    BindText(stmt.get(), 6, v.canary);
-    sqlite3_bind_int64(stmt.get(), 7, v.canary_wait_s);
-    sqlite3_bind_int64(stmt.get(), 8, v.created_ms);
-    BindText(stmt.get(), 9, rollout);
-    sqlite3_bind_int64(stmt.get(), 10, v.seq);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) {
-      return DbError("storing " + v.name + " version " + std::to_string(v.version));
-    }
-    return Status::Ok();
+    return Run(
+        "INSERT INTO policy_versions (name, version, body, signature, selector, canary,"
+        " canary_wait_s, created_ms, rollout, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+        "?10)",
+        "storing " + v.name + " version " + std::to_string(v.version), v.name, v.version, v.body,
+        v.signature, v.selector, v.canary, v.canary_wait_s, v.created_ms, RolloutName(v.rollout),
+        v.seq);
   }
 
   Status SetSignature(const std::string& name, int64_t version, int64_t seq,
                       const std::string& signature) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "UPDATE policy_versions SET seq = ?3, signature = ?4 WHERE name = ?1 AND version = ?2",
-            &stmt);
-        !s) {
-      return s;
-    }
-    BindText(stmt.get(), 1, name);
-    sqlite3_bind_int64(stmt.get(), 2, version);
-    sqlite3_bind_int64(stmt.get(), 3, seq);
-    BindText(stmt.get(), 4, signature);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("signing again " + name);
-    return Status::Ok();
+    return Run(
+        "UPDATE policy_versions SET seq = ?3, signature = ?4 WHERE name = ?1 AND version = ?2",
+        "signing again " + name, name, version, seq, signature);
   }
 
   Status SetRollout(const std::string& name, int64_t version, Rollout rollout) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "UPDATE policy_versions SET rollout = ?3 WHERE name = ?1 AND version = ?2", &stmt);
-        !s) {
-      return s;
-    }
-    const std::string text = RolloutName(rollout);
-    BindText(stmt.get(), 1, name);
-    sqlite3_bind_int64(stmt.get(), 2, version);
-    BindText(stmt.get(), 3, text);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("updating rollout of " + name);
-    return Status::Ok();
+    return Run("UPDATE policy_versions SET rollout = ?3 WHERE name = ?1 AND version = ?2",
+               "updating rollout of " + name, name, version, RolloutName(rollout));
   }
 
   Result<std::vector<PolicyVersion>> Versions() override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "SELECT name, version, body, signature, selector, canary, canary_wait_s, created_ms,"
-            " rollout, seq FROM policy_versions ORDER BY name, version",
-            &stmt);
-        !s) {
-      return s;
-    }
-    std::vector<PolicyVersion> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      PolicyVersion v;
-      v.name = ColumnText(stmt.get(), 0);
-      v.version = sqlite3_column_int64(stmt.get(), 1);
-      v.body = ColumnText(stmt.get(), 2);
-      v.signature = ColumnText(stmt.get(), 3);
-      v.selector = ColumnText(stmt.get(), 4);
-      v.canary = ColumnText(stmt.get(), 5);
-      v.canary_wait_s = sqlite3_column_int64(stmt.get(), 6);
-      v.created_ms = sqlite3_column_int64(stmt.get(), 7);
-      v.rollout = ParseRollout(ColumnText(stmt.get(), 8));
-      v.seq = sqlite3_column_int64(stmt.get(), 9);
-      out.push_back(std::move(v));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading policy versions");
-    return out;
+    return QueryRows(
+        "SELECT name, version, body, signature, selector, canary, canary_wait_s, created_ms,"
+        " rollout, seq FROM policy_versions ORDER BY name, version",
+        "reading policy versions", ReadVersion);
   }
 
   Status PutNode(const PolicyNode& node) override {
-    StmtPtr stmt;
-    if (Status s = Prepare("INSERT INTO policy_nodes (node, labels, updated_ms) VALUES (?1, ?2, ?3)"
-                           " ON CONFLICT (node) DO UPDATE SET labels = excluded.labels,"
-                           " updated_ms = excluded.updated_ms",
-                           &stmt);
-        !s) {
-      return s;
-    }
     const std::string labels =
         nlohmann::json(node.labels).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    BindText(stmt.get(), 1, node.node);
-    BindText(stmt.get(), 2, labels);
-    sqlite3_bind_int64(stmt.get(), 3, node.updated_ms);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("storing node " + node.node);
-    return Status::Ok();
+    return Run(
+        "INSERT INTO policy_nodes (node, labels, updated_ms) VALUES (?1, ?2, ?3)"
+        " ON CONFLICT (node) DO UPDATE SET labels = excluded.labels,"
+        " updated_ms = excluded.updated_ms",
+        "storing node " + node.node, node.node, labels, node.updated_ms);
   }
 
   Result<std::vector<PolicyNode>> Nodes() override {
-    StmtPtr stmt;
-    if (Status s =
-            Prepare("SELECT node, labels, updated_ms FROM policy_nodes ORDER BY node", &stmt);
-        !s) {
-      return s;
-    }
-    std::vector<PolicyNode> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      PolicyNode n;
-      n.node = ColumnText(stmt.get(), 0);
-      const auto labels = nlohmann::json::parse(ColumnText(stmt.get(), 1), nullptr, false);
-      if (labels.is_object()) {
-        for (const auto& [k, v] : labels.items()) {
-          if (v.is_string()) n.labels[k] = v.get<std::string>();
-        }
-      }
-      n.updated_ms = sqlite3_column_int64(stmt.get(), 2);
-      out.push_back(std::move(n));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading policy nodes");
-    return out;
+    return QueryRows("SELECT node, labels, updated_ms FROM policy_nodes ORDER BY node",
+                     "reading policy nodes", ReadNode);
   }
 
   Status PutStatus(const PolicyNodeStatus& st) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "INSERT OR REPLACE INTO policy_status (name, node, applied_version, report_version,"
-            " state, reason, detail, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            &stmt);
-        !s) {
-      return s;
-    }
-    BindText(stmt.get(), 1, st.name);
-    BindText(stmt.get(), 2, st.node);
-    sqlite3_bind_int64(stmt.get(), 3, st.applied_version);
-    sqlite3_bind_int64(stmt.get(), 4, st.report_version);
-    BindText(stmt.get(), 5, st.state);
-    BindText(stmt.get(), 6, st.reason);
-    BindText(stmt.get(), 7, st.detail);
-    sqlite3_bind_int64(stmt.get(), 8, st.updated_ms);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("storing status of " + st.node);
-    return Status::Ok();
+    return Run(
+        "INSERT OR REPLACE INTO policy_status (name, node, applied_version, report_version,"
+        " state, reason, detail, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "storing status of " + st.node, st.name, st.node, st.applied_version, st.report_version,
+        st.state, st.reason, st.detail, st.updated_ms);
   }
 
   Result<std::vector<PolicyNodeStatus>> Statuses() override {
-    StmtPtr stmt;
-    if (Status s =
-            Prepare("SELECT name, node, applied_version, report_version, state, reason, detail,"
-                    " updated_ms FROM policy_status ORDER BY name, node",
-                    &stmt);
-        !s) {
-      return s;
-    }
-    std::vector<PolicyNodeStatus> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      PolicyNodeStatus st;
-      st.name = ColumnText(stmt.get(), 0);
-      st.node = ColumnText(stmt.get(), 1);
-      st.applied_version = sqlite3_column_int64(stmt.get(), 2);
-      st.report_version = sqlite3_column_int64(stmt.get(), 3);
-      st.state = ColumnText(stmt.get(), 4);
-      st.reason = ColumnText(stmt.get(), 5);
-      st.detail = ColumnText(stmt.get(), 6);
-      st.updated_ms = sqlite3_column_int64(stmt.get(), 7);
-      out.push_back(std::move(st));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading policy status");
-    return out;
+    return QueryRows(
+        "SELECT name, node, applied_version, report_version, state, reason, detail,"
+        " updated_ms FROM policy_status ORDER BY name, node",
+        "reading policy status", ReadStatus);
   }
 };
 
 }  // namespace
 
 const char* RolloutName(Rollout rollout) {
-  switch (rollout) {
-    case Rollout::kCanary:
-      return "canary";
-    case Rollout::kHalted:
-      return "halted";
-    case Rollout::kReleased:
-      break;
+  for (const auto& [listed, name] : kRolloutNames) {
+    if (listed == rollout) return name;
   }
   return "released";
 }

@@ -168,24 +168,13 @@ class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
     if (query.node) sql += " AND node = ?1";
     if (query.since_ms) sql += " AND ts_ms >= ?2";
     sql += " ORDER BY ts_ms, id LIMIT ?3";
-    StmtPtr stmt;
-    if (Status s = Prepare(sql, &stmt); !s) return s;
-    if (query.node) BindText(stmt.get(), 1, *query.node);
-    if (query.since_ms) sqlite3_bind_int64(stmt.get(), 2, *query.since_ms);
-    sqlite3_bind_int64(stmt.get(), 3, query.limit);
-    return ReadAlerts(stmt.get());
+    return QueryRows(sql, "reading alerts", ReadAlert, query.node, query.since_ms, query.limit);
   }
 
   Result<std::vector<StoredAlert>> LatestAlerts(int64_t limit) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(std::string(kAlertColumns) +
-                               "WHERE kind = 'alert' ORDER BY ts_ms DESC, id DESC LIMIT ?1",
-                           &stmt);
-        !s) {
-      return s;
-    }
-    sqlite3_bind_int64(stmt.get(), 1, limit);
-    return ReadAlerts(stmt.get());
+    return QueryRows(
+        std::string(kAlertColumns) + "WHERE kind = 'alert' ORDER BY ts_ms DESC, id DESC LIMIT ?1",
+        "reading alerts", ReadAlert, limit);
   }
 
   Result<std::vector<StoredRollup>> Rollups(const RollupQuery& query) override {
@@ -194,49 +183,17 @@ class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
     if (query.sensor) sql += " AND sensor = ?2";
     if (query.since_ms) sql += " AND start_ms >= ?3";
     sql += " ORDER BY start_ms, id LIMIT ?4";
-    StmtPtr stmt;
-    if (Status s = Prepare(sql, &stmt); !s) return s;
-    if (query.node) BindText(stmt.get(), 1, *query.node);
-    if (query.sensor) BindText(stmt.get(), 2, *query.sensor);
-    if (query.since_ms) sqlite3_bind_int64(stmt.get(), 3, *query.since_ms);
-    sqlite3_bind_int64(stmt.get(), 4, query.limit);
-    std::vector<StoredRollup> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt.get())) == SQLITE_ROW) {
-      StoredRollup r;
-      r.id = ColumnText(stmt.get(), 0);
-      r.received_ms = sqlite3_column_int64(stmt.get(), 1);
-      r.node = ColumnText(stmt.get(), 2);
-      r.fields.sensor = ColumnText(stmt.get(), 3);
-      r.fields.start_ms = sqlite3_column_int64(stmt.get(), 4);
-      r.fields.end_ms = sqlite3_column_int64(stmt.get(), 5);
-      r.fields.count = sqlite3_column_int64(stmt.get(), 6);
-      r.fields.min = sqlite3_column_double(stmt.get(), 7);
-      r.fields.max = sqlite3_column_double(stmt.get(), 8);
-      r.fields.mean = sqlite3_column_double(stmt.get(), 9);
-      r.fields.last = sqlite3_column_double(stmt.get(), 10);
-      out.push_back(std::move(r));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading rollups");
-    return out;
+    return QueryRows(sql, "reading rollups", ReadRollup, query.node, query.sensor, query.since_ms,
+                     query.limit);
   }
 
   Status StoreStatus(const std::string& node, int64_t received_ms,
                      const std::string& status_json) override {
-    StmtPtr stmt;
-    if (Status s = Prepare(
-            "INSERT INTO nodes (node, last_seen_ms, status, status_ms) VALUES (?1, ?2, ?3, ?2)"
-            " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
-            " status = excluded.status, status_ms = excluded.status_ms",
-            &stmt);
-        !s) {
-      return s;
-    }
-    BindText(stmt.get(), 1, node);
-    sqlite3_bind_int64(stmt.get(), 2, received_ms);
-    BindText(stmt.get(), 3, status_json);
-    if (sqlite3_step(stmt.get()) != SQLITE_DONE) return DbError("storing status of " + node);
-    return Status::Ok();
+    return Run(
+        "INSERT INTO nodes (node, last_seen_ms, status, status_ms) VALUES (?1, ?2, ?3, ?2)"
+        " ON CONFLICT (node) DO UPDATE SET last_seen_ms = excluded.last_seen_ms,"
+        " status = excluded.status, status_ms = excluded.status_ms",
+        "storing status of " + node, node, received_ms, status_json);
   }
 
   Result<std::vector<NodeActivity>> Activity() override {
@@ -310,18 +267,10 @@ class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
       }
       sqlite3_reset(stmt);
       sqlite3_clear_bindings(stmt);
-      BindText(stmt, 1, item.id);
-      BindText(stmt, 2, batch.node);
-      BindText(stmt, 3, item.kind);
-      sqlite3_bind_int64(stmt, 4, item.created_ms);
-      sqlite3_bind_int64(stmt, 5, received_ms);
-      BindText(stmt, 6, item.payload_json);
-      if (item.alert) {
-        BindText(stmt, 7, item.alert->rule);
-        BindText(stmt, 8, item.alert->sensor);
-        BindText(stmt, 9, item.alert->severity);
-        BindText(stmt, 10, item.alert->state);
-        sqlite3_bind_int64(stmt, 11, item.alert->ts_ms);
+      BindAll(stmt, item.id, batch.node, item.kind, item.created_ms, received_ms,
+              item.payload_json);
+      if (const auto& a = item.alert) {
+        BindFrom(stmt, 7, a->rule, a->sensor, a->severity, a->state, a->ts_ms);
       }
       const int rc = sqlite3_step(stmt);
       if (rc != SQLITE_DONE) return DbError("storing item " + item.id);
@@ -345,9 +294,7 @@ class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
 
     sqlite3_stmt* touch = touch_node_.get();
     sqlite3_reset(touch);
-    BindText(touch, 1, batch.node);
-    sqlite3_bind_int64(touch, 2, received_ms);
-    sqlite3_bind_int64(touch, 3, added);
+    BindAll(touch, batch.node, received_ms, added);
     const int rc = sqlite3_step(touch);
     sqlite3_reset(touch);
     if (rc != SQLITE_DONE) return DbError("updating node last_seen_ms");
@@ -360,18 +307,8 @@ class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
     const RollupFields& r = *item.rollup;
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
-    BindText(stmt, 1, item.id);
-    BindText(stmt, 2, node);
-    BindText(stmt, 3, r.sensor);
-    sqlite3_bind_int64(stmt, 4, r.start_ms);
-    sqlite3_bind_int64(stmt, 5, r.end_ms);
-    sqlite3_bind_int64(stmt, 6, r.count);
-    sqlite3_bind_double(stmt, 7, r.min);
-    sqlite3_bind_double(stmt, 8, r.max);
-    sqlite3_bind_double(stmt, 9, r.mean);
-    sqlite3_bind_double(stmt, 10, r.last);
-    sqlite3_bind_int64(stmt, 11, item.created_ms);
-    sqlite3_bind_int64(stmt, 12, received_ms);
+    BindAll(stmt, item.id, node, r.sensor, r.start_ms, r.end_ms, r.count, r.min, r.max, r.mean,
+            r.last, item.created_ms, received_ms);
     if (sqlite3_step(stmt) != SQLITE_DONE) return DbError("storing rollup " + item.id);
     const bool stored = sqlite3_changes(db_.get()) == 1;
     sqlite3_reset(stmt);
@@ -379,24 +316,19 @@ class SqliteConsoleStore final : public ConsoleStore, private SqliteConnection {
     return stored;
   }
 
-  Result<std::vector<StoredAlert>> ReadAlerts(sqlite3_stmt* stmt) {
-    std::vector<StoredAlert> out;
-    int rc;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-      StoredAlert a;
-      a.id = ColumnText(stmt, 0);
-      a.received_ms = sqlite3_column_int64(stmt, 1);
-      a.node = ColumnText(stmt, 2);
-      a.fields.rule = ColumnText(stmt, 3);
-      a.fields.sensor = ColumnText(stmt, 4);
-      a.fields.severity = ColumnText(stmt, 5);
-      a.fields.state = ColumnText(stmt, 6);
-      a.fields.ts_ms = sqlite3_column_int64(stmt, 7);
-      a.payload_json = ColumnText(stmt, 8);
-      out.push_back(std::move(a));
-    }
-    if (rc != SQLITE_DONE) return DbError("reading alerts");
-    return out;
+  static StoredAlert ReadAlert(sqlite3_stmt* stmt) {
+    StoredAlert a;
+    ReadColumns(stmt, a.id, a.received_ms, a.node, a.fields.rule, a.fields.sensor,
+                a.fields.severity, a.fields.state, a.fields.ts_ms, a.payload_json);
+    return a;
+  }
+
+  static StoredRollup ReadRollup(sqlite3_stmt* stmt) {
+    StoredRollup r;
+    ReadColumns(stmt, r.id, r.received_ms, r.node, r.fields.sensor, r.fields.start_ms,
+                r.fields.end_ms, r.fields.count, r.fields.min, r.fields.max, r.fields.mean,
+                r.fields.last);
+    return r;
   }
 
   // Statements are members of this class, destroyed before the connection it derives from.

@@ -98,42 +98,57 @@ Result<TokenTable> TokenTable::Parse(std::string_view text, std::string_view sou
       return fail("node name must be 1-128 characters of [A-Za-z0-9._-]");
     }
     if (!ValidToken(token)) return fail("token contains a control or non-ASCII character");
-    for (const Entry& e : table.entries_) {
-      if (e.node == node) return fail("node '" + std::string(node) + "' listed twice");
-      if (e.token == token) return fail("token already used by node '" + e.node + "'");
-    }
+    if (Status s = table.CheckUnique(node, token); !s) return fail(s.message());
     std::optional<LabelBinding> labels;
     if (fields.size() == 3) {
       Result<LabelBinding> parsed = LabelBinding::Parse(fields[2]);
       if (!parsed) return fail("labels: " + parsed.error());
       labels = std::move(*parsed);
     }
-    table.entries_.push_back(Entry{std::string(node), std::string(token), std::move(labels)});
+    table.Add(Entry{std::string(node), std::string(token), std::move(labels)});
   }
   return table;
+}
+
+Status TokenTable::CheckUnique(std::string_view node, std::string_view token) const {
+  if (by_node_.contains(node)) {
+    return Status::InvalidArgument("node '" + std::string(node) + "' listed twice");
+  }
+  for (auto [it, end] = by_token_hash_.equal_range(std::hash<std::string_view>{}(token)); it != end;
+       ++it) {
+    const Entry& held = entries_[it->second];
+    if (held.token == token) {
+      return Status::InvalidArgument("token already used by node '" + held.node + "'");
+    }
+  }
+  return Status::Ok();
+}
+
+void TokenTable::Add(Entry entry) {
+  by_node_.emplace(entry.node, entries_.size());
+  by_token_hash_.emplace(std::hash<std::string_view>{}(entry.token), entries_.size());
+  entries_.push_back(std::move(entry));
 }
 
 Result<TokenTable> TokenTable::Load(const std::string& path) {
   Result<std::string> contents = ReadFile(path, kNoFileSizeLimit);
   if (contents.ok()) return Parse(*contents, path);
-  if (contents.error().starts_with("cannot read")) {
-    return Status::Error(path + ": cannot read token file");
-  }
-  return Status::Error(path + ": cannot open token file");
+  return Status::WithCode(contents.status().code(), path + ": token file " + contents.error());
 }
 
 const LabelBinding* TokenTable::LabelBindingOf(std::string_view node) const {
-  for (const Entry& e : entries_) {
-    if (e.node == node) return e.labels ? &*e.labels : nullptr;
-  }
-  return nullptr;
+  const auto it = by_node_.find(node);
+  if (it == by_node_.end()) return nullptr;
+  const Entry& e = entries_[it->second];
+  return e.labels ? &*e.labels : nullptr;
 }
 
 std::optional<Principal> TokenTable::Authenticate(std::string_view token) const {
   std::optional<Principal> found;
   if (token.empty()) return found;
-  // Visit every entry so the position of the match does not show in the timing.
-  for (const Entry& e : entries_) {
+  for (auto [it, end] = by_token_hash_.equal_range(std::hash<std::string_view>{}(token)); it != end;
+       ++it) {
+    const Entry& e = entries_[it->second];
     if (ConstantTimeEquals(e.token, token)) found = Principal{e.node, e.node == "admin"};
   }
   return found;
@@ -148,10 +163,7 @@ std::vector<std::string> TokenTable::Nodes() const {
   return nodes;
 }
 
-bool TokenTable::has_admin() const {
-  return std::any_of(entries_.begin(), entries_.end(),
-                     [](const Entry& e) { return e.node == "admin"; });
-}
+bool TokenTable::has_admin() const { return by_node_.contains("admin"); }
 
 std::vector<std::string> TokenTable::NodesWithShortTokens() const {
   std::vector<std::string> nodes;

@@ -33,12 +33,26 @@ struct Url {
   std::string HostPort() const;
 };
 
+// The part of a URL that ParseUrl refused, for callers that word their own error.
+enum class UrlPart {
+  kNone,    // parsed
+  kText,    // whitespace or control characters, or not a URL at all
+  kScheme,  // no scheme, or one the caller does not accept
+  kUserInfo,
+  kQuery,  // a query or a fragment
+  kHost,
+  kPort,  // empty, not a number, or out of range
+  kPath,  // junk after the host or port
+};
+
 // Parses `text` as scheme://host[:port][/path] with one of `schemes` (case-insensitive).
 // The host is a name of [A-Za-z0-9._-], an IPv4 address or a bracketed IPv6 address; the port
 // is 1..65535 (0 only when `allow_port_zero`). Rejects whitespace and control characters, user
 // info, a query and a fragment. Errors (kInvalidArgument) read "<what> has no host",
-// "<what>: bad port '123456'" and so on, `what` naming the URL for the reader ("console URL").
+// "<what>: bad port '123456'" and so on, `what` naming the URL for the reader ("console URL");
+// `refused` (optional) receives the part at fault (kNone on success).
 Result<Url> ParseUrl(std::string_view text, std::span<const UrlScheme> schemes,
-                     std::string_view what, bool allow_port_zero = false);
+                     std::string_view what, bool allow_port_zero = false,
+                     UrlPart* refused = nullptr);
 
 }  // namespace edge

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 
 #include "edge/common/clock.h"
 #include "edge/console/http.h"
@@ -59,9 +60,24 @@ class ConsoleApi final : public RequestHandler {
   HttpResponse GetDashboard(const HttpRequest& request);
   HttpResponse GetMetrics() const;
   Result<std::vector<NodeActivity>> FleetView();
+  // Logs `failed` with the store's `error` and answers 503 (the client retries later).
+  HttpResponse StoreUnavailable(const char* failed, const std::string& error);
   // Decodes a gzip or identity body within the size limit; an error response otherwise.
   std::optional<HttpResponse> DecodeBody(const HttpRequest& request, std::string* decoded,
                                          const std::string** body) const;
+  // A node's upload: the principal of its token and its parsed body.
+  template <typename T>
+  struct Upload {
+    Principal principal;
+    T value;
+  };
+  // Authorizes a node's upload (`forbidden`: the 403 text for the admin token), decodes its
+  // body and parses it with `parse`; otherwise the reply refusing it (a body that does not
+  // parse is logged as `rejected` and answered 400). Defined in api_ingest.cc, its only user.
+  template <typename T>
+  std::variant<Upload<T>, HttpResponse> ReadUpload(const HttpRequest& request,
+                                                   std::string_view forbidden, const char* rejected,
+                                                   Result<T> (*parse)(std::string_view));
 
   const TokenTable& tokens_;
   ConsoleStore& store_;

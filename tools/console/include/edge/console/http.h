@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "edge/console/principal.h"
+
 namespace edge::console {
 
 struct HttpRequest {
@@ -20,6 +22,9 @@ struct HttpRequest {
   std::string content_encoding;
   std::string content_type;
   std::string body;
+  // Set by the server from HeadVerdict::principal: the head check already authenticated
+  // the request's token, so handlers take it instead of looking the token up again.
+  std::optional<Principal> principal;
 };
 
 struct HttpResponse {
@@ -37,6 +42,9 @@ struct HeadVerdict {
   // Set to answer at once without reading the body (e.g. 401 for a missing or unknown
   // token); the connection is closed afterwards if a body was announced.
   std::optional<HttpResponse> refusal;
+  // Who the request's token speaks for, when the check authenticated it; the server hands
+  // it on as HttpRequest::principal.
+  std::optional<Principal> principal;
 };
 
 class RequestHandler {

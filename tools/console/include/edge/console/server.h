@@ -63,11 +63,11 @@ struct ServerOptions {
   size_t max_connections_per_address = 32;  // request connections per client address
   size_t max_channels = 2048;               // open WebSocket channels; beyond: 503
   AuthThrottleOptions auth_throttle;
-  // Reverse proxies in front of the console (addresses or networks, "10.42.0.0/16"; see
-  // ParseIpRange; entries that do not parse are ignored): their connections are not held
-  // to max_connections_per_address, and failed authentication through them is counted for
-  // the client named by the last X-Forwarded-For entry (the proxy's own address if none).
-  std::vector<std::string> trusted_proxies;
+  // Reverse proxies in front of the console (addresses or networks, "10.42.0.0/16", as
+  // ParseIpRange reads them): their connections are not held to max_connections_per_address,
+  // and failed authentication through them is counted for the client named by the last
+  // X-Forwarded-For entry (the proxy's own address if none).
+  std::vector<IpRange> trusted_proxies;
   bool handle_signals = false;  // SIGINT/SIGTERM call Stop()
 
   // WebSocket channels (used only when CreateServer is given a ChannelHandler): upgrade

@@ -28,31 +28,33 @@ struct StoreOutcome {
   int64_t node_bytes = 0;  // bytes held for the node after this call (see StoreOptions)
 };
 
-struct AlertQuery {
+// The filters every list query takes (GET /v1/alerts, /v1/rollups; one reader of the
+// query string fills them).
+struct ListQuery {
   std::optional<std::string> node;
-  std::optional<int64_t> since_ms;  // ts_ms >= since_ms
+  std::optional<int64_t> since_ms;  // the kind's own time (see below) >= since_ms
   int64_t limit = 1000;
 };
 
-struct StoredAlert {
+// What every stored item has, whatever its kind.
+struct StoredItem {
   std::string id;
   int64_t received_ms = 0;
   std::string node;
+};
+
+struct AlertQuery : ListQuery {};  // since_ms: ts_ms
+
+struct StoredAlert : StoredItem {
   AlertFields fields;
   std::string payload_json;
 };
 
-struct RollupQuery {
-  std::optional<std::string> node;
+struct RollupQuery : ListQuery {  // since_ms: start_ms
   std::optional<std::string> sensor;
-  std::optional<int64_t> since_ms;  // start_ms >= since_ms
-  int64_t limit = 1000;
 };
 
-struct StoredRollup {
-  std::string id;
-  int64_t received_ms = 0;
-  std::string node;
+struct StoredRollup : StoredItem {
   RollupFields fields;
 };
 

@@ -6,21 +6,19 @@
 //
 // A TokenTable is immutable after parsing and safe to share between threads.
 
+#include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "edge/common/status.h"
 #include "edge/console/label_policy.h"
+#include "edge/console/principal.h"
 
 namespace edge::console {
-
-// Who a request speaks for.
-struct Principal {
-  std::string node;  // "admin" for the admin token
-  bool admin = false;
-};
 
 // The token of an "Authorization: Bearer TOKEN" header value (scheme case-insensitive,
 // spaces around ignored); empty if the header has another form.
@@ -36,12 +34,13 @@ class TokenTable {
   // Reads and parses the file at `path`.
   static Result<TokenTable> Load(const std::string& path);
 
-  // The principal for a bearer token, or nullopt if the token is unknown. The comparison
-  // takes time independent of where the tokens differ.
+  // The principal for a bearer token, or nullopt if the token is unknown. One hash lookup:
+  // only an entry whose token hashes alike is compared, and that comparison takes time
+  // independent of where the tokens differ.
   std::optional<Principal> Authenticate(std::string_view token) const;
 
   // The label binding of `node`'s entry; nullptr when the entry has no LABELS field (or
-  // there is no such node).
+  // there is no such node). One hash lookup.
   const LabelBinding* LabelBindingOf(std::string_view node) const;
 
   // Every node that has a token, sorted, without the admin entry.
@@ -56,7 +55,20 @@ class TokenTable {
     std::string token;
     std::optional<LabelBinding> labels;
   };
-  std::vector<Entry> entries_;
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
+  };
+  // An error naming the entry it clashes with if `node` or `token` is taken already.
+  Status CheckUnique(std::string_view node, std::string_view token) const;
+  void Add(Entry entry);
+
+  std::vector<Entry> entries_;  // in file order
+  // Index into entries_ by node name.
+  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> by_node_;
+  // Indexes into entries_ by the hash of their token (not the token itself, so that finding
+  // an entry never compares a guess with a token byte by byte).
+  std::unordered_multimap<size_t, size_t> by_token_hash_;
 };
 
 }  // namespace edge::console
