@@ -123,6 +123,14 @@ const std::vector<Field>& Fields() {
          return AssignDuration(v, 1, kMaxCommitIntervalMs, c.store.commit_interval_ms);
        },
        false},
+      {{"store.alert_commit_window", "EDGE_AGENT_STORE_ALERT_COMMIT_WINDOW", "10ms",
+        "Least time between two outbox commits (each one sync), 0 to 1s: an alert within "
+        "this window of the last commit waits for its end and shares one commit with the "
+        "others; a lone alert commits at once. 0: one commit per cycle."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, 0, kMaxAlertCommitWindowMs, c.store.alert_commit_window_ms);
+       },
+       false},
       {{"store.max_bytes", "EDGE_AGENT_STORE_MAX_BYTES", "256MiB",
         "Bound of the database content (outbox, readings ring, dead letters), e.g. 256MiB; "
         "0 disables it. Over it, the oldest lowest-priority rows are evicted, alerts last "

@@ -247,6 +247,8 @@ Status CheckConfig(const Config& c) {
   check("store.path", c.store.path.empty() ? Status::Error("must not be empty") : Status::Ok());
   check("store.commit_interval",
         CheckDurationRange(c.store.commit_interval_ms, 1, kMaxCommitIntervalMs));
+  check("store.alert_commit_window",
+        CheckDurationRange(c.store.alert_commit_window_ms, 0, kMaxAlertCommitWindowMs));
   check("store.max_bytes", range(c.store.max_bytes, 0, kMaxStoreBytes));
   check("store.readings_share", CheckShare(c.store.readings_share));
   check("store.retention", CheckDurationRange(c.store.retention_ms, 1'000, kMaxRetentionMs));

@@ -19,6 +19,7 @@ inline constexpr int64_t kMaxPayloadLimit = 268'435'455;  // largest MQTT packet
 inline constexpr int64_t kMinKeepaliveMs = 1'000;
 inline constexpr int64_t kMaxKeepaliveMs = 65'535'000;  // MQTT keepalive is a 16-bit second count
 inline constexpr int64_t kMaxCommitIntervalMs = 60'000;
+inline constexpr int64_t kMaxAlertCommitWindowMs = 1'000;
 inline constexpr int64_t kMaxReadPauseMs = 50;
 inline constexpr int64_t kMaxStoreBytes = int64_t{1} << 50;
 inline constexpr int64_t kMaxRetentionMs = int64_t{365} * 86'400'000;

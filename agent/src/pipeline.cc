@@ -97,8 +97,10 @@ struct Pipeline::Counters {
         out_of_order(m.Counter("edge_agent_readings_out_of_order_total",
                                "Readings older than the last one seen for the same sensor")),
         outbox_pending(m.Gauge("edge_agent_outbox_pending", "Rows in the outbox")),
-        uncommitted(m.Gauge("edge_agent_alerts_uncommitted",
-                            "Alert events waiting for a successful commit")),
+        uncommitted(
+            m.Gauge("edge_agent_alerts_uncommitted",
+                    "Alert events waiting for a successful commit (the store refuses writes, or "
+                    "the group commit's window)")),
         readings_stored(m.Counter("edge_agent_readings_stored_total",
                                   "Readings committed to the readings ring")),
         readings_store_error(m.Counter("edge_agent_readings_dropped_total", kReadingsDroppedHelp,
@@ -207,6 +209,8 @@ Pipeline::Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine en
   window_start_wall_ = clock_.WallMs();
   window_start_mono_ = clock_.MonotonicMs();
   last_readings_commit_mono_ = window_start_mono_;
+  last_outbox_commit_mono_ = window_start_mono_ - options_.alert_commit_window_ms;
+  run_wakes_mono_ = window_start_mono_ + options_.commit_interval_ms;
 }
 
 Pipeline::~Pipeline() = default;
@@ -217,7 +221,7 @@ void Pipeline::Run() {
   while (true) {
     // Waits without the cycle lock, so that the MQTT thread can run cycles meanwhile; takes
     // messages only under it, so that no cycle of newer messages overtakes them.
-    queue_.WaitForItems(std::chrono::milliseconds(options_.commit_interval_ms));
+    queue_.WaitForItems(NextWait());
     std::lock_guard lock(cycle_mu_);
     burst_bytes_ = std::max(burst_bytes_, queue_.bytes());
     if (!queue_.PopBatch(batch, options_.max_batch, std::chrono::milliseconds(0))) break;
@@ -239,6 +243,25 @@ void Pipeline::Run() {
     if (uncommitted_.size() + rollup_rows_.size() >= before) break;  // the store refuses
   }
   CommitReadings(/*force=*/true);
+}
+
+std::chrono::milliseconds Pipeline::NextWait() {
+  const int64_t now = clock_.MonotonicMs();
+  int64_t wait = options_.commit_interval_ms;
+  // The longest wait is published before the deadline is read: a cycle that sets a
+  // deadline after this read sees it and wakes this thread (both are seq_cst).
+  run_wakes_mono_.store(now + wait);
+  // Alerts wait for their window; and right after an outbox commit, more may come (a
+  // storm): the wait ends with that window, so that a cycle deferring alerts to it on the
+  // MQTT thread needs no wake-up.
+  int64_t due = outbox_due_mono_.load();
+  if (due == 0) {
+    due = last_outbox_commit_mono_.load() + options_.alert_commit_window_ms;
+    if (due <= now) return std::chrono::milliseconds(wait);
+  }
+  wait = std::clamp<int64_t>(due - now, 0, wait);
+  run_wakes_mono_.store(now + wait);
+  return std::chrono::milliseconds(wait);
 }
 
 bool Pipeline::TryProcessNow(std::span<RawMessage> messages) {
@@ -352,7 +375,7 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
     spdlog::error("dropped {} uncommitted alert events: the database is not accepting writes",
                   excess);
   }
-  if (!uncommitted_.empty() || !rollup_rows_.empty()) Commit();
+  CommitOutboxWhenDue();
   CommitReadings(/*force=*/false);
   const int64_t sweep_ms = std::clamp<int64_t>(options_.sensor_idle_ms / 4, 1000, 60'000);
   if (cycle_mono - last_forget_mono_ >= sweep_ms) ForgetIdleSensors(cycle_mono);
@@ -439,7 +462,24 @@ void Pipeline::SetStoreWritable(bool writable) {
   if (writable) spdlog::warn("store accepts writes again");
 }
 
+void Pipeline::CommitOutboxWhenDue() {
+  if (uncommitted_.empty() && rollup_rows_.empty()) return;
+  const int64_t due = last_outbox_commit_mono_.load() + options_.alert_commit_window_ms;
+  // While the store refuses writes, every cycle tries again, as without a window; and
+  // waiting never fills half the backlog's bound, which is for a store that refuses writes.
+  if (clock_.MonotonicMs() >= due || !store_writable() ||
+      uncommitted_.size() >= options_.max_uncommitted_events / 2) {
+    Commit();
+    return;
+  }
+  counters_->uncommitted.Set(static_cast<double>(uncommitted_.size()));
+  outbox_due_mono_.store(due);
+  if (run_wakes_mono_.load() > due) queue_.Wake();
+}
+
 void Pipeline::Commit() {
+  last_outbox_commit_mono_.store(clock_.MonotonicMs());
+  outbox_due_mono_.store(0);
   std::vector<std::string> payloads;
   std::vector<StoreWriter::NewRow> rows;
   const int64_t now = clock_.WallMs();
@@ -461,9 +501,22 @@ void Pipeline::Commit() {
                     payloads[i]});
   }
 
+  // The episodes the events change go in the same transaction (each one's last state
+  // wins), with any a failed save at start left; a failed commit works them out again.
+  auto changes = episode_changes_;
+  for (const auto& e : uncommitted_) {
+    auto& change = changes[{e.rule_id, e.sensor}];
+    change.reset();
+    if (e.state == rules::AlertState::kFiring) {
+      change = StoredEpisode{e.rule_id, e.sensor, e.started_ms, e.ts_ms, e.value};
+    }
+  }
+  std::vector<StoredEpisode> firing_episodes;
+  std::vector<EpisodeKey> resolved_episodes;
+  SplitEpisodeChanges(changes, firing_episodes, resolved_episodes);
   Evictions evicted;
   const auto start = std::chrono::steady_clock::now();
-  Status s = store_.Append(rows, nullptr, &evicted);
+  Status s = store_.AppendWithEpisodes(rows, {firing_episodes, resolved_episodes}, &evicted);
   counters_->outbox_commit.Observe(SecondsSince(start));
   if (!s) {
     counters_->store_errors.Inc();
@@ -510,35 +563,34 @@ void Pipeline::Commit() {
     c->Inc();
     spdlog::info("alert {} rule={} sensor={} severity={} value={}", rules::ToString(e.state),
                  e.rule_id, e.sensor, rules::ToString(e.severity), e.value);
-    // The episode's last state in this commit wins.
-    auto& change = episode_changes_[{e.rule_id, e.sensor}];
-    if (e.state == rules::AlertState::kFiring) {
-      change = StoredEpisode{e.rule_id, e.sensor, e.started_ms, e.ts_ms, e.value};
-    } else {
-      change.reset();
-    }
   }
-  SaveEpisodes();
+  episode_changes_.clear();
   counters_->outbox_pending.Add(static_cast<double>(rows.size()));
   uncommitted_.clear();
   counters_->uncommitted.Set(0);
   if (on_committed_) on_committed_();
 }
 
-void Pipeline::SaveEpisodes() {
-  if (episode_changes_.empty()) return;
-  std::vector<StoredEpisode> firing;
-  std::vector<EpisodeKey> resolved;
-  for (const auto& [key, episode] : episode_changes_) {
+void Pipeline::SplitEpisodeChanges(const EpisodeChangeMap& changes,
+                                   std::vector<StoredEpisode>& firing,
+                                   std::vector<EpisodeKey>& resolved) {
+  for (const auto& [key, episode] : changes) {
     if (episode) {
       firing.push_back(*episode);
     } else {
       resolved.push_back({key.first, key.second});
     }
   }
+}
+
+void Pipeline::SaveEpisodes() {
+  if (episode_changes_.empty()) return;
+  std::vector<StoredEpisode> firing;
+  std::vector<EpisodeKey> resolved;
+  SplitEpisodeChanges(episode_changes_, firing, resolved);
   if (Status s = store_.SaveEpisodes(firing, resolved); !s) {
-    // Kept and retried with the next commit; until then a restart could repeat or miss
-    // these episodes' events.
+    // Kept and saved with the next outbox commit; until then a restart could repeat or
+    // miss these episodes' events.
     counters_->store_errors.Inc();
     spdlog::error("saving {} rule episodes failed (will retry): {}", episode_changes_.size(),
                   s.message());

@@ -474,6 +474,7 @@ void MakePipeline(Run& run) {
   pipeline_options.node_id = config.node_id;
   pipeline_options.decode.max_payload_bytes = config.mqtt.max_payload_bytes;
   pipeline_options.commit_interval_ms = config.store.commit_interval_ms;
+  pipeline_options.alert_commit_window_ms = config.store.alert_commit_window_ms;
   pipeline_options.rollup_interval_ms = config.store.rollup_interval_ms;
   pipeline_options.max_sensors = config.max_sensors;
   pipeline_options.sensor_idle_ms = config.sensor_idle_ms;

@@ -8,7 +8,7 @@ printed next to a baseline measured in the same run. tools/bench/run.sh builds f
 then calls this script; see docs/performance.md.
 
   tools/bench/bench.py --build-dir build-release --out bench-report [--smoke]
-      [--only ingest,cost,latency,drain,bandwidth,micro]
+      [--only ingest,cost,latency,drain,bandwidth,micro,storm] [--baseline-agent PATH]
 
 Exit status: 0 when every selected scenario ran and produced its figures (targets may be
 missed: the report says which), 1 when a scenario failed, 130 on SIGINT/SIGTERM.
@@ -27,11 +27,12 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402  pylint: disable=wrong-import-position
+import storm as storm_scenario  # noqa: E402  pylint: disable=wrong-import-position
 from stack import (Stack, active_rate, agent_alert_log_times, commit_buckets,  # noqa: E402
                    commit_summary, log, now_ms, sim_summary)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro")
+SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm")
 
 # Five rules on every simulated sensor, a different kind each, windows up to 10 minutes
 # (rolling zscore over 5 minutes), plus the probe rule the latency scenarios fire on.
@@ -67,6 +68,8 @@ TARGETS = {
     "console_p99_ms": 100.0,
     "drain_rate": 20000.0,
     "bandwidth_ratio": 0.05,
+    "storm_cpu_ratio": 1.5,
+    "storm_syncs_per_s": 100,
 }
 
 
@@ -515,6 +518,11 @@ class Suite:
                          for b in data["benchmarks"]]
         return out
 
+    def storm(self):
+        """The same readings under a rule that never fires and one that fires on 2%
+        (tools/bench/storm.py)."""
+        return storm_scenario.run(self, TARGETS)
+
     # --------------------------------------------------------------------------------
     def run(self, selected):
         started = time.time()
@@ -556,6 +564,7 @@ def check_figures(results):
                                  for k in ("1000", "10000")),
         "drain": lambda r: r["drain_rate"] > 0 and r["direct_rate"] > 0 and r["probes"]["console"],
         "bandwidth": lambda r: r["ratio"] and r["forward_ratio"],
+        "storm": lambda r: r["after"]["cpu_ratio"] and r["after"]["storm"]["outbox"],
         "micro": lambda r: all(isinstance(v, list) and v and all(not b.get("error_message")
                                                                   for b in v) for v in r.values()),
     }
@@ -591,6 +600,13 @@ def main():
     p.add_argument("--cost-seconds", type=int, default=120,
                    help="length of the cost scenario's load (default 120; 660 fills the "
                         "10-minute windows, for the steady-state RSS)")
+    p.add_argument("--storm-seconds", type=int, default=20,
+                   help="length of each phase of the storm scenario (default 20)")
+    p.add_argument("--storm-window", default=None,
+                   help="store.alert_commit_window of the storm scenario's agent (e.g. 25ms; "
+                        "default: the agent's default)")
+    p.add_argument("--baseline-agent", default=None,
+                   help="an edge-agent binary the storm scenario also runs, as the before")
     p.add_argument("--mqtt-client", choices=("native", "paho"), default=None,
                    help="the agent's mqtt.client (default: the agent's default)")
     args = p.parse_args()

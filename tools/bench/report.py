@@ -7,6 +7,8 @@ written with its tables only and says so.
 import contextlib
 import os
 
+from storm import report_lines as storm_report
+
 MB = 1024 * 1024
 
 
@@ -264,6 +266,8 @@ def write(results, out, targets):
             _n(r["uploads"]), _n(r["status_reports"])))
         add("")
         chart("bandwidth")
+    if results.get("storm"):
+        L.extend(storm_report(results["storm"], targets))
     r = results.get("micro")
     if r:
         heading("## Micro-benchmarks (Google Benchmark)")

@@ -3,12 +3,15 @@
 # and micro-benchmarks (ccache in its default directory), runs every scenario against real mosquitto,
 # edge-agent and edge-console processes, and writes bench-report/report.md with charts.
 #
-# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro]
+# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro,storm]
 #                           [--no-build] [--build-dir DIR] [--out DIR] [--cost-seconds N]
+#                           [--storm-seconds N] [--baseline-agent PATH]
 #   --smoke     tiny durations (under 2 minutes): checks that every scenario runs and
 #               reports figures, not that targets are met
 #   --no-build  use the binaries already in the build directory
 #   --cost-seconds N  length of the cost scenario (default 120; 660 for the steady state)
+#   --storm-seconds N  length of each phase of the storm scenario (default 20)
+#   --baseline-agent PATH  an edge-agent binary the storm scenario also runs, as the before
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -20,7 +23,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --no-build) BUILD_STEP=0; shift ;;
     --build-dir) BUILD=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) ARGS+=("$1"); shift ;;
   esac
 done

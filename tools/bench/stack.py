@@ -124,7 +124,9 @@ class Stack:
     def stop_console(self):
         self.console.stop()
 
-    def start_agent(self, policy, topics, console=True, store_extra=(), console_extra=()):
+    def start_agent(self, policy, topics, console=True, store_extra=(), console_extra=(),
+                    agent_bin=None):
+        """`agent_bin`: another edge-agent binary than the build directory's."""
         self.agent_port = bl.free_port()
         with open(self.path("policy.yaml"), "w") as f:
             f.write(policy)
@@ -153,7 +155,7 @@ class Stack:
             cfg += ["  " + line for line in console_extra]
         with open(self.path("agent.yaml"), "w") as f:
             f.write("\n".join(cfg) + "\n")
-        self.agent = self.own(bl.Proc("edge-agent", [self.suite.bin("agent/edge-agent"), "run",
+        self.agent = self.own(bl.Proc("edge-agent", [agent_bin or self.suite.bin("agent/edge-agent"), "run",
                                                      "--config", self.path("agent.yaml")],
                                       self.path("agent.log")))
 

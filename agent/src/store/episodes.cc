@@ -11,39 +11,46 @@ namespace edge::agent {
 
 using store_impl::ColumnText;
 using store_impl::Exec;
+using store_impl::ExecPrepared;
 using store_impl::SqliteError;
 using store_impl::Stmt;
 
 Status SqliteStoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
                                        const std::vector<EpisodeKey>& resolved) {
   if (firing.empty() && resolved.empty()) return Status::Ok();
-  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
+  if (Status s = ExecPrepared(db_, stmts_->sync_full); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
+  if (Status s = WriteEpisodes({firing, resolved}); !s) return Fail(s);
+  int rc = SQLITE_OK;
+  if (Status s = Exec(db_, "COMMIT", &rc); !s) return Fail(s);
+  return Status::Ok();
+}
+
+Status SqliteStoreWriter::WriteEpisodes(const EpisodeChanges& episodes) {
+  if (episodes.firing.empty() && episodes.resolved.empty()) return Status::Ok();
   Stmt upsert(db_,
               "INSERT OR REPLACE INTO rule_episodes(rule, sensor, started_ms, last_ts_ms, "
               "last_value) VALUES (?, ?, ?, ?, ?)");
   Stmt remove(db_, "DELETE FROM rule_episodes WHERE rule = ? AND sensor = ?");
   if (!upsert.ok() || !remove.ok()) {
-    return Fail(SqliteError(db_, upsert.ok() ? remove.rc() : upsert.rc(), "prepare episodes"));
+    return SqliteError(db_, upsert.ok() ? remove.rc() : upsert.rc(), "prepare episodes");
   }
   // The caller passes disjoint keys (the last state of each episode in its batch).
-  for (const EpisodeKey& k : resolved) {
+  for (const EpisodeKey& k : episodes.resolved) {
     sqlite3_stmt* st = remove.fresh();
     store_impl::Bind(st, k.rule, k.sensor);
     if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
-      return Fail(SqliteError(db_, rc, "delete episode"));
+      return SqliteError(db_, rc, "delete episode");
     }
   }
-  for (const StoredEpisode& e : firing) {
+  for (const StoredEpisode& e : episodes.firing) {
     sqlite3_stmt* st = upsert.fresh();
     store_impl::Bind(st, std::string_view(e.rule), std::string_view(e.sensor), e.started_ms,
                      e.last_ts_ms, e.last_value);
     if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
-      return Fail(SqliteError(db_, rc, "save episode"));
+      return SqliteError(db_, rc, "save episode");
     }
   }
-  int rc = SQLITE_OK;
-  if (Status s = Exec(db_, "COMMIT", &rc); !s) return Fail(s);
   return Status::Ok();
 }
 

@@ -26,16 +26,27 @@ using store_impl::Transaction;
 
 Status SqliteStoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
                                  Evictions* evicted) {
+  return AppendRetrying(rows, seqs_out, evicted, nullptr);
+}
+
+Status SqliteStoreWriter::AppendWithEpisodes(const std::vector<NewRow>& rows,
+                                             EpisodeChanges episodes, Evictions* evicted) {
+  return AppendRetrying(rows, nullptr, evicted, &episodes);
+}
+
+Status SqliteStoreWriter::AppendRetrying(const std::vector<NewRow>& rows,
+                                         std::vector<int64_t>* seqs_out, Evictions* evicted,
+                                         const EpisodeChanges* episodes) {
   if (seqs_out != nullptr) seqs_out->clear();
   if (evicted != nullptr) evicted->by_kind.clear();
   if (rows.empty()) return Status::Ok();
-  Status s = AppendOnce(rows, seqs_out, evicted);
+  Status s = AppendOnce(rows, seqs_out, evicted, episodes);
   if (s.ok() || !s.IsFull()) return s;
   // Full. First the write-ahead log is reused from its start; then the readings ring gives way
   // to the outbox, and with an empty ring an eighth of the outbox goes by the eviction
   // order. One more attempt after each step.
   RestartWal();
-  s = AppendOnce(rows, seqs_out, evicted);
+  s = AppendOnce(rows, seqs_out, evicted, episodes);
   if (s.ok() || !s.IsFull()) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
@@ -48,7 +59,7 @@ Status SqliteStoreWriter::Append(const std::vector<NewRow>& rows, std::vector<in
     if (Status c = Exec(db_, "COMMIT"); !c) return Fail(c);
   }
   RestartWal();
-  s = AppendOnce(rows, seqs_out, evicted);
+  s = AppendOnce(rows, seqs_out, evicted, episodes);
   if (s.ok() && evicted != nullptr) {
     for (const auto& [kind, n] : made_room.by_kind) evicted->by_kind[kind] += n;
   }
@@ -56,7 +67,8 @@ Status SqliteStoreWriter::Append(const std::vector<NewRow>& rows, std::vector<in
 }
 
 Status SqliteStoreWriter::AppendOnce(const std::vector<NewRow>& rows,
-                                     std::vector<int64_t>* seqs_out, Evictions* evicted) {
+                                     std::vector<int64_t>* seqs_out, Evictions* evicted,
+                                     const EpisodeChanges* episodes) {
   Evictions local;
   Evictions& ev = evicted != nullptr ? *evicted : local;
   ev.by_kind.clear();
@@ -112,6 +124,14 @@ Status SqliteStoreWriter::AppendOnce(const std::vector<NewRow>& rows,
     sqlite3_bind_int64(c, 2, counts.first);
     sqlite3_bind_int64(c, 3, counts.second);
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) return fail(rc, "count outbox");
+  }
+  if (episodes != nullptr) {
+    if (Status s = WriteEpisodes(*episodes); !s) {
+      Status f = Fail(s);
+      if (seqs_out != nullptr) seqs_out->clear();
+      ev.by_kind.clear();
+      return f;
+    }
   }
   int rc = SQLITE_OK;
   if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) return fail(rc, "commit");

@@ -51,13 +51,20 @@ class SqliteStoreWriter final : public StoreWriter {
   Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
                       const std::vector<EpisodeKey>& resolved) override;
   Result<std::vector<StoredEpisode>> LoadEpisodes() override;
+  Status AppendWithEpisodes(const std::vector<NewRow>& rows, EpisodeChanges episodes,
+                            Evictions* evicted) override;
 
  private:
   struct Statements;
   struct OpenBlocks;
   SqliteStoreWriter(sqlite3* db, std::string epoch, StoreOptions options);
+  // Append, and with `episodes` (optional) AppendWithEpisodes.
+  Status AppendRetrying(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
+                        Evictions* evicted, const EpisodeChanges* episodes);
   Status AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
-                    Evictions* evicted);
+                    Evictions* evicted, const EpisodeChanges* episodes);
+  // The statements of SaveEpisodes, inside the caller's transaction.
+  Status WriteEpisodes(const EpisodeChanges& episodes);
   Status AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
                             int64_t* pruned);
   Status Evict(int64_t bytes, Evictions& ev);

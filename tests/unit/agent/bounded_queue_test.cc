@@ -183,6 +183,24 @@ TEST(BoundedQueue, WaitForItemsWakesOnAPushAndLeavesTheItem) {
   q.WaitForItems(60s);  // closed: returns at once
 }
 
+TEST(BoundedQueue, WakeEndsOneWaitWhetherItComesBeforeOrDuringIt) {
+  BoundedQueue<int> q(10);
+  std::atomic<pid_t> consumer_tid{0};
+  std::thread consumer([&] {
+    consumer_tid = gettid();
+    q.WaitForItems(60s);
+  });
+  WaitUntilAsleep(consumer_tid);
+  q.Wake();
+  consumer.join();  // would hang for a minute if Wake() did not end the wait
+  q.Wake();
+  q.WaitForItems(60s);  // woken before the wait: returns at once
+  const auto start = std::chrono::steady_clock::now();
+  q.WaitForItems(20ms);  // the wake-up was used: this one waits
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 20ms);
+  EXPECT_EQ(q.size(), 0u);
+}
+
 TEST(BoundedQueue, EachPushAfterTheConsumerFellAsleepWakesIt) {
   // The producer signals only a sleeping consumer: every round here must still wake it,
   // whether the item comes before or after the consumer starts waiting. A missed wake-up

@@ -358,8 +358,11 @@ TEST_F(PipelineTest, AWindowOfManySensorsIsCommittedInSlicesAfterTheCycleAlerts)
   Feed({{"sensors/a/temp", R"({"value": 55, "ts": 1700000002000})"}});
   EXPECT_EQ(Outbox("alert").size(), 1u);
   EXPECT_EQ(Metric("edge_agent_rollups_total"), 250);
+  // Outbox commits are at least alert_commit_window_ms apart.
+  clock_.Advance(PipelineOptions{}.alert_commit_window_ms);
   Feed({});
   EXPECT_EQ(Metric("edge_agent_rollups_total"), 500);
+  clock_.Advance(PipelineOptions{}.alert_commit_window_ms);
   Feed({});
   EXPECT_EQ(Metric("edge_agent_rollups_total"), 600);
   const auto rollups = Outbox("rollup");
@@ -456,6 +459,7 @@ TEST_F(PipelineTest, EvictedAlertsAreCountedByKind) {
   for (int i = 0; i < 50; ++i) {
     std::vector<RawMessage> batch{{"sensors/s" + std::to_string(i) + "/temp", "60", 1}};
     p.ProcessBatch(batch);
+    clock_.Advance(options.alert_commit_window_ms);  // one alert per commit
   }
   EXPECT_TRUE(p.store_writable());
   EXPECT_EQ(Metric("edge_agent_alerts_raised_total", {{"rule", "hot"}, {"severity", "critical"}}),

@@ -134,6 +134,14 @@ class BoundedQueue {
     spent.clear();
   }
 
+  // Ends the consumer's current or next wait (WaitForItems, PopBatch) once, as an item
+  // would; for a consumer whose deadline moved earlier. Thread-safe.
+  void Wake() {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+    if (waiting_) cv_.notify_one();
+  }
+
   void Close() {
     {
       std::lock_guard lock(mu_);
@@ -157,10 +165,12 @@ class BoundedQueue {
  private:
   // With mu_ held: waits up to `timeout` (none when 0) until an item or Close() comes.
   void WaitLocked(std::unique_lock<std::mutex>& lock, std::chrono::milliseconds timeout) {
-    if (closed_ || !items_.empty() || timeout.count() <= 0) return;
-    waiting_ = true;
-    cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); });
-    waiting_ = false;
+    if (!closed_ && items_.empty() && !woken_ && timeout.count() > 0) {
+      waiting_ = true;
+      cv_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty() || woken_; });
+      waiting_ = false;
+    }
+    woken_ = false;
   }
 
   const size_t capacity_;
@@ -172,6 +182,7 @@ class BoundedQueue {
   std::vector<T> spares_;  // guarded by mu_: spent items, taken from the back
   bool closed_ = false;    // guarded by mu_
   bool waiting_ = false;   // guarded by mu_: the consumer sleeps in PopBatch
+  bool woken_ = false;     // guarded by mu_: Wake() came, the next wait ends at once
 };
 
 }  // namespace edge::agent

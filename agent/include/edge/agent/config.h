@@ -46,6 +46,7 @@ struct MqttConfig {
 struct StoreConfig {
   std::string path = "/var/lib/edge-agent/edge-agent.db";
   int64_t commit_interval_ms = 100;         // group-commit window: readings lost on a crash
+  int64_t alert_commit_window_ms = 10;      // least time between outbox commits (syncs)
   int64_t max_bytes = int64_t{256} << 20;   // outbox + readings ring + dead letters; 0: none
   double readings_share = 0.5;              // of max_bytes for the readings ring
   int64_t retention_ms = 24 * 3600 * 1000;  // readings ring retention

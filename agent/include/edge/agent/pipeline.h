@@ -15,17 +15,27 @@
 // cycle: the MQTT thread runs cycles only while the last one took under 10 ms and the
 // store accepts writes; otherwise messages go through the queue (drop oldest when full).
 //
-// Order: each cycle commits its outbox rows (alerts, rollups; synchronous=FULL) before the
+// Order: a cycle commits its outbox rows (alerts, rollups; synchronous=FULL) before the
 // readings, so an alert is never committed after the readings that led to it. Readings are
 // committed every `commit_interval_ms` (monotonic) in one transaction; those not yet
 // committed are the loss window of a crash. A readings commit that fails drops them
 // (edge_agent_readings_dropped_total{reason="store_error"}).
 //
+// Group commit: outbox commits start at least `alert_commit_window_ms` (monotonic) apart, so
+// that a storm of alerts costs at most one sync per window. A cycle's alerts that come
+// sooner after the last outbox commit wait, in memory and counted in
+// edge_agent_alerts_uncommitted, for the window to end; the cycle that runs then (on either
+// thread, the pipeline thread waking for it) commits them all in one transaction. A lone
+// alert commits at once, and so do waiting alerts that reach half of
+// `max_uncommitted_events`. Alerts count as raised, and `on_committed` runs, only after
+// their commit: once per window at most.
+//
 // Rules: each reading goes through rules::Engine::Process; a reading its filters reject is
 // neither rolled up nor stored, and one they thin out (deadband, downsample, a duplicate) is
 // rolled up but not stored. Clock-driven rules (stale) get the wall time about once a
-// second. Firing episodes are saved in the store after their events commit and restored at
-// construction, so a restart neither repeats a firing nor loses a resolve.
+// second. Firing episodes are saved in the store in the transaction of their events
+// (StoreWriter::AppendWithEpisodes) and restored at construction, so a restart neither
+// repeats a firing nor loses a resolve.
 //
 // Rollups are in processing time: one window for all sensors, opened when the previous one
 // closed, closed by the monotonic clock after `rollup_interval_ms`; start_ms/end_ms are the
@@ -47,6 +57,7 @@
 // memory back to the system (glibc malloc_trim), so that a burst does not stay resident.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -76,6 +87,8 @@ struct PipelineOptions {
   DecodeOptions decode;
   size_t max_batch = 4096;           // messages taken from the queue per cycle
   int64_t commit_interval_ms = 100;  // longest wait for messages before a cycle ends
+  // Least time between the starts of two outbox commits (each a sync); 0: every cycle.
+  int64_t alert_commit_window_ms = 10;
   size_t max_uncommitted_events = 100'000;
   bool store_readings = true;             // keep raw readings in the ring
   size_t max_pending_readings = 200'000;  // readings waiting for their commit; more: dropped
@@ -150,8 +163,20 @@ class Pipeline {
   };
   void RunCycle(std::span<RawMessage> batch);
   void Commit();
+  // Commits the waiting outbox rows when the window since the last commit has passed;
+  // otherwise sets the deadline and wakes the pipeline thread if it would sleep past it.
+  void CommitOutboxWhenDue();
+  // How long Run may wait for messages: to the outbox deadline, if any, at most
+  // commit_interval_ms.
+  std::chrono::milliseconds NextWait();
   void ApplyPendingPolicy();
+  // Episode changes to save (value) or forget (nullopt), by (rule, sensor).
+  using EpisodeChangeMap =
+      std::map<std::pair<std::string, std::string>, std::optional<StoredEpisode>>;
   void SaveEpisodes();
+  static void SplitEpisodeChanges(const EpisodeChangeMap& changes,
+                                  std::vector<StoredEpisode>& firing,
+                                  std::vector<EpisodeKey>& resolved);
   void RestoreEpisodes();
   void AddToRollup(const rules::ReadingVerdict& verdict, double value);
   void CloseRollupWindow(bool force);
@@ -184,12 +209,18 @@ class Pipeline {
   std::vector<StoreWriter::NewReading> pending_readings_;
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};
+  // The group commit's times (monotonic ms), read by Run before it sleeps without the cycle
+  // lock: the start of the last outbox commit, when waiting rows must commit (0: none wait),
+  // and when the pipeline thread's current wait ends.
+  std::atomic<int64_t> last_outbox_commit_mono_{0};
+  std::atomic<int64_t> outbox_due_mono_{0};
+  std::atomic<int64_t> run_wakes_mono_{0};
   int64_t last_advance_mono_ = 0;  // last time clock-driven rules (stale) got the time
   int64_t last_forget_mono_ = 0;   // last sweep of idle sensors
   size_t burst_bytes_ = 0;         // most bytes seen queued since the queue was last empty
-  // Firing episodes to save (value) or forget (nullopt), by (rule, sensor); kept until the
-  // store took them.
-  std::map<std::pair<std::string, std::string>, std::optional<StoredEpisode>> episode_changes_;
+  // Firing episodes left to save by RestoreEpisodes when the store refused them; they go
+  // with the next outbox commit.
+  EpisodeChangeMap episode_changes_;
   // Held for a cycle, by the pipeline thread (Run) or the MQTT thread (TryProcessNow); the
   // pipeline thread takes messages from the queue only while holding it.
   std::mutex cycle_mu_;

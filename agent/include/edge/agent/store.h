@@ -214,10 +214,21 @@ class StoreWriter {
   // Firing rule episodes, kept so that a restart neither fires them again nor loses their
   // resolve (docs/policy.md, "Restarts"). One durable transaction (synchronous=FULL):
   // `resolved` are deleted first, then `firing` are inserted or replace the row of their
-  // (rule, sensor). On failure nothing changes.
+  // (rule, sensor). On failure nothing changes. AppendWithEpisodes (below) writes them with
+  // the outbox rows of their events.
   virtual Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
                               const std::vector<EpisodeKey>& resolved) = 0;
   virtual Result<std::vector<StoredEpisode>> LoadEpisodes() = 0;
+
+  // Append (above) with the episode changes of SaveEpisodes in the same transaction
+  // (synchronous=FULL): one commit and one sync for an alert and the episode it records. On
+  // failure neither the rows nor the episodes are written.
+  struct EpisodeChanges {
+    const std::vector<StoredEpisode>& firing;
+    const std::vector<EpisodeKey>& resolved;
+  };
+  virtual Status AppendWithEpisodes(const std::vector<NewRow>& rows, EpisodeChanges episodes,
+                                    Evictions* evicted) = 0;
 
   // How often the checkpoint thread copies the write-ahead log into the database (and
   // syncs both). Checkpoints run there, on a connection of their own, so neither the
