@@ -266,8 +266,9 @@ const std::vector<Field>& Fields() {
        },
        false},
       {{"console.linger", "EDGE_AGENT_CONSOLE_LINGER", "20ms",
-        "After an idle spell, how long the uplink waits for more rows before sending, so "
-        "that alerts raised together share one compressed batch; 0 to 10s (0: at once)."},
+        "After an idle spell or a batch that was not full, how long the uplink waits for "
+        "more rows before sending, so that alerts raised together share one compressed "
+        "batch; 0 to 10s (0: at once)."},
        [](Config& c, std::string_view v) {
          return AssignDuration(v, 0, kMaxLingerMs, c.console.linger_ms);
        },

@@ -184,12 +184,14 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
 
   // One round: fetch a batch, send it, then wait as the outcome requires.
   asio::awaitable<void> Step() {
-    if (was_idle_ && options_.linger_ms > 0) {
-      // Woken from idle by a commit: give the rows committed just after it a moment to
-      // join the same batch (and gzip body). A backlog is sent back to back, no linger.
+    if (linger_next_ && options_.linger_ms > 0) {
+      // Woken from idle by a commit, or after a batch that was not full: give the rows
+      // committed just after it a moment to join the same batch (and gzip body), so that a
+      // storm of alerts makes one request per linger, not one per commit. A backlog (full
+      // batches) is sent back to back, no linger.
       co_await Wait(Waiting::kLinger, options_.linger_ms);
     }
-    was_idle_ = false;
+    linger_next_ = false;
     notified_ = false;
     auto batch = source_.Fetch(max_items_, max_bytes_);
     if (!batch.ok()) {
@@ -202,17 +204,20 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       max_items_ = std::max<size_t>(1, options_.batch_max_items);
       max_bytes_ = std::max<size_t>(1, options_.batch_max_bytes);
       if (!notified_) co_await Wait(Waiting::kIdle, options_.idle_poll_ms);
-      was_idle_ = true;
+      linger_next_ = true;
       co_return;
     }
     const size_t batch_items = batch->size();  // *batch is moved from below
+    const bool full = IsFull(*batch);
     const SendResult result = co_await Deliver(std::move(*batch));
     switch (result.outcome) {
       case Outcome::kOk:
         if (result.acked > 0 || result.dead_lettered > 0) {
           backoff_.Reset();
           metrics_.backoff->Set(0);
-          co_return;  // more rows may be waiting: send back-to-back
+          // After a full batch more rows are likely waiting: the next is sent back to back.
+          linger_next_ = !full;
+          co_return;
         }
         // Nothing of the batch was acknowledged: resending at once would spin.
         spdlog::warn("uplink: console acknowledged none of {} items", batch_items);
@@ -273,6 +278,15 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
       }
     }
     co_return total;
+  }
+
+  // Whether `batch` filled the fetch: it reached the item limit or half the byte limit (the
+  // fetch stops before the row that would pass the byte limit, whose size is not known here).
+  bool IsFull(const std::vector<OutboxItem>& batch) const {
+    if (batch.size() >= max_items_) return true;
+    size_t bytes = 0;
+    for (const OutboxItem& item : batch) bytes += item.payload_json.size();
+    return bytes >= max_bytes_ / 2;
   }
 
   SendResult DeadLetter(const OutboxItem& item, const char* reason, const std::string& why) {
@@ -438,7 +452,9 @@ class UplinkLoop : public std::enable_shared_from_this<UplinkLoop> {
   size_t max_bytes_;
   Waiting waiting_ = Waiting::kNone;
   bool notified_ = false;
-  bool was_idle_ = false;  // the last fetch found the outbox empty
+  // The next fetch waits options_.linger_ms first: the last one found the outbox empty, or
+  // sent a batch that was not full.
+  bool linger_next_ = false;
   bool started_ = false;
   bool stopping_ = false;
   bool stopped_ = false;

@@ -1100,6 +1100,43 @@ TEST_F(UplinkTest, WithoutLingerAWokenLoopSendsAtOnce) {
   EXPECT_EQ(console.Requests().at(0).json["items"].size(), 1u);
 }
 
+TEST_F(UplinkTest, AfterABatchThatWasNotFullTheNextWaitsTheLinger) {
+  // An alert storm: rows are committed while each batch is in flight. Without the linger
+  // after a partial batch, every commit would make its own request right after the last.
+  TestConsole console;
+  std::atomic<int> handled{0};
+  console.SetHandler([&](const ConsoleRequest& req, int) {
+    if (handled.fetch_add(1) == 0) {
+      outbox_.Add(1);  // committed while the first batch is in flight
+      uplink_->Notify();
+    }
+    return AckAll(req);
+  });
+  outbox_.Add(1);
+  UplinkOptions options = Options(console.port());
+  options.linger_ms = 300;
+  StartUplink(options);  // the first fetch is at once: the loop was not idle
+
+  ASSERT_TRUE(
+      WaitFor([&] { return outbox_.Size() == 0 && handled.load() == 2; }, milliseconds(3'000)));
+  const std::vector<ConsoleRequest> requests = console.Requests();
+  ASSERT_EQ(requests.size(), 2u);
+  EXPECT_GE(requests.at(1).at - requests.at(0).at, milliseconds(300));
+}
+
+TEST_F(UplinkTest, FullBatchesAreSentBackToBackWithoutTheLinger) {
+  TestConsole console;
+  outbox_.Add(25);
+  UplinkOptions options = Options(console.port());
+  options.batch_max_items = 10;
+  options.linger_ms = 60'000;  // a linger between the full batches would outlast the wait
+  StartUplink(options);
+
+  // 10 + 10 back to back, then the last 5; after them the loop lingers.
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }, milliseconds(5'000)));
+  EXPECT_EQ(console.Requests().size(), 3u);
+}
+
 TEST_F(UplinkTest, IdleLoopPollsWithoutNotify) {
   TestConsole console;
   StartUplink(Options(console.port()));  // idle_poll_ms = 50

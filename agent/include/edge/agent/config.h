@@ -71,7 +71,7 @@ struct ConsoleConfig {
   int64_t timeout_ms = 10000;  // per request
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30000;
-  int64_t linger_ms = 20;  // wait for more rows after an idle spell before sending
+  int64_t linger_ms = 20;  // wait for more rows after an idle spell or a partial batch
   // Refuse to start with an http:// url to a non-loopback host (otherwise: a warning).
   bool require_tls = false;
 };

@@ -77,9 +77,10 @@ struct UplinkOptions {
   int64_t backoff_initial_ms = 500;
   int64_t backoff_max_ms = 30'000;
   int64_t idle_poll_ms = 1'000;  // when the outbox is empty and no Notify() came
-  // After the outbox was found empty, how long to wait once woken before fetching, so
-  // that rows committed together share a batch and its gzip body. Adds at most this much
-  // to an alert's latency; a backlog is sent without it. 0: send at once.
+  // After the outbox was found empty, or a batch that was not full was sent, how long to
+  // wait before the next fetch, so that rows committed together share a batch and its gzip
+  // body and a storm of small commits makes one request per linger. Adds at most this much
+  // to an alert's latency; a backlog (full batches) is sent without it. 0: send at once.
   int64_t linger_ms = 0;
   bool gzip = true;  // Content-Encoding: gzip for bodies >= 256 bytes when it shrinks them
   // Seed of the jitter generator; 0 seeds from std::random_device. Tests set it.
