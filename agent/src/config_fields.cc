@@ -108,6 +108,18 @@ const std::vector<Field>& Fields() {
          return AssignDuration(v, 0, kMaxReadPauseMs, c.mqtt.read_pause_ms);
        },
        false},
+      {{"mqtt.clean_session", "EDGE_AGENT_MQTT_CLEAN_SESSION", "false",
+        "false: a persistent session (the broker keeps QoS 1 and 2 messages while the agent "
+        "is away, within its queue limits); true: start afresh at every connect."},
+       [](Config& c, std::string_view v) { return AssignBool(v, c.mqtt.clean_session); },
+       false},
+      {{"mqtt.backoff_max", "EDGE_AGENT_MQTT_BACKOFF_MAX", "10s",
+        "Longest delay between reconnect attempts (full jitter; the first is within 100ms), "
+        "100ms to 1h."},
+       [](Config& c, std::string_view v) {
+         return AssignDuration(v, kMqttBackoffInitialMs, kMaxMqttBackoffMs, c.mqtt.backoff_max_ms);
+       },
+       false},
       {{"store.path", "EDGE_AGENT_STORE_PATH", "/var/lib/edge-agent/edge-agent.db",
         "SQLite database file (readings ring and outbox)."},
        [](Config& c, std::string_view v) {

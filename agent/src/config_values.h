@@ -21,6 +21,10 @@ inline constexpr int64_t kMaxKeepaliveMs = 65'535'000;  // MQTT keepalive is a 1
 inline constexpr int64_t kMaxCommitIntervalMs = 60'000;
 inline constexpr int64_t kMaxAlertCommitWindowMs = 1'000;
 inline constexpr int64_t kMaxReadPauseMs = 50;
+// mqtt.backoff_max: at least the first reconnect delay's ceiling (IngestOptions::
+// backoff_initial_ms), at most an hour.
+inline constexpr int64_t kMqttBackoffInitialMs = 100;
+inline constexpr int64_t kMaxMqttBackoffMs = 3'600'000;
 inline constexpr int64_t kMaxStoreBytes = int64_t{1} << 50;
 inline constexpr int64_t kMaxRetentionMs = int64_t{365} * 86'400'000;
 inline constexpr int64_t kMaxRollupIntervalMs = 86'400'000;

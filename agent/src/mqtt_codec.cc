@@ -61,7 +61,7 @@ Status EncodeConnect(const ConnectOptions& options, std::string& out) {
   if (!options.password.empty() && options.username.empty()) {
     return Status::Error("CONNECT: a password needs a user name in MQTT 3.1.1");
   }
-  uint8_t connect_flags = 0x02;  // clean session
+  uint8_t connect_flags = options.clean_session ? 0x02 : 0x00;
   size_t remaining = 10 + 2 + options.client_id.size();
   if (!options.username.empty()) {
     connect_flags |= 0x80;

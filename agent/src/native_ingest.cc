@@ -188,6 +188,7 @@ class NativeIngest final : public Ingest {
       EndSession();
       if (stopping_) break;
       if (accepted_) {
+        gap_.Lost(clock_.MonotonicMs());
         spdlog::warn("mqtt connection lost: {}", why);
       } else {
         metrics_.connects_failed.Inc();
@@ -252,6 +253,7 @@ class NativeIngest final : public Ingest {
     co.keepalive_s = KeepaliveSeconds();
     co.username = options_.username;
     co.password = options_.password;
+    co.clean_session = options_.clean_session;
     if (Status s = mqtt::EncodeConnect(co, connect); !s.ok()) co_return s.message();
     last_received_ms_ = clock_.MonotonicMs();
     Send(connect);
@@ -391,6 +393,7 @@ class NativeIngest final : public Ingest {
     }
     metrics_.connects_ok.Inc();
     accepted_ = true;
+    session_present_ = p.session_present;
     state_ = State::kAwaitSuback;
     awaiting_release_.reset();
     std::string subscribe;
@@ -419,10 +422,16 @@ class NativeIngest final : public Ingest {
       }
     }
     state_ = State::kReady;
+    const int failed_attempts = backoff_.attempt() - 1;  // the last delay led here
     backoff_.Reset();
     connected_ = true;
     metrics_.connected.Set(1);
-    spdlog::info("mqtt connected to {}, subscribed to {} filter(s)", options_.url, granted);
+    spdlog::info("mqtt connected to {}, subscribed to {} filter(s), session {}", options_.url,
+                 granted, session_present_ ? "resumed" : "new");
+    if (const auto gap = gap_.Regained(clock_.MonotonicMs(), metrics_)) {
+      spdlog::warn("mqtt: reconnected to {} after {} ms without a connection ({} failed attempts)",
+                   options_.url, *gap, std::max(0, failed_attempts));
+    }
   }
 
   void ProtocolError(std::string_view what) {
@@ -557,6 +566,8 @@ class NativeIngest final : public Ingest {
   std::string address_error_;
   std::vector<mqtt::SubscribeFilter> filters_;  // views into options_.topics
   cloudsync::Backoff backoff_;
+  ConnectionGap gap_;             // this thread only
+  bool session_present_ = false;  // the last CONNACK resumed a session
   mqtt::MqttParser parser_;
   std::unique_ptr<ssl::context> tls_context_;
   State state_ = State::kIdle;

@@ -2,6 +2,7 @@
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -37,7 +38,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
         client_(NormalizeUrl(options_.url), options_.client_id,
                 mqtt::create_options(MQTTVERSION_3_1_1)) {
     auto builder = mqtt::connect_options_builder()
-                       .clean_session(true)
+                       .clean_session(options_.clean_session)
                        .keep_alive_interval(std::chrono::milliseconds(options_.keepalive_ms))
                        .connect_timeout(std::chrono::milliseconds(options_.connect_timeout_ms))
                        .automatic_reconnect(false);
@@ -68,6 +69,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
       connected_ = false;
       metrics_.connected.Set(0);
       spdlog::warn("mqtt connection lost: {}", cause.empty() ? "unknown cause" : cause);
+      asio::post(io_, [this, now = clock_.MonotonicMs()] { gap_.Lost(now); });
       ScheduleReconnect();
     });
   }
@@ -141,7 +143,15 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     }
     connected_ = true;
     metrics_.connected.Set(1);
-    asio::post(io_, [this] { backoff_.Reset(); });
+    asio::post(io_, [this, now = clock_.MonotonicMs()] {
+      const int failed_attempts = backoff_.attempt() - 1;  // the last delay led here
+      backoff_.Reset();
+      if (const auto gap = gap_.Regained(now, metrics_)) {
+        spdlog::warn(
+            "mqtt: reconnected to {} after {} ms without a connection ({} failed attempts)",
+            options_.url, *gap, std::max(0, failed_attempts));
+      }
+    });
     spdlog::info("mqtt connected to {}, subscribed to {} filter(s)", options_.url,
                  options_.topics.size());
   }
@@ -153,6 +163,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
   RawMessage message_;  // Paho's callback thread only (it delivers one message at a time)
   Clock& clock_;
   cloudsync::Backoff backoff_;  // io_context thread only
+  ConnectionGap gap_;           // io_context thread only
   IngestMetrics metrics_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};

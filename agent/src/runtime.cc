@@ -333,6 +333,8 @@ Status MakeIngest(Run& run) {
   ingest_options.ca_file = mqtt.ca_file;
   ingest_options.keepalive_ms = mqtt.keepalive_ms;
   ingest_options.read_pause_ms = mqtt.read_pause_ms;
+  ingest_options.clean_session = mqtt.clean_session;
+  ingest_options.backoff_max_ms = mqtt.backoff_max_ms;
   if (!mqtt.password_file.empty()) {
     auto pw = ReadTextFile(mqtt.password_file, kNoFileSizeLimit);
     if (!pw.ok()) return Status::Error("mqtt.password_file: " + pw.error());

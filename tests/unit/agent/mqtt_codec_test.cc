@@ -107,6 +107,16 @@ TEST(MqttEncode, ConnectWithoutCredentials) {
   EXPECT_EQ(out, Bytes({0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 3, 'c', 'i', 'd'}));
 }
 
+TEST(MqttEncode, ConnectForAPersistentSessionLeavesTheCleanSessionFlagOff) {
+  std::string out;
+  ConnectOptions options;
+  options.client_id = "cid";
+  options.keepalive_s = 30;
+  options.clean_session = false;
+  ASSERT_TRUE(EncodeConnect(options, out).ok());
+  EXPECT_EQ(out, Bytes({0x10, 15, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x00, 0, 30, 0, 3, 'c', 'i', 'd'}));
+}
+
 TEST(MqttEncode, ConnectWithUserNameAndPassword) {
   std::string out;
   ASSERT_TRUE(

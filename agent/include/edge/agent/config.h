@@ -41,6 +41,10 @@ struct MqttConfig {
   size_t max_payload_bytes = 65536;      // larger messages are rejected (too_large)
   int64_t keepalive_ms = 30000;          // whole seconds, 1s..65535s
   int64_t read_pause_ms = 2;             // native client: pause after a small read, 0..50 ms
+  // false: a persistent session, so the broker keeps QoS 1 and 2 messages while the agent is
+  // away (restarts, upgrades), within its queue limits.
+  bool clean_session = false;
+  int64_t backoff_max_ms = 10'000;  // cap of the reconnect delay (the first is within 100 ms)
 };
 
 struct StoreConfig {

@@ -11,10 +11,12 @@
 // exponential backoff and full jitter; subscriptions are (re)made on every successful
 // connect.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -60,8 +62,11 @@ struct IngestOptions {
   std::string ca_file;  // for ssl://; empty = system trust store
   int64_t keepalive_ms = 30'000;
   int64_t connect_timeout_ms = 5'000;
-  int64_t backoff_initial_ms = 500;
-  int64_t backoff_max_ms = 30'000;
+  // false: a persistent session (the broker queues QoS 1 and 2 messages while we are away).
+  bool clean_session = false;
+  // Reconnect delays: full jitter, uniform in [0, min(max, initial * 2^attempt)].
+  int64_t backoff_initial_ms = 100;
+  int64_t backoff_max_ms = 10'000;
   // Native client only: a packet with a larger remaining length is skipped as it streams
   // past (never buffered), acknowledged and counted. The default fits a 64 KiB payload with the
   // longest topic (2 + 65535 bytes) and a packet id.
@@ -72,8 +77,10 @@ struct IngestOptions {
   int64_t read_pause_ms = 2;
 };
 
-// The connection metrics both clients export: edge_agent_mqtt_connected (gauge) and
-// edge_agent_mqtt_connects_total{result="ok"|"failed"}.
+// The connection metrics both clients export: edge_agent_mqtt_connected (gauge),
+// edge_agent_mqtt_connects_total{result="ok"|"failed"} and
+// edge_agent_mqtt_disconnected_seconds_total (time without a connection, counted when it
+// comes back).
 struct IngestMetrics {
   explicit IngestMetrics(Metrics& metrics)
       : connected(metrics.Gauge("edge_agent_mqtt_connected",
@@ -82,10 +89,35 @@ struct IngestMetrics {
                                     "MQTT connection attempts by result", {{"result", "ok"}})),
         connects_failed(metrics.Counter("edge_agent_mqtt_connects_total",
                                         "MQTT connection attempts by result",
-                                        {{"result", "failed"}})) {}
+                                        {{"result", "failed"}})),
+        disconnected_seconds(metrics.Counter(
+            "edge_agent_mqtt_disconnected_seconds_total",
+            "Time between losing the MQTT connection and having it back (added on reconnect)")) {}
   GaugeHandle& connected;
   CounterHandle& connects_ok;
   CounterHandle& connects_failed;
+  CounterHandle& disconnected_seconds;
+};
+
+// The gap between losing the broker and having it back: one per client, on its own thread.
+class ConnectionGap {
+ public:
+  // The connection was lost (or never made): the gap starts now, unless it already runs.
+  void Lost(int64_t now_ms) {
+    if (!lost_ms_) lost_ms_ = now_ms;
+  }
+  // Connected again: counts the gap and returns it in milliseconds; nullopt for the first
+  // connection since start.
+  std::optional<int64_t> Regained(int64_t now_ms, IngestMetrics& metrics) {
+    if (!lost_ms_) return std::nullopt;
+    const int64_t gap = std::max<int64_t>(0, now_ms - *lost_ms_);
+    lost_ms_.reset();
+    metrics.disconnected_seconds.Inc(static_cast<double>(gap) / 1000.0);
+    return gap;
+  }
+
+ private:
+  std::optional<int64_t> lost_ms_;
 };
 
 // Called on the MQTT client's thread with messages in the order received: the native client

@@ -54,9 +54,10 @@ struct ConnectOptions {
   uint16_t keepalive_s = 30;   // 0 turns keepalive off
   std::string_view username;   // empty: no user name flag
   std::string_view password;   // empty: no password flag (needs a user name when set)
+  bool clean_session = true;   // false: the broker resumes (or starts) a persistent session
 };
 
-// CONNECT with protocol name "MQTT", level 4 and clean session. Fails (and appends
+// CONNECT with protocol name "MQTT" and level 4. Fails (and appends
 // nothing) when a string is longer than 65,535 bytes or a password has no user name.
 [[nodiscard]] Status EncodeConnect(const ConnectOptions& options, std::string& out);
 
