@@ -23,6 +23,21 @@ constexpr double kSecondsLimit = 1e11;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
+// The words that switches, contacts and binary sensors publish for their two states
+// (ESPHome and Tasmota `ON`/`OFF`, Home Assistant `on`/`off`, door sensors `open`/`closed`),
+// in any case: 1 for the first of each pair, 0 for the second (docs/payloads.md).
+std::optional<double> StateWordValue(std::string_view word) {
+  static constexpr struct {
+    std::string_view word;
+    double value;
+  } kWords[] = {{"on", 1}, {"off", 0}, {"true", 1}, {"false", 0}, {"open", 1}, {"closed", 0}};
+  if (word.size() < 2 || word.size() > 6) return std::nullopt;
+  for (const auto& w : kWords) {
+    if (IEquals(word, w.word)) return w.value;
+  }
+  return std::nullopt;
+}
+
 bool IsTimestampKey(std::string_view key) {
   return IEquals(key, "ts") || IEquals(key, "timestamp") || IEquals(key, "time");
 }
@@ -220,11 +235,13 @@ class ReadingCollector {
 
   bool string(json::string_t& v) {
     BeginValue();
-    pending_value_ = false;
     if (pending_timestamp_) {
       pending_timestamp_ = false;
+      pending_value_ = false;
       return SetTimestamp(TimestampFromString(v));
     }
+    if (const std::optional<double> state = StateWordValue(v)) return Emit(*state);
+    pending_value_ = false;
     return true;  // other strings carry no reading
   }
 
@@ -564,7 +581,12 @@ std::optional<RejectReason> DecodeReadings(std::string_view topic, std::string_v
       case NumberText::kNonFinite:
         return RejectReason::kNonFinite;
       case NumberText::kNotNumber:
-        break;  // maybe `true`/`false`/`null`, else the parser reports not_json
+        if (const std::optional<double> state = StateWordValue(text)) {
+          if (options.max_readings == 0) return RejectReason::kTooManyReadings;
+          out.push_back(rules::Reading{std::string(topic), receive_ts_ms, *state});
+          return std::nullopt;
+        }
+        break;  // maybe `null`, else the parser reports not_json
     }
   }
   return DecodeJson(topic, text, receive_ts_ms, options, out);

@@ -149,8 +149,53 @@ TEST_F(Decoder, TopLevelBooleanIsAReadingForTheTopic) {
 }
 
 TEST_F(Decoder, StringsAndNullsAreIgnored) {
-  EXPECT_EQ(Decode(R"({"state":"ON","battery":null,"linkquality":87})", "z/plug"), std::nullopt);
+  EXPECT_EQ(Decode(R"({"update":"idle","battery":null,"linkquality":87})", "z/plug"), std::nullopt);
   EXPECT_THAT(out_, ElementsAre(IsReading("z/plug/linkquality", kReceiveTs, 87.0)));
+}
+
+TEST_F(Decoder, StateWordsInAnObjectAreOneAndZero) {
+  EXPECT_EQ(Decode(R"({"state":"ON","POWER":"off","door":"Open","lid":"closed","ok":"TRUE",)"
+                   R"("fault":"false","mode":"auto"})",
+                   "z/plug"),
+            std::nullopt);
+  EXPECT_THAT(out_, ElementsAre(IsReading("z/plug/state", kReceiveTs, 1.0),
+                                IsReading("z/plug/POWER", kReceiveTs, 0.0),
+                                IsReading("z/plug/door", kReceiveTs, 1.0),
+                                IsReading("z/plug/lid", kReceiveTs, 0.0),
+                                IsReading("z/plug/ok", kReceiveTs, 1.0),
+                                IsReading("z/plug/fault", kReceiveTs, 0.0)));
+}
+
+TEST_F(Decoder, APlainStateWordIsAReadingForTheTopic) {
+  const struct {
+    const char* payload;
+    double value;
+  } cases[] = {{"ON", 1},
+               {"OFF", 0},
+               {"on", 1},
+               {"off", 0},
+               {" On\n", 1},
+               {"open", 1},
+               {"closed", 0},
+               {"OPEN", 1},
+               {"TRUE", 1},
+               {"False", 0},
+               {"\"on\"", 1},
+               {"\"OFF\"", 0},
+               {R"({"value":"on"})", 1}};
+  for (const auto& c : cases) {
+    out_.clear();
+    EXPECT_EQ(Decode(c.payload, "home/switch"), std::nullopt) << c.payload;
+    EXPECT_THAT(out_, ElementsAre(IsReading("home/switch", kReceiveTs, c.value))) << c.payload;
+  }
+}
+
+TEST_F(Decoder, OtherWordsAreStillRejected) {
+  for (const char* payload : {"onn", "of", "opened", "close", "yes", "1 on", "on off"}) {
+    EXPECT_THAT(Decode(payload), Optional(RejectReason::kNotJson)) << payload;
+  }
+  EXPECT_THAT(Decode(R"({"state":"idle"})"), Optional(RejectReason::kNoNumbers));
+  EXPECT_THAT(Decode(R"({"ts":"on"})"), Optional(RejectReason::kBadTimestamp));
 }
 
 TEST_F(Decoder, ArrayIndexIsAPathSegment) {
