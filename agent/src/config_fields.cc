@@ -85,6 +85,21 @@ const std::vector<Field>& Fields() {
          return Status::Ok();
        },
        false},
+      {{"mqtt.cert_file", "EDGE_AGENT_MQTT_CERT_FILE", "",
+        "Client certificate (PEM chain) for an ssl:// broker that asks for one; with "
+        "mqtt.key_file. Read at every connect."},
+       [](Config& c, std::string_view v) {
+         c.mqtt.cert_file = std::string(v);
+         return Status::Ok();
+       },
+       false},
+      {{"mqtt.key_file", "EDGE_AGENT_MQTT_KEY_FILE", "",
+        "Private key (PEM) of mqtt.cert_file. Read at every connect."},
+       [](Config& c, std::string_view v) {
+         c.mqtt.key_file = std::string(v);
+         return Status::Ok();
+       },
+       false},
       {{"mqtt.max_payload_bytes", "EDGE_AGENT_MQTT_MAX_PAYLOAD_BYTES", "65536",
         "Larger messages are dropped and counted as too_large."},
        [](Config& c, std::string_view v) {

@@ -244,6 +244,22 @@ Status CheckConfig(const Config& c) {
             : range(static_cast<int64_t>(c.mqtt.max_payload_bytes), 1, kMaxPayloadLimit));
   check("mqtt.keepalive", CheckKeepalive(c.mqtt.keepalive_ms));
   check("mqtt.read_pause", CheckDurationRange(c.mqtt.read_pause_ms, 0, kMaxReadPauseMs));
+  check("mqtt.backoff_max",
+        CheckDurationRange(c.mqtt.backoff_max_ms, kMqttBackoffInitialMs, kMaxMqttBackoffMs));
+  if (c.mqtt.cert_file.empty() != c.mqtt.key_file.empty()) {
+    check(
+        c.mqtt.cert_file.empty() ? "mqtt.cert_file" : "mqtt.key_file",
+        Status::Error("must be set with " +
+                      std::string(c.mqtt.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file")));
+  }
+  if (!c.mqtt.cert_file.empty()) {
+    const Result<std::string> url = NormalizeMqttUrl(c.mqtt.url);
+    if (url.ok() && !url->starts_with("ssl://")) {
+      check("mqtt.cert_file", Status::Error("needs an ssl:// mqtt.url (a client certificate is "
+                                            "only sent over TLS), got " +
+                                            Quoted(c.mqtt.url)));
+    }
+  }
   check("store.path", c.store.path.empty() ? Status::Error("must not be empty") : Status::Ok());
   check("store.commit_interval",
         CheckDurationRange(c.store.commit_interval_ms, 1, kMaxCommitIntervalMs));

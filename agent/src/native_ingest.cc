@@ -85,8 +85,11 @@ std::string Snippet(std::string_view bytes) {
 // outlives every operation on it.
 struct Transport {
   explicit Transport(asio::io_context& io) : plain(io) {}
-  tcp::socket plain;                              // the TCP socket when there is no TLS
-  std::unique_ptr<ssl::stream<tcp::socket>> tls;  // set for ssl:// (owns its own socket)
+  tcp::socket plain;  // the TCP socket when there is no TLS
+  // For ssl://: the context of this connection (made for it, so that renewed certificate
+  // files take effect at the next one) and the stream, which owns its own socket.
+  std::unique_ptr<ssl::context> tls_context;
+  std::unique_ptr<ssl::stream<tcp::socket>> tls;
   tcp::socket& Socket() { return tls ? tls->next_layer() : plain; }
   void Close() {
     error_code ignored;
@@ -115,7 +118,6 @@ class NativeIngest final : public Ingest {
     Result<BrokerUrl> address = ParseBrokerUrl(options_.url);
     if (address.ok()) {
       address_ = *address;
-      if (address_.tls) tls_context_ = cloudsync::TlsContextOrRefuseAll(options_.ca_file, "mqtt");
     } else {
       address_error_ = address.error();
       spdlog::error("mqtt: {}", address_error_);
@@ -235,7 +237,9 @@ class NativeIngest final : public Ingest {
     t->plain.set_option(tcp::no_delay(true), ignored);
 
     if (address_.tls) {
-      t->tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(t->plain), *tls_context_);
+      t->tls_context = cloudsync::TlsContextOrRefuseAll("mqtt", options_.ca_file,
+                                                        options_.cert_file, options_.key_file);
+      t->tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(t->plain), *t->tls_context);
       error_code addr_ec;
       asio::ip::make_address(address_.url.host, addr_ec);
       if (addr_ec) SSL_set_tlsext_host_name(t->tls->native_handle(), address_.url.host.c_str());
@@ -569,7 +573,6 @@ class NativeIngest final : public Ingest {
   ConnectionGap gap_;             // this thread only
   bool session_present_ = false;  // the last CONNACK resumed a session
   mqtt::MqttParser parser_;
-  std::unique_ptr<ssl::context> tls_context_;
   State state_ = State::kIdle;
   bool accepted_ = false;    // the current connection's CONNACK accepted it
   std::string fail_reason_;  // why the current connection is ending; empty while it is fine

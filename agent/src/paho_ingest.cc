@@ -51,6 +51,10 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
       // as the native client does.
       auto ssl = mqtt::ssl_options_builder().enable_server_cert_auth(true).verify(true);
       if (!options_.ca_file.empty()) ssl.trust_store(options_.ca_file);
+      // Paho C reads these at every connect, so renewed files take effect at the next one.
+      if (!options_.cert_file.empty()) {
+        ssl.key_store(options_.cert_file).private_key(options_.key_file);
+      }
       builder.ssl(ssl.finalize());
     }
     connect_options_ = builder.finalize();

@@ -331,6 +331,8 @@ Status MakeIngest(Run& run) {
   ingest_options.qos = mqtt.qos;
   ingest_options.username = mqtt.username;
   ingest_options.ca_file = mqtt.ca_file;
+  ingest_options.cert_file = mqtt.cert_file;
+  ingest_options.key_file = mqtt.key_file;
   ingest_options.keepalive_ms = mqtt.keepalive_ms;
   ingest_options.read_pause_ms = mqtt.read_pause_ms;
   ingest_options.clean_session = mqtt.clean_session;

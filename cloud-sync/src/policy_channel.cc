@@ -70,7 +70,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
         judge_(std::move(judge)),
         applied_(std::move(applied)),
         url_(ParseUrlOrLog(options_.console_url, kWho)),
-        tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(options_.ca_file, kWho) : nullptr),
+        tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(kWho, options_.ca_file) : nullptr),
         token_(options_.token_file, kWho, clock),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),

@@ -8,7 +8,9 @@ namespace edge::cloudsync {
 
 namespace asio = boost::asio;
 
-Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file) {
+Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file,
+                                                           const std::string& cert_file,
+                                                           const std::string& key_file) {
   auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
   boost::beast::error_code ec;
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -24,12 +26,30 @@ Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca
     ctx->load_verify_file(ca_file, ec);
     if (ec) return Status::Error("TLS: cannot load CA file '" + ca_file + "': " + ec.message());
   }
+  if (cert_file.empty() != key_file.empty()) {
+    return Status::Error("TLS: a client certificate needs both a certificate and a key file");
+  }
+  if (!cert_file.empty()) {
+    ctx->use_certificate_chain_file(cert_file, ec);
+    if (ec) {
+      return Status::Error("TLS: cannot load certificate file '" + cert_file +
+                           "': " + ec.message());
+    }
+    ctx->use_private_key_file(key_file, asio::ssl::context::pem, ec);
+    if (ec) return Status::Error("TLS: cannot load key file '" + key_file + "': " + ec.message());
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+      return Status::Error("TLS: key file '" + key_file + "' does not match certificate '" +
+                           cert_file + "'");
+    }
+  }
   return ctx;
 }
 
-std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(const std::string& ca_file,
-                                                          std::string_view who) {
-  auto ctx = MakeTlsContext(ca_file);
+std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(std::string_view who,
+                                                          const std::string& ca_file,
+                                                          const std::string& cert_file,
+                                                          const std::string& key_file) {
+  auto ctx = MakeTlsContext(ca_file, cert_file, key_file);
   if (ctx.ok()) return std::move(ctx.value());
   spdlog::error("{}: {}", who, ctx.error());
   auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);

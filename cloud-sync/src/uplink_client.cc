@@ -27,7 +27,7 @@ constexpr size_t kMaxReplyBodyBytes = 8 << 20;
 UplinkClient::UplinkClient(const UplinkOptions& options, Clock& clock, CounterHandle& bytes)
     : options_(options),
       url_(ParseUrlOrLog(options.console_url, kWho)),
-      tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(options.ca_file, kWho) : nullptr),
+      tls_context_(url_ && url_->tls ? TlsContextOrRefuseAll(kWho, options.ca_file) : nullptr),
       token_(options.token_file, kWho, clock),
       bytes_(bytes) {}
 

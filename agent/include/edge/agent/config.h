@@ -38,6 +38,8 @@ struct MqttConfig {
   std::string username;                  // empty: anonymous
   std::string password_file;             // file holding the password; empty: none
   std::string ca_file;                   // PEM CA bundle for ssl://; empty: system CAs
+  std::string cert_file;                 // client certificate (PEM) for ssl://; empty: none
+  std::string key_file;                  // its private key (PEM); set with cert_file
   size_t max_payload_bytes = 65536;      // larger messages are rejected (too_large)
   int64_t keepalive_ms = 30000;          // whole seconds, 1s..65535s
   int64_t read_pause_ms = 2;             // native client: pause after a small read, 0..50 ms

@@ -60,6 +60,10 @@ struct IngestOptions {
   std::string username;
   std::string password;
   std::string ca_file;  // for ssl://; empty = system trust store
+  // For ssl://: the client certificate (PEM chain) and its key, read at every connect so
+  // that renewed files take effect at the next one. Both or neither.
+  std::string cert_file;
+  std::string key_file;
   int64_t keepalive_ms = 30'000;
   int64_t connect_timeout_ms = 5'000;
   // false: a persistent session (the broker queues QoS 1 and 2 messages while we are away).
