@@ -268,6 +268,21 @@ const std::vector<Field>& Fields() {
          return Status::Ok();
        },
        false},
+      {{"console.cert_file", "EDGE_AGENT_CONSOLE_CERT_FILE", "",
+        "Client certificate (PEM chain) for an https:// console that asks for one (mutual "
+        "TLS); with console.key_file. Read at every new connection."},
+       [](Config& c, std::string_view v) {
+         c.console.cert_file = std::string(v);
+         return Status::Ok();
+       },
+       false},
+      {{"console.key_file", "EDGE_AGENT_CONSOLE_KEY_FILE", "",
+        "Private key (PEM) of console.cert_file. Read at every new connection."},
+       [](Config& c, std::string_view v) {
+         c.console.key_file = std::string(v);
+         return Status::Ok();
+       },
+       false},
       {{"console.batch_max_items", "EDGE_AGENT_CONSOLE_BATCH_MAX_ITEMS", "500",
         "Most outbox rows per upload, 1 to 100000."},
        [](Config& c, std::string_view v) {

@@ -228,6 +228,15 @@ Status CheckConfig(const Config& c) {
   auto check = [&errors](std::string_view key, const Status& s) {
     if (!s.ok()) errors.push_back(std::string(key) + ": " + s.message());
   };
+  // A client certificate needs its key and the key its certificate.
+  auto check_pair = [&check](const std::string& section, const std::string& cert,
+                             const std::string& key) {
+    if (cert.empty() == key.empty()) return;
+    const std::string cert_key = section + ".cert_file";
+    const std::string key_key = section + ".key_file";
+    check(cert.empty() ? cert_key : key_key,
+          Status::Error("must be set with " + (cert.empty() ? key_key : cert_key)));
+  };
   auto range = [](int64_t v, int64_t lo, int64_t hi) {
     if (v >= lo && v <= hi) return Status::Ok();
     return Status::Error("must be from " + std::to_string(lo) + " to " + std::to_string(hi) +
@@ -246,12 +255,8 @@ Status CheckConfig(const Config& c) {
   check("mqtt.read_pause", CheckDurationRange(c.mqtt.read_pause_ms, 0, kMaxReadPauseMs));
   check("mqtt.backoff_max",
         CheckDurationRange(c.mqtt.backoff_max_ms, kMqttBackoffInitialMs, kMaxMqttBackoffMs));
-  if (c.mqtt.cert_file.empty() != c.mqtt.key_file.empty()) {
-    check(
-        c.mqtt.cert_file.empty() ? "mqtt.cert_file" : "mqtt.key_file",
-        Status::Error("must be set with " +
-                      std::string(c.mqtt.cert_file.empty() ? "mqtt.key_file" : "mqtt.cert_file")));
-  }
+  check_pair("mqtt", c.mqtt.cert_file, c.mqtt.key_file);
+  check_pair("console", c.console.cert_file, c.console.key_file);
   if (!c.mqtt.cert_file.empty()) {
     const Result<std::string> url = NormalizeMqttUrl(c.mqtt.url);
     if (url.ok() && !url->starts_with("ssl://")) {

@@ -237,8 +237,8 @@ class NativeIngest final : public Ingest {
     t->plain.set_option(tcp::no_delay(true), ignored);
 
     if (address_.tls) {
-      t->tls_context = cloudsync::TlsContextOrRefuseAll("mqtt", options_.ca_file,
-                                                        options_.cert_file, options_.key_file);
+      t->tls_context = cloudsync::TlsContextOrRefuseAll(
+          "mqtt", {options_.ca_file, options_.cert_file, options_.key_file});
       t->tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(t->plain), *t->tls_context);
       error_code addr_ec;
       asio::ip::make_address(address_.url.host, addr_ec);

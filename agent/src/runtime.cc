@@ -400,6 +400,8 @@ Status MakeUplink(Run& run) {
   u.node_id = config.node_id;
   u.token_file = config.console.token_file;
   u.ca_file = config.console.ca_file;
+  u.cert_file = config.console.cert_file;
+  u.key_file = config.console.key_file;
   u.batch_max_items = config.console.batch_max_items;
   u.timeout_ms = config.console.timeout_ms;
   u.backoff_initial_ms = config.console.backoff_initial_ms;
@@ -526,6 +528,8 @@ Status MakePolicyChannel(Run& run) {
   c.node_id = config.node_id;
   c.token_file = config.console.token_file;
   c.ca_file = config.console.ca_file;
+  c.cert_file = config.console.cert_file;
+  c.key_file = config.console.key_file;
   c.labels = config.labels;
   c.agent_version = AgentVersion();
   c.timeout_ms = config.console.timeout_ms;

@@ -27,6 +27,7 @@
 
 #include "client_common.h"
 #include "edge/cloudsync/console_url.h"
+#include "edge/cloudsync/tls_context.h"
 
 namespace edge::cloudsync::internal {
 
@@ -35,9 +36,11 @@ using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 class ConsoleStream {
  public:
-  // `tls` (not owned, may be null) must outlive the stream; null makes https fail.
-  ConsoleStream(boost::asio::any_io_executor ex, boost::asio::ssl::context* tls)
-      : ex_(std::move(ex)), tls_context_(tls) {}
+  // `tls` (not owned, may be null) must outlive the stream; null makes https fail. A TLS
+  // context is made from its files at every Connect(), so renewed certificates and CA
+  // files take effect at the next connection.
+  ConsoleStream(boost::asio::any_io_executor ex, const TlsFiles* tls)
+      : ex_(std::move(ex)), tls_files_(tls) {}
 
   // Drops any previous stream, then resolves, connects and, for https, completes the TLS
   // handshake, all before `deadline`. Returns "" or an error text for the log; on error
@@ -71,7 +74,8 @@ class ConsoleStream {
       std::optional<boost::asio::ip::tcp::resolver::results_type>& out);
 
   boost::asio::any_io_executor ex_;
-  boost::asio::ssl::context* tls_context_;                   // not owned; null for http
+  const TlsFiles* tls_files_;                                // not owned; null for http
+  std::unique_ptr<boost::asio::ssl::context> tls_context_;   // of the last https Connect()
   std::optional<TcpStream> tcp_;                             // http
   std::optional<TlsStream> tls_;                             // https
   std::shared_ptr<boost::asio::steady_timer> resolve_wake_;  // set while a lookup runs

@@ -8,9 +8,10 @@ namespace edge::cloudsync {
 
 namespace asio = boost::asio;
 
-Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca_file,
-                                                           const std::string& cert_file,
-                                                           const std::string& key_file) {
+Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const TlsFiles& files) {
+  const std::string& ca_file = files.ca_file;
+  const std::string& cert_file = files.cert_file;
+  const std::string& key_file = files.key_file;
   auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
   boost::beast::error_code ec;
   ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -46,10 +47,8 @@ Result<std::unique_ptr<asio::ssl::context>> MakeTlsContext(const std::string& ca
 }
 
 std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(std::string_view who,
-                                                          const std::string& ca_file,
-                                                          const std::string& cert_file,
-                                                          const std::string& key_file) {
-  auto ctx = MakeTlsContext(ca_file, cert_file, key_file);
+                                                          const TlsFiles& files) {
+  auto ctx = MakeTlsContext(files);
   if (ctx.ok()) return std::move(ctx.value());
   spdlog::error("{}: {}", who, ctx.error());
   auto fallback = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);

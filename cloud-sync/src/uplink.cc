@@ -491,9 +491,12 @@ Status ValidateUplinkOptions(const UplinkOptions& options) {
   auto url = ParseConsoleUrl(options.console_url);
   if (!url.ok()) return url.status();
   if (url->tls) {
-    if (auto ctx = MakeTlsContext(options.ca_file); !ctx.ok()) return ctx.status();
-  } else if (!options.ca_file.empty()) {
-    spdlog::warn("uplink: ca_file is ignored for the http:// console URL");
+    if (auto ctx = MakeTlsContext({options.ca_file, options.cert_file, options.key_file});
+        !ctx.ok()) {
+      return ctx.status();
+    }
+  } else if (!options.ca_file.empty() || !options.cert_file.empty()) {
+    spdlog::warn("uplink: ca_file and cert_file are ignored for the http:// console URL");
   }
   if (options.node_id.empty()) return Status::Error("uplink: node id is empty");
   if (auto token = internal::ReadTokenFile(options.token_file); !token.ok()) return token.status();

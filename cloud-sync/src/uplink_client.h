@@ -21,6 +21,7 @@
 #include "client_common.h"
 #include "console_transport.h"
 #include "edge/cloudsync/console_url.h"
+#include "edge/cloudsync/tls_context.h"
 #include "edge/cloudsync/uplink.h"
 #include "edge/common/clock.h"
 #include "edge/common/metrics.h"
@@ -65,7 +66,7 @@ class UplinkClient {
  private:
   const UplinkOptions& options_;
   std::optional<ConsoleUrl> url_;
-  std::unique_ptr<boost::asio::ssl::context> tls_context_;  // https only
+  TlsFiles tls_files_;  // what https connections make their TLS context from
   BearerToken token_;
   CounterHandle& bytes_;
   std::optional<SteadyTime> stop_deadline_;

@@ -325,6 +325,12 @@ class TestConsole {
   }
 
   uint16_t port() const { return port_; }
+  // Mutual TLS: the handshake needs a client certificate that `trusted_pem` verifies. Call
+  // before any client connects.
+  void RequireClientCert(const std::string& trusted_pem) {
+    tls_->add_certificate_authority(asio::buffer(trusted_pem));
+    tls_->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
   void SetHandler(Handler handler) {
     std::lock_guard lock(mu_);
     handler_ = std::move(handler);
@@ -1269,6 +1275,53 @@ TEST_F(UplinkTest, RefusesACertificateForAnotherHost) {
   EXPECT_EQ(outbox_.Size(), 1u);
 }
 
+TEST_F(UplinkTest, AConsoleRequiringAClientCertificateGetsTheNodes) {
+  const TestCert server = MakeSelfSignedCert("edge-test-console");
+  const TestCert client = MakeSelfSignedCert("node-1");
+  TestConsole console(0, &server);
+  console.RequireClientCert(client.cert_pem);
+  std::ofstream(dir_ / "ca.pem") << server.cert_pem;
+  std::ofstream(dir_ / "node.pem") << client.cert_pem;
+  std::ofstream(dir_ / "node.key") << client.key_pem;
+  outbox_.Add(3);
+  UplinkOptions options = Options(console.port());
+  options.console_url = "https://127.0.0.1:" + std::to_string(console.port());
+  options.ca_file = (dir_ / "ca.pem").string();
+  options.cert_file = (dir_ / "node.pem").string();
+  options.key_file = (dir_ / "node.key").string();
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+  EXPECT_EQ(console.FailedHandshakes(), 0);
+}
+
+TEST_F(UplinkTest, WithoutTheTrustedClientCertificateNothingIsDeliveredUntilItIsRenewed) {
+  const TestCert server = MakeSelfSignedCert("edge-test-console");
+  const TestCert client = MakeSelfSignedCert("node-1");
+  const TestCert stranger = MakeSelfSignedCert("node-1");  // same name, another key
+  TestConsole console(0, &server);
+  console.RequireClientCert(client.cert_pem);
+  std::ofstream(dir_ / "ca.pem") << server.cert_pem;
+  std::ofstream(dir_ / "node.pem") << stranger.cert_pem;
+  std::ofstream(dir_ / "node.key") << stranger.key_pem;
+  outbox_.Add(3);
+  UplinkOptions options = Options(console.port());
+  options.console_url = "https://127.0.0.1:" + std::to_string(console.port());
+  options.ca_file = (dir_ / "ca.pem").string();
+  options.cert_file = (dir_ / "node.pem").string();
+  options.key_file = (dir_ / "node.key").string();
+  StartUplink(options);
+
+  ASSERT_TRUE(WaitFor([&] { return console.FailedHandshakes() >= 2; }));
+  EXPECT_EQ(console.RequestCount(), 0u);
+  EXPECT_EQ(outbox_.Size(), 3u);
+
+  // The renewed certificate is read at the next connection: no restart.
+  std::ofstream(dir_ / "node.pem") << client.cert_pem;
+  std::ofstream(dir_ / "node.key") << client.key_pem;
+  ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
+}
+
 // ---------------------------------------------------------------------------------------
 
 class ValidateUplinkOptionsTest : public UplinkTest {};
@@ -1298,6 +1351,25 @@ TEST_F(ValidateUplinkOptionsTest, ChecksTheCaFileForHttps) {
   std::ofstream(dir_ / "ca.pem") << MakeSelfSignedCert("ca").cert_pem;
   options.ca_file = (dir_ / "ca.pem").string();
   EXPECT_TRUE(ValidateUplinkOptions(options).ok());
+}
+
+TEST_F(ValidateUplinkOptionsTest, ChecksTheClientCertificateAndItsKey) {
+  const TestCert client = MakeSelfSignedCert("node-1");
+  const TestCert other = MakeSelfSignedCert("node-1");
+  std::ofstream(dir_ / "node.pem") << client.cert_pem;
+  std::ofstream(dir_ / "node.key") << client.key_pem;
+  std::ofstream(dir_ / "other.key") << other.key_pem;
+  UplinkOptions options = Options(8443);
+  options.console_url = "https://console:8443";
+  options.cert_file = (dir_ / "node.pem").string();
+  const Status no_key = ValidateUplinkOptions(options);
+  EXPECT_NE(no_key.message().find("both a certificate and a key"), std::string::npos)
+      << no_key.message();
+  options.key_file = (dir_ / "other.key").string();
+  const Status mismatch = ValidateUplinkOptions(options);
+  EXPECT_NE(mismatch.message().find("other.key"), std::string::npos) << mismatch.message();
+  options.key_file = (dir_ / "node.key").string();
+  EXPECT_TRUE(ValidateUplinkOptions(options).ok()) << ValidateUplinkOptions(options).message();
 }
 
 TEST_F(ValidateUplinkOptionsTest, RejectsMissingOrEmptyTokenFile) {

@@ -73,6 +73,8 @@ struct ConsoleConfig {
   std::string url;         // http(s)://HOST[:PORT][/PATH]; empty: uplink disabled
   std::string token_file;  // bearer token file; required when url is set
   std::string ca_file;     // PEM CA bundle for https://; empty: system CAs
+  std::string cert_file;   // client certificate (PEM) for mutual TLS; empty: none
+  std::string key_file;    // its private key (PEM); set with cert_file
   size_t batch_max_items = 500;
   int64_t timeout_ms = 10000;  // per request
   int64_t backoff_initial_ms = 500;

@@ -55,6 +55,8 @@ struct PolicyChannelOptions {
   // https: PEM CA bundle the console's certificate must chain to; empty: system CAs. The
   // host name (or IP literal) is always verified.
   std::string ca_file;
+  std::string cert_file;  // client certificate and key for mutual TLS, as in UplinkOptions
+  std::string key_file;
   std::map<std::string, std::string> labels;  // sent in hello
   std::string agent_version;
   int64_t timeout_ms = 10'000;       // resolve + connect + TLS + upgrade; each write; each poll

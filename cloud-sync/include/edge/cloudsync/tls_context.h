@@ -12,20 +12,22 @@
 
 namespace edge::cloudsync {
 
+// The files a client TLS context is made from.
+struct TlsFiles {
+  std::string ca_file;    // PEM CA bundle that verifies the server; empty: the system store
+  std::string cert_file;  // client certificate (PEM chain, its own first); empty: none
+  std::string key_file;   // its PEM private key; set with cert_file
+};
+
 // Peer verification against ca_file, or against the system trust store when ca_file is
-// empty; TLS 1.2 or newer. With cert_file (a PEM chain, the client's certificate first)
-// and key_file (its PEM private key), the client proves who it is to a server that asks.
-// The files are read here: a caller that makes a context per connection picks up renewed
-// certificates at the next connection.
-Result<std::unique_ptr<boost::asio::ssl::context>> MakeTlsContext(const std::string& ca_file,
-                                                                  const std::string& cert_file = "",
-                                                                  const std::string& key_file = "");
+// empty; TLS 1.2 or newer. With cert_file and key_file the client proves who it is to a
+// server that asks. The files are read here: the clients make a context per connection, so
+// renewed certificates take effect at the next connection.
+Result<std::unique_ptr<boost::asio::ssl::context>> MakeTlsContext(const TlsFiles& files);
 
 // MakeTlsContext, or after logging "<who>: <error>" a context that still verifies peers and
 // trusts nothing, so every handshake fails and is retried (the cause was logged).
 std::unique_ptr<boost::asio::ssl::context> TlsContextOrRefuseAll(std::string_view who,
-                                                                 const std::string& ca_file,
-                                                                 const std::string& cert_file = "",
-                                                                 const std::string& key_file = "");
+                                                                 const TlsFiles& files);
 
 }  // namespace edge::cloudsync

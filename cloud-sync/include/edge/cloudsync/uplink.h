@@ -71,6 +71,10 @@ struct UplinkOptions {
   // https: PEM file of CA certificates that the console's certificate must chain to; empty
   // means the system trust store. The host name (or IP literal) is always verified.
   std::string ca_file;
+  // Client certificate (PEM chain) and key for a console that asks for one (mutual TLS);
+  // read at every new connection. Both or neither.
+  std::string cert_file;
+  std::string key_file;
   size_t batch_max_items = 500;
   size_t batch_max_bytes = 1 << 20;
   int64_t timeout_ms = 10'000;  // per request: resolve + connect + TLS handshake + write + read

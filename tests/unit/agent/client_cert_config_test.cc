@@ -1,5 +1,5 @@
-// mqtt.cert_file and mqtt.key_file: the agent's client certificate for the broker
-// (docs/configuration.md).
+// mqtt.cert_file/key_file and console.cert_file/key_file: the agent's client certificates
+// for the broker and the console (docs/configuration.md).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -47,6 +47,20 @@ TEST(MqttCertConfig, ACertificateNeedsATlsBroker) {
   EXPECT_THAT(Validate(c).message(), HasSubstr("mqtt.cert_file: needs an ssl:// mqtt.url"));
   c.mqtt.url = "mqtts://broker:8883";
   EXPECT_TRUE(Validate(c).ok()) << Validate(c).message();
+}
+
+TEST(ConsoleCertConfig, AreReadAndNeedEachOther) {
+  Result<Config> c = ParseConfig(
+      "node_id: n1\nconsole:\n  url: https://console:8443\n  token_file: /t\n"
+      "  cert_file: /etc/n1.pem\n  key_file: /etc/n1.key\n",
+      "cfg.yaml");
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->console.cert_file, "/etc/n1.pem");
+  EXPECT_EQ(c->console.key_file, "/etc/n1.key");
+  EXPECT_TRUE(Validate(*c).ok()) << Validate(*c).message();
+  c->console.key_file.clear();
+  EXPECT_THAT(Validate(*c).message(),
+              HasSubstr("console.key_file: must be set with console.cert_file"));
 }
 
 }  // namespace
