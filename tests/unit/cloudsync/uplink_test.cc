@@ -485,6 +485,9 @@ class UplinkTest : public ::testing::Test {
     return o;
   }
 
+  UplinkOptions MutualTlsOptions(const TestConsole& console, const TestCert& server);
+  void WriteClientCert(const TestCert& cert);
+
   void StartUplink(UplinkOptions options) {
     ASSERT_TRUE(ValidateUplinkOptions(options).ok());
     uplink_ = CreateUplink(io_, std::move(options), outbox_, metrics_, clock_);
@@ -1275,21 +1278,31 @@ TEST_F(UplinkTest, RefusesACertificateForAnotherHost) {
   EXPECT_EQ(outbox_.Size(), 1u);
 }
 
-TEST_F(UplinkTest, AConsoleRequiringAClientCertificateGetsTheNodes) {
-  const TestCert server = MakeSelfSignedCert("edge-test-console");
-  const TestCert client = MakeSelfSignedCert("node-1");
-  TestConsole console(0, &server);
-  console.RequireClientCert(client.cert_pem);
+// Options for an https `console` that trusts `server`, presenting the client certificate
+// written as node.pem and node.key (WriteClientCert).
+UplinkOptions UplinkTest::MutualTlsOptions(const TestConsole& console, const TestCert& server) {
   std::ofstream(dir_ / "ca.pem") << server.cert_pem;
-  std::ofstream(dir_ / "node.pem") << client.cert_pem;
-  std::ofstream(dir_ / "node.key") << client.key_pem;
-  outbox_.Add(3);
   UplinkOptions options = Options(console.port());
   options.console_url = "https://127.0.0.1:" + std::to_string(console.port());
   options.ca_file = (dir_ / "ca.pem").string();
   options.cert_file = (dir_ / "node.pem").string();
   options.key_file = (dir_ / "node.key").string();
-  StartUplink(options);
+  return options;
+}
+
+void UplinkTest::WriteClientCert(const TestCert& cert) {
+  std::ofstream(dir_ / "node.pem") << cert.cert_pem;
+  std::ofstream(dir_ / "node.key") << cert.key_pem;
+}
+
+TEST_F(UplinkTest, AConsoleRequiringAClientCertificateGetsTheNodes) {
+  const TestCert server = MakeSelfSignedCert("edge-test-console");
+  const TestCert client = MakeSelfSignedCert("node-1");
+  TestConsole console(0, &server);
+  console.RequireClientCert(client.cert_pem);
+  WriteClientCert(client);
+  outbox_.Add(3);
+  StartUplink(MutualTlsOptions(console, server));
 
   ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
   EXPECT_EQ(console.FailedHandshakes(), 0);
@@ -1301,24 +1314,16 @@ TEST_F(UplinkTest, WithoutTheTrustedClientCertificateNothingIsDeliveredUntilItIs
   const TestCert stranger = MakeSelfSignedCert("node-1");  // same name, another key
   TestConsole console(0, &server);
   console.RequireClientCert(client.cert_pem);
-  std::ofstream(dir_ / "ca.pem") << server.cert_pem;
-  std::ofstream(dir_ / "node.pem") << stranger.cert_pem;
-  std::ofstream(dir_ / "node.key") << stranger.key_pem;
+  WriteClientCert(stranger);
   outbox_.Add(3);
-  UplinkOptions options = Options(console.port());
-  options.console_url = "https://127.0.0.1:" + std::to_string(console.port());
-  options.ca_file = (dir_ / "ca.pem").string();
-  options.cert_file = (dir_ / "node.pem").string();
-  options.key_file = (dir_ / "node.key").string();
-  StartUplink(options);
+  StartUplink(MutualTlsOptions(console, server));
 
   ASSERT_TRUE(WaitFor([&] { return console.FailedHandshakes() >= 2; }));
   EXPECT_EQ(console.RequestCount(), 0u);
   EXPECT_EQ(outbox_.Size(), 3u);
 
   // The renewed certificate is read at the next connection: no restart.
-  std::ofstream(dir_ / "node.pem") << client.cert_pem;
-  std::ofstream(dir_ / "node.key") << client.key_pem;
+  WriteClientCert(client);
   ASSERT_TRUE(WaitFor([&] { return outbox_.Size() == 0; }));
 }
 
