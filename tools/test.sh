@@ -1,21 +1,31 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite with ctest.
-# Usage: tools/test.sh [--quick] [ctest args...]
+# Usage: tools/test.sh [--quick | --long] [ctest args...]
 #   1. optimized build (build/, -O1): every ctest test, the container test, and the
 #      benchmark suite in smoke mode;
 #   2. ASan/UBSan build (build-asan/, -O0 with asserts on): unit and integration tests
 #      (the fault and deploy labels run in step 1 only: they exercise processes and
 #      images, not new code paths). It is compiled at the lowest CPU priority while step
 #      1's tests run: they mostly wait on processes and sockets, and it takes the idle CPU;
-#   3. the libFuzzer targets for a bounded time (build-fuzz/, clang; built at the lowest
-#      priority while step 2's tests run).
+#   3. the libFuzzer targets for a bounded time (build-fuzz/, clang) and the unit tests
+#      under ThreadSanitizer (build-tsan/, -O1), both built at the lowest priority while
+#      step 2's tests run.
 #   --quick      only step 1
+#   --long       the long modes as well: the SIGKILL loop 100 times instead of 20, each
+#                fuzz target for 5 minutes instead of 20 s, and the full benchmark suite
+#                (tools/bench/run.sh, into bench-report/) instead of its smoke run
 # Exit status: non-zero if any build step or test fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SANITIZE=1
+LONG=0
 if [ "${1:-}" = "--quick" ]; then SANITIZE=0; shift; fi
+if [ "${1:-}" = "--long" ]; then LONG=1; shift; fi
+if [ "$LONG" = 1 ]; then
+  export EDGE_FAULT_KILLS=${EDGE_FAULT_KILLS:-100}
+  export EDGE_FUZZ_SECONDS=${EDGE_FUZZ_SECONDS:-300}
+fi
 
 tools/setup.sh
 
@@ -69,27 +79,44 @@ stage "ctest (optimized)"
 stage "container test"
 # Container images built with podman from the binaries just built, run and checked.
 tools/deploy-test.sh --prebuilt build
-stage "benchmark smoke"
-# Every benchmark scenario for a few seconds, on the binaries just built, so the harness
-# cannot rot (figures from this build are not the published ones: see docs/performance.md).
-SMOKE_OUT=$(mktemp -d)
-tools/bench/run.sh --no-build --build-dir build --smoke --out "$SMOKE_OUT"
-rm -rf "$SMOKE_OUT"
+if [ "$LONG" = 1 ]; then
+  stage "benchmark (full, Release build)"
+  tools/bench/run.sh
+else
+  stage "benchmark smoke"
+  # Every benchmark scenario for a few seconds, on the binaries just built, so the harness
+  # cannot rot (figures from this build are not the published ones: see
+  # docs/performance.md).
+  SMOKE_OUT=$(mktemp -d)
+  tools/bench/run.sh --no-build --build-dir build --smoke --out "$SMOKE_OUT"
+  rm -rf "$SMOKE_OUT"
+fi
 
 if [ "$SANITIZE" = 1 ]; then
   stage "ASan/UBSan build (waiting for the background build)"
   wait_background "ASan/UBSan build"
   # libFuzzer targets (clang): the policy parser, the payload decoder and the MQTT codec,
-  # bounded in time. Built in the background while the ASan tests run.
-  stage "fuzz build started in the background (nice 19)"
+  # bounded in time; then the unit tests under ThreadSanitizer (only the unit tests: the
+  # integration tests run processes whose threads the unit tests already cover). Built in
+  # the background, one after the other, while the ASan tests run.
+  stage "fuzz and TSan builds started in the background (nice 19)"
   CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_BUILD_FUZZ=ON \
     -DEDGE_FUZZ_SECONDS="${EDGE_FUZZ_SECONDS:-20}" >/dev/null
-  background cmake --build build-fuzz -j"$JOBS" --target policy_fuzz decoder_fuzz mqtt_codec_fuzz
+  cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_TSAN=ON \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O1 -g0' >/dev/null
+  background bash -c "cmake --build build-fuzz -j$JOBS --target policy_fuzz decoder_fuzz \
+    mqtt_codec_fuzz && cmake --build build-tsan -j$JOBS --target common_unit_tests \
+    rules_unit_tests agent_unit_tests cloudsync_unit_tests console_unit_tests"
   stage "ctest (ASan/UBSan)"
   (cd build-asan && ctest --output-on-failure -j"$JOBS" --timeout 300 -LE "fault|deploy" \
     "${CTEST_ARGS[@]}")
-  stage "fuzz (waiting for the background build)"
-  wait_background "fuzz build"
+  stage "fuzz and TSan builds (waiting for the background build)"
+  wait_background "fuzz or TSan build"
+  stage "fuzz"
   (cd build-fuzz && ctest --output-on-failure -j"$JOBS" -L fuzz)
+  stage "ctest (TSan, unit tests)"
+  # halt_on_error: the first race fails its test, with both stacks in the output.
+  (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+    ctest --output-on-failure -j"$JOBS" --timeout 300 -L unit)
 fi
 stage "all passed"

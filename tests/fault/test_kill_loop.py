@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""SIGKILL at random moments, 20 times, during a steady stream.
+"""SIGKILL at random moments during a steady stream: 20 times, or EDGE_FAULT_KILLS
+(`tools/test.sh --long` runs 100).
 
 Zero alert events counted as raised are missing at the console, and none arrives twice.
 """
@@ -18,7 +19,7 @@ KILLS = int(os.environ.get("EDGE_FAULT_KILLS", "20"))
 class KillLoopTest(harness.IntegrationTest):
     needs = ("agent", "console")
 
-    def test_twenty_kills_lose_and_double_nothing(self):
+    def test_kills_lose_and_double_nothing(self):
         rng = random.Random(int(os.environ.get("EDGE_FAULT_SEED", "4")))
         mq = self.start_mosquitto()
         console = self.start_console()
@@ -50,7 +51,8 @@ class KillLoopTest(harness.IntegrationTest):
         fault_util.check_exactly_once(self, alerts, counted_firing, counted_resolved)
         # Each kill loses at most what was committed after the last /metrics read.
         self.assertLessEqual(len(alerts), 2 * stream.sent)
-        self.assertLess(fault_util.elapsed(start), 120)
+        # About 2.5 s per cycle (the wait, the kill, the restart), 6 s allowed.
+        self.assertLess(fault_util.elapsed(start), 6 * KILLS)
 
 
 if __name__ == "__main__":
