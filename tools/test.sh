@@ -11,7 +11,8 @@
 #      under ThreadSanitizer (build-tsan/, -O1), both built at the lowest priority while
 #      step 2's tests run.
 #   --quick      only step 1
-#   --long       the long modes as well: the SIGKILL loop 100 times instead of 20, each
+#   --long       the long modes as well: the SIGKILL loop 100 times instead of 20, 1,000
+#                simulated power cuts instead of 200 (PowerCut unit test), each
 #                fuzz target for 5 minutes instead of 20 s, and the full benchmark suite
 #                (tools/bench/run.sh, into bench-report/) instead of its smoke run
 # Exit status: non-zero if any build step or test fails.
@@ -24,6 +25,7 @@ if [ "${1:-}" = "--quick" ]; then SANITIZE=0; shift; fi
 if [ "${1:-}" = "--long" ]; then LONG=1; shift; fi
 if [ "$LONG" = 1 ]; then
   export EDGE_FAULT_KILLS=${EDGE_FAULT_KILLS:-100}
+  export EDGE_POWER_CUTS=${EDGE_POWER_CUTS:-1000}
   export EDGE_FUZZ_SECONDS=${EDGE_FUZZ_SECONDS:-300}
 fi
 

@@ -11,14 +11,13 @@ namespace edge::agent {
 
 using store_impl::ColumnText;
 using store_impl::Exec;
-using store_impl::ExecPrepared;
 using store_impl::SqliteError;
 using store_impl::Stmt;
 
 Status SqliteStoreWriter::SaveEpisodes(const std::vector<StoredEpisode>& firing,
                                        const std::vector<EpisodeKey>& resolved) {
   if (firing.empty() && resolved.empty()) return Status::Ok();
-  if (Status s = ExecPrepared(db_, stmts_->sync_full); !s) return Fail(s);
+  if (Status s = SetSynchronous(/*full=*/true); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
   if (Status s = WriteEpisodes({firing, resolved}); !s) return Fail(s);
   int rc = SQLITE_OK;

@@ -73,7 +73,7 @@ Status SqliteStoreWriter::AppendOnce(const std::vector<NewRow>& rows,
   Evictions& ev = evicted != nullptr ? *evicted : local;
   ev.by_kind.clear();
   if (seqs_out != nullptr) seqs_out->clear();
-  if (Status s = ExecPrepared(db_, stmts_->sync_full); !s) return Fail(s);
+  if (Status s = SetSynchronous(/*full=*/true); !s) return Fail(s);
   if (Status s = ExecPrepared(db_, stmts_->begin); !s) return Fail(s.Annotate("begin: "));
   auto fail = [&](int rc, std::string_view what) {
     Status s = Fail(SqliteError(db_, rc, what));

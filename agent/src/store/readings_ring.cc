@@ -283,7 +283,7 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
   // committed; a power loss may). The checkpoint thread syncs the log right after the
   // commit (SyncLogSoon below) and at every checkpoint, which bounds what a power loss takes.
-  if (Status s = ExecPrepared(db_, stmts_->sync_normal); !s) return Fail(s);
+  if (Status s = SetSynchronous(/*full=*/false); !s) return Fail(s);
   if (Status s = ExecPrepared(db_, stmts_->begin); !s) return Fail(s.Annotate("begin: "));
   // On failure the transaction rolls back and the open blocks are rebuilt from what the
   // database still holds.
@@ -470,7 +470,7 @@ Status SqliteStoreWriter::DeleteUnusedSensors(int64_t* deleted) {
 Status SqliteStoreWriter::FlushOpenBlocks() {
   OpenBlocks& ob = *open_;
   if (!ob.valid || ob.by_sensor.empty()) return Status::Ok();
-  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s) return Fail(s);
+  if (Status s = SetSynchronous(/*full=*/true); !s) return Fail(s);
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s) return Fail(s);
   auto fail = [&](Status st) {
     Status f = Fail(st);

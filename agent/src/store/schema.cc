@@ -203,41 +203,40 @@ Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
 Status InitSchema(sqlite3* db, std::string* epoch) {
   Transaction txn(db);
   if (!txn.begin_status()) return txn.begin_status();
-  auto fail = [](std::string msg) { return Status::Error(std::move(msg)); };
-  if (Status s = Exec(db, kSchema); !s) return fail("create schema: " + s.message());
+  if (Status s = Exec(db, kSchema); !s) return s.Annotate("create schema: ");
   auto existing = ReadMeta(db, "epoch");
-  if (!existing.ok()) return fail(existing.error());
+  if (!existing.ok()) return existing.status();
   auto version = ReadMeta(db, "schema_version");
-  if (!version.ok()) return fail(version.error());
+  if (!version.ok()) return version.status();
   if (existing->empty()) {
     *epoch = NewEpoch();
     std::string sql = "INSERT INTO meta(key, value) VALUES ('epoch', '" + *epoch + "')";
-    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
+    if (Status s = Exec(db, sql.c_str()); !s) return s.Annotate("write meta: ");
   } else {
     *epoch = *existing;
     if (*version == "1") {
-      if (Status s = Exec(db, kBackfillV1); !s) return fail("upgrade schema: " + s.message());
+      if (Status s = Exec(db, kBackfillV1); !s) return s.Annotate("upgrade schema: ");
     }
     if (*version == "2" || *version == "3") {
       if (Status s = Exec(db,
                           "ALTER TABLE sensors ADD COLUMN flushed_journal INTEGER NOT NULL "
                           "DEFAULT 0");
           !s) {
-        return fail("upgrade schema: " + s.message());
+        return s.Annotate("upgrade schema: ");
       }
-      if (Status s = MigrateReadingRows(db); !s) return fail("upgrade schema: " + s.message());
+      if (Status s = MigrateReadingRows(db); !s) return s.Annotate("upgrade schema: ");
     }
     // Before version 5 the console policy carried no fleet sequence (docs/protocol.md,
     // "Signatures"); such a row no longer verifies and the console sends the policy again.
     if (*version == "1" || *version == "2" || *version == "3" || *version == "4") {
       auto has_seq = HasColumn(db, "console_policy", "seq");
-      if (!has_seq.ok()) return fail("upgrade schema: " + has_seq.error());
+      if (!has_seq.ok()) return has_seq.status().Annotate("upgrade schema: ");
       if (!*has_seq) {
         if (Status s = Exec(db,
                             "ALTER TABLE console_policy ADD COLUMN seq INTEGER NOT NULL "
                             "DEFAULT 0; DROP TABLE IF EXISTS policy_versions");
             !s) {
-          return fail("upgrade schema: " + s.message());
+          return s.Annotate("upgrade schema: ");
         }
       }
     }
@@ -245,9 +244,9 @@ Status InitSchema(sqlite3* db, std::string* epoch) {
   if (*version != std::to_string(kSchemaVersion)) {
     std::string sql = "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', '" +
                       std::to_string(kSchemaVersion) + "')";
-    if (Status s = Exec(db, sql.c_str()); !s) return fail("write meta: " + s.message());
+    if (Status s = Exec(db, sql.c_str()); !s) return s.Annotate("write meta: ");
   }
-  if (Status s = txn.Commit(); !s) return fail("commit schema: " + s.message());
+  if (Status s = txn.Commit(); !s) return s.Annotate("commit schema: ");
   return Status::Ok();
 }
 
@@ -258,13 +257,13 @@ Result<sqlite3*> OpenConnection(const StoreOptions& options, bool create) {
   const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
   int rc = sqlite3_open_v2(options.path.c_str(), &db, flags, nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = Describe(db, rc, "open " + options.path);
+    Status failed = SqliteError(db, rc, "open " + options.path);
     sqlite3_close(db);
-    return Status::Error(msg);
+    return failed;
   }
   if (Status s = Configure(db, options.busy_timeout_ms, options.max_pages); !s) {
     sqlite3_close(db);
-    return Status::Error(s.message());
+    return s;
   }
   return db;
 }
@@ -273,19 +272,22 @@ Result<sqlite3*> OpenAndInit(const StoreOptions& options, std::string* epoch) {
   auto opened = OpenConnection(options, /*create=*/true);
   if (!opened.ok()) return opened.status();
   sqlite3* db = *opened;
-  auto fail = [&](std::string msg) -> Result<sqlite3*> {
+  // The failure keeps its code: StoreWriter::Open moves a file aside only for corruption.
+  auto fail = [&](Status failed) -> Result<sqlite3*> {
     sqlite3_close(db);
-    return Status::Error(std::move(msg));
+    return failed;
   };
   {
     Stmt check(db, "PRAGMA quick_check");
-    if (!check.ok()) return fail(Describe(db, check.rc(), "quick_check"));
+    if (!check.ok()) return fail(SqliteError(db, check.rc(), "quick_check"));
     int step = sqlite3_step(check.get());
-    if (step != SQLITE_ROW) return fail(Describe(db, step, "quick_check"));
+    if (step != SQLITE_ROW) return fail(SqliteError(db, step, "quick_check"));
     std::string verdict = ColumnText(check.get(), 0);
-    if (verdict != "ok") return fail("quick_check: " + verdict);
+    if (verdict != "ok") {
+      return fail(Status::WithCode(Status::Code::kCorruption, "quick_check: " + verdict));
+    }
   }
-  if (Status s = InitSchema(db, epoch); !s) return fail(s.message());
+  if (Status s = InitSchema(db, epoch); !s) return fail(s);
   return db;
 }
 

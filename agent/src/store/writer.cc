@@ -96,10 +96,14 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
   std::string epoch;
   auto db = OpenAndInit(options, &epoch);
   if (!db.ok()) {
-    // Permission or missing-directory problems are not corruption: report them as they are.
-    if (!std::filesystem::exists(options.path, ec) ||
+    // Permission or missing-directory problems are not corruption, nor are an I/O error, a
+    // full disk or a lock another process holds: they say nothing about the file, and moving
+    // it aside would abandon every row it holds. Report them as they are.
+    const Status::Code code = db.status().code();
+    if (code == Status::Code::kIOError || code == Status::Code::kFull ||
+        code == Status::Code::kUnavailable || !std::filesystem::exists(options.path, ec) ||
         access(options.path.c_str(), R_OK | W_OK) != 0) {
-      return Status::Error(db.error());
+      return db.status();
     }
     r.recovered = true;
     r.reason = db.error();
@@ -140,6 +144,17 @@ Result<std::unique_ptr<StoreWriter>> SqliteStoreWriter::Start(sqlite3* db, std::
     if (Status s = Exec(w->db_, "PRAGMA wal_autocheckpoint=256"); !s) return s;
   }
   return std::unique_ptr<StoreWriter>(std::move(w));
+}
+
+Status SqliteStoreWriter::SetSynchronous(bool full) {
+  const int level = full ? 2 : 1;
+  if (synchronous_ == level) return Status::Ok();
+  synchronous_ = -1;  // unknown until the pragma has run
+  if (Status s = Exec(db_, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !s) {
+    return s;
+  }
+  synchronous_ = level;
+  return Status::Ok();
 }
 
 Status SqliteStoreWriter::Fail(const Status& s) {

@@ -86,6 +86,12 @@ class SqliteStoreWriter final : public StoreWriter {
                             int64_t* bytes_removed);
   void RestartWal();
   Status Fail(const Status& s);
+  // Sets PRAGMA synchronous on the writer's connection to FULL (an fsync of the log at
+  // commit) or NORMAL. The pragma takes effect when its statement is prepared, not when it
+  // is stepped, so it cannot be a cached statement (one prepared once and stepped again does
+  // nothing): it is run as text, and only when the level changes. Every write on db_ sets its
+  // level through this, so that the cached level is the connection's.
+  Status SetSynchronous(bool full);
 
   sqlite3* db_;
   std::string epoch_;
@@ -93,6 +99,7 @@ class SqliteStoreWriter final : public StoreWriter {
   SystemClock system_clock_;
   const Clock& clock_;  // options_.clock, or system_clock_
   std::unique_ptr<Statements> stmts_;
+  int synchronous_ = -1;  // the level SetSynchronous last set: 1 NORMAL, 2 FULL; -1 unknown
   // Cache of the sensors table.
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
   // NewReading::id_hint is generation << 32 | id; a failed transaction (which may take
@@ -139,34 +146,16 @@ struct SqliteStoreWriter::Statements {
             db, "SELECT total(n), total(length(data) + 48) FROM reading_blocks WHERE seq < ?"),
         delete_blocks_before(db, "DELETE FROM reading_blocks WHERE seq < ?"),
         add_counter(db, "UPDATE counters SET value = value + ? WHERE name = ?"),
-        sync_normal(db, "PRAGMA synchronous=NORMAL"),
-        sync_full(db, "PRAGMA synchronous=FULL"),
         begin(db, "BEGIN IMMEDIATE"),
         commit(db, "COMMIT") {}
 
   bool ok() const {
-    for (const Stmt* s : {&insert_outbox,
-                          &insert_journal,
-                          &insert_block,
-                          &mark_flushed,
-                          &delete_journal,
-                          &delete_all_journal,
-                          &insert_sensor,
-                          &select_sensor,
-                          &outbox_bytes,
-                          &select_evictable,
-                          &delete_outbox,
-                          &count_evicted,
-                          &count_inserted,
-                          &first_kept,
-                          &oldest_blocks,
-                          &sum_blocks_before,
-                          &delete_blocks_before,
-                          &add_counter,
-                          &sync_normal,
-                          &sync_full,
-                          &begin,
-                          &commit}) {
+    for (const Stmt* s :
+         {&insert_outbox,        &insert_journal,     &insert_block,  &mark_flushed,
+          &delete_journal,       &delete_all_journal, &insert_sensor, &select_sensor,
+          &outbox_bytes,         &select_evictable,   &delete_outbox, &count_evicted,
+          &count_inserted,       &first_kept,         &oldest_blocks, &sum_blocks_before,
+          &delete_blocks_before, &add_counter,        &begin,         &commit}) {
       if (!s->ok()) return false;
     }
     return true;
@@ -190,9 +179,8 @@ struct SqliteStoreWriter::Statements {
   Stmt sum_blocks_before;
   Stmt delete_blocks_before;
   Stmt add_counter;
-  // The statements every append runs, prepared once (see ExecPrepared).
-  Stmt sync_normal;
-  Stmt sync_full;
+  // The statements every append runs, prepared once (see ExecPrepared). Not PRAGMA
+  // synchronous: see SqliteStoreWriter::SetSynchronous.
   Stmt begin;
   Stmt commit;
 };

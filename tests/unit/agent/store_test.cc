@@ -163,6 +163,35 @@ TEST(SqliteStore, UnwritableLocationIsAnErrorNotARecovery) {
   EXPECT_FALSE(report.recovered);
 }
 
+TEST(SqliteStore, ADatabaseLockedByAnotherWriterIsAnErrorNotARecovery) {
+  TempDir dir;
+  const std::string path = dir.File("a.db");
+  {
+    auto w = StoreWriter::Open({path});
+    ASSERT_TRUE(w.ok()) << w.error();
+    ASSERT_TRUE((*w)->Append({Row("{\"kept\":1}")}));
+  }
+  // Another process's writer holds the write lock past the busy timeout.
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  StoreOptions options{path};
+  options.busy_timeout_ms = 50;
+  OpenReport report;
+  auto locked = StoreWriter::Open(options, &report);
+  EXPECT_FALSE(locked.ok());
+  EXPECT_EQ(locked.status().code(), Status::Code::kUnavailable) << locked.error();
+  EXPECT_FALSE(report.recovered);
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+
+  // The file is still the one with the row: nothing was moved aside.
+  auto w = StoreWriter::Open({path}, &report);
+  ASSERT_TRUE(w.ok()) << w.error();
+  EXPECT_FALSE(report.recovered);
+  EXPECT_EQ(*(*w)->OutboxCount(), 1);
+}
+
 TEST(SqliteStore, ReaderNeedsAnInitializedDatabase) {
   TempDir dir;
   auto r = StoreReader::Open({dir.File("missing.db")});
