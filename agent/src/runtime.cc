@@ -268,7 +268,7 @@ Status OpenStore(Run& run) {
   store_options.clock = &run.clock;
   OpenReport report;
   auto writer = StoreWriter::Open(store_options, &report);
-  if (!writer.ok()) return Status::Error("store: " + writer.error());
+  if (!writer.ok()) return writer.status().Annotate("store: ");
   run.writer = std::move(*writer);
   auto& recoveries = run.metrics.Counter("edge_agent_store_recoveries_total",
                                          "Corrupt databases moved aside and replaced at start");
@@ -278,7 +278,7 @@ Status OpenStore(Run& run) {
                   store.path, report.reason, report.moved_aside_path);
   }
   auto reader = StoreReader::Open(store_options);
-  if (!reader.ok()) return Status::Error("store: " + reader.error());
+  if (!reader.ok()) return reader.status().Annotate("store: ");
   run.reader = std::move(*reader);
   spdlog::info("store {} open (epoch {}{})", store.path, run.writer->epoch(),
                report.created ? ", new" : "");
