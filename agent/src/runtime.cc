@@ -46,6 +46,18 @@ constexpr int64_t kIngestStopMs = 1000;
 constexpr int64_t kUplinkStopMs = 2000;
 constexpr int64_t kChannelStopMs = 500;
 
+// The console link settings the uplink and the policy channel share: where, who, and the
+// TLS files.
+template <typename Options>
+void SetConsoleLink(const Config& config, Options& o) {
+  o.console_url = config.console.url;
+  o.node_id = config.node_id;
+  o.token_file = config.console.token_file;
+  o.ca_file = config.console.ca_file;
+  o.cert_file = config.console.cert_file;
+  o.key_file = config.console.key_file;
+}
+
 // The gate of GET /v1/readings (http.readings_token_file; docs/operations.md, "Security").
 Result<TokenOrLoopbackGate> ReadingsGate(const std::string& token_file, Metrics& metrics) {
   auto refused = [&metrics](const std::string& reason) -> CounterHandle& {
@@ -396,12 +408,7 @@ Status MakeUplink(Run& run) {
     return Status::Ok();
   }
   cloudsync::UplinkOptions u;
-  u.console_url = config.console.url;
-  u.node_id = config.node_id;
-  u.token_file = config.console.token_file;
-  u.ca_file = config.console.ca_file;
-  u.cert_file = config.console.cert_file;
-  u.key_file = config.console.key_file;
+  SetConsoleLink(config, u);
   u.batch_max_items = config.console.batch_max_items;
   u.timeout_ms = config.console.timeout_ms;
   u.backoff_initial_ms = config.console.backoff_initial_ms;
@@ -524,12 +531,7 @@ Status MakePolicyChannel(Run& run) {
       },
       std::move(running));
   cloudsync::PolicyChannelOptions c;
-  c.console_url = config.console.url;
-  c.node_id = config.node_id;
-  c.token_file = config.console.token_file;
-  c.ca_file = config.console.ca_file;
-  c.cert_file = config.console.cert_file;
-  c.key_file = config.console.key_file;
+  SetConsoleLink(config, c);
   c.labels = config.labels;
   c.agent_version = AgentVersion();
   c.timeout_ms = config.console.timeout_ms;

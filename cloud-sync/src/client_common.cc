@@ -80,4 +80,13 @@ std::chrono::milliseconds Remaining(SteadyTime deadline) {
   return std::max(left, std::chrono::milliseconds(0));
 }
 
+Result<ConsoleUrl> CheckConsoleLink(const std::string& console_url, const TlsFiles& tls) {
+  auto url = ParseConsoleUrl(console_url);
+  if (!url.ok()) return url.status();
+  if (url->tls) {
+    if (auto ctx = MakeTlsContext(tls); !ctx.ok()) return ctx.status();
+  }
+  return url;
+}
+
 }  // namespace edge::cloudsync::internal

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "edge/cloudsync/console_url.h"
+#include "edge/cloudsync/tls_context.h"
 #include "edge/common/status.h"
 
 namespace edge::cloudsync::internal {
@@ -23,6 +24,10 @@ namespace edge::cloudsync::internal {
 // The token file's rules (docs/protocol.md, "Authentication"): at most 64 KiB, surrounding
 // whitespace trimmed, not empty, one line without control characters.
 Result<std::string> ReadTokenFile(const std::string& path);
+
+// The console URL parsed and, for https, a TLS context made once from `tls` (so that a
+// missing or mismatched file is an error at start, not at the first connection).
+Result<ConsoleUrl> CheckConsoleLink(const std::string& console_url, const TlsFiles& tls);
 
 // The console URL, or nullopt after logging why it does not parse ("<who>: <error>").
 std::optional<ConsoleUrl> ParseUrlOrLog(const std::string& text, std::string_view who);

@@ -31,6 +31,7 @@ namespace edge::cloudsync {
 namespace {
 
 using internal::BearerToken;
+using internal::CheckConsoleLink;
 using internal::ConsoleTransport;
 using internal::HttpConnection;
 using internal::HttpReply;
@@ -482,14 +483,9 @@ std::unique_ptr<PolicyChannel> CreatePolicyChannel(asio::io_context& io,
 }
 
 Status ValidatePolicyChannelOptions(const PolicyChannelOptions& options) {
-  auto url = ParseConsoleUrl(options.console_url);
+  auto url =
+      CheckConsoleLink(options.console_url, {options.ca_file, options.cert_file, options.key_file});
   if (!url.ok()) return url.status();
-  if (url->tls) {
-    if (auto ctx = MakeTlsContext({options.ca_file, options.cert_file, options.key_file});
-        !ctx.ok()) {
-      return ctx.status();
-    }
-  }
   if (options.node_id.empty()) return Status::Error("policy channel: node id is empty");
   if (auto token = ReadTokenFile(options.token_file); !token.ok()) return token.status();
   if (options.timeout_ms <= 0) return Status::Error("policy channel: timeout_ms must be > 0");

@@ -488,14 +488,10 @@ std::unique_ptr<Uplink> CreateUplink(asio::io_context& io, UplinkOptions options
 }
 
 Status ValidateUplinkOptions(const UplinkOptions& options) {
-  auto url = ParseConsoleUrl(options.console_url);
+  auto url = internal::CheckConsoleLink(options.console_url,
+                                        {options.ca_file, options.cert_file, options.key_file});
   if (!url.ok()) return url.status();
-  if (url->tls) {
-    if (auto ctx = MakeTlsContext({options.ca_file, options.cert_file, options.key_file});
-        !ctx.ok()) {
-      return ctx.status();
-    }
-  } else if (!options.ca_file.empty() || !options.cert_file.empty()) {
+  if (!url->tls && (!options.ca_file.empty() || !options.cert_file.empty())) {
     spdlog::warn("uplink: ca_file and cert_file are ignored for the http:// console URL");
   }
   if (options.node_id.empty()) return Status::Error("uplink: node id is empty");
