@@ -132,7 +132,7 @@ const std::vector<Field>& Fields() {
         "Longest delay between reconnect attempts (full jitter; the first is within 100ms), "
         "100ms to 1h."},
        [](Config& c, std::string_view v) {
-         return AssignDuration(v, kMqttBackoffInitialMs, kMaxMqttBackoffMs, c.mqtt.backoff_max_ms);
+         return AssignDuration(v, kMqttFirstRetryMs, kMaxMqttBackoffMs, c.mqtt.backoff_max_ms);
        },
        false},
       {{"store.path", "EDGE_AGENT_STORE_PATH", "/var/lib/edge-agent/edge-agent.db",

@@ -243,7 +243,8 @@ Status CheckConfig(const Config& c) {
                          ", got " + std::to_string(v));
   };
   check("node_id", CheckNodeId(c.node_id));
-  check("mqtt.url", NormalizeMqttUrl(c.mqtt.url).status());
+  const Result<std::string> mqtt_url = NormalizeMqttUrl(c.mqtt.url);
+  check("mqtt.url", mqtt_url.status());
   check("mqtt.client", CheckMqttClient(c.mqtt.client));
   check("mqtt.topics", CheckTopics(c.mqtt.topics));
   check("mqtt.qos", range(c.mqtt.qos, 0, 2));
@@ -254,12 +255,11 @@ Status CheckConfig(const Config& c) {
   check("mqtt.keepalive", CheckKeepalive(c.mqtt.keepalive_ms));
   check("mqtt.read_pause", CheckDurationRange(c.mqtt.read_pause_ms, 0, kMaxReadPauseMs));
   check("mqtt.backoff_max",
-        CheckDurationRange(c.mqtt.backoff_max_ms, kMqttBackoffInitialMs, kMaxMqttBackoffMs));
+        CheckDurationRange(c.mqtt.backoff_max_ms, kMqttFirstRetryMs, kMaxMqttBackoffMs));
   check_pair("mqtt", c.mqtt.cert_file, c.mqtt.key_file);
   check_pair("console", c.console.cert_file, c.console.key_file);
   if (!c.mqtt.cert_file.empty()) {
-    const Result<std::string> url = NormalizeMqttUrl(c.mqtt.url);
-    if (url.ok() && !url->starts_with("ssl://")) {
+    if (mqtt_url.ok() && !mqtt_url->starts_with("ssl://")) {
       check("mqtt.cert_file", Status::Error("needs an ssl:// mqtt.url (a client certificate is "
                                             "only sent over TLS), got " +
                                             Quoted(c.mqtt.url)));

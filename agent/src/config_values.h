@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "edge/agent/config.h"
+#include "edge/agent/ingest.h"
 #include "edge/common/status.h"
 
 namespace edge::agent::config_internal {
@@ -21,9 +22,8 @@ inline constexpr int64_t kMaxKeepaliveMs = 65'535'000;  // MQTT keepalive is a 1
 inline constexpr int64_t kMaxCommitIntervalMs = 60'000;
 inline constexpr int64_t kMaxAlertCommitWindowMs = 1'000;
 inline constexpr int64_t kMaxReadPauseMs = 50;
-// mqtt.backoff_max: at least the first reconnect delay's ceiling (IngestOptions::
-// backoff_initial_ms), at most an hour.
-inline constexpr int64_t kMqttBackoffInitialMs = 100;
+// mqtt.backoff_max: at least the first reconnect delay's ceiling (kMqttFirstRetryMs,
+// ingest.h), at most an hour.
 inline constexpr int64_t kMaxMqttBackoffMs = 3'600'000;
 inline constexpr int64_t kMaxStoreBytes = int64_t{1} << 50;
 inline constexpr int64_t kMaxRetentionMs = int64_t{365} * 86'400'000;

@@ -33,7 +33,6 @@
 #include <chrono>
 #include <future>
 #include <mutex>
-#include <random>
 #include <thread>
 #include <vector>
 
@@ -41,8 +40,8 @@
 #include "edge/agent/decoder.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/mqtt_codec.h"
-#include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/tls_context.h"
+#include "reconnect.h"
 
 namespace edge::agent {
 namespace {
@@ -108,7 +107,7 @@ class NativeIngest final : public Ingest {
         // the decoder counts such payloads.
         too_large_(metrics.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                                    {{"reason", "too_large"}})),
-        backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
+        reconnect_(options_, metrics_),
         parser_(options_.max_packet_bytes),
         resolver_(io_),
         watchdog_(io_),
@@ -190,13 +189,13 @@ class NativeIngest final : public Ingest {
       EndSession();
       if (stopping_) break;
       if (accepted_) {
-        gap_.Lost(clock_.MonotonicMs());
+        reconnect_.Lost(clock_.MonotonicMs());
         spdlog::warn("mqtt connection lost: {}", why);
       } else {
         metrics_.connects_failed.Inc();
         spdlog::warn("mqtt connect to {} failed: {}", options_.url, why);
       }
-      const int64_t delay = backoff_.NextDelayMs();
+      const int64_t delay = reconnect_.NextDelayMs();
       spdlog::info("mqtt reconnect to {} in {} ms", options_.url, delay);
       backoff_timer_.expires_after(std::chrono::milliseconds(delay));
       error_code ec;
@@ -426,16 +425,11 @@ class NativeIngest final : public Ingest {
       }
     }
     state_ = State::kReady;
-    const int failed_attempts = backoff_.attempt() - 1;  // the last delay led here
-    backoff_.Reset();
     connected_ = true;
     metrics_.connected.Set(1);
     spdlog::info("mqtt connected to {}, subscribed to {} filter(s), session {}", options_.url,
                  granted, session_present_ ? "resumed" : "new");
-    if (const auto gap = gap_.Regained(clock_.MonotonicMs(), metrics_)) {
-      spdlog::warn("mqtt: reconnected to {} after {} ms without a connection ({} failed attempts)",
-                   options_.url, *gap, std::max(0, failed_attempts));
-    }
+    reconnect_.Connected(clock_.MonotonicMs());
   }
 
   void ProtocolError(std::string_view what) {
@@ -569,8 +563,7 @@ class NativeIngest final : public Ingest {
   BrokerUrl address_;
   std::string address_error_;
   std::vector<mqtt::SubscribeFilter> filters_;  // views into options_.topics
-  cloudsync::Backoff backoff_;
-  ConnectionGap gap_;             // this thread only
+  Reconnect reconnect_;
   bool session_present_ = false;  // the last CONNACK resumed a session
   mqtt::MqttParser parser_;
   State state_ = State::kIdle;

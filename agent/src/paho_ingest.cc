@@ -2,16 +2,14 @@
 #include <mqtt/async_client.h>
 #include <spdlog/spdlog.h>
 
-#include <algorithm>
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <mutex>
-#include <random>
 
 #include "edge/agent/ingest.h"
-#include "edge/cloudsync/backoff.h"
+#include "reconnect.h"
 
 namespace edge::agent {
 namespace {
@@ -33,8 +31,8 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
         options_(std::move(options)),
         sink_(std::move(sink)),
         clock_(clock),
-        backoff_(options_.backoff_initial_ms, options_.backoff_max_ms, std::random_device{}()),
         metrics_(metrics),
+        reconnect_(options_, metrics_),
         client_(NormalizeUrl(options_.url), options_.client_id,
                 mqtt::create_options(MQTTVERSION_3_1_1)) {
     auto builder = mqtt::connect_options_builder()
@@ -73,7 +71,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
       connected_ = false;
       metrics_.connected.Set(0);
       spdlog::warn("mqtt connection lost: {}", cause.empty() ? "unknown cause" : cause);
-      asio::post(io_, [this, now = clock_.MonotonicMs()] { gap_.Lost(now); });
+      asio::post(io_, [this, now = clock_.MonotonicMs()] { reconnect_.Lost(now); });
       ScheduleReconnect();
     });
   }
@@ -120,7 +118,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     if (stopping_) return;
     asio::post(io_, [this] {
       if (stopping_) return;
-      const int64_t delay = backoff_.NextDelayMs();
+      const int64_t delay = reconnect_.NextDelayMs();
       spdlog::info("mqtt reconnect to {} in {} ms", options_.url, delay);
       timer_.expires_after(std::chrono::milliseconds(delay));
       timer_.async_wait([this](const boost::system::error_code& ec) {
@@ -147,15 +145,7 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
     }
     connected_ = true;
     metrics_.connected.Set(1);
-    asio::post(io_, [this, now = clock_.MonotonicMs()] {
-      const int failed_attempts = backoff_.attempt() - 1;  // the last delay led here
-      backoff_.Reset();
-      if (const auto gap = gap_.Regained(now, metrics_)) {
-        spdlog::warn(
-            "mqtt: reconnected to {} after {} ms without a connection ({} failed attempts)",
-            options_.url, *gap, std::max(0, failed_attempts));
-      }
-    });
+    asio::post(io_, [this, now = clock_.MonotonicMs()] { reconnect_.Connected(now); });
     spdlog::info("mqtt connected to {}, subscribed to {} filter(s)", options_.url,
                  options_.topics.size());
   }
@@ -166,9 +156,8 @@ class PahoIngest final : public Ingest, private mqtt::iaction_listener {
   MessageSink sink_;
   RawMessage message_;  // Paho's callback thread only (it delivers one message at a time)
   Clock& clock_;
-  cloudsync::Backoff backoff_;  // io_context thread only
-  ConnectionGap gap_;           // io_context thread only
   IngestMetrics metrics_;
+  Reconnect reconnect_;  // io_context thread only
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
   mqtt::connect_options connect_options_;

@@ -147,13 +147,12 @@ Result<std::unique_ptr<StoreWriter>> SqliteStoreWriter::Start(sqlite3* db, std::
 }
 
 Status SqliteStoreWriter::SetSynchronous(bool full) {
-  const int level = full ? 2 : 1;
-  if (synchronous_ == level) return Status::Ok();
-  synchronous_ = -1;  // unknown until the pragma has run
+  if (synchronous_full_ == full) return Status::Ok();
+  synchronous_full_.reset();  // unknown until the pragma has run
   if (Status s = Exec(db_, full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"); !s) {
     return s;
   }
-  synchronous_ = level;
+  synchronous_full_ = full;
   return Status::Ok();
 }
 

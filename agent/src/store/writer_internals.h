@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <queue>
 #include <string>
 #include <string_view>
@@ -89,8 +90,8 @@ class SqliteStoreWriter final : public StoreWriter {
   // Sets PRAGMA synchronous on the writer's connection to FULL (an fsync of the log at
   // commit) or NORMAL. The pragma takes effect when its statement is prepared, not when it
   // is stepped, so it cannot be a cached statement (one prepared once and stepped again does
-  // nothing): it is run as text, and only when the level changes. Every write on db_ sets its
-  // level through this, so that the cached level is the connection's.
+  // nothing): it is run as text, and only when the level changes. Nothing else on db_ sets
+  // the pragma, so that the remembered level is the connection's.
   Status SetSynchronous(bool full);
 
   sqlite3* db_;
@@ -99,7 +100,7 @@ class SqliteStoreWriter final : public StoreWriter {
   SystemClock system_clock_;
   const Clock& clock_;  // options_.clock, or system_clock_
   std::unique_ptr<Statements> stmts_;
-  int synchronous_ = -1;  // the level SetSynchronous last set: 1 NORMAL, 2 FULL; -1 unknown
+  std::optional<bool> synchronous_full_;  // what SetSynchronous last set; none: unknown
   // Cache of the sensors table.
   std::unordered_map<std::string, int64_t, StringHash, std::equal_to<>> sensor_ids_;
   // NewReading::id_hint is generation << 32 | id; a failed transaction (which may take

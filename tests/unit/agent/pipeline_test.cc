@@ -315,6 +315,20 @@ TEST_F(PipelineTest, RollupsCloseWithTheIntervalAndGoToTheOutboxAtLowPriority) {
   EXPECT_EQ(Metric("edge_agent_rollups_total"), 2);
 }
 
+TEST_F(PipelineTest, AStopClosesTheOpenRollupWindowEarly) {
+  const int64_t start = clock_.WallMs();
+  Feed({{"other/x", "1"}, {"other/x", "5"}});
+  clock_.Advance(10'000);  // a sixth of the interval
+  EXPECT_TRUE(Outbox("rollup").empty());
+  queue_.Close();
+  pipeline_->Run();  // returns once the closed queue is drained
+  auto rollups = Outbox("rollup");
+  ASSERT_EQ(rollups.size(), 1u);
+  EXPECT_EQ(rollups[0]["count"], 2);
+  EXPECT_EQ(rollups[0]["start_ms"], start);
+  EXPECT_EQ(rollups[0]["end_ms"], start + 10'000);
+}
+
 TEST_F(PipelineTest, RollupsKeepEachSensorApartUpToMaxRollupSensorsPerWindow) {
   auto policy = rules::ParsePolicy(kPolicy, "test.yaml");
   ASSERT_TRUE(policy.ok()) << policy.error();

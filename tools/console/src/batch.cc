@@ -190,11 +190,20 @@ class BatchRecorder {
       {wire::item::kCreatedMs, &RawItem::created_ms},
   };
 
-  // Payload members, the most keys of a batch: told apart by length first (the batch tests
-  // read every one of these fields, so a name of another length would show there).
+  // Payload members, the most keys of a batch: told apart by length first. Each name's
+  // length is checked against its case label here, so renaming a field in wire/ cannot
+  // silently drop it.
+  static constexpr bool LengthIs(std::string_view name, size_t n) { return name.size() == n; }
   static Value* PayloadField(RawPayload* p, std::string_view key) {
     namespace alert = wire::alert;
     namespace rollup = wire::rollup;
+    static_assert(LengthIs(rollup::kMin, 3) && LengthIs(rollup::kMax, 3));
+    static_assert(LengthIs(wire::kNode, 4) && LengthIs(alert::kRule, 4) &&
+                  LengthIs(rollup::kMean, 4) && LengthIs(rollup::kLast, 4));
+    static_assert(LengthIs(alert::kState, 5) && LengthIs(alert::kTsMs, 5) &&
+                  LengthIs(rollup::kCount, 5));
+    static_assert(LengthIs(alert::kSensor, 6) && LengthIs(rollup::kEndMs, 6));
+    static_assert(LengthIs(alert::kSeverity, 8) && LengthIs(rollup::kStartMs, 8));
     switch (key.size()) {
       case 3:
         if (key == rollup::kMin) return &p->min;

@@ -114,8 +114,7 @@ Status TokenTable::CheckUnique(std::string_view node, std::string_view token) co
   if (by_node_.contains(node)) {
     return Status::InvalidArgument("node '" + std::string(node) + "' listed twice");
   }
-  for (auto [it, end] = by_token_hash_.equal_range(std::hash<std::string_view>{}(token)); it != end;
-       ++it) {
+  for (auto [it, end] = by_token_hash_.equal_range(StringHash{}(token)); it != end; ++it) {
     const Entry& held = entries_[it->second];
     if (held.token == token) {
       return Status::InvalidArgument("token already used by node '" + held.node + "'");
@@ -126,7 +125,7 @@ Status TokenTable::CheckUnique(std::string_view node, std::string_view token) co
 
 void TokenTable::Add(Entry entry) {
   by_node_.emplace(entry.node, entries_.size());
-  by_token_hash_.emplace(std::hash<std::string_view>{}(entry.token), entries_.size());
+  by_token_hash_.emplace(StringHash{}(entry.token), entries_.size());
   entries_.push_back(std::move(entry));
 }
 
@@ -146,8 +145,7 @@ const LabelBinding* TokenTable::LabelBindingOf(std::string_view node) const {
 std::optional<Principal> TokenTable::Authenticate(std::string_view token) const {
   std::optional<Principal> found;
   if (token.empty()) return found;
-  for (auto [it, end] = by_token_hash_.equal_range(std::hash<std::string_view>{}(token)); it != end;
-       ++it) {
+  for (auto [it, end] = by_token_hash_.equal_range(StringHash{}(token)); it != end; ++it) {
     const Entry& e = entries_[it->second];
     if (ConstantTimeEquals(e.token, token)) found = Principal{e.node, e.node == "admin"};
   }

@@ -11,12 +11,10 @@
 // exponential backoff and full jitter; subscriptions are (re)made on every successful
 // connect.
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -52,6 +50,9 @@ struct RawMessageBytes {
   size_t operator()(const RawMessage& m) const { return m.topic.size() + m.payload.size(); }
 };
 
+// The ceiling of the first reconnect delay; mqtt.backoff_max may not go below it.
+inline constexpr int64_t kMqttFirstRetryMs = 100;
+
 struct IngestOptions {
   std::string url;  // tcp://host:port or ssl://host:port (mqtt:// and mqtts:// accepted)
   std::string client_id;
@@ -69,7 +70,7 @@ struct IngestOptions {
   // false: a persistent session (the broker queues QoS 1 and 2 messages while we are away).
   bool clean_session = false;
   // Reconnect delays: full jitter, uniform in [0, min(max, initial * 2^attempt)].
-  int64_t backoff_initial_ms = 100;
+  int64_t backoff_initial_ms = kMqttFirstRetryMs;
   int64_t backoff_max_ms = 10'000;
   // Native client only: a packet with a larger remaining length is skipped as it streams
   // past (never buffered), acknowledged and counted. The default fits a 64 KiB payload with the
@@ -101,27 +102,6 @@ struct IngestMetrics {
   CounterHandle& connects_ok;
   CounterHandle& connects_failed;
   CounterHandle& disconnected_seconds;
-};
-
-// The gap between losing the broker and having it back: one per client, on its own thread.
-class ConnectionGap {
- public:
-  // The connection was lost (or never made): the gap starts now, unless it already runs.
-  void Lost(int64_t now_ms) {
-    if (!lost_ms_) lost_ms_ = now_ms;
-  }
-  // Connected again: counts the gap and returns it in milliseconds; nullopt for the first
-  // connection since start.
-  std::optional<int64_t> Regained(int64_t now_ms, IngestMetrics& metrics) {
-    if (!lost_ms_) return std::nullopt;
-    const int64_t gap = std::max<int64_t>(0, now_ms - *lost_ms_);
-    lost_ms_.reset();
-    metrics.disconnected_seconds.Inc(static_cast<double>(gap) / 1000.0);
-    return gap;
-  }
-
- private:
-  std::optional<int64_t> lost_ms_;
 };
 
 // Called on the MQTT client's thread with messages in the order received: the native client

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "edge/common/status.h"
+#include "edge/common/string_hash.h"
 #include "edge/console/label_policy.h"
 #include "edge/console/principal.h"
 
@@ -55,17 +56,13 @@ class TokenTable {
     std::string token;
     std::optional<LabelBinding> labels;
   };
-  struct NameHash {
-    using is_transparent = void;
-    size_t operator()(std::string_view text) const { return std::hash<std::string_view>{}(text); }
-  };
   // An error naming the entry it clashes with if `node` or `token` is taken already.
   Status CheckUnique(std::string_view node, std::string_view token) const;
   void Add(Entry entry);
 
   std::vector<Entry> entries_;  // in file order
   // Index into entries_ by node name.
-  std::unordered_map<std::string, size_t, NameHash, std::equal_to<>> by_node_;
+  std::unordered_map<std::string, size_t, StringHash, std::equal_to<>> by_node_;
   // Indexes into entries_ by the hash of their token (not the token itself, so that finding
   // an entry never compares a guess with a token byte by byte).
   std::unordered_multimap<size_t, size_t> by_token_hash_;
