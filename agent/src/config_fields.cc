@@ -87,14 +87,14 @@ const std::vector<Field>& Fields() {
        false},
       {{"mqtt.cert_file", "EDGE_AGENT_MQTT_CERT_FILE", "",
         "Client certificate (PEM chain) for an ssl:// broker that asks for one; with "
-        "mqtt.key_file. Read at every connect."},
+        "mqtt.key_file. A changed file is read at the next connect."},
        [](Config& c, std::string_view v) {
          c.mqtt.cert_file = std::string(v);
          return Status::Ok();
        },
        false},
       {{"mqtt.key_file", "EDGE_AGENT_MQTT_KEY_FILE", "",
-        "Private key (PEM) of mqtt.cert_file. Read at every connect."},
+        "Private key (PEM) of mqtt.cert_file; a changed file is read at the next connect."},
        [](Config& c, std::string_view v) {
          c.mqtt.key_file = std::string(v);
          return Status::Ok();
@@ -270,14 +270,14 @@ const std::vector<Field>& Fields() {
        false},
       {{"console.cert_file", "EDGE_AGENT_CONSOLE_CERT_FILE", "",
         "Client certificate (PEM chain) for an https:// console that asks for one (mutual "
-        "TLS); with console.key_file. Read at every new connection."},
+        "TLS); with console.key_file. A changed file is read at the next connection."},
        [](Config& c, std::string_view v) {
          c.console.cert_file = std::string(v);
          return Status::Ok();
        },
        false},
       {{"console.key_file", "EDGE_AGENT_CONSOLE_KEY_FILE", "",
-        "Private key (PEM) of console.cert_file. Read at every new connection."},
+        "Private key (PEM) of console.cert_file; a changed file is read at the next connection."},
        [](Config& c, std::string_view v) {
          c.console.key_file = std::string(v);
          return Status::Ok();

@@ -85,9 +85,9 @@ std::string Snippet(std::string_view bytes) {
 struct Transport {
   explicit Transport(asio::io_context& io) : plain(io) {}
   tcp::socket plain;  // the TCP socket when there is no TLS
-  // For ssl://: the context of this connection (made for it, so that renewed certificate
-  // files take effect at the next one) and the stream, which owns its own socket.
-  std::unique_ptr<ssl::context> tls_context;
+  // For ssl://: the context this connection was made with (TlsContextSource) and the
+  // stream, which owns its own socket.
+  std::shared_ptr<ssl::context> tls_context;
   std::unique_ptr<ssl::stream<tcp::socket>> tls;
   tcp::socket& Socket() { return tls ? tls->next_layer() : plain; }
   void Close() {
@@ -108,6 +108,7 @@ class NativeIngest final : public Ingest {
         too_large_(metrics.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                                    {{"reason", "too_large"}})),
         reconnect_(options_, metrics_),
+        tls_("mqtt", {options_.ca_file, options_.cert_file, options_.key_file}),
         parser_(options_.max_packet_bytes),
         resolver_(io_),
         watchdog_(io_),
@@ -236,8 +237,7 @@ class NativeIngest final : public Ingest {
     t->plain.set_option(tcp::no_delay(true), ignored);
 
     if (address_.tls) {
-      t->tls_context = cloudsync::TlsContextOrRefuseAll(
-          "mqtt", {options_.ca_file, options_.cert_file, options_.key_file});
+      t->tls_context = tls_.Get();
       t->tls = std::make_unique<ssl::stream<tcp::socket>>(std::move(t->plain), *t->tls_context);
       error_code addr_ec;
       asio::ip::make_address(address_.url.host, addr_ec);
@@ -564,7 +564,8 @@ class NativeIngest final : public Ingest {
   std::string address_error_;
   std::vector<mqtt::SubscribeFilter> filters_;  // views into options_.topics
   Reconnect reconnect_;
-  bool session_present_ = false;  // the last CONNACK resumed a session
+  cloudsync::TlsContextSource tls_;  // for ssl://
+  bool session_present_ = false;     // the last CONNACK resumed a session
   mqtt::MqttParser parser_;
   State state_ = State::kIdle;
   bool accepted_ = false;    // the current connection's CONNACK accepted it

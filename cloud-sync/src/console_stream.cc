@@ -27,11 +27,11 @@ asio::awaitable<std::string> ConsoleStream::Connect(const ConsoleUrl& url, Stead
     co_return "connect to " + url.HostHeader() + ": " + ec.message();
   }
   if (!url.tls) co_return std::string();
-  if (tls_files_ == nullptr) {
+  if (tls_source_ == nullptr) {
     Reset();
     co_return "https requested but no TLS context";
   }
-  tls_context_ = TlsContextOrRefuseAll("console TLS", *tls_files_);
+  tls_context_ = tls_source_->Get();
 
   tls_.emplace(std::move(*tcp_), *tls_context_);
   tcp_.reset();

@@ -36,11 +36,10 @@ using TlsStream = boost::beast::ssl_stream<boost::beast::tcp_stream>;
 
 class ConsoleStream {
  public:
-  // `tls` (not owned, may be null) must outlive the stream; null makes https fail. A TLS
-  // context is made from its files at every Connect(), so renewed certificates and CA
-  // files take effect at the next connection.
-  ConsoleStream(boost::asio::any_io_executor ex, const TlsFiles* tls)
-      : ex_(std::move(ex)), tls_files_(tls) {}
+  // `tls` (not owned, may be null) must outlive the stream; null makes https fail. Each
+  // https Connect() takes its current context (renewed files take effect at the next one).
+  ConsoleStream(boost::asio::any_io_executor ex, TlsContextSource* tls)
+      : ex_(std::move(ex)), tls_source_(tls) {}
 
   // Drops any previous stream, then resolves, connects and, for https, completes the TLS
   // handshake, all before `deadline`. Returns "" or an error text for the log; on error
@@ -74,8 +73,8 @@ class ConsoleStream {
       std::optional<boost::asio::ip::tcp::resolver::results_type>& out);
 
   boost::asio::any_io_executor ex_;
-  const TlsFiles* tls_files_;                                // not owned; null for http
-  std::unique_ptr<boost::asio::ssl::context> tls_context_;   // of the last https Connect()
+  TlsContextSource* tls_source_;                             // not owned; null for http
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;   // of the last https Connect()
   std::optional<TcpStream> tcp_;                             // http
   std::optional<TlsStream> tls_;                             // https
   std::shared_ptr<boost::asio::steady_timer> resolve_wake_;  // set while a lookup runs

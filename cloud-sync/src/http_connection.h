@@ -25,7 +25,8 @@ namespace edge::cloudsync::internal {
 class HttpConnection final : public ConsoleTransport {
  public:
   // `tls`: see ConsoleStream. `max_reply_body_bytes` bounds every reply body.
-  HttpConnection(boost::asio::any_io_executor ex, const TlsFiles* tls, size_t max_reply_body_bytes)
+  HttpConnection(boost::asio::any_io_executor ex, TlsContextSource* tls,
+                 size_t max_reply_body_bytes)
       : stream_(std::move(ex), tls), max_reply_body_bytes_(max_reply_body_bytes) {}
 
   // POSTs `request` to the console at `url`, reusing the open connection if there is one.

@@ -70,7 +70,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
         judge_(std::move(judge)),
         applied_(std::move(applied)),
         url_(ParseUrlOrLog(options_.console_url, kWho)),
-        tls_files_{options_.ca_file, options_.cert_file, options_.key_file},
+        tls_(std::string(kWho), {options_.ca_file, options_.cert_file, options_.key_file}),
         token_(options_.token_file, kWho, clock),
         backoff_(options_.backoff_initial_ms, options_.backoff_max_ms,
                  options_.jitter_seed != 0 ? options_.jitter_seed : std::random_device{}()),
@@ -149,7 +149,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
     token_.Refresh(false);
     const SteadyTime deadline =
         std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
-    WebSocketConnection ws(io_.get_executor(), TlsFilesOrNull());
+    WebSocketConnection ws(io_.get_executor(), TlsOrNull());
     ActiveGuard guard(*this, ws);
     internal::WebSocketOpenOptions open;
     open.target = url_->Target(kChannelPath);
@@ -316,7 +316,7 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   asio::awaitable<HttpReply> Post(std::string target, std::string body) {
     const SteadyTime deadline =
         std::chrono::steady_clock::now() + milliseconds(std::max<int64_t>(1, options_.timeout_ms));
-    HttpConnection conn(io_.get_executor(), TlsFilesOrNull(), options_.max_message_bytes);
+    HttpConnection conn(io_.get_executor(), TlsOrNull(), options_.max_message_bytes);
     ActiveGuard guard(*this, conn);
     HttpRequest request;
     request.target = std::move(target);
@@ -432,9 +432,9 @@ class ChannelLoop : public std::enable_shared_from_this<ChannelLoop> {
   PolicyJudge judge_;
   AppliedPolicy applied_;
   std::optional<ConsoleUrl> url_;
-  // What https connections make their TLS context from; null for http.
-  const TlsFiles* TlsFilesOrNull() const { return url_ && url_->tls ? &tls_files_ : nullptr; }
-  TlsFiles tls_files_;
+  // The TLS context of https connections; null for http.
+  TlsContextSource* TlsOrNull() { return url_ && url_->tls ? &tls_ : nullptr; }
+  TlsContextSource tls_;
   BearerToken token_;
   Backoff backoff_;
   asio::steady_timer wait_timer_;

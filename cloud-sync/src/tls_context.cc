@@ -1,6 +1,7 @@
 #include "edge/cloudsync/tls_context.h"
 
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 
 #include <boost/beast/core/error.hpp>
 
@@ -55,6 +56,28 @@ std::unique_ptr<asio::ssl::context> TlsContextOrRefuseAll(std::string_view who,
   boost::beast::error_code ignored;
   fallback->set_verify_mode(asio::ssl::verify_peer, ignored);
   return fallback;
+}
+
+std::array<TlsContextSource::Stamp, 3> TlsContextSource::StampFiles() const {
+  std::array<Stamp, 3> out;
+  const std::string* paths[] = {&files_.ca_file, &files_.cert_file, &files_.key_file};
+  for (size_t i = 0; i < out.size(); ++i) {
+    struct stat st {};
+    if (paths[i]->empty() || ::stat(paths[i]->c_str(), &st) != 0) continue;
+    out[i] = {static_cast<unsigned long>(st.st_ino), static_cast<long long>(st.st_size),
+              static_cast<long long>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+  }
+  return out;
+}
+
+std::shared_ptr<asio::ssl::context> TlsContextSource::Get() {
+  const std::array<Stamp, 3> now = StampFiles();
+  std::lock_guard lock(mu_);
+  if (context_ == nullptr || now != stamps_) {
+    context_ = TlsContextOrRefuseAll(who_, files_);
+    stamps_ = now;
+  }
+  return context_;
 }
 
 }  // namespace edge::cloudsync

@@ -27,12 +27,12 @@ constexpr size_t kMaxReplyBodyBytes = 8 << 20;
 UplinkClient::UplinkClient(const UplinkOptions& options, Clock& clock, CounterHandle& bytes)
     : options_(options),
       url_(ParseUrlOrLog(options.console_url, kWho)),
-      tls_files_{options.ca_file, options.cert_file, options.key_file},
+      tls_(std::string(kWho), {options.ca_file, options.cert_file, options.key_file}),
       token_(options.token_file, kWho, clock),
       bytes_(bytes) {}
 
 std::unique_ptr<ConsoleTransport> UplinkClient::NewConnection(asio::any_io_executor ex) {
-  return std::make_unique<HttpConnection>(std::move(ex), url_ && url_->tls ? &tls_files_ : nullptr,
+  return std::make_unique<HttpConnection>(std::move(ex), url_ && url_->tls ? &tls_ : nullptr,
                                           kMaxReplyBodyBytes);
 }
 

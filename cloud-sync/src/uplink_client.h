@@ -65,7 +65,7 @@ class UplinkClient {
  private:
   const UplinkOptions& options_;
   std::optional<ConsoleUrl> url_;
-  TlsFiles tls_files_;  // what https connections make their TLS context from
+  TlsContextSource tls_;  // the TLS context of https connections
   BearerToken token_;
   CounterHandle& bytes_;
   std::optional<SteadyTime> stop_deadline_;

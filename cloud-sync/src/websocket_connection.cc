@@ -90,7 +90,7 @@ asio::awaitable<std::string> Write(WebSocket& ws, const std::string& text) {
 
 }  // namespace
 
-WebSocketConnection::WebSocketConnection(asio::any_io_executor ex, const TlsFiles* tls)
+WebSocketConnection::WebSocketConnection(asio::any_io_executor ex, TlsContextSource* tls)
     : stream_(std::move(ex), tls) {}
 
 WebSocketConnection::~WebSocketConnection() = default;

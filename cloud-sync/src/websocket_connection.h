@@ -58,7 +58,7 @@ struct WebSocketMessage {
 class WebSocketConnection {
  public:
   // `tls`: see ConsoleStream.
-  WebSocketConnection(boost::asio::any_io_executor ex, const TlsFiles* tls);
+  WebSocketConnection(boost::asio::any_io_executor ex, TlsContextSource* tls);
   ~WebSocketConnection();
   WebSocketConnection(const WebSocketConnection&) = delete;
   WebSocketConnection& operator=(const WebSocketConnection&) = delete;

@@ -36,6 +36,7 @@
 #include "../wait_for.h"
 #include "edge/cloudsync/backoff.h"
 #include "edge/cloudsync/gzip.h"
+#include "edge/cloudsync/tls_context.h"
 
 namespace edge::cloudsync {
 namespace {
@@ -1293,6 +1294,16 @@ UplinkOptions UplinkTest::MutualTlsOptions(const TestConsole& console, const Tes
 void UplinkTest::WriteClientCert(const TestCert& cert) {
   std::ofstream(dir_ / "node.pem") << cert.cert_pem;
   std::ofstream(dir_ / "node.key") << cert.key_pem;
+}
+
+TEST_F(UplinkTest, TheTlsContextIsMadeAgainOnlyWhenOneOfItsFilesChanged) {
+  std::ofstream(dir_ / "ca.pem") << MakeSelfSignedCert("ca").cert_pem;
+  TlsContextSource source("test", {(dir_ / "ca.pem").string(), "", ""});
+  const auto first = source.Get();
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(source.Get(), first);  // connections share it while nothing changed
+  std::ofstream(dir_ / "ca.pem", std::ios::app) << "\n";
+  EXPECT_NE(source.Get(), first);  // the renewed file is read for the next connection
 }
 
 TEST_F(UplinkTest, AConsoleRequiringAClientCertificateGetsTheNodes) {

@@ -61,8 +61,8 @@ struct IngestOptions {
   std::string username;
   std::string password;
   std::string ca_file;  // for ssl://; empty = system trust store
-  // For ssl://: the client certificate (PEM chain) and its key, read at every connect so
-  // that renewed files take effect at the next one. Both or neither.
+  // For ssl://: the client certificate (PEM chain) and its key, read again at the next
+  // connect after one of them changed (TlsContextSource). Both or neither.
   std::string cert_file;
   std::string key_file;
   int64_t keepalive_ms = 30'000;

@@ -3,8 +3,10 @@
 // The client TLS context of every connection the agent opens: to the console (uplink,
 // policy channel) and to the MQTT broker (the native client).
 
+#include <array>
 #include <boost/asio/ssl/context.hpp>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -29,5 +31,31 @@ Result<std::unique_ptr<boost::asio::ssl::context>> MakeTlsContext(const TlsFiles
 // trusts nothing, so every handshake fails and is retried (the cause was logged).
 std::unique_ptr<boost::asio::ssl::context> TlsContextOrRefuseAll(std::string_view who,
                                                                  const TlsFiles& files);
+
+// The context a client's connections use: made from `files` at the first Get(), and made
+// again only when one of the files changed (inode, size or modification time), so that a
+// renewed certificate takes effect at the next connection without the files being read
+// for every connection. A connection keeps the context it was made with. Thread-safe.
+class TlsContextSource {
+ public:
+  TlsContextSource(std::string who, TlsFiles files)
+      : who_(std::move(who)), files_(std::move(files)) {}
+  std::shared_ptr<boost::asio::ssl::context> Get();
+
+ private:
+  struct Stamp {
+    unsigned long inode = 0;
+    long long size = -1;
+    long long mtime_ns = 0;
+    bool operator==(const Stamp&) const = default;
+  };
+  std::array<Stamp, 3> StampFiles() const;  // ca, cert, key; a missing file stamps as -1
+
+  const std::string who_;
+  const TlsFiles files_;
+  std::mutex mu_;
+  std::array<Stamp, 3> stamps_;                         // guarded by mu_
+  std::shared_ptr<boost::asio::ssl::context> context_;  // guarded by mu_
+};
 
 }  // namespace edge::cloudsync

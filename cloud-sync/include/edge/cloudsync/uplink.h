@@ -72,7 +72,7 @@ struct UplinkOptions {
   // means the system trust store. The host name (or IP literal) is always verified.
   std::string ca_file;
   // Client certificate (PEM chain) and key for a console that asks for one (mutual TLS);
-  // read at every new connection. Both or neither.
+  // read again at the next connection after one of them changed. Both or neither.
   std::string cert_file;
   std::string key_file;
   size_t batch_max_items = 500;
