@@ -125,11 +125,7 @@ HttpResponse ConsoleApi::PostBatches(const HttpRequest& request) {
   }
 
   Result<StoreOutcome> outcome = store_.StoreBatch(batch, clock_.WallMs());
-  if (!outcome) {
-    log_.Write(LogLevel::kError, "storing batch failed",
-               {{"node", batch.node}, {"error", outcome.error()}});
-    return ErrorResponse(503, "store unavailable, retry later");
-  }
+  if (!outcome) return StoreUnavailable("storing batch failed", outcome.error(), batch.node);
   if (outcome->over_quota) {
     // 429 with Retry-After: the agent keeps the rows and retries after the delay; a 413 or
     // 400 would make it shrink the batch and dead-letter rows that are not at fault.
@@ -214,9 +210,7 @@ HttpResponse ConsoleApi::PostStatus(const HttpRequest& request) {
   }
   const int64_t now = clock_.WallMs();
   if (Status s = store_.StoreStatus(report.node, now, report.status_json); !s) {
-    log_.Write(LogLevel::kError, "storing status failed",
-               {{"node", report.node}, {"error", s.message()}});
-    return ErrorResponse(503, "store unavailable, retry later");
+    return StoreUnavailable("storing status failed", s.message(), report.node);
   }
   log_.Write(LogLevel::kDebug, "status stored", {{"node", report.node}});
   return JsonResponse(200, json{{"stored", true}, {"received_ms", now}});

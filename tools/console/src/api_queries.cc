@@ -25,14 +25,13 @@ using nlohmann::json;
 using edge::ParseInt64;
 using edge::ParseQuery;
 
-// An admin's list request (GET /v1/alerts, /v1/rollups): refused as RefuseUnlessAdmin
-// refuses it (`forbidden`: the 403 text), else the filters the list endpoints share read from
-// `query`: `node`, `since` (ms) and `limit` (capped at max_limit). Fills `q` and returns the
-// parsed parameters for endpoint-specific keys, or the 401, 403 or 400 to send.
-std::variant<std::map<std::string, std::string>, HttpResponse> ReadListRequest(
-    const TokenTable& tokens, const HttpRequest& request, std::string_view forbidden,
-    std::string_view query, int64_t default_limit, int64_t max_limit, ListQuery& q) {
-  if (auto refusal = RefuseUnlessAdmin(tokens, request, forbidden)) return std::move(*refusal);
+// The filters the list endpoints (GET /v1/alerts, /v1/rollups) share, read from `query`:
+// `node`, `since` (ms) and `limit` (capped at max_limit). Fills `q` and returns the parsed
+// parameters for endpoint-specific keys, or the 400 to send.
+std::variant<std::map<std::string, std::string>, HttpResponse> ReadListQuery(std::string_view query,
+                                                                             int64_t default_limit,
+                                                                             int64_t max_limit,
+                                                                             ListQuery& q) {
   auto params = ParseQuery(query);
   if (!params) return ErrorResponse(400, "malformed query string");
   q.limit = default_limit;
@@ -148,9 +147,11 @@ std::string HumanSeconds(const std::string& digits) {
 }  // namespace
 
 HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view query) {
+  if (auto refusal = RefuseUnlessAdmin(tokens_, request, "rollups need the admin token")) {
+    return std::move(*refusal);
+  }
   RollupQuery q;
-  auto params = ReadListRequest(tokens_, request, "rollups need the admin token", query,
-                                options_.default_rollup_limit, options_.max_rollup_limit, q);
+  auto params = ReadListQuery(query, options_.default_rollup_limit, options_.max_rollup_limit, q);
   if (auto* bad = std::get_if<HttpResponse>(&params)) return std::move(*bad);
   const auto& extra = std::get<std::map<std::string, std::string>>(params);
   if (const auto it = extra.find("sensor"); it != extra.end()) q.sensor = it->second;
@@ -175,9 +176,11 @@ HttpResponse ConsoleApi::GetRollups(const HttpRequest& request, std::string_view
 }
 
 HttpResponse ConsoleApi::GetAlerts(const HttpRequest& request, std::string_view query) {
+  if (auto refusal = RefuseUnlessAdmin(tokens_, request, "alerts need the admin token")) {
+    return std::move(*refusal);
+  }
   AlertQuery q;
-  auto params = ReadListRequest(tokens_, request, "alerts need the admin token", query,
-                                options_.default_alert_limit, options_.max_alert_limit, q);
+  auto params = ReadListQuery(query, options_.default_alert_limit, options_.max_alert_limit, q);
   if (auto* bad = std::get_if<HttpResponse>(&params)) return std::move(*bad);
 
   Result<std::vector<StoredAlert>> alerts = store_.Alerts(q);
@@ -224,8 +227,12 @@ Result<std::vector<NodeActivity>> ConsoleApi::FleetView() {
   return fleet;
 }
 
-HttpResponse ConsoleApi::StoreUnavailable(const char* failed, const std::string& error) {
-  log_.Write(LogLevel::kError, failed, {{"error", error}});
+HttpResponse ConsoleApi::StoreUnavailable(const char* failed, const std::string& error,
+                                          std::string_view node) {
+  LogFields fields;
+  if (!node.empty()) fields.emplace_back("node", std::string(node));
+  fields.emplace_back("error", error);
+  log_.Write(LogLevel::kError, failed, fields);
   return ErrorResponse(503, "store unavailable, retry later");
 }
 

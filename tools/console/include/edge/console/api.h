@@ -60,8 +60,10 @@ class ConsoleApi final : public RequestHandler {
   HttpResponse GetDashboard(const HttpRequest& request);
   HttpResponse GetMetrics() const;
   Result<std::vector<NodeActivity>> FleetView();
-  // Logs `failed` with the store's `error` and answers 503 (the client retries later).
-  HttpResponse StoreUnavailable(const char* failed, const std::string& error);
+  // Logs `failed` with the store's `error` (and the `node`, when given) and answers 503 (the
+  // client retries later).
+  HttpResponse StoreUnavailable(const char* failed, const std::string& error,
+                                std::string_view node = {});
   // Decodes a gzip or identity body within the size limit; an error response otherwise.
   std::optional<HttpResponse> DecodeBody(const HttpRequest& request, std::string* decoded,
                                          const std::string** body) const;
