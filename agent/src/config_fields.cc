@@ -128,6 +128,17 @@ const std::vector<Field>& Fields() {
         "is away, within its queue limits); true: start afresh at every connect."},
        [](Config& c, std::string_view v) { return AssignBool(v, c.mqtt.clean_session); },
        false},
+      {{"mqtt.ack", "EDGE_AGENT_MQTT_ACK", "<commit; receipt with paho>",
+        "When QoS 1/2 messages are acknowledged: commit (native client only: once their "
+        "readings are committed, so a crash loses none the broker handed over) or receipt."},
+       [](Config& c, std::string_view v) {
+         if (v != "commit" && v != "receipt") {
+           return Status::Error("must be commit or receipt, got " + Quoted(v));
+         }
+         c.mqtt.ack = std::string(v);
+         return Status::Ok();
+       },
+       false},
       {{"mqtt.backoff_max", "EDGE_AGENT_MQTT_BACKOFF_MAX", "10s",
         "Longest delay between reconnect attempts (full jitter; the first is within 100ms), "
         "100ms to 1h."},

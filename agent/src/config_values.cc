@@ -256,6 +256,10 @@ Status CheckConfig(const Config& c) {
   check("mqtt.read_pause", CheckDurationRange(c.mqtt.read_pause_ms, 0, kMaxReadPauseMs));
   check("mqtt.backoff_max",
         CheckDurationRange(c.mqtt.backoff_max_ms, kMqttFirstRetryMs, kMaxMqttBackoffMs));
+  if (c.mqtt.client == "paho" && c.mqtt.ack == "commit") {
+    check("mqtt.ack", Status::Error("commit needs mqtt.client: native (Paho acknowledges a "
+                                    "message on receipt)"));
+  }
   check_pair("mqtt", c.mqtt.cert_file, c.mqtt.key_file);
   check_pair("console", c.console.cert_file, c.console.key_file);
   if (!c.mqtt.cert_file.empty()) {

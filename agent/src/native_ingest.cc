@@ -40,7 +40,10 @@
 #include "edge/agent/decoder.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/mqtt_codec.h"
+#include "edge/agent/mqtt_delivery.h"
 #include "edge/cloudsync/tls_context.h"
+#include "edge/common/strings.h"
+#include "mqtt_transport.h"
 #include "reconnect.h"
 
 namespace edge::agent {
@@ -61,41 +64,6 @@ constexpr size_t kSnippetBytes = 48;
 // instead of one, for a twentieth of the wake-ups and system calls.
 constexpr size_t kSmallReadBytes = 16 * 1024;
 
-// Printable excerpt of untrusted bytes for a log line: other bytes as \xNN.
-std::string Snippet(std::string_view bytes) {
-  std::string out;
-  const size_t n = std::min(bytes.size(), kSnippetBytes);
-  for (size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(bytes[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  if (bytes.size() > n) out += "...";
-  return out;
-}
-
-// One connection's byte stream. Shared with pending write handlers so that the stream
-// outlives every operation on it.
-struct Transport {
-  explicit Transport(asio::io_context& io) : plain(io) {}
-  tcp::socket plain;  // the TCP socket when there is no TLS
-  // For ssl://: the context this connection was made with (TlsContextSource) and the
-  // stream, which owns its own socket.
-  std::shared_ptr<ssl::context> tls_context;
-  std::unique_ptr<ssl::stream<tcp::socket>> tls;
-  tcp::socket& Socket() { return tls ? tls->next_layer() : plain; }
-  void Close() {
-    error_code ignored;
-    Socket().close(ignored);
-  }
-};
-
 class NativeIngest final : public Ingest {
  public:
   NativeIngest(IngestOptions options, MessageSink sink, Metrics& metrics, Clock& clock)
@@ -107,6 +75,18 @@ class NativeIngest final : public Ingest {
         // the decoder counts such payloads.
         too_large_(metrics.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                                    {{"reason", "too_large"}})),
+        duplicates_(metrics.Counter(
+            "edge_agent_mqtt_duplicates_total",
+            "QoS 1/2 messages the broker sent again that the agent already had (not processed "
+            "again)")),
+        ack_stalls_(metrics.Counter(
+            "edge_agent_mqtt_ack_stalls_total",
+            "Early commits asked for because the broker stopped sending while acknowledgements "
+            "were owed (its in-flight window was full)")),
+        acks_uncommitted_(metrics.Counter(
+            "edge_agent_mqtt_acks_uncommitted_total",
+            "Acknowledgements sent before their message was committed, because too many were "
+            "owed")),
         reconnect_(options_, metrics_),
         tls_("mqtt", {options_.ca_file, options_.cert_file, options_.key_file}),
         parser_(options_.max_packet_bytes),
@@ -114,7 +94,13 @@ class NativeIngest final : public Ingest {
         watchdog_(io_),
         keepalive_timer_(io_),
         backoff_timer_(io_),
+        stall_timer_(io_),
         read_buffer_(kReadChunkBytes) {
+    if (options_.ack_after_commit) {
+      delivery_ = std::make_unique<DeliveryTracker>();
+      delivery_->Seed(options_.delivered);
+      options_.delivered.clear();
+    }
     Result<BrokerUrl> address = ParseBrokerUrl(options_.url);
     if (address.ok()) {
       address_ = *address;
@@ -175,6 +161,11 @@ class NativeIngest final : public Ingest {
   }
 
   bool Connected() const override { return connected_.load(); }
+
+  void Acknowledge(uint64_t seq) override {
+    if (!delivery_) return;
+    asio::post(io_, [this, seq] { OnDurable(seq); });
+  }
 
  private:
   enum class State { kIdle, kAwaitConnack, kAwaitSuback, kReady };
@@ -317,14 +308,14 @@ class NativeIngest final : public Ingest {
       if (r.event == mqtt::ParseEvent::kNeedMore) break;
       if (r.event == mqtt::ParseEvent::kError) {
         spdlog::error("mqtt protocol error from {}: {} (bytes: \"{}\")", options_.url, r.error,
-                      Snippet(before));
+                      PrintableExcerpt(before, kSnippetBytes));
         Fail("protocol error: " + r.error);
         break;
       }
       if (r.event == mqtt::ParseEvent::kSkipped) {
         too_large_.Inc();
         spdlog::debug("mqtt: skipped a packet larger than {} bytes", parser_.max_packet_bytes());
-        if (r.packet.type == mqtt::PacketType::kPublish) Acknowledge(r.packet);
+        if (r.packet.type == mqtt::PacketType::kPublish) AcknowledgeNow(r.packet);
         continue;
       }
       HandlePacket(r.packet, receive_ms);
@@ -334,10 +325,57 @@ class NativeIngest final : public Ingest {
       if (!stopping_.load(std::memory_order_relaxed)) {
         sink_(std::span<RawMessage>(messages_.data(), pending_));
       }
+      if (delivery_ && delivery_->owed() >= kAckStallMinOwed) ArmStallTimer();
       for (size_t i = 0; i < pending_; ++i) ReleaseLargeBuffers(messages_[i]);
       pending_ = 0;
     }
+    SendAcks();
+  }
+
+  // Encodes the acks in delivery_acks_ into acks_ and sends acks_.
+  void SendAcks() {
+    for (const DeliveryTracker::Ack& a : delivery_acks_) {
+      if (a.qos == 2) {
+        awaiting_release_[a.packet_id] = true;
+        mqtt::EncodePubrec(a.packet_id, acks_);
+      } else {
+        mqtt::EncodePuback(a.packet_id, acks_);
+      }
+    }
+    delivery_acks_.clear();
     if (!acks_.empty() && fail_reason_.empty()) Send(acks_);
+    acks_.clear();
+  }
+
+  // From Acknowledge(): the pipeline committed every message up to `seq`.
+  void OnDurable(uint64_t seq) {
+    delivery_->Durable(seq, delivery_acks_);
+    if (transport_ && state_ != State::kIdle) {
+      SendAcks();
+    } else {
+      delivery_acks_.clear();
+    }
+    if (shutdown_waits_for_acks_ && delivery_->owed() == 0) {
+      shutdown_waits_for_acks_ = false;
+      SendDisconnect(shutdown_timeout_ms_);
+    }
+  }
+
+  // While acks are owed: when nothing has arrived for kAckStallMs the broker's in-flight
+  // window is likely full, so ask for the commit that lets them go.
+  void ArmStallTimer() {
+    if (stall_armed_) return;
+    stall_armed_ = true;
+    stall_timer_.expires_after(std::chrono::milliseconds(kAckStallMs));
+    stall_timer_.async_wait([this](const error_code& ec) {
+      stall_armed_ = false;
+      if (ec || !delivery_ || delivery_->owed() < kAckStallMinOwed) return;
+      if (clock_.MonotonicMs() - last_received_ms_ >= kAckStallMs) {
+        ack_stalls_.Inc();
+        if (options_.request_commit) options_.request_commit();
+      }
+      ArmStallTimer();
+    });
   }
 
   void HandlePacket(const mqtt::Packet& p, int64_t receive_ms) {
@@ -365,21 +403,42 @@ class NativeIngest final : public Ingest {
   }
 
   void OnPublish(const mqtt::Packet& p, int64_t receive_ms) {
+    // Not acknowledged once stopping: a persistent session's broker sends it again.
     if (stopping_.load(std::memory_order_relaxed)) return;
-    Acknowledge(p);
-    // A QoS 2 id already delivered and not yet released is the broker's resend.
-    if (p.qos == 2) {
-      if (awaiting_release_[p.packet_id]) return;
-      awaiting_release_[p.packet_id] = true;
+    uint32_t digest = 0;
+    if (delivery_ && p.qos > 0) {
+      // A QoS 2 id whose PUBREC went out and whose PUBREL has not come: the PUBREC was lost.
+      if (p.qos == 2 && awaiting_release_[p.packet_id]) {
+        mqtt::EncodePubrec(p.packet_id, acks_);
+        return;
+      }
+      digest = MessageDigest(p.topic, p.payload);
+      const auto verdict =
+          delivery_->OnPublish(p.packet_id, p.qos, p.dup, digest, next_seq_ + 1, delivery_acks_);
+      if (verdict == DeliveryTracker::Verdict::kDuplicate) {
+        duplicates_.Inc();
+        return;
+      }
+      if (verdict == DeliveryTracker::Verdict::kNewOverflow) acks_uncommitted_.Inc();
+    } else {
+      AcknowledgeNow(p);
+      // A QoS 2 id already delivered and not yet released is the broker's resend.
+      if (p.qos == 2) {
+        if (awaiting_release_[p.packet_id]) return;
+        awaiting_release_[p.packet_id] = true;
+      }
     }
     if (pending_ == messages_.size()) messages_.emplace_back();
     RawMessage& m = messages_[pending_++];
     m.topic.assign(p.topic);  // into the capacity of a spent message when the sink left one
     m.payload.assign(p.payload);
     m.receive_ms = receive_ms;
+    m.seq = ++next_seq_;
+    m.packet_id = p.qos > 0 ? p.packet_id : 0;
+    m.digest = digest;
   }
 
-  void Acknowledge(const mqtt::Packet& p) {
+  void AcknowledgeNow(const mqtt::Packet& p) {
     if (p.qos == 1) mqtt::EncodePuback(p.packet_id, acks_);
     if (p.qos == 2) mqtt::EncodePubrec(p.packet_id, acks_);
   }
@@ -529,11 +588,34 @@ class NativeIngest final : public Ingest {
     parser_.Reset();
     connected_ = false;
     metrics_.connected.Set(0);
+    stall_timer_.cancel();
+    if (delivery_) delivery_->Disconnected();
   }
 
-  // On the io thread, from Stop().
+  // On the io thread, from Stop(). With acks owed, asks for a commit and waits up to half
+  // the timeout for it, so that what was committed is acknowledged before the DISCONNECT.
   void BeginShutdown(int64_t timeout_ms) {
     backoff_timer_.cancel();
+    if (delivery_ && delivery_->owed() > 0 && state_ == State::kReady && transport_ &&
+        fail_reason_.empty() && options_.request_commit) {
+      shutdown_waits_for_acks_ = true;
+      shutdown_timeout_ms_ = timeout_ms / 2;
+      options_.request_commit();
+      ArmWatchdog(timeout_ms / 2, "stopped");  // replaced by the DISCONNECT's when acks come
+      watchdog_.async_wait([this](const error_code& ec) {
+        if (ec || !shutdown_waits_for_acks_) return;
+        shutdown_waits_for_acks_ = false;
+        spdlog::warn(
+            "mqtt: {} acknowledgement(s) still owed at stop; the broker sends those "
+            "messages again",
+            delivery_->owed());
+      });
+      return;
+    }
+    SendDisconnect(timeout_ms);
+  }
+
+  void SendDisconnect(int64_t timeout_ms) {
     if (state_ == State::kReady && transport_ && fail_reason_.empty()) {
       std::string disconnect;
       mqtt::EncodeDisconnect(disconnect);
@@ -550,6 +632,9 @@ class NativeIngest final : public Ingest {
   Clock& clock_;
   IngestMetrics metrics_;
   CounterHandle& too_large_;
+  CounterHandle& duplicates_;
+  CounterHandle& ack_stalls_;
+  CounterHandle& acks_uncommitted_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
 
@@ -581,6 +666,13 @@ class NativeIngest final : public Ingest {
   bool writing_ = false;
   bool close_after_write_ = false;
   std::bitset<65536> awaiting_release_;  // QoS 2 packet ids delivered, PUBREL not yet seen
+  // With ack_after_commit: what is owed to the broker, and the acks to send next.
+  std::unique_ptr<DeliveryTracker> delivery_;
+  std::vector<DeliveryTracker::Ack> delivery_acks_;
+  uint64_t next_seq_ = 0;  // the number of the last message handed over
+  bool stall_armed_ = false;
+  bool shutdown_waits_for_acks_ = false;
+  int64_t shutdown_timeout_ms_ = 0;
 
   // Declared after the state their handlers use and destroyed first: destroying them
   // abandons their handlers without running them.
@@ -589,6 +681,7 @@ class NativeIngest final : public Ingest {
   asio::steady_timer watchdog_;         // connect, SUBACK and DISCONNECT deadlines
   asio::steady_timer keepalive_timer_;  // PINGREQ and receive timeout
   asio::steady_timer backoff_timer_;    // between connection attempts
+  asio::steady_timer stall_timer_;      // ArmStallTimer
   std::shared_ptr<Transport> transport_;
   std::vector<char> read_buffer_;
 };

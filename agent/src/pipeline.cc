@@ -10,38 +10,28 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <set>
 #include <string_view>
 #include <vector>
 
-#include "edge/wire/fields.h"
+#include "pipeline_counters.h"
 
 namespace edge::agent {
 
 namespace {
 constexpr char kRaisedHelp[] = "Alert firing events committed to the outbox";
 constexpr char kResolvedHelp[] = "Alert resolved events committed to the outbox";
-constexpr char kEvictedHelp[] = "Outbox rows evicted to keep the store within store.max_bytes";
-constexpr char kFilteredHelp[] = "Readings dropped by the policy's filters, by reason";
-constexpr char kReloadsHelp[] = "Local policy file reloads, by result (applied or rejected)";
 // Clock-driven rules (stale) get the time at most this often.
 constexpr int64_t kAdvanceIntervalMs = 1000;
-constexpr char kReadingsDroppedHelp[] = "Readings not stored in the readings ring, by reason";
 // A readings commit happens early when this many are waiting.
 constexpr size_t kReadingsCommitBatch = 16'384;
+// The stored record of delivered messages (acknowledge after commit) holds at least this
+// many of the latest: 1.5 KiB.
+constexpr size_t kMinDeliveredKept = 256;
 // Rollup rows per outbox commit (about a millisecond of serializing and inserting).
 constexpr size_t kRollupsPerCommit = 250;
-constexpr char kCommitHelp[] =
-    "Time to commit one store transaction from the pipeline, by kind (outbox: alerts and "
-    "rollups, WAL fsync included; readings: the readings ring), waiting for the write lock "
-    "included";
-// 0.25 ms to 1 s: an outbox commit on a quiet disk takes 1-4 ms.
-const std::vector<double> kCommitBuckets{0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075,
-                                         0.01,    0.025,  0.05,  0.1,   0.25,  1.0};
 // What the pipeline keeps in the engine's words per sensor (ReadingVerdict::caller_words), to
 // spare a reading the lookups by sensor name. Zero at first: no rollup slot, no store id.
 class SensorWords {
@@ -80,109 +70,9 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 }
 }  // namespace
 
-// Handles looked up once; label sets that depend on policy content are cached lazily.
-struct Pipeline::Counters {
-  explicit Counters(Metrics& m)
-      : messages(m.Counter("edge_agent_messages_received_total",
-                           "MQTT messages taken from the ingest queue")),
-        bytes(m.Counter("edge_agent_ingest_bytes_total",
-                        "Payload bytes of MQTT messages taken from the ingest queue")),
-        readings(m.Counter("edge_agent_readings_received_total",
-                           "Readings decoded from accepted MQTT messages")),
-        store_errors(m.Counter("edge_agent_store_errors_total", "Failed SQLite operations",
-                               {{"op", "append"}})),
-        alerts_dropped(m.Counter("edge_agent_alerts_dropped_total",
-                                 "Alert events dropped because they could not be committed "
-                                 "and the in-memory backlog was full")),
-        out_of_order(m.Counter("edge_agent_readings_out_of_order_total",
-                               "Readings older than the last one seen for the same sensor")),
-        outbox_pending(m.Gauge("edge_agent_outbox_pending", "Rows in the outbox")),
-        uncommitted(
-            m.Gauge("edge_agent_alerts_uncommitted",
-                    "Alert events waiting for a successful commit (the store refuses writes, or "
-                    "the group commit's window)")),
-        readings_stored(m.Counter("edge_agent_readings_stored_total",
-                                  "Readings committed to the readings ring")),
-        readings_store_error(m.Counter("edge_agent_readings_dropped_total", kReadingsDroppedHelp,
-                                       {{"reason", "store_error"}})),
-        readings_backlog(m.Counter("edge_agent_readings_dropped_total", kReadingsDroppedHelp,
-                                   {{"reason", "backlog"}})),
-        readings_pruned(m.Counter("edge_agent_readings_pruned_total",
-                                  "Readings removed from the ring by retention, its byte share "
-                                  "or a full disk")),
-        rollups(m.Counter("edge_agent_rollups_total", "Rollup rows committed to the outbox")),
-        rollups_dropped(m.Counter("edge_agent_rollups_dropped_total",
-                                  "Rollup rows dropped because the store refused writes")),
-        rollup_overflow(m.Counter("edge_agent_rollup_sensors_overflow_total",
-                                  "Readings not rolled up because the window already held "
-                                  "max_rollup_sensors sensors")),
-        store_writable(m.Gauge("edge_agent_store_writable",
-                               "1 while the database accepts writes, 0 after a failed commit")),
-        filtered_non_finite(m.Counter("edge_agent_readings_filtered_total", kFilteredHelp,
-                                      {{"reason", "non_finite"}})),
-        filtered_out_of_range(m.Counter("edge_agent_readings_filtered_total", kFilteredHelp,
-                                        {{"reason", "out_of_range"}})),
-        duplicates(m.Counter("edge_agent_readings_duplicate_total",
-                             "Readings repeating their sensor's newest timestamp and value")),
-        reloads_applied(
-            m.Counter("edge_agent_policy_reloads_total", kReloadsHelp, {{"result", "applied"}})),
-        policy_rules(m.Gauge("edge_agent_policy_rules", "Rules in the active policy")),
-        outbox_commit(m.Histogram("edge_agent_store_commit_seconds", kCommitHelp, kCommitBuckets,
-                                  {{"kind", "outbox"}})),
-        readings_commit(m.Histogram("edge_agent_store_commit_seconds", kCommitHelp, kCommitBuckets,
-                                    {{"kind", "readings"}})),
-        too_many_sensors(m.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
-                                   {{"reason", "too_many_sensors"}})),
-        sensors_forgotten(m.Counter("edge_agent_sensors_forgotten_total",
-                                    "Sensors whose rule state was dropped after they were idle "
-                                    "for sensors.idle_after")),
-        sensors_tracked(
-            m.Gauge("edge_agent_sensors_tracked", "Sensors the rules engine keeps state for")) {
-    for (const char* kind : {"alert", "rollup", "status"}) {
-      evicted[kind] = &m.Counter("edge_agent_outbox_evicted_total", kEvictedHelp, {{"kind", kind}});
-    }
-    store_writable.Set(1);
-  }
-
-  CounterHandle& messages;
-  CounterHandle& bytes;
-  CounterHandle& readings;
-  CounterHandle& store_errors;
-  CounterHandle& alerts_dropped;
-  CounterHandle& out_of_order;
-  GaugeHandle& outbox_pending;
-  GaugeHandle& uncommitted;
-  CounterHandle& readings_stored;
-  CounterHandle& readings_store_error;
-  CounterHandle& readings_backlog;
-  CounterHandle& readings_pruned;
-  CounterHandle& rollups;
-  CounterHandle& rollups_dropped;
-  CounterHandle& rollup_overflow;
-  GaugeHandle& store_writable;
-  CounterHandle& filtered_non_finite;
-  CounterHandle& filtered_out_of_range;
-  CounterHandle& duplicates;
-  CounterHandle& reloads_applied;
-  GaugeHandle& policy_rules;
-  HistogramHandle& outbox_commit;
-  HistogramHandle& readings_commit;
-  CounterHandle& too_many_sensors;
-  CounterHandle& sensors_forgotten;
-  GaugeHandle& sensors_tracked;
-  uint64_t last_non_finite = 0;
-  uint64_t last_out_of_range = 0;
-  uint64_t last_duplicates = 0;
-  std::map<std::string, CounterHandle*, std::less<>> evicted;
-  std::map<RejectReason, CounterHandle*> rejected;
-  std::map<std::pair<std::string, rules::Severity>, CounterHandle*> raised;
-  std::map<std::pair<std::string, rules::Severity>, CounterHandle*> resolved;
-  uint64_t last_out_of_order = 0;
-};
-
 Pipeline::Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine engine,
                    StoreWriter& store, Metrics& metrics, Clock& clock,
-                   std::function<void()> on_committed)
+                   std::function<void()> on_committed, std::function<void(uint64_t)> on_durable)
     : options_(std::move(options)),
       queue_(queue),
       engine_(std::move(engine)),
@@ -191,6 +81,7 @@ Pipeline::Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine en
       clock_(clock),
       on_committed_(std::move(on_committed)),
       counters_(std::make_unique<Counters>(metrics)) {
+  on_durable_ = std::move(on_durable);
   // Every reason is exported from the start, so dashboards see zeros rather than gaps.
   for (RejectReason r : kAllRejectReasons) {
     counters_->rejected[r] =
@@ -314,6 +205,8 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
   uint64_t readings = 0;
   for (RawMessage& msg : batch) {
     bytes += msg.payload.size();
+    processed_seq_ = std::max(processed_seq_, msg.seq);
+    if (msg.digest != 0) pending_delivered_.push_back({msg.packet_id, msg.digest});
     readings_.clear();
     auto reject = DecodePayload(msg.topic, msg.payload, msg.receive_ms, options_.decode, readings_);
     if (reject) {
@@ -376,7 +269,7 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
                   excess);
   }
   CommitOutboxWhenDue();
-  CommitReadings(/*force=*/false);
+  CommitReadings(/*force=*/commit_requested_.exchange(false));
   const int64_t sweep_ms = std::clamp<int64_t>(options_.sensor_idle_ms / 4, 1000, 60'000);
   if (cycle_mono - last_forget_mono_ >= sweep_ms) ForgetIdleSensors(cycle_mono);
   counters_->sensors_tracked.Set(static_cast<double>(engine_.sensors_tracked()));
@@ -428,19 +321,59 @@ void Pipeline::CloseRollupWindow(bool force) {
   }
 }
 
+void Pipeline::RequestCommit() {
+  commit_requested_.store(true);
+  queue_.Wake();
+}
+
+void Pipeline::NoteDurable() {
+  if (!uncommitted_.empty() || readings_seq_ <= durable_seq_) return;
+  durable_seq_ = readings_seq_;
+  if (on_durable_) on_durable_(durable_seq_);
+}
+
 void Pipeline::CommitReadings(bool force) {
-  if (pending_readings_.empty()) return;
+  if (pending_readings_.empty() && pending_delivered_.empty()) {
+    // Nothing of the messages processed so far waits for a readings commit.
+    readings_seq_ = processed_seq_;
+    NoteDurable();
+    return;
+  }
+  if (on_durable_ && !uncommitted_.empty()) {
+    // Alerts wait for their group commit, which takes these readings along (Commit): they
+    // are not committed without them. Asked for a commit, the alerts go now.
+    if (force) Commit();
+    return;
+  }
   const int64_t now_mono = clock_.MonotonicMs();
   if (!force && pending_readings_.size() < kReadingsCommitBatch &&
       now_mono - last_readings_commit_mono_ < options_.commit_interval_ms) {
     return;
   }
   last_readings_commit_mono_ = now_mono;
-  const std::vector<StoreWriter::NewReading>& rows = pending_readings_;
   int64_t pruned = 0;
   const auto start = std::chrono::steady_clock::now();
-  Status s = store_.AppendReadings(rows, clock_.WallMs(), &pruned);
+  Status s = store_.AppendReadings(pending_readings_, clock_.WallMs(), &pruned, DeliveredToStore());
   counters_->readings_commit.Observe(SecondsSince(start));
+  ReadingsCommitted(s, pruned);
+}
+
+std::span<const DeliveredMessage> Pipeline::DeliveredToStore() {
+  if (pending_delivered_.empty()) return {};
+  // The store keeps this commit's messages and, up to kMinDeliveredKept, the ones before (a
+  // resend can follow acks lost with a connection, not only a crash right after this commit).
+  const size_t keep = std::max(kMinDeliveredKept, pending_delivered_.size());
+  delivered_window_.insert(delivered_window_.end(), pending_delivered_.begin(),
+                           pending_delivered_.end());
+  if (delivered_window_.size() > keep) {
+    delivered_window_.erase(delivered_window_.begin(),
+                            delivered_window_.end() - static_cast<std::ptrdiff_t>(keep));
+  }
+  return delivered_window_;
+}
+
+void Pipeline::ReadingsCommitted(const Status& s, int64_t pruned) {
+  const std::vector<StoreWriter::NewReading>& rows = pending_readings_;
   counters_->readings_pruned.Inc(static_cast<double>(pruned));
   if (s.ok()) {
     counters_->readings_stored.Inc(static_cast<double>(rows.size()));
@@ -454,6 +387,10 @@ void Pipeline::CommitReadings(bool force) {
     SetStoreWritable(false);
   }
   pending_readings_.clear();
+  pending_delivered_.clear();
+  // Committed or dropped and counted: either way nothing more comes of these messages.
+  readings_seq_ = processed_seq_;
+  NoteDurable();
 }
 
 void Pipeline::SetStoreWritable(bool writable) {
@@ -516,7 +453,17 @@ void Pipeline::Commit() {
   SplitEpisodeChanges(changes, firing_episodes, resolved_episodes);
   Evictions evicted;
   const auto start = std::chrono::steady_clock::now();
-  Status s = store_.AppendWithEpisodes(rows, {firing_episodes, resolved_episodes}, &evicted);
+  // Acknowledge after commit: the pending readings and the record of their messages go in
+  // the same transaction, so that a message whose alert is on disk is known as delivered
+  // (the broker's resend of it is not processed again, which would raise the alert twice).
+  const bool with_readings =
+      on_durable_ && (!pending_readings_.empty() || !pending_delivered_.empty());
+  int64_t pruned = 0;
+  const StoreWriter::ReadingsBatch readings{
+      pending_readings_, now,
+      with_readings ? DeliveredToStore() : std::span<const DeliveredMessage>(), &pruned};
+  Status s = store_.AppendWithEpisodes(rows, {firing_episodes, resolved_episodes}, &evicted,
+                                       with_readings ? &readings : nullptr);
   counters_->outbox_commit.Observe(SecondsSince(start));
   if (!s) {
     counters_->store_errors.Inc();
@@ -569,62 +516,11 @@ void Pipeline::Commit() {
   uncommitted_.clear();
   counters_->uncommitted.Set(0);
   if (on_committed_) on_committed_();
-}
-
-void Pipeline::SplitEpisodeChanges(const EpisodeChangeMap& changes,
-                                   std::vector<StoredEpisode>& firing,
-                                   std::vector<EpisodeKey>& resolved) {
-  for (const auto& [key, episode] : changes) {
-    if (episode) {
-      firing.push_back(*episode);
-    } else {
-      resolved.push_back({key.first, key.second});
-    }
+  if (with_readings) {
+    last_readings_commit_mono_ = clock_.MonotonicMs();
+    ReadingsCommitted(Status::Ok(), pruned);
   }
-}
-
-void Pipeline::SaveEpisodes() {
-  if (episode_changes_.empty()) return;
-  std::vector<StoredEpisode> firing;
-  std::vector<EpisodeKey> resolved;
-  SplitEpisodeChanges(episode_changes_, firing, resolved);
-  if (Status s = store_.SaveEpisodes(firing, resolved); !s) {
-    // Kept and saved with the next outbox commit; until then a restart could repeat or
-    // miss these episodes' events.
-    counters_->store_errors.Inc();
-    spdlog::error("saving {} rule episodes failed (will retry): {}", episode_changes_.size(),
-                  s.message());
-    return;
-  }
-  episode_changes_.clear();
-}
-
-void Pipeline::RestoreEpisodes() {
-  auto saved = store_.LoadEpisodes();
-  if (!saved.ok()) {
-    counters_->store_errors.Inc();
-    spdlog::error("loading saved rule episodes failed: {}", saved.error());
-    return;
-  }
-  if (saved->empty()) return;
-  std::vector<rules::Episode> episodes;
-  episodes.reserve(saved->size());
-  for (StoredEpisode& e : *saved) {
-    episodes.push_back(
-        {std::move(e.rule), std::move(e.sensor), e.started_ms, e.last_ts_ms, e.last_value});
-  }
-  const size_t restored = engine_.RestoreEpisodes(episodes);
-  spdlog::info("restored {} of {} firing rule episodes", restored, episodes.size());
-  // Episodes of rules that no longer exist are dropped from the store.
-  if (restored < episodes.size()) {
-    std::vector<rules::Episode> firing = engine_.FiringEpisodes();
-    std::set<std::pair<std::string, std::string>> live;
-    for (const auto& e : firing) live.emplace(e.rule_id, e.sensor);
-    for (const auto& e : episodes) {
-      if (!live.count({e.rule_id, e.sensor})) episode_changes_[{e.rule_id, e.sensor}].reset();
-    }
-    SaveEpisodes();
-  }
+  NoteDurable();
 }
 
 void Pipeline::SetPolicy(rules::Policy policy) {
@@ -651,48 +547,6 @@ void Pipeline::ApplyPendingPolicy() {
       "policy applied: version '{}', {} rule(s); {} alert(s) of changed or removed "
       "rules resolved",
       version, rules, closed);
-}
-
-std::string RollupPayloadJson(std::string_view sensor, int64_t start_ms, int64_t end_ms,
-                              int64_t count, double min, double max, double mean, double last) {
-  nlohmann::json j;
-  j[wire::rollup::kSensor] = sensor;
-  j[wire::rollup::kStartMs] = start_ms;
-  j[wire::rollup::kEndMs] = end_ms;
-  j[wire::rollup::kCount] = count;
-  j[wire::rollup::kMin] = min;
-  j[wire::rollup::kMax] = max;
-  // The mean to 7 significant digits (float precision; min, max and last are exact): its
-  // noise digits do not compress, and a rollup is sent for every sensor every interval.
-  double rounded = mean;
-  if (std::isfinite(mean)) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.7g", mean);
-    rounded = std::clamp(std::strtod(buf, nullptr), std::min(min, max), std::max(min, max));
-  }
-  j[wire::rollup::kMean] = rounded;
-  j[wire::rollup::kLast] = last;
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::string AlertPayloadJson(const rules::AlertEvent& e) {
-  // The batch names the node and the console derives the episode from rule, sensor and
-  // started_ms: neither is repeated here. The readings before the alert matter when it
-  // fires; a resolved event carries none.
-  nlohmann::json j;
-  j[wire::alert::kRule] = e.rule_id;
-  j[wire::alert::kSensor] = e.sensor;
-  j[wire::alert::kSeverity] = rules::ToString(e.severity);
-  j[wire::alert::kState] = rules::ToString(e.state);
-  j[wire::alert::kValue] = e.value;
-  j[wire::alert::kTsMs] = e.ts_ms;
-  j[wire::alert::kStartedMs] = e.started_ms;
-  if (e.state == rules::AlertState::kFiring) {
-    auto& ctx = j[wire::alert::kContext] = nlohmann::json::array();
-    for (const auto& [ts, v] : e.context) ctx.push_back({ts, v});
-  }
-  // Invalid UTF-8 in a sensor id (topics are UTF-8 by spec, but be safe) is replaced.
-  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace edge::agent

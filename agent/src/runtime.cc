@@ -349,6 +349,17 @@ Status MakeIngest(Run& run) {
   ingest_options.read_pause_ms = mqtt.read_pause_ms;
   ingest_options.clean_session = mqtt.clean_session;
   ingest_options.backoff_max_ms = mqtt.backoff_max_ms;
+  ingest_options.ack_after_commit = mqtt.AckAfterCommit();
+  if (ingest_options.ack_after_commit) {
+    // The messages of the last readings commit: the broker sends them again if a crash
+    // came before their acknowledgements.
+    auto delivered = run.writer->LoadDelivered();
+    if (!delivered.ok()) return delivered.status().Annotate("store: ");
+    ingest_options.delivered = std::move(*delivered);
+    ingest_options.request_commit = [&pipeline = run.pipeline] {
+      if (pipeline != nullptr) pipeline->RequestCommit();
+    };
+  }
   if (!mqtt.password_file.empty()) {
     auto pw = ReadTextFile(mqtt.password_file, kNoFileSizeLimit);
     if (!pw.ok()) return Status::Error("mqtt.password_file: " + pw.error());
@@ -491,11 +502,15 @@ void MakePipeline(Run& run) {
   pipeline_options.rollup_interval_ms = config.store.rollup_interval_ms;
   pipeline_options.max_sensors = config.max_sensors;
   pipeline_options.sensor_idle_ms = config.sensor_idle_ms;
-  run.pipeline =
-      std::make_unique<Pipeline>(pipeline_options, run.queue, rules::Engine(std::move(run.policy)),
-                                 *run.writer, run.metrics, run.clock, [uplink = run.uplink.get()] {
-                                   if (uplink != nullptr) uplink->Notify();
-                                 });
+  run.pipeline = std::make_unique<Pipeline>(
+      pipeline_options, run.queue, rules::Engine(std::move(run.policy)), *run.writer, run.metrics,
+      run.clock,
+      [uplink = run.uplink.get()] {
+        if (uplink != nullptr) uplink->Notify();
+      },
+      [ingest = run.ingest.get()](uint64_t seq) {
+        if (ingest != nullptr) ingest->Acknowledge(seq);
+      });
 }
 
 // Hot reload of the local policy file: polled on the network thread, swapped in by the

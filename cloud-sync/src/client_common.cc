@@ -64,15 +64,7 @@ void RunStopCallbacks(std::vector<std::function<void()>>& callbacks, std::string
   }
 }
 
-std::string Snippet(std::string_view body) {
-  std::string out;
-  for (char c : body.substr(0, kLogSnippetBytes)) {
-    const auto u = static_cast<unsigned char>(c);
-    out.push_back(u >= 0x20 && u < 0x7f ? c : '?');
-  }
-  if (body.size() > kLogSnippetBytes) out += "...";
-  return out;
-}
+std::string Snippet(std::string_view body) { return PrintableExcerpt(body, kLogSnippetBytes); }
 
 std::chrono::milliseconds Remaining(SteadyTime deadline) {
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -584,9 +584,9 @@ class Agent:
             "  topics: [%s]" % topics,
             "store:",
             "  path: %s" % json.dumps(self.db_path),
-            "  commit_interval: 100ms",
         ]
-        text += ["  %s: %s" % (k, json.dumps(str(v))) for k, v in self.store.items()]
+        store = dict({"commit_interval": "100ms"}, **self.store)
+        text += ["  %s: %s" % (k, json.dumps(str(v))) for k, v in store.items()]
         text += [
             "http:",
             "  listen: \"127.0.0.1:%d\"" % self.http_port,

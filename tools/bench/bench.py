@@ -8,7 +8,7 @@ printed next to a baseline measured in the same run. tools/bench/run.sh builds f
 then calls this script; see docs/performance.md.
 
   tools/bench/bench.py --build-dir build-release --out bench-report [--smoke]
-      [--only ingest,cost,latency,drain,bandwidth,micro,storm] [--baseline-agent PATH]
+      [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack] [--baseline-agent PATH]
 
 Exit status: 0 when every selected scenario ran and produced its figures (targets may be
 missed: the report says which), 1 when a scenario failed, 130 on SIGINT/SIGTERM.
@@ -27,12 +27,13 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402  pylint: disable=wrong-import-position
+import delivery as ack_scenario  # noqa: E402  pylint: disable=wrong-import-position
 import storm as storm_scenario  # noqa: E402  pylint: disable=wrong-import-position
 from stack import (Stack, active_rate, agent_alert_log_times, commit_buckets,  # noqa: E402
                    commit_summary, log, now_ms, sim_summary)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm")
+SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm", "ack")
 
 # Five rules on every simulated sensor, a different kind each, windows up to 10 minutes
 # (rolling zscore over 5 minutes), plus the probe rule the latency scenarios fire on.
@@ -523,6 +524,11 @@ class Suite:
         (tools/bench/storm.py)."""
         return storm_scenario.run(self, TARGETS)
 
+    def ack(self):
+        """The storm scenario's quiet load at QoS 1, acknowledged on receipt and after
+        commit (tools/bench/delivery.py)."""
+        return ack_scenario.run(self)
+
     # --------------------------------------------------------------------------------
     def run(self, selected):
         started = time.time()
@@ -565,6 +571,7 @@ def check_figures(results):
         "drain": lambda r: r["drain_rate"] > 0 and r["direct_rate"] > 0 and r["probes"]["console"],
         "bandwidth": lambda r: r["ratio"] and r["forward_ratio"],
         "storm": lambda r: r["after"]["cpu_ratio"] and r["after"]["storm"]["outbox"],
+        "ack": lambda r: r["cpu_ratio"] and r["commit"]["outbox"] and r["receipt"]["outbox"],
         "micro": lambda r: all(isinstance(v, list) and v and all(not b.get("error_message")
                                                                   for b in v) for v in r.values()),
     }
@@ -601,7 +608,8 @@ def main():
                    help="length of the cost scenario's load (default 120; 660 fills the "
                         "10-minute windows, for the steady-state RSS)")
     p.add_argument("--storm-seconds", type=int, default=20,
-                   help="length of each phase of the storm scenario (default 20)")
+                   help="length of each phase of the storm scenario and of each run of the ack "
+                        "scenario (default 20)")
     p.add_argument("--storm-window", default=None,
                    help="store.alert_commit_window of the storm scenario's agent (e.g. 25ms; "
                         "default: the agent's default)")

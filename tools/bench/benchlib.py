@@ -307,10 +307,13 @@ def _mqtt_str(s):
     return struct.pack("!H", len(b)) + b
 
 
-def publish_packet(topic, payload):
-    """A QoS 0 MQTT PUBLISH packet."""
+def publish_packet(topic, payload, qos=0, packet_id=1):
+    """An MQTT PUBLISH packet, QoS 0 or (with `packet_id`) 1."""
     if isinstance(payload, str):
         payload = payload.encode()
+    if qos:
+        body = _mqtt_str(topic) + struct.pack("!H", packet_id) + payload
+        return b"\x32" + _remaining_length(len(body)) + body
     body = _mqtt_str(topic) + payload
     return b"\x30" + _remaining_length(len(body)) + body
 
@@ -340,6 +343,12 @@ class MqttClient:
                 raise ConnectionError("broker closed the connection")
             buf += chunk
         return buf
+
+    def start_reader(self):
+        """Reads and drops what the broker sends (the PUBACKs of QoS 1 publishes), so that
+        its writes to this client never block."""
+        self._reader = threading.Thread(target=self._read_loop, daemon=True)
+        self._reader.start()
 
     def subscribe(self, topic_filter):
         body = struct.pack("!H", 1) + _mqtt_str(topic_filter) + b"\x00"
@@ -372,9 +381,9 @@ class MqttClient:
         except (OSError, ConnectionError, ValueError):
             return
 
-    def publish(self, topic, payload):
+    def publish(self, topic, payload, qos=0):
         with self._lock:
-            self.sock.sendall(publish_packet(topic, payload))
+            self.sock.sendall(publish_packet(topic, payload, qos, 65535))
 
     def send_raw(self, data):
         with self._lock:

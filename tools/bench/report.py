@@ -7,6 +7,7 @@ written with its tables only and says so.
 import contextlib
 import os
 
+from delivery import report_lines as ack_report
 from storm import report_lines as storm_report
 
 MB = 1024 * 1024
@@ -268,6 +269,8 @@ def write(results, out, targets):
         chart("bandwidth")
     if results.get("storm"):
         L.extend(storm_report(results["storm"], targets))
+    if results.get("ack"):
+        L.extend(ack_report(results["ack"]))
     r = results.get("micro")
     if r:
         heading("## Micro-benchmarks (Google Benchmark)")

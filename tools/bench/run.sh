@@ -3,7 +3,7 @@
 # and micro-benchmarks (ccache in its default directory), runs every scenario against real mosquitto,
 # edge-agent and edge-console processes, and writes bench-report/report.md with charts.
 #
-# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro,storm]
+# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack]
 #                           [--no-build] [--build-dir DIR] [--out DIR] [--cost-seconds N]
 #                           [--storm-seconds N] [--baseline-agent PATH]
 #   --smoke     tiny durations (under 2 minutes): checks that every scenario runs and

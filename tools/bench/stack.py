@@ -125,7 +125,7 @@ class Stack:
         self.console.stop()
 
     def start_agent(self, policy, topics, console=True, store_extra=(), console_extra=(),
-                    agent_bin=None):
+                    agent_bin=None, mqtt_extra=()):
         """`agent_bin`: another edge-agent binary than the build directory's."""
         self.agent_port = bl.free_port()
         with open(self.path("policy.yaml"), "w") as f:
@@ -136,7 +136,7 @@ class Stack:
             "  url: tcp://127.0.0.1:%d" % self.mqtt_port,
             "  topics: [%s]" % ", ".join(json.dumps(t) for t in topics),
         ] + (["  client: %s" % self.suite.args.mqtt_client]
-             if self.suite.args.mqtt_client else []) + [
+             if self.suite.args.mqtt_client else []) + ["  " + line for line in mqtt_extra] + [
             "store:",
             "  path: %s" % json.dumps(self.path("agent.db")),
         ] + ["  " + line for line in store_extra] + [

@@ -98,11 +98,14 @@ def stop_perf(proc, out_path):
     return out
 
 
-def publish_phase(client, prefix, seconds, probe_tag, probes):
-    """Publishes the readings of one phase and `probes` probe alerts spread over it;
-    returns {probe topic: publish time (float s)}."""
+def publish_phase(client, prefix, seconds, probe_tag, probes, qos=0):
+    """Publishes the readings of one phase and `probes` probe alerts spread over it, at
+    `qos` (0 or 1); returns {probe topic: publish time (float s)}."""
     per_tick = int(READINGS_PER_S * TICK_S)
-    packets = {(i, high): bl.publish_packet("%s/s%d/temp" % (prefix, i), "99" if high else "20")
+    # With QoS 1 each packet has an id of its own; the broker acknowledges each as it reads
+    # it, so an id is free again long before the packet is sent again.
+    packets = {(i, high): bl.publish_packet("%s/s%d/temp" % (prefix, i), "99" if high else "20",
+                                            qos, 1 + 2 * i + int(high))
                for i in range(SENSORS) for high in (False, True)}
     ticks = int(seconds / TICK_S)
     probe_every = max(1, ticks // max(1, probes))
@@ -122,18 +125,19 @@ def publish_phase(client, prefix, seconds, probe_tag, probes):
         if tick % probe_every == probe_every // 2 and len(sent) < probes:
             topic = "probe/%s-%d/temp" % (probe_tag, len(sent))
             sent[topic] = time.time()
-            client.publish(topic, "99")
+            client.publish(topic, "99", qos)
     return sent
 
 
-def measure_phase(st, client, name, seconds, probes):
+def measure_phase(st, client, name, seconds, probes, qos=0, prefix=None):
     pid = st.agent.pid
     perf_out = st.path("perf-%s.txt" % name)
     m0 = st.metrics()
     cpu0, cs0, wb0 = bl.proc_cpu_seconds(pid), ctx_switches(pid), write_bytes(pid)
     perf = start_perf(pid, perf_out)
     t0 = time.monotonic()
-    sent = publish_phase(client, "calm" if name == "quiet" else "storm", seconds, name, probes)
+    sent = publish_phase(client, prefix or ("calm" if name == "quiet" else "storm"), seconds, name,
+                         probes, qos)
     st.wait_settled("edge_agent_readings_received_total", 20, quiet=0.5)
     elapsed = time.monotonic() - t0
     counts = stop_perf(perf, perf_out)

@@ -26,27 +26,29 @@ using store_impl::Transaction;
 
 Status SqliteStoreWriter::Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
                                  Evictions* evicted) {
-  return AppendRetrying(rows, seqs_out, evicted, nullptr);
+  return AppendRetrying(rows, seqs_out, evicted, nullptr, nullptr);
 }
 
 Status SqliteStoreWriter::AppendWithEpisodes(const std::vector<NewRow>& rows,
-                                             EpisodeChanges episodes, Evictions* evicted) {
-  return AppendRetrying(rows, nullptr, evicted, &episodes);
+                                             EpisodeChanges episodes, Evictions* evicted,
+                                             const ReadingsBatch* readings) {
+  return AppendRetrying(rows, nullptr, evicted, &episodes, readings);
 }
 
 Status SqliteStoreWriter::AppendRetrying(const std::vector<NewRow>& rows,
                                          std::vector<int64_t>* seqs_out, Evictions* evicted,
-                                         const EpisodeChanges* episodes) {
+                                         const EpisodeChanges* episodes,
+                                         const ReadingsBatch* readings) {
   if (seqs_out != nullptr) seqs_out->clear();
   if (evicted != nullptr) evicted->by_kind.clear();
   if (rows.empty()) return Status::Ok();
-  Status s = AppendOnce(rows, seqs_out, evicted, episodes);
+  Status s = AppendOnce(rows, seqs_out, evicted, episodes, readings);
   if (s.ok() || !s.IsFull()) return s;
   // Full. First the write-ahead log is reused from its start; then the readings ring gives way
   // to the outbox, and with an empty ring an eighth of the outbox goes by the eviction
   // order. One more attempt after each step.
   RestartWal();
-  s = AppendOnce(rows, seqs_out, evicted, episodes);
+  s = AppendOnce(rows, seqs_out, evicted, episodes, readings);
   if (s.ok() || !s.IsFull()) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
@@ -59,7 +61,7 @@ Status SqliteStoreWriter::AppendRetrying(const std::vector<NewRow>& rows,
     if (Status c = Exec(db_, "COMMIT"); !c) return Fail(c);
   }
   RestartWal();
-  s = AppendOnce(rows, seqs_out, evicted, episodes);
+  s = AppendOnce(rows, seqs_out, evicted, episodes, readings);
   if (s.ok() && evicted != nullptr) {
     for (const auto& [kind, n] : made_room.by_kind) evicted->by_kind[kind] += n;
   }
@@ -68,7 +70,8 @@ Status SqliteStoreWriter::AppendRetrying(const std::vector<NewRow>& rows,
 
 Status SqliteStoreWriter::AppendOnce(const std::vector<NewRow>& rows,
                                      std::vector<int64_t>* seqs_out, Evictions* evicted,
-                                     const EpisodeChanges* episodes) {
+                                     const EpisodeChanges* episodes,
+                                     const ReadingsBatch* readings) {
   Evictions local;
   Evictions& ev = evicted != nullptr ? *evicted : local;
   ev.by_kind.clear();
@@ -133,8 +136,23 @@ Status SqliteStoreWriter::AppendOnce(const std::vector<NewRow>& rows,
       return f;
     }
   }
+  ReadingsOutcome outcome;
+  if (readings != nullptr) {
+    if (Status s = WriteReadings(*readings, outcome); !s) {
+      Status f = Fail(s);
+      ReadingsRolledBack();
+      if (seqs_out != nullptr) seqs_out->clear();
+      ev.by_kind.clear();
+      return f;
+    }
+  }
   int rc = SQLITE_OK;
-  if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) return fail(rc, "commit");
+  if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) {
+    Status f = fail(rc, "commit");
+    if (readings != nullptr) ReadingsRolledBack();
+    return f;
+  }
+  if (readings != nullptr) ReadingsCommitted(*readings, outcome);
   return Status::Ok();
 }
 

@@ -253,15 +253,39 @@ Status SqliteStoreWriter::DeleteOldestBlocks(int64_t readings, int64_t bytes, in
   return RemoveBlocksBefore(last + 1, n, b, removed, bytes_removed);
 }
 
+Status SqliteStoreWriter::WriteDelivered(std::span<const DeliveredMessage> delivered) {
+  if (delivered.empty()) return Status::Ok();
+  delivered_buf_ = EncodeDelivered(delivered);
+  sqlite3_stmt* st = stmts_->save_delivered.fresh();
+  sqlite3_bind_blob(st, 1, delivered_buf_.data(), static_cast<int>(delivered_buf_.size()),
+                    SQLITE_STATIC);
+  if (int rc = sqlite3_step(st); rc != SQLITE_DONE) {
+    return SqliteError(db_, rc, "write delivered messages");
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<DeliveredMessage>> SqliteStoreWriter::LoadDelivered() {
+  store_impl::Stmt st(db_, "SELECT data FROM mqtt_delivered WHERE id = 1");
+  if (!st.ok()) return SqliteError(db_, st.rc(), "select delivered messages");
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_DONE) return std::vector<DeliveredMessage>{};
+  if (rc != SQLITE_ROW) return SqliteError(db_, rc, "select delivered messages");
+  const auto* data = static_cast<const char*>(sqlite3_column_blob(st.get(), 0));
+  const int n = sqlite3_column_bytes(st.get(), 0);
+  return DecodeDelivered(std::string_view(data == nullptr ? "" : data, static_cast<size_t>(n)));
+}
+
 Status SqliteStoreWriter::AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
-                                         int64_t* pruned) {
+                                         int64_t* pruned,
+                                         std::span<const DeliveredMessage> delivered) {
   if (pruned != nullptr) *pruned = 0;
-  if (readings.empty()) return Status::Ok();
-  Status s = AppendReadingsOnce(readings, now_ms, pruned);
+  if (readings.empty() && delivered.empty()) return Status::Ok();
+  Status s = AppendReadingsOnce(readings, now_ms, pruned, delivered);
   if (s.ok() || !s.IsFull()) return s;
   // Full: as in Append, the log first, then a quarter of the ring.
   RestartWal();
-  s = AppendReadingsOnce(readings, now_ms, pruned);
+  s = AppendReadingsOnce(readings, now_ms, pruned, delivered);
   if (s.ok() || !s.IsFull()) return s;
   int64_t cut = 0;
   if (Status c = CutReadings(std::max<int64_t>(readings_rows_ / 4, 1), &cut); !c) return c;
@@ -269,34 +293,67 @@ Status SqliteStoreWriter::AppendReadings(const std::vector<NewReading>& readings
   if (cut == 0) return s;
   RestartWal();
   int64_t more = 0;
-  s = AppendReadingsOnce(readings, now_ms, &more);
+  s = AppendReadingsOnce(readings, now_ms, &more, delivered);
   if (pruned != nullptr) *pruned += more;
   return s;
 }
 
 Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& readings,
-                                             int64_t now_ms, int64_t* pruned) {
-  OpenBlocks& ob = *open_;
-  if (!ob.valid) {
-    if (Status s = LoadOpenBlocks(); !s) return Fail(s);
-  }
+                                             int64_t now_ms, int64_t* pruned,
+                                             std::span<const DeliveredMessage> delivered) {
   // Durability per transaction: NORMAL skips the WAL fsync (a process crash loses nothing
   // committed; a power loss may). The checkpoint thread syncs the log right after the
   // commit (SyncLogSoon below) and at every checkpoint, which bounds what a power loss takes.
   if (Status s = SetSynchronous(/*full=*/false); !s) return Fail(s);
   if (Status s = ExecPrepared(db_, stmts_->begin); !s) return Fail(s.Annotate("begin: "));
-  // On failure the transaction rolls back and the open blocks are rebuilt from what the
-  // database still holds.
-  auto fail = [&](Status st) {
-    sensor_ids_.clear();  // ids inserted in this transaction are gone
-    if (++id_generation_ == 0) id_generation_ = 1;
-    Status f = Fail(st);
-    if (Status l = LoadOpenBlocks(); !l) {
-      ob.Clear();
-      spdlog::warn("store: reloading the open readings blocks failed (retried): {}", l.message());
-    }
+  const ReadingsBatch batch{readings, now_ms, delivered, pruned};
+  ReadingsOutcome outcome;
+  Status s = WriteReadings(batch, outcome);
+  int rc = SQLITE_OK;
+  if (s.ok() && !ExecPrepared(db_, stmts_->commit, &rc).ok()) {
+    s = SqliteError(db_, rc, "commit readings");
+  }
+  if (!s.ok()) {
+    // The transaction rolls back and the open blocks are rebuilt from what the database
+    // still holds.
+    Status f = Fail(s);
+    ReadingsRolledBack();
     return f;
-  };
+  }
+  // The log is synced in the background now, rather than by the next alert's commit, which
+  // would otherwise have to write this commit's pages before its own.
+  if (checkpointer_) checkpointer_->SyncLogSoon();
+  ReadingsCommitted(batch, outcome);
+  return Status::Ok();
+}
+
+void SqliteStoreWriter::ReadingsRolledBack() {
+  sensor_ids_.clear();  // ids inserted in the transaction are gone
+  if (++id_generation_ == 0) id_generation_ = 1;
+  if (Status l = LoadOpenBlocks(); !l) {
+    open_->Clear();
+    spdlog::warn("store: reloading the open readings blocks failed (retried): {}", l.message());
+  }
+}
+
+void SqliteStoreWriter::ReadingsCommitted(const ReadingsBatch& batch, const ReadingsOutcome& out) {
+  readings_rows_ += out.rows_delta;
+  readings_bytes_ += out.bytes_delta;
+  if (options_.retention_ms > 0 && batch.now_ms - last_retention_ms_ >= 1000) {
+    last_retention_ms_ = batch.now_ms;
+  }
+  if (batch.pruned != nullptr) *batch.pruned = out.removed;
+}
+
+Status SqliteStoreWriter::WriteReadings(const ReadingsBatch& batch, ReadingsOutcome& out) {
+  const std::vector<NewReading>& readings = batch.readings;
+  const int64_t now_ms = batch.now_ms;
+  OpenBlocks& ob = *open_;
+  if (!ob.valid) {
+    if (Status s = LoadOpenBlocks(); !s) return s;
+  }
+  if (Status s = WriteDelivered(batch.delivered); !s) return s;
+  if (readings.empty()) return Status::Ok();
 
   // 1. The journal row of this commit.
   journal_buf_.clear();
@@ -309,7 +366,7 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
       id = static_cast<uint32_t>(*r.id_hint);
     } else {
       auto found = SensorId(r.sensor);
-      if (!found.ok()) return fail(found.status());
+      if (!found.ok()) return found.status();
       id = *found;
       if (r.id_hint != nullptr && id > 0 && id <= UINT32_MAX) {
         *r.id_hint = uint64_t{id_generation_} << 32 | static_cast<uint64_t>(id);
@@ -323,7 +380,7 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
   sqlite3_bind_blob(ins, 2, journal_buf_.data(), static_cast<int>(journal_buf_.size()),
                     SQLITE_STATIC);
   if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) {
-    return fail(SqliteError(db_, rc, "write readings journal"));
+    return SqliteError(db_, rc, "write readings journal");
   }
   const int64_t journal = sqlite3_last_insert_rowid(db_);
   const int64_t journal_bytes = static_cast<int64_t>(journal_buf_.size()) + kReadingBlockOverhead;
@@ -347,7 +404,7 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
       }
     }
     for (int64_t sensor : due_buf_) {
-      if (Status s = FlushBlock(sensor, &written); !s) return fail(s);
+      if (Status s = FlushBlock(sensor, &written); !s) return s;
     }
   }
 
@@ -367,11 +424,11 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
     for (const auto& [sensor, b] : ob.by_sensor) due_buf_.push_back(sensor);
   }
   for (int64_t sensor : due_buf_) {
-    if (Status s = FlushBlock(sensor, &written); !s) return fail(s);
+    if (Status s = FlushBlock(sensor, &written); !s) return s;
   }
   bytes_delta += written;
   int64_t journal_removed = 0;
-  if (Status s = TrimJournal(&journal_removed); !s) return fail(s);
+  if (Status s = TrimJournal(&journal_removed); !s) return s;
   bytes_delta -= journal_removed;
 
   // Retention, in arrival order: every block before the first one holding a reading young
@@ -383,24 +440,24 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
     sqlite3_bind_int64(q, 1, now_ms - options_.retention_ms);
     int rc = sqlite3_step(q);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-      return fail(SqliteError(db_, rc, "retention"));
+      return SqliteError(db_, rc, "retention");
     }
     // No block young enough (all timestamps are old): all go.
     const int64_t first = rc == SQLITE_ROW ? sqlite3_column_int64(q, 0) : INT64_MAX;
     sqlite3_reset(q);
-    if (Status s = DeleteBlocksBefore(first, &removed, &removed_bytes); !s) return fail(s);
+    if (Status s = DeleteBlocksBefore(first, &removed, &removed_bytes); !s) return s;
   }
   // Byte share.
   if (const int64_t budget = options_.readings_budget();
       budget > 0 && readings_bytes_ + bytes_delta - removed_bytes > budget) {
     const int64_t excess = readings_bytes_ + bytes_delta - removed_bytes - budget;
-    if (Status s = DeleteOldestBlocks(0, excess, &removed, &removed_bytes); !s) return fail(s);
+    if (Status s = DeleteOldestBlocks(0, excess, &removed, &removed_bytes); !s) return s;
   }
   bytes_delta -= removed_bytes;
   if (removed > 0) pruned_since_sensor_sweep_ = true;
   if (pruned_since_sensor_sweep_ && now >= next_sensor_sweep_ms_) {
     int64_t deleted = 0;
-    if (Status s = DeleteUnusedSensors(&deleted); !s) return fail(s);
+    if (Status s = DeleteUnusedSensors(&deleted); !s) return s;
     next_sensor_sweep_ms_ = now + kSensorSweepIntervalMs;
     pruned_since_sensor_sweep_ = false;
   }
@@ -412,22 +469,12 @@ Status SqliteStoreWriter::AppendReadingsOnce(const std::vector<NewReading>& read
     sqlite3_bind_int64(c, 1, by);
     sqlite3_bind_text(c, 2, name, -1, SQLITE_STATIC);
     if (int rc = sqlite3_step(c); rc != SQLITE_DONE) {
-      return fail(SqliteError(db_, rc, "count readings"));
+      return SqliteError(db_, rc, "count readings");
     }
   }
-  int rc = SQLITE_OK;
-  if (Status s = ExecPrepared(db_, stmts_->commit, &rc); !s) {
-    return fail(SqliteError(db_, rc, "commit readings"));
-  }
-  // The log is synced in the background now, rather than by the next alert's commit, which
-  // would otherwise have to write this commit's pages before its own.
-  if (checkpointer_) checkpointer_->SyncLogSoon();
-  readings_rows_ += rows_delta;
-  readings_bytes_ += bytes_delta;
-  if (options_.retention_ms > 0 && now_ms - last_retention_ms_ >= 1000) {
-    last_retention_ms_ = now_ms;
-  }
-  if (pruned != nullptr) *pruned = removed;
+  out.rows_delta = rows_delta;
+  out.bytes_delta = bytes_delta;
+  out.removed = removed;
   return Status::Ok();
 }
 

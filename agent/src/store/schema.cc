@@ -13,7 +13,7 @@
 namespace edge::agent::store_impl {
 namespace {
 
-constexpr int kSchemaVersion = 5;
+constexpr int kSchemaVersion = 6;
 // Rows of an old `readings` table converted per chunk when a version 2 or 3 database opens.
 constexpr int64_t kMigrateChunkRows = 262'144;
 
@@ -24,6 +24,9 @@ constexpr int64_t kMigrateChunkRows = 262'144;
 // name; both are new tables, so nothing is migrated. Version 4 stores the readings ring in
 // blocks (reading_blocks, reading_journal; StoreWriter's "Readings ring" comment) instead of
 // one row per reading; the rows of a version 2 or 3 `readings` table are converted.
+// Version 5 adds the fleet sequence to the console policy. Version 6 adds mqtt_delivered
+// (one row: the QoS 1/2 messages of the last readings commit, mqtt_delivery.h); new, so
+// nothing is migrated.
 
 constexpr const char* kSchema =
     R"sql(
@@ -88,6 +91,10 @@ CREATE INDEX IF NOT EXISTS reading_blocks_by_sensor ON reading_blocks (sensor, m
 CREATE TABLE IF NOT EXISTS reading_journal (
   seq  INTEGER PRIMARY KEY AUTOINCREMENT,
   n    INTEGER NOT NULL,
+  data BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mqtt_delivered (
+  id   INTEGER PRIMARY KEY CHECK (id = 1),
   data BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rule_episodes (

@@ -45,29 +45,47 @@ class SqliteStoreWriter final : public StoreWriter {
   const StoreOptions& options() const override { return options_; }
   Status Append(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
                 Evictions* evicted) override;
-  Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
-                        int64_t* pruned) override;
+  Result<std::vector<DeliveredMessage>> LoadDelivered() override;
+  Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms, int64_t* pruned,
+                        std::span<const DeliveredMessage> delivered) override;
   Result<int64_t> OutboxCount() override;
   Result<int64_t> ReadingsCount() override;
   Status SaveEpisodes(const std::vector<StoredEpisode>& firing,
                       const std::vector<EpisodeKey>& resolved) override;
   Result<std::vector<StoredEpisode>> LoadEpisodes() override;
   Status AppendWithEpisodes(const std::vector<NewRow>& rows, EpisodeChanges episodes,
-                            Evictions* evicted) override;
+                            Evictions* evicted, const ReadingsBatch* readings) override;
 
  private:
   struct Statements;
   struct OpenBlocks;
   SqliteStoreWriter(sqlite3* db, std::string epoch, StoreOptions options);
-  // Append, and with `episodes` (optional) AppendWithEpisodes.
+  // Append, and with `episodes` and `readings` (optional) AppendWithEpisodes.
   Status AppendRetrying(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
-                        Evictions* evicted, const EpisodeChanges* episodes);
+                        Evictions* evicted, const EpisodeChanges* episodes,
+                        const ReadingsBatch* readings);
   Status AppendOnce(const std::vector<NewRow>& rows, std::vector<int64_t>* seqs_out,
-                    Evictions* evicted, const EpisodeChanges* episodes);
+                    Evictions* evicted, const EpisodeChanges* episodes,
+                    const ReadingsBatch* readings);
   // The statements of SaveEpisodes, inside the caller's transaction.
   Status WriteEpisodes(const EpisodeChanges& episodes);
   Status AppendReadingsOnce(const std::vector<NewReading>& readings, int64_t now_ms,
-                            int64_t* pruned);
+                            int64_t* pruned, std::span<const DeliveredMessage> delivered);
+  // What a readings write changed, applied to the writer's counts once its transaction
+  // committed (ReadingsCommitted).
+  struct ReadingsOutcome {
+    int64_t rows_delta = 0;
+    int64_t bytes_delta = 0;
+    int64_t removed = 0;
+  };
+  // The body of AppendReadings inside the caller's transaction; nothing is rolled back.
+  Status WriteReadings(const ReadingsBatch& batch, ReadingsOutcome& out);
+  void ReadingsCommitted(const ReadingsBatch& batch, const ReadingsOutcome& out);
+  // After a failed transaction that wrote readings: the open blocks are rebuilt from what
+  // the database still holds, and cached sensor ids are dropped.
+  void ReadingsRolledBack();
+  // The statement of `delivered`, inside the caller's transaction.
+  Status WriteDelivered(std::span<const DeliveredMessage> delivered);
   Status Evict(int64_t bytes, Evictions& ev);
   Result<int64_t> SensorId(std::string_view name);
   Status CutReadings(int64_t rows, int64_t* pruned);
@@ -108,6 +126,7 @@ class SqliteStoreWriter final : public StoreWriter {
   uint32_t id_generation_ = 1;
   std::unique_ptr<OpenBlocks> open_;  // open blocks of the readings ring
   std::string journal_buf_;           // reused per commit
+  std::string delivered_buf_;         // reused per commit
   std::vector<int64_t> sensor_buf_;
   std::vector<int64_t> due_buf_;
   int64_t readings_rows_ = 0;               // readings in the ring (the writer is its only writer)
@@ -125,6 +144,7 @@ struct SqliteStoreWriter::Statements {
                       "INSERT INTO outbox(kind, priority, created_ms, payload) "
                       "VALUES (?, ?, ?, ?)"),
         insert_journal(db, "INSERT INTO reading_journal(n, data) VALUES (?, ?)"),
+        save_delivered(db, "INSERT OR REPLACE INTO mqtt_delivered(id, data) VALUES (1, ?)"),
         insert_block(db, store_impl::kInsertBlock),
         mark_flushed(db, "UPDATE sensors SET flushed_journal = ? WHERE id = ?"),
         delete_journal(db, "DELETE FROM reading_journal WHERE seq <= ?"),
@@ -151,12 +171,27 @@ struct SqliteStoreWriter::Statements {
         commit(db, "COMMIT") {}
 
   bool ok() const {
-    for (const Stmt* s :
-         {&insert_outbox,        &insert_journal,     &insert_block,  &mark_flushed,
-          &delete_journal,       &delete_all_journal, &insert_sensor, &select_sensor,
-          &outbox_bytes,         &select_evictable,   &delete_outbox, &count_evicted,
-          &count_inserted,       &first_kept,         &oldest_blocks, &sum_blocks_before,
-          &delete_blocks_before, &add_counter,        &begin,         &commit}) {
+    for (const Stmt* s : {&insert_outbox,
+                          &insert_journal,
+                          &save_delivered,
+                          &insert_block,
+                          &mark_flushed,
+                          &delete_journal,
+                          &delete_all_journal,
+                          &insert_sensor,
+                          &select_sensor,
+                          &outbox_bytes,
+                          &select_evictable,
+                          &delete_outbox,
+                          &count_evicted,
+                          &count_inserted,
+                          &first_kept,
+                          &oldest_blocks,
+                          &sum_blocks_before,
+                          &delete_blocks_before,
+                          &add_counter,
+                          &begin,
+                          &commit}) {
       if (!s->ok()) return false;
     }
     return true;
@@ -164,6 +199,7 @@ struct SqliteStoreWriter::Statements {
 
   Stmt insert_outbox;
   Stmt insert_journal;
+  Stmt save_delivered;
   Stmt insert_block;
   Stmt mark_flushed;
   Stmt delete_journal;

@@ -28,131 +28,13 @@
 #include "../wait_for.h"
 #include "edge/agent/ingest.h"
 #include "edge/agent/prometheus_metrics.h"
+#include "mosquitto_broker.h"
 #include "test_util.h"
-
-extern char** environ;
 
 namespace edge::agent {
 namespace {
 
-using Ms = std::chrono::milliseconds;
-
-std::string FindProgram(const std::vector<std::string>& candidates) {
-  for (const std::string& c : candidates) {
-    if (access(c.c_str(), X_OK) == 0) return c;
-  }
-  return "";
-}
-
-const std::string& MosquittoBin() {
-  static const std::string bin = FindProgram({"/usr/sbin/mosquitto", "/usr/bin/mosquitto"});
-  return bin;
-}
-
-const std::string& MosquittoPubBin() {
-  static const std::string bin = FindProgram({"/usr/bin/mosquitto_pub"});
-  return bin;
-}
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool PortOpen(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
-
-// Polls `done` until it holds or `timeout` (10 s unless given) passes.
-bool WaitFor(const std::function<bool()>& done, Ms timeout = Ms(10'000)) {
-  return edge::testutil::PollUntil(done, timeout);
-}
-
-// Runs a program with stdout and stderr appended to `log`; returns its pid.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  if (posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, args.data(), environ) != 0) pid = -1;
-  posix_spawn_file_actions_destroy(&actions);
-  return pid;
-}
-
-int RunProgram(const std::vector<std::string>& argv, const std::string& log) {
-  const pid_t pid = Spawn(argv, log);
-  if (pid < 0) return -1;
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A private mosquitto on 127.0.0.1, started and killed for real.
-class Broker {
- public:
-  Broker(const testing::TempDir& dir, std::vector<std::string> extra_config = {})
-      : port_(FreePort()), dir_(dir) {
-    conf_ = dir.File("mosquitto-" + std::to_string(port_) + ".conf");
-    std::ofstream f(conf_);
-    f << "listener " << port_ << " 127.0.0.1\n"
-      << "allow_anonymous true\npersistence false\nlog_dest stderr\n"
-      << "max_inflight_messages 0\nmax_queued_messages 0\n";
-    if (geteuid() == 0) f << "user root\n";
-    for (const std::string& line : extra_config) f << line << "\n";
-  }
-  ~Broker() { Kill(); }
-
-  bool Start() {
-    pid_ = Spawn({MosquittoBin(), "-c", conf_}, dir_.File("mosquitto.log"));
-    return pid_ > 0 && WaitFor([this] { return PortOpen(port_); });
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-  int port() const { return port_; }
-
- private:
-  int port_;
-  const testing::TempDir& dir_;
-  std::string conf_;
-  pid_t pid_ = -1;
-};
-
-// Publishes each line of `lines` as one message (mosquitto_pub -l).
-bool PublishLines(int port, const std::string& topic, int qos,
-                  const std::vector<std::string>& lines, const testing::TempDir& dir) {
-  const std::string input = dir.File("lines.txt");
-  std::ofstream(input) << [&] {
-    std::string all;
-    for (const std::string& l : lines) all += l + "\n";
-    return all;
-  }();
-  const std::string cmd = MosquittoPubBin() + " -h 127.0.0.1 -p " + std::to_string(port) + " -q " +
-                          std::to_string(qos) + " -t '" + topic + "' -l < " + input;
-  return std::system(cmd.c_str()) == 0;
-}
+using namespace testbroker;  // NOLINT(google-build-using-namespace)
 
 class NativeIngestTest : public ::testing::Test {
  protected:
@@ -218,12 +100,6 @@ class NativeIngestTest : public ::testing::Test {
   bool sink_after_stop_ = false;      // guarded by mu_
 };
 
-std::vector<std::string> Numbered(const std::string& prefix, int n) {
-  std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) out.push_back(prefix + std::to_string(i));
-  return out;
-}
-
 TEST_F(NativeIngestTest, DeliversQos0AndQos1MessagesInOrder) {
   Broker broker(dir_);
   ASSERT_TRUE(broker.Start());
@@ -253,6 +129,101 @@ TEST_F(NativeIngestTest, DeliversQos0AndQos1MessagesInOrder) {
   ingest->Stop(1000);
   EXPECT_FALSE(ingest->Connected());
   EXPECT_EQ(metrics_.Gauge("edge_agent_mqtt_connected", "").Value(), 0);
+}
+
+// Acknowledge after commit: the broker's in-flight window (10 here) fills and it waits for
+// the acknowledgements, which go only when Acknowledge says the messages are committed; the
+// client asks for that commit once the broker has stopped sending.
+TEST_F(NativeIngestTest, WithAckAfterCommitTheBrokerWaitsForTheCommit) {
+  Broker broker(dir_, {"max_inflight_messages 10"});
+  ASSERT_TRUE(broker.Start());
+  std::atomic<int> requests{0};
+  IngestOptions o = Options("tcp://127.0.0.1:" + std::to_string(broker.port()));
+  o.ack_after_commit = true;
+  o.request_commit = [&requests] { ++requests; };
+  auto ingest = Create(std::move(o));
+  ingest->Start();
+  ASSERT_TRUE(WaitFor([&] { return ingest->Connected(); }));
+  ASSERT_TRUE(PublishLines(broker.port(), "t/one", 1, Numbered("v", 50), dir_));
+
+  ASSERT_TRUE(WaitFor([&] { return requests.load() >= 1; }));
+  EXPECT_EQ(Received(), 10u);  // the broker holds the rest back: nothing was acknowledged
+  EXPECT_GE(metrics_.Counter("edge_agent_mqtt_ack_stalls_total", "").Value(), 1);
+  // Committing as asked lets the rest through, ten at a time.
+  ASSERT_TRUE(WaitFor([&] {
+    const std::vector<RawMessage> got = Messages();
+    if (!got.empty()) ingest->Acknowledge(got.back().seq);
+    return got.size() == 50;
+  }));
+  const std::vector<RawMessage> got = Messages();
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].seq, i + 1);
+    EXPECT_EQ(got[i].payload, "v" + std::to_string(i));
+    EXPECT_EQ(got[i].digest, MessageDigest(got[i].topic, got[i].payload));
+  }
+  ingest->Stop(1000);
+}
+
+// A broker restart before the acknowledgements: the broker sends the messages again (DUP);
+// the client knows them, hands none over twice, and acknowledges them once committed.
+TEST_F(NativeIngestTest, MessagesSentAgainAfterABrokerRestartAreNotHandedOverTwice) {
+  Broker broker(dir_, {"persistence true", "persistence_location " + dir_.File("") + "/"});
+  ASSERT_TRUE(broker.Start());
+  IngestOptions o = Options("tcp://127.0.0.1:" + std::to_string(broker.port()));
+  o.ack_after_commit = true;
+  auto ingest = Create(std::move(o));
+  ingest->Start();
+  ASSERT_TRUE(WaitFor([&] { return ingest->Connected(); }));
+  ASSERT_TRUE(PublishLines(broker.port(), "t/one", 1, Numbered("v", 5), dir_));
+  ASSERT_TRUE(WaitFor([&] { return Received() == 5; }));
+  const auto duplicates = [&] {
+    return metrics_.Counter("edge_agent_mqtt_duplicates_total", "").Value();
+  };
+
+  broker.Stop();
+  ASSERT_TRUE(broker.Start());
+  ASSERT_TRUE(WaitFor([&] { return duplicates() == 5; })) << duplicates();
+  EXPECT_EQ(Received(), 5u);
+  ingest->Acknowledge(5);  // committed now: the acks go on the new connection
+
+  // Acknowledged (the DISCONNECT follows the acks, so the broker has read them): a new
+  // client on the session gets nothing again, only what is new.
+  ingest->Stop(1000);
+  auto next = Create(Options("tcp://127.0.0.1:" + std::to_string(broker.port())));
+  next->Start();
+  ASSERT_TRUE(WaitFor([&] { return next->Connected(); }));
+  ASSERT_TRUE(PublishLines(broker.port(), "t/one", 1, {"after"}, dir_));
+  ASSERT_TRUE(WaitFor([&] { return !Messages().empty() && Messages().back().payload == "after"; }));
+  EXPECT_EQ(Received(), 6u);
+  EXPECT_EQ(duplicates(), 5);
+  next->Stop(1000);
+}
+
+// The store's record of the last commit (IngestOptions::delivered) makes a resend after a
+// restart of the agent known too: acknowledged at once, not handed over.
+TEST_F(NativeIngestTest, MessagesOfTheLastCommitBeforeARestartAreRecognised) {
+  Broker broker(dir_);
+  ASSERT_TRUE(broker.Start());
+  const std::string url = "tcp://127.0.0.1:" + std::to_string(broker.port());
+  IngestOptions o = Options(url);
+  o.ack_after_commit = true;
+  auto first = Create(o);
+  first->Start();
+  ASSERT_TRUE(WaitFor([&] { return first->Connected(); }));
+  ASSERT_TRUE(PublishLines(broker.port(), "t/one", 1, Numbered("v", 3), dir_));
+  ASSERT_TRUE(WaitFor([&] { return Received() == 3; }));
+  first->Stop(200);  // committed, as if, but stopped before acknowledging them
+
+  o.delivered.clear();
+  for (const RawMessage& m : Messages()) o.delivered.push_back({m.packet_id, m.digest});
+  auto second = Create(o);
+  second->Start();
+  ASSERT_TRUE(WaitFor(
+      [&] { return metrics_.Counter("edge_agent_mqtt_duplicates_total", "").Value() == 3; }));
+  ASSERT_TRUE(PublishLines(broker.port(), "t/one", 1, {"after"}, dir_));
+  ASSERT_TRUE(WaitFor([&] { return Received() == 4; }));
+  EXPECT_EQ(Messages().back().payload, "after");
+  second->Stop(1000);
 }
 
 TEST_F(NativeIngestTest, ReconnectsAndResubscribesAfterTheBrokerIsKilled) {

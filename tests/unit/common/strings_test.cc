@@ -23,5 +23,11 @@ TEST(Strings, IEqualsIgnoresAsciiCaseOnly) {
   EXPECT_FALSE(IEquals("\xc3\x84", "\xc3\xa4"));  // not Unicode case folding
 }
 
+TEST(Strings, PrintableExcerptEscapesAndCuts) {
+  EXPECT_EQ(PrintableExcerpt("abc", 10), "abc");
+  EXPECT_EQ(PrintableExcerpt(std::string_view("a\0\n\\\xff", 5), 10), "a\\x00\\x0a\\x5c\\xff");
+  EXPECT_EQ(PrintableExcerpt("abcdef", 3), "abc...");
+}
+
 }  // namespace
 }  // namespace edge

@@ -47,6 +47,10 @@ struct MqttConfig {
   // away (restarts, upgrades), within its queue limits.
   bool clean_session = false;
   int64_t backoff_max_ms = 10'000;  // cap of the reconnect delay (the first is within 100 ms)
+  // When QoS 1/2 messages are acknowledged: "commit" (native client: once their readings
+  // are committed), "receipt", or empty: commit with the native client, receipt with Paho.
+  std::string ack;
+  bool AckAfterCommit() const { return ack == "commit" || (ack.empty() && client != "paho"); }
 };
 
 struct StoreConfig {

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/agent/mqtt_delivery.h"
 #include "edge/common/clock.h"
 #include "edge/common/metrics.h"
 #include "edge/common/status.h"
@@ -33,6 +34,13 @@ struct RawMessage {
   std::string topic;
   std::string payload;
   int64_t receive_ms = 0;  // wall clock at receipt
+  // Set by a client that acknowledges after commit (the native client with
+  // IngestOptions::ack_after_commit): the message's number (from 1, in the order received;
+  // Ingest::Acknowledge takes it back), and for QoS 1 and 2 its packet id and digest, which
+  // the store keeps with the readings commit (mqtt_delivery.h). 0: not numbered, QoS 0.
+  uint64_t seq = 0;
+  uint16_t packet_id = 0;
+  uint32_t digest = 0;
 };
 
 // Message buffers are reused (the MQTT thread's slots, the queue's recycled messages) only up
@@ -80,7 +88,25 @@ struct IngestOptions {
   // a trickle of messages arrives many per read (fewer wake-ups and system calls); a
   // message waits at most this long more. 0: no pause.
   int64_t read_pause_ms = 2;
+  // Native client only (mqtt.ack: commit): a QoS 1 or 2 message is acknowledged (PUBACK,
+  // PUBREC) only once Acknowledge() says that its readings are committed, so that a crash
+  // loses nothing the broker handed over: the broker sends it again. false: on receipt.
+  bool ack_after_commit = false;
+  // With ack_after_commit: the messages of the store's last readings commit before this
+  // start, so that the broker's resend of one of them is recognised (mqtt_delivery.h).
+  std::vector<DeliveredMessage> delivered;
+  // With ack_after_commit: asks for an early commit (Pipeline::RequestCommit) when the
+  // broker has stopped sending for kAckStallMs while acknowledgements are owed (its
+  // in-flight window is full), and at Stop. Called on the client's thread; must not block.
+  std::function<void()> request_commit;
 };
+
+// With ack_after_commit, the client asks for an early commit when it owes at least
+// kAckStallMinOwed acknowledgements and nothing has arrived for kAckStallMs: a broker that
+// limits the messages in flight per client (mosquitto's max_inflight_messages, 20 by
+// default) waits for them. Below that count, messages wait for the regular commit.
+inline constexpr int64_t kAckStallMs = 20;
+inline constexpr size_t kAckStallMinOwed = 8;
 
 // The connection metrics both clients export: edge_agent_mqtt_connected (gauge),
 // edge_agent_mqtt_connects_total{result="ok"|"failed"} and
@@ -116,6 +142,11 @@ class Ingest {
   virtual void Start() = 0;                   // begins connecting; never blocks
   virtual void Stop(int64_t timeout_ms) = 0;  // disconnects; no sink calls after it returns
   virtual bool Connected() const = 0;         // thread-safe
+  // Every message numbered up to `seq` (RawMessage::seq) is committed: the client sends
+  // the acknowledgements it held for them, on the connection they came on (those of a
+  // connection since lost are not sent: the broker sends the messages again). Thread-safe;
+  // does not block. A client that acknowledges on receipt ignores it.
+  virtual void Acknowledge(uint64_t /*seq*/) {}
 };
 
 // Metrics: edge_agent_mqtt_connected (gauge), edge_agent_mqtt_connects_total{result}.
@@ -129,10 +160,16 @@ std::unique_ptr<Ingest> CreatePahoIngest(boost::asio::io_context& io, IngestOpti
 // `io` is not used. connect_timeout_ms bounds resolve + TCP + TLS + CONNACK, and again the
 // SUBACK; PINGREQ after keepalive_ms without sending, the connection is dropped after
 // 1.5 x keepalive_ms without receiving. QoS 1 PUBLISH is answered with PUBACK, QoS 2 with
-// PUBREC and PUBCOMP (delivered once per packet id until its PUBREL). A protocol error
+// PUBREC and PUBCOMP (delivered once per packet id until its PUBREL), on receipt or, with
+// ack_after_commit, once committed (a resend of a message it has is then recognised,
+// acknowledged and not handed over again: edge_agent_mqtt_duplicates_total). A protocol error
 // from the broker closes the connection and reconnects with backoff.
 // Metrics: as Paho's, plus edge_agent_readings_rejected_total{reason="too_large"} (the
-// decoder's counter for payloads over the limit) for packets over max_packet_bytes.
+// decoder's counter for payloads over the limit) for packets over max_packet_bytes, and with
+// ack_after_commit edge_agent_mqtt_duplicates_total, edge_agent_mqtt_ack_stalls_total (early
+// commits asked for because the broker stopped sending) and
+// edge_agent_mqtt_acks_uncommitted_total (acknowledgements sent before their commit because
+// kMaxOwed were owed: a broker that ignores its own window).
 std::unique_ptr<Ingest> CreateNativeIngest(boost::asio::io_context& io, IngestOptions options,
                                            MessageSink sink, Metrics& metrics, Clock& clock);
 

@@ -30,6 +30,14 @@
 // `max_uncommitted_events`. Alerts count as raised, and `on_committed` runs, only after
 // their commit: once per window at most.
 //
+// Acknowledge after commit: messages numbered by the MQTT client (RawMessage::seq) are
+// durable once their readings commit returned and no alert event of theirs waits for its
+// outbox commit; `on_durable` then gets the highest such number (Ingest::Acknowledge). The
+// packet ids and digests of a readings commit's QoS 1/2 messages, and of the latest before
+// them up to 256 in all, are stored in it (StoreWriter::AppendReadings), and a commit is
+// made for them even when they carried no reading to store. While the store refuses writes nothing
+// becomes durable, so the broker holds back what it would send (its in-flight window).
+//
 // Rules: each reading goes through rules::Engine::Process; a reading its filters reject is
 // neither rolled up nor stored, and one they thin out (deadband, downsample, a duplicate) is
 // rolled up but not stored. Clock-driven rules (stale) get the wall time about once a
@@ -104,9 +112,11 @@ struct PipelineOptions {
 class Pipeline {
  public:
   // `on_committed` runs on the pipeline thread after each commit that added rows (used to
-  // wake the uplink); it must not block.
+  // wake the uplink); `on_durable` after a commit that made numbered messages durable
+  // (above), on whichever thread ran the cycle. Neither may block.
   Pipeline(PipelineOptions options, IngestQueue& queue, rules::Engine engine, StoreWriter& store,
-           Metrics& metrics, Clock& clock, std::function<void()> on_committed = {});
+           Metrics& metrics, Clock& clock, std::function<void()> on_committed = {},
+           std::function<void(uint64_t seq)> on_durable = {});
   ~Pipeline();
 
   // Runs until the queue is closed and drained, then commits what is left. Call on the
@@ -132,6 +142,10 @@ class Pipeline {
   void ProcessBatch(std::span<RawMessage> batch);
 
   size_t uncommitted_events() const { return uncommitted_.size(); }
+
+  // The next cycle commits the pending readings without waiting for commit_interval_ms;
+  // the pipeline thread wakes for it. Thread-safe.
+  void RequestCommit();
 
   // Hands over a validated policy; the pipeline thread swaps it in before its next batch
   // (rules::Engine::SwapPolicy: unchanged rules keep their state), counts it in
@@ -181,6 +195,12 @@ class Pipeline {
   void AddToRollup(const rules::ReadingVerdict& verdict, double value);
   void CloseRollupWindow(bool force);
   void CommitReadings(bool force);
+  // Reports the messages made durable by the last commits to on_durable_.
+  void NoteDurable();
+  // The record of delivered messages the next readings commit stores (empty: none new).
+  std::span<const DeliveredMessage> DeliveredToStore();
+  // Counts the pending readings as committed (or dropped, when `s` failed) and clears them.
+  void ReadingsCommitted(const Status& s, int64_t pruned);
   void SetStoreWritable(bool writable);
   // Commits the pending readings (they point into the engine) and forgets idle sensors.
   void ForgetIdleSensors(int64_t now_mono);
@@ -207,6 +227,13 @@ class Pipeline {
   // Waiting for the next readings commit; the names are the engine's (ReadingVerdict::sensor)
   // and the id hints its caller words.
   std::vector<StoreWriter::NewReading> pending_readings_;
+  std::vector<DeliveredMessage> pending_delivered_;  // QoS 1/2 messages since the last commit
+  std::vector<DeliveredMessage> delivered_window_;   // what the last commit stored of them
+  std::function<void(uint64_t)> on_durable_;
+  uint64_t processed_seq_ = 0;  // the highest message number processed
+  uint64_t readings_seq_ = 0;   // ... whose readings are committed
+  uint64_t durable_seq_ = 0;    // ... reported to on_durable_
+  std::atomic<bool> commit_requested_{false};
   int64_t last_readings_commit_mono_ = 0;
   std::atomic<bool> store_writable_{true};
   // The group commit's times (monotonic ms), read by Run before it sleeps without the cycle

@@ -30,10 +30,12 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "edge/agent/mqtt_delivery.h"
 #include "edge/agent/reading_block.h"
 #include "edge/common/clock.h"
 #include "edge/common/status.h"
@@ -204,8 +206,15 @@ class StoreWriter {
     double value;
     uint64_t* id_hint = nullptr;
   };
+  //
+  // `delivered` (optional): the packet ids and digests of the QoS 1/2 messages these
+  // readings came from (mqtt_delivery.h), kept in the same transaction in place of the last
+  // commit's; with no readings, only they are written.
   virtual Status AppendReadings(const std::vector<NewReading>& readings, int64_t now_ms,
-                                int64_t* pruned = nullptr) = 0;
+                                int64_t* pruned = nullptr,
+                                std::span<const DeliveredMessage> delivered = {}) = 0;
+  // The `delivered` of the last readings commit that had any.
+  virtual Result<std::vector<DeliveredMessage>> LoadDelivered() = 0;
 
   virtual Result<int64_t> OutboxCount() = 0;
   // Readings in the ring: in written blocks and in open ones.
@@ -227,8 +236,19 @@ class StoreWriter {
     const std::vector<StoredEpisode>& firing;
     const std::vector<EpisodeKey>& resolved;
   };
+  //
+  // `readings` (optional): AppendReadings' arguments, committed in the same transaction (at
+  // synchronous=FULL), so that the readings, the alerts they raised and the record of the
+  // messages they came from are on disk together or not at all (acknowledge after commit).
+  struct ReadingsBatch {
+    const std::vector<NewReading>& readings;
+    int64_t now_ms = 0;
+    std::span<const DeliveredMessage> delivered;
+    int64_t* pruned = nullptr;
+  };
   virtual Status AppendWithEpisodes(const std::vector<NewRow>& rows, EpisodeChanges episodes,
-                                    Evictions* evicted) = 0;
+                                    Evictions* evicted,
+                                    const ReadingsBatch* readings = nullptr) = 0;
 
   // How often the checkpoint thread copies the write-ahead log into the database (and
   // syncs both). Checkpoints run there, on a connection of their own, so neither the

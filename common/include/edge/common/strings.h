@@ -2,6 +2,8 @@
 
 // Small string helpers shared by every module. Pure, allocation-free, ASCII only (no locale).
 
+#include <algorithm>
+#include <string>
 #include <string_view>
 
 namespace edge {
@@ -39,6 +41,26 @@ constexpr bool IEquals(std::string_view a, std::string_view b) {
     if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
   }
   return true;
+}
+
+// A printable excerpt of untrusted bytes for a log line: at most `max_bytes` of them, any
+// byte outside printable ASCII (and the backslash) as \xNN, "..." when cut.
+inline std::string PrintableExcerpt(std::string_view bytes, size_t max_bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  const size_t n = std::min(bytes.size(), max_bytes);
+  for (size_t i = 0; i < n; ++i) {
+    const auto c = static_cast<unsigned char>(bytes[i]);
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    }
+  }
+  if (bytes.size() > n) out += "...";
+  return out;
 }
 
 }  // namespace edge
