@@ -1,6 +1,7 @@
 #include "edge/agent/reading_block.h"
 
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 namespace edge::agent {
@@ -33,6 +34,27 @@ void PutDouble(std::string& out, double value) {
   out.append(buf, 8);
 }
 
+constexpr double kPow10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6};
+constexpr uint64_t kRawValueTag = 7;
+constexpr double kMaxScaled = 9007199254740992.0;  // 2^53
+
+// kDecimal (reading_block.h).
+void PutValue(std::string& out, double value) {
+  for (uint64_t k = 0; k < std::size(kPow10); ++k) {
+    const double scaled = std::nearbyint(value * kPow10[k]);
+    if (!(std::fabs(scaled) < kMaxScaled)) break;  // also NaN
+    // Decoded as the integer over 10^k: -0 comes back as +0, so it is not taken.
+    const auto s = static_cast<int64_t>(scaled);
+    const double back = static_cast<double>(s) / kPow10[k];
+    if (std::bit_cast<uint64_t>(back) == std::bit_cast<uint64_t>(value)) {
+      PutVarint(out, ZigZag(s) << 3 | k);
+      return;
+    }
+  }
+  PutVarint(out, kRawValueTag);
+  PutDouble(out, value);
+}
+
 // Reads from a block; every read checks the end.
 class Cursor {
  public:
@@ -59,6 +81,18 @@ class Cursor {
     return true;
   }
 
+  bool Value(BlockFormat format, double& v) {
+    if (format == BlockFormat::kDouble) return Double(v);
+    if (format != BlockFormat::kDecimal) return false;
+    uint64_t x = 0;
+    if (!Varint(x)) return false;
+    const uint64_t k = x & 7;
+    if (k == kRawValueTag) return Double(v);
+    if (k >= std::size(kPow10)) return false;
+    v = static_cast<double>(UnZigZag(x >> 3)) / kPow10[k];
+    return true;
+  }
+
   // Timestamp as a difference from `prev` (wrapping, as it was encoded).
   bool Ts(int64_t& prev) {
     uint64_t z = 0;
@@ -80,7 +114,7 @@ int64_t WrappingDiff(int64_t a, int64_t b) {
 
 void AppendBlockReading(std::string& block, int64_t& prev_ts, int64_t ts_ms, double value) {
   PutVarint(block, ZigZag(WrappingDiff(ts_ms, prev_ts)));
-  PutDouble(block, value);
+  PutValue(block, value);
   prev_ts = ts_ms;
 }
 
@@ -90,25 +124,25 @@ void AppendJournalReading(std::string& block, int64_t& prev_ts, int64_t sensor, 
   AppendBlockReading(block, prev_ts, ts_ms, value);
 }
 
-bool DecodeBlock(std::string_view block, std::vector<BlockReading>& out) {
+bool DecodeBlock(std::string_view block, BlockFormat format, std::vector<BlockReading>& out) {
   Cursor c(block);
   int64_t ts = 0;
   while (!c.done()) {
     BlockReading r;
-    if (!c.Ts(ts) || !c.Double(r.value)) return false;
+    if (!c.Ts(ts) || !c.Value(format, r.value)) return false;
     r.ts_ms = ts;
     out.push_back(r);
   }
   return true;
 }
 
-bool DecodeJournal(std::string_view block, std::vector<JournalReading>& out) {
+bool DecodeJournal(std::string_view block, BlockFormat format, std::vector<JournalReading>& out) {
   Cursor c(block);
   int64_t ts = 0;
   while (!c.done()) {
     JournalReading r;
     uint64_t sensor = 0;
-    if (!c.Varint(sensor) || !c.Ts(ts) || !c.Double(r.value)) return false;
+    if (!c.Varint(sensor) || !c.Ts(ts) || !c.Value(format, r.value)) return false;
     r.sensor = static_cast<int64_t>(sensor);
     r.ts_ms = ts;
     out.push_back(r);

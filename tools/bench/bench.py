@@ -8,7 +8,7 @@ printed next to a baseline measured in the same run. tools/bench/run.sh builds f
 then calls this script; see docs/performance.md.
 
   tools/bench/bench.py --build-dir build-release --out bench-report [--smoke]
-      [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack] [--baseline-agent PATH]
+      [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack,wear] [--baseline-agent PATH]
 
 Exit status: 0 when every selected scenario ran and produced its figures (targets may be
 missed: the report says which), 1 when a scenario failed, 130 on SIGINT/SIGTERM.
@@ -28,12 +28,13 @@ import traceback
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402  pylint: disable=wrong-import-position
 import delivery as ack_scenario  # noqa: E402  pylint: disable=wrong-import-position
+import wear as wear_scenario  # noqa: E402  pylint: disable=wrong-import-position
 import storm as storm_scenario  # noqa: E402  pylint: disable=wrong-import-position
 from stack import (Stack, active_rate, agent_alert_log_times, commit_buckets,  # noqa: E402
                    commit_summary, log, now_ms, sim_summary)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm", "ack")
+SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm", "ack", "wear")
 
 # Five rules on every simulated sensor, a different kind each, windows up to 10 minutes
 # (rolling zscore over 5 minutes), plus the probe rule the latency scenarios fire on.
@@ -529,6 +530,11 @@ class Suite:
         commit (tools/bench/delivery.py)."""
         return ack_scenario.run(self)
 
+    def wear(self):
+        """Bytes written to disk per byte of readings stored, at 10,000 readings/s
+        (tools/bench/wear.py)."""
+        return wear_scenario.run(self)
+
     # --------------------------------------------------------------------------------
     def run(self, selected):
         started = time.time()
@@ -572,6 +578,7 @@ def check_figures(results):
         "bandwidth": lambda r: r["ratio"] and r["forward_ratio"],
         "storm": lambda r: r["after"]["cpu_ratio"] and r["after"]["storm"]["outbox"],
         "ack": lambda r: r["cpu_ratio"] and r["commit"]["outbox"] and r["receipt"]["outbox"],
+        "wear": lambda r: r["after"]["written_per_reading_byte"],
         "micro": lambda r: all(isinstance(v, list) and v and all(not b.get("error_message")
                                                                   for b in v) for v in r.values()),
     }
@@ -610,11 +617,13 @@ def main():
     p.add_argument("--storm-seconds", type=int, default=20,
                    help="length of each phase of the storm scenario and of each run of the ack "
                         "scenario (default 20)")
+    p.add_argument("--wear-seconds", type=int, default=60,
+                   help="measured span of the wear scenario, after a 35 s warm-up (default 60)")
     p.add_argument("--storm-window", default=None,
                    help="store.alert_commit_window of the storm scenario's agent (e.g. 25ms; "
                         "default: the agent's default)")
     p.add_argument("--baseline-agent", default=None,
-                   help="an edge-agent binary the storm scenario also runs, as the before")
+                   help="an edge-agent binary the storm and wear scenarios also run, as the before")
     p.add_argument("--mqtt-client", choices=("native", "paho"), default=None,
                    help="the agent's mqtt.client (default: the agent's default)")
     args = p.parse_args()

@@ -8,6 +8,7 @@ import contextlib
 import os
 
 from delivery import report_lines as ack_report
+from wear import report_lines as wear_report
 from storm import report_lines as storm_report
 
 MB = 1024 * 1024
@@ -271,6 +272,8 @@ def write(results, out, targets):
         L.extend(storm_report(results["storm"], targets))
     if results.get("ack"):
         L.extend(ack_report(results["ack"]))
+    if results.get("wear"):
+        L.extend(wear_report(results["wear"]))
     r = results.get("micro")
     if r:
         heading("## Micro-benchmarks (Google Benchmark)")

@@ -3,7 +3,7 @@
 # and micro-benchmarks (ccache in its default directory), runs every scenario against real mosquitto,
 # edge-agent and edge-console processes, and writes bench-report/report.md with charts.
 #
-# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack]
+# Usage: tools/bench/run.sh [--smoke] [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack,wear]
 #                           [--no-build] [--build-dir DIR] [--out DIR] [--cost-seconds N]
 #                           [--storm-seconds N] [--baseline-agent PATH]
 #   --smoke     tiny durations (under 2 minutes): checks that every scenario runs and
@@ -11,7 +11,8 @@
 #   --no-build  use the binaries already in the build directory
 #   --cost-seconds N  length of the cost scenario (default 120; 660 for the steady state)
 #   --storm-seconds N  length of each phase of the storm scenario (default 20)
-#   --baseline-agent PATH  an edge-agent binary the storm scenario also runs, as the before
+#   --baseline-agent PATH  an edge-agent binary the storm and wear scenarios also run, as the
+#               before
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD

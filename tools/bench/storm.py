@@ -98,14 +98,16 @@ def stop_perf(proc, out_path):
     return out
 
 
-def publish_phase(client, prefix, seconds, probe_tag, probes, qos=0):
+def publish_phase(client, prefix, seconds, probe_tag, probes, qos=0, calm_value="20"):
     """Publishes the readings of one phase and `probes` probe alerts spread over it, at
-    `qos` (0 or 1); returns {probe topic: publish time (float s)}."""
+    `qos` (0 or 1); a reading under the threshold is `calm_value` (a string, or a function
+    of the sensor's number). Returns {probe topic: publish time (float s)}."""
+    calm = calm_value if callable(calm_value) else (lambda _: calm_value)
     per_tick = int(READINGS_PER_S * TICK_S)
     # With QoS 1 each packet has an id of its own; the broker acknowledges each as it reads
     # it, so an id is free again long before the packet is sent again.
-    packets = {(i, high): bl.publish_packet("%s/s%d/temp" % (prefix, i), "99" if high else "20",
-                                            qos, 1 + 2 * i + int(high))
+    packets = {(i, high): bl.publish_packet("%s/s%d/temp" % (prefix, i),
+                                            "99" if high else calm(i), qos, 1 + 2 * i + int(high))
                for i in range(SENSORS) for high in (False, True)}
     ticks = int(seconds / TICK_S)
     probe_every = max(1, ticks // max(1, probes))

@@ -29,8 +29,10 @@ struct BlockBuilder {
   }
 };
 
+// Blocks are written in kBlockFormat (bound as the `format` column).
 inline constexpr const char* kInsertBlock =
-    "INSERT INTO reading_blocks(sensor, min_ts, max_ts, n, data) VALUES (?, ?, ?, ?, ?)";
+    "INSERT INTO reading_blocks(sensor, min_ts, max_ts, n, data, format) "
+    "VALUES (?, ?, ?, ?, ?, ?)";
 
 // Binds and steps a prepared kInsertBlock; returns the step's result code.
 inline int InsertBlock(sqlite3_stmt* ins, int64_t sensor, const BlockBuilder& b) {
@@ -39,6 +41,7 @@ inline int InsertBlock(sqlite3_stmt* ins, int64_t sensor, const BlockBuilder& b)
   sqlite3_bind_int64(ins, 3, b.max_ts);
   sqlite3_bind_int64(ins, 4, b.n);
   sqlite3_bind_blob(ins, 5, b.data.data(), static_cast<int>(b.data.size()), SQLITE_STATIC);
+  sqlite3_bind_int(ins, 6, static_cast<int>(kBlockFormat));
   const int rc = sqlite3_step(ins);
   sqlite3_reset(ins);
   return rc;

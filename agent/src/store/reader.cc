@@ -61,7 +61,8 @@ Result<std::vector<StoredReading>> SqliteStoreReader::Readings(std::string_view 
   std::vector<StoredReading> out;
   std::vector<BlockReading> block;
   Stmt blocks(db_,
-              "SELECT data FROM reading_blocks WHERE sensor = ? AND max_ts >= ? AND min_ts <= ? "
+              "SELECT data, format FROM reading_blocks WHERE sensor = ? AND max_ts >= ? AND "
+              "min_ts <= ? "
               "ORDER BY seq");
   if (!blocks.ok()) return SqliteError(db_, blocks.rc(), "prepare readings");
   sqlite3_bind_int64(blocks.get(), 1, id);
@@ -70,7 +71,9 @@ Result<std::vector<StoredReading>> SqliteStoreReader::Readings(std::string_view 
   while ((rc = sqlite3_step(blocks.get())) == SQLITE_ROW) {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(blocks.get(), 0));
     block.clear();
-    if (!DecodeBlock({p, static_cast<size_t>(sqlite3_column_bytes(blocks.get(), 0))}, block)) {
+    const auto format = static_cast<BlockFormat>(sqlite3_column_int(blocks.get(), 1));
+    if (!DecodeBlock({p, static_cast<size_t>(sqlite3_column_bytes(blocks.get(), 0))}, format,
+                     block)) {
       return Status::Error("readings: a block of sensor " + std::string(sensor) + " is malformed");
     }
     for (const BlockReading& r : block) {
@@ -79,14 +82,16 @@ Result<std::vector<StoredReading>> SqliteStoreReader::Readings(std::string_view 
   }
   if (rc != SQLITE_DONE) return SqliteError(db_, rc, "readings");
   // Readings not yet in a written block are in the journal rows after flushed_journal.
-  Stmt journal(db_, "SELECT data FROM reading_journal WHERE seq > ? ORDER BY seq");
+  Stmt journal(db_, "SELECT data, format FROM reading_journal WHERE seq > ? ORDER BY seq");
   if (!journal.ok()) return SqliteError(db_, journal.rc(), "prepare readings");
   sqlite3_bind_int64(journal.get(), 1, flushed);
   std::vector<JournalReading> rows;
   while ((rc = sqlite3_step(journal.get())) == SQLITE_ROW) {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(journal.get(), 0));
     rows.clear();
-    if (!DecodeJournal({p, static_cast<size_t>(sqlite3_column_bytes(journal.get(), 0))}, rows)) {
+    const auto format = static_cast<BlockFormat>(sqlite3_column_int(journal.get(), 1));
+    if (!DecodeJournal({p, static_cast<size_t>(sqlite3_column_bytes(journal.get(), 0))}, format,
+                       rows)) {
       return Status::Error("readings: a journal row is malformed");
     }
     for (const JournalReading& r : rows) {

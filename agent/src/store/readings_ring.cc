@@ -23,7 +23,7 @@ using store_impl::Transaction;
 //
 // Readings are stored in blocks, one row per sensor holding up to
 // reading_block_max_readings of its readings (reading_block.h has the encoding), so that
-// a reading costs about ten bytes and a fraction of a row instead of a row and an index
+// a reading costs about five bytes and a fraction of a row instead of a row and an index
 // entry. A sensor's open block lives in memory; what makes its readings durable before the
 // block is written is the journal: every commit writes one reading_journal row holding all
 // of that commit's readings. A block is written when it is full or reading_block_max_age_ms
@@ -87,7 +87,7 @@ int64_t SqliteStoreWriter::BlockAgeMs(int64_t sensor) const {
 Status SqliteStoreWriter::LoadOpenBlocks() {
   OpenBlocks& ob = *open_;
   ob.Clear();
-  Stmt journal(db_, "SELECT seq, data FROM reading_journal ORDER BY seq");
+  Stmt journal(db_, "SELECT seq, data, format FROM reading_journal ORDER BY seq");
   if (!journal.ok()) return SqliteError(db_, journal.rc(), "read journal");
   std::vector<std::pair<int64_t, std::vector<JournalReading>>> rows;
   int rc;
@@ -97,7 +97,8 @@ Status SqliteStoreWriter::LoadOpenBlocks() {
     const std::string_view data(p, static_cast<size_t>(sqlite3_column_bytes(journal.get(), 1)));
     ob.journal.emplace_back(seq, static_cast<int64_t>(data.size()) + kReadingBlockOverhead);
     std::vector<JournalReading> readings;
-    if (!DecodeJournal(data, readings)) {
+    const auto format = static_cast<BlockFormat>(sqlite3_column_int(journal.get(), 2));
+    if (!DecodeJournal(data, format, readings)) {
       spdlog::error(
           "store: journal row {} of the readings ring is malformed; its readings are "
           "skipped",
@@ -379,6 +380,7 @@ Status SqliteStoreWriter::WriteReadings(const ReadingsBatch& batch, ReadingsOutc
   sqlite3_bind_int64(ins, 1, static_cast<int64_t>(readings.size()));
   sqlite3_bind_blob(ins, 2, journal_buf_.data(), static_cast<int>(journal_buf_.size()),
                     SQLITE_STATIC);
+  sqlite3_bind_int(ins, 3, static_cast<int>(kBlockFormat));
   if (int rc = sqlite3_step(ins); rc != SQLITE_DONE) {
     return SqliteError(db_, rc, "write readings journal");
   }

@@ -13,7 +13,7 @@
 namespace edge::agent::store_impl {
 namespace {
 
-constexpr int kSchemaVersion = 6;
+constexpr int kSchemaVersion = 7;
 // Rows of an old `readings` table converted per chunk when a version 2 or 3 database opens.
 constexpr int64_t kMigrateChunkRows = 262'144;
 
@@ -26,7 +26,8 @@ constexpr int64_t kMigrateChunkRows = 262'144;
 // one row per reading; the rows of a version 2 or 3 `readings` table are converted.
 // Version 5 adds the fleet sequence to the console policy. Version 6 adds mqtt_delivered
 // (one row: the QoS 1/2 messages of the last readings commit, mqtt_delivery.h); new, so
-// nothing is migrated.
+// nothing is migrated. Version 7 adds `format` to reading_blocks and reading_journal
+// (reading_block.h: the rows before are kDouble, 0; new rows are written in kDecimal).
 
 constexpr const char* kSchema =
     R"sql(
@@ -85,13 +86,15 @@ CREATE TABLE IF NOT EXISTS reading_blocks (
   min_ts        INTEGER NOT NULL,
   max_ts        INTEGER NOT NULL,
   n             INTEGER NOT NULL,
-  data          BLOB    NOT NULL
+  data          BLOB    NOT NULL,
+  format        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS reading_blocks_by_sensor ON reading_blocks (sensor, max_ts);
 CREATE TABLE IF NOT EXISTS reading_journal (
-  seq  INTEGER PRIMARY KEY AUTOINCREMENT,
-  n    INTEGER NOT NULL,
-  data BLOB    NOT NULL
+  seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+  n      INTEGER NOT NULL,
+  data   BLOB    NOT NULL,
+  format INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS mqtt_delivered (
   id   INTEGER PRIMARY KEY CHECK (id = 1),
@@ -191,6 +194,12 @@ Status Configure(sqlite3* db, int busy_timeout_ms, int64_t max_pages) {
   // committed alert survives power loss, not only a process crash. Readings commits lower
   // it per transaction (StoreWriter::AppendReadings).
   if (Status s = Exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"); !s) return s;
+  // Deleted rows are zeroed only where that costs no extra write (FAST). Debian builds
+  // SQLite with secure_delete on, which rewrote every page freed by the readings journal,
+  // the ring's pruning and the outbox's deletions: a quarter of what the agent wrote
+  // (docs/performance.md, "Flash wear"). Deleted content may stay in free pages of the file
+  // until they are reused (docs/operations.md).
+  if (Status s = Exec(db, "PRAGMA secure_delete=FAST;"); !s) return s;
   // The writer's checkpoint thread copies the log into the database every
   // StoreWriter::kCheckpointIntervalMs, which keeps the log small next to a nearly full disk;
   // a connection checkpoints on its own only past 16 MiB of log (a backstop). A log grown
@@ -232,6 +241,15 @@ Status InitSchema(sqlite3* db, std::string* epoch) {
         return s.Annotate("upgrade schema: ");
       }
       if (Status s = MigrateReadingRows(db); !s) return s.Annotate("upgrade schema: ");
+    }
+    // Before version 7 the ring's rows had no `format`: their values are kDouble (0).
+    for (const char* table : {"reading_blocks", "reading_journal"}) {
+      auto has_format = HasColumn(db, table, "format");
+      if (!has_format.ok()) return has_format.status().Annotate("upgrade schema: ");
+      if (*has_format) continue;
+      const std::string sql =
+          std::string("ALTER TABLE ") + table + " ADD COLUMN format INTEGER NOT NULL DEFAULT 0";
+      if (Status s = Exec(db, sql.c_str()); !s) return s.Annotate("upgrade schema: ");
     }
     // Before version 5 the console policy carried no fleet sequence (docs/protocol.md,
     // "Signatures"); such a row no longer verifies and the console sends the policy again.

@@ -143,7 +143,7 @@ struct SqliteStoreWriter::Statements {
       : insert_outbox(db,
                       "INSERT INTO outbox(kind, priority, created_ms, payload) "
                       "VALUES (?, ?, ?, ?)"),
-        insert_journal(db, "INSERT INTO reading_journal(n, data) VALUES (?, ?)"),
+        insert_journal(db, "INSERT INTO reading_journal(n, data, format) VALUES (?, ?, ?)"),
         save_delivered(db, "INSERT OR REPLACE INTO mqtt_delivered(id, data) VALUES (1, ?)"),
         insert_block(db, store_impl::kInsertBlock),
         mark_flushed(db, "UPDATE sensors SET flushed_journal = ? WHERE id = ?"),

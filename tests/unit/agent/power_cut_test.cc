@@ -362,14 +362,21 @@ TEST(PowerCut, NoCommittedAlertIsLostAndTheDatabaseAlwaysOpens) {
   std::mt19937_64 rng(20261207);
   const int cuts = CutPoints();
   int cut_with_alerts = 0;
+  int not_reached = 0;
   for (int n = 0; n < cuts; ++n) {
     TempDir dir;
     const int64_t cut_at = static_cast<int64_t>(rng() % static_cast<uint64_t>(full_run_writes));
     vfs.Arm(cut_at);
     const RunResult run = RunLoad(dir, static_cast<uint64_t>(n) + 2);
-    ASSERT_TRUE(vfs.cut()) << "cut point " << cut_at << " of " << full_run_writes;
+    const bool was_cut = vfs.cut();
     vfs.RestoreDurableState();
     vfs.Arm(-1);
+    // Runs differ in their writes by a few (the checkpoint thread's timing): a point near
+    // the end may not be reached, and that run is not a power cut.
+    if (!was_cut) {
+      ++not_reached;
+      continue;
+    }
     if (!run.alerts.empty()) ++cut_with_alerts;
 
     OpenReport report;
@@ -401,6 +408,7 @@ TEST(PowerCut, NoCommittedAlertIsLostAndTheDatabaseAlwaysOpens) {
   }
   // The cuts fell all over the run, not only before the first alert.
   EXPECT_GT(cut_with_alerts, cuts / 4);
+  EXPECT_LT(not_reached, cuts / 20) << "cut points past the end of a run";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <bit>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -312,16 +313,16 @@ TEST(SqliteStore, ReadingsRingKeepsItsByteShare) {
   StoreOptions o{dir.File("a.db")};
   o.reading_block_max_age_ms = 0;  // every commit writes its blocks
   // A commit of 60 readings 1 ms apart writes a journal row and a block, and deletes the
-  // journal row again. The block: 9 bytes a reading (one-byte time step, 8-byte value),
-  // one more for the first reading's two-byte step, and 48 of row overhead: 589 bytes. A
-  // share of 1,500 bytes holds two such blocks.
+  // journal row again. The block: 10 bytes a reading (one-byte time step; a value that is
+  // no short decimal, a tag byte and 8 bytes), one more for the first reading's two-byte
+  // step, and 48 of row overhead: 649 bytes. A share of 1,500 bytes holds two such blocks.
   o.max_bytes = 3000;
   o.readings_share = 0.5;
   auto w = StoreWriter::Open(o);
   ASSERT_TRUE(w.ok());
   for (int cycle = 0; cycle < 5; ++cycle) {
     std::vector<StoreWriter::NewReading> batch;
-    for (int i = 0; i < 60; ++i) batch.push_back({"s", cycle * 100 + i, 1.0});
+    for (int i = 0; i < 60; ++i) batch.push_back({"s", cycle * 100 + i, 1.0 / 3});
     int64_t pruned = 0;
     ASSERT_TRUE((*w)->AppendReadings(batch, 10'000, &pruned));
   }
@@ -336,7 +337,7 @@ TEST(SqliteStore, ReadingsRingKeepsItsByteShare) {
   auto st = (*r)->Stats();
   EXPECT_EQ(st->readings_pruned, 180);
   EXPECT_EQ(st->readings_rows, 120);
-  EXPECT_EQ(st->readings_bytes, 2 * 589);
+  EXPECT_EQ(st->readings_bytes, 2 * 649);
   EXPECT_LE(st->readings_bytes, o.readings_budget());
 }
 
@@ -549,12 +550,66 @@ TEST(SqliteStore, VersionThreeReadingRowsBecomeBlocks) {
   auto st = (*r)->Stats();
   EXPECT_EQ(st->readings_rows, 150);
   EXPECT_EQ(st->readings_pruned, 7);
-  // plant/a: two blocks (64 + 36), plant/b: one; 9 or 10 bytes a reading.
-  EXPECT_GE(st->readings_bytes, 150 * 9 + 3 * kReadingBlockOverhead);
-  EXPECT_LE(st->readings_bytes, 150 * 10 + 3 * kReadingBlockOverhead);
+  // plant/a: two blocks (64 + 36), plant/b: one; a one-byte time step and an integer under
+  // 2,048 (one or two bytes) a reading, a two-byte first step per block.
+  EXPECT_GE(st->readings_bytes, 150 * 2 + 3 * kReadingBlockOverhead);
+  EXPECT_LE(st->readings_bytes, 150 * 3 + 3 * (kReadingBlockOverhead + 1));
   // The old table is gone; new readings join the converted ones.
   ASSERT_TRUE((*w)->AppendReadings({{"plant/a", 2000, 1}}, 3000));
   EXPECT_EQ((*r)->Readings("plant/a", 0, 10'000, 1000)->size(), 101u);
+}
+
+// A version 6 ring (blocks and journal rows of 8-byte values, no `format` column) reads the
+// same after the upgrade, and new readings join it.
+TEST(SqliteStore, VersionSixBlocksOfEightByteValuesStillRead) {
+  TempDir dir;
+  const std::string path = dir.File("v6.db");
+  {
+    StoreOptions o{path};
+    o.reading_block_max_age_ms = 0;  // every commit writes its blocks
+    auto w = StoreWriter::Open(o);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->AppendReadings({{"s", 1000, 21.37}, {"s", 1001, -2.5}}, 2000));
+  }
+  {
+    // The same block as version 6 wrote it: time steps, then each value's 8 bytes.
+    std::string old;
+    const auto put_double = [&old](double v) {
+      const uint64_t bits = std::bit_cast<uint64_t>(v);
+      for (int i = 0; i < 8; ++i) old.push_back(static_cast<char>(bits >> (8 * i)));
+    };
+    old += "\xd0\x0f";  // zigzag(1000) as a varint
+    put_double(21.37);
+    old += "\x02";  // zigzag(1)
+    put_double(-2.5);
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE reading_blocks SET data = ?", -1, &st, nullptr),
+              SQLITE_OK);
+    sqlite3_bind_blob(st, 1, old.data(), static_cast<int>(old.size()), SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "ALTER TABLE reading_blocks DROP COLUMN format;"
+                           "ALTER TABLE reading_journal DROP COLUMN format;"
+                           "UPDATE meta SET value = '6' WHERE key = 'schema_version';",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  auto w = StoreWriter::Open({path});
+  ASSERT_TRUE(w.ok()) << w.error();
+  ASSERT_TRUE((*w)->AppendReadings({{"s", 1002, 7}}, 3000));
+  auto r = StoreReader::Open({path});
+  ASSERT_TRUE(r.ok());
+  auto got = (*r)->Readings("s", 0, 10'000, 100);
+  ASSERT_TRUE(got.ok()) << got.error();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].value, 21.37);
+  EXPECT_EQ((*got)[1].ts_ms, 1001);
+  EXPECT_EQ((*got)[1].value, -2.5);
+  EXPECT_EQ((*got)[2].value, 7.0);
 }
 
 TEST(SqliteStore, AVersionFourConsolePolicyGetsASequenceOfZero) {

@@ -46,7 +46,7 @@ inline constexpr int64_t kDefaultStoreMaxBytes = int64_t{256} << 20;
 // Logical cost of one outbox or dead-letter row besides its kind and payload bytes.
 inline constexpr int64_t kOutboxRowOverhead = 48;
 // Logical cost of one block of the readings ring besides its encoded readings (table cell
-// and index entry); a reading itself costs about ten bytes (reading_block.h).
+// and index entry); a reading itself costs 2 to 10 bytes, about 5 (reading_block.h).
 inline constexpr int64_t kReadingBlockOverhead = 48;
 
 struct StoreOptions {
@@ -254,7 +254,11 @@ class StoreWriter {
   // syncs both). Checkpoints run there, on a connection of their own, so neither the
   // pipeline nor the uplink ever waits for one; the connections checkpoint themselves only
   // as a backstop, when the log passes 16 MiB (the thread is stuck or could not start).
-  static constexpr int64_t kCheckpointIntervalMs = 250;
+  // Each checkpoint writes every page changed since the last one to the database file, so
+  // a longer interval writes a page changed by many commits (the ring's index, its counts)
+  // once instead of several times: 1 s wrote 9% less than 250 ms at 10,000 readings/s
+  // (docs/performance.md, "Flash wear"), for a log of about 0.5 MiB at that rate.
+  static constexpr int64_t kCheckpointIntervalMs = 1000;
 
  protected:
   StoreWriter() = default;
