@@ -17,10 +17,8 @@ counts and last-seen times. Needs root (ip netns); skipped otherwise.
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
@@ -73,60 +71,6 @@ def remove_stale_namespaces():
         m = re.match(r"(%s(\d+)-\d+)" % re.escape(NS_PREFIX), line)
         if m and not os.path.exists("/proc/%s" % m.group(2)):
             ip("netns", "del", m.group(1), check=False)
-
-
-class Relay:
-    """TCP relay on the host: LISTEN_ADDR -> 127.0.0.1:target_port, one thread per direction."""
-
-    def __init__(self, listen_host, target_port):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((listen_host, 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.target_port = target_port
-        self.conns = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                client.close()
-                continue
-            self.conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def stop(self):
-        self.closed = True
-        for s in [self.sock] + self.conns:
-            try:
-                s.close()
-            except OSError:
-                pass
 
 
 class Node:
@@ -221,7 +165,7 @@ class FleetTest(harness.IntegrationTest):
         console = self.start_console(nodes=[n.name for n in nodes])
         agents = []
         for n in nodes:
-            relay = self.own(Relay(n.wan_host_ip, console.port))
+            relay = self.own(harness.Relay(console.port, n.wan_host_ip))
             agent = self.own(NodeAgent(
                 self.tmp, n,
                 Endpoint("tcp://%s:%d" % (n.mgmt_host_ip, site_port), port=mq.port),

@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.error
@@ -277,6 +278,69 @@ class Mosquitto:
 
     def alive(self):
         return self.process.alive()
+
+
+class Relay:
+    """A TCP relay: listen_host:port (chosen at run time) -> 127.0.0.1:target_port, one thread
+    per direction. While `swallow` is set, what the client sends is dropped instead of passed
+    on (its acknowledgements among them), as a connection that dies with them unsent."""
+
+    def __init__(self, target_port, listen_host="127.0.0.1"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((listen_host, 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.target_port = target_port
+        self.swallow = threading.Event()
+        self.conns = []
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self):
+        """As an MQTT URL."""
+        return "tcp://127.0.0.1:%d" % self.port
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            self.conns += [client, upstream]
+            for a, b, up in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, up), daemon=True).start()
+
+    def _pump(self, src, dst, up):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if up and self.swallow.is_set():
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        self.closed = True
+        for s in [self.sock] + self.conns:
+            try:
+                s.close()
+            except OSError:
+                pass
 
 
 def publish(port, topic, payload, qos=1, retain=False, timeout=30):

@@ -11,79 +11,13 @@ mosquitto and the agent killed for real:
 
 import json
 import os
-import socket
 import sys
-import threading
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 READINGS = 5  # fewer than the client's early-commit threshold (8 owed acks)
-
-
-class Relay:
-    """A TCP relay on 127.0.0.1 to a broker; while `swallow` is set it drops every byte the
-    client sends (its acknowledgements among them) instead of passing it on."""
-
-    def __init__(self, broker_port):
-        self.broker_port = broker_port
-        self.swallow = threading.Event()
-        self.listener = socket.socket()
-        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(4)
-        self.listener.settimeout(0.2)
-        self.port = self.listener.getsockname()[1]
-        self.stopped = threading.Event()
-        self.threads = [threading.Thread(target=self._accept, daemon=True)]
-        self.threads[0].start()
-
-    @property
-    def url(self):
-        return "tcp://127.0.0.1:%d" % self.port
-
-    def _accept(self):
-        while not self.stopped.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.broker_port), timeout=5)
-            for src, dst, up in ((client, upstream, True), (upstream, client, False)):
-                t = threading.Thread(target=self._pump, args=(src, dst, up), daemon=True)
-                t.start()
-                self.threads.append(t)
-
-    def _pump(self, src, dst, up):
-        src.settimeout(0.2)
-        try:
-            while not self.stopped.is_set():
-                try:
-                    data = src.recv(65536)
-                except socket.timeout:
-                    continue
-                if not data:
-                    break
-                if up and self.swallow.is_set():
-                    continue
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def stop(self):
-        self.stopped.set()
-        self.listener.close()
-        for t in self.threads:
-            t.join(timeout=2)
 
 
 class Broker:
@@ -145,7 +79,7 @@ class MqttAckTest(harness.IntegrationTest):
 
     def test_committed_readings_sent_again_after_a_kill_are_not_counted_twice(self):
         mq = self.start_mosquitto()
-        relay = Relay(mq.port)
+        relay = harness.Relay(mq.port)
         self.addCleanup(relay.stop)
         first = self.agent(Broker(relay.url, mq.port), "100ms").start()
         first.wait_ingesting()
