@@ -77,9 +77,8 @@ DeliveryTracker::Verdict DeliveryTracker::OnPublish(uint16_t packet_id, uint8_t 
                                                     std::vector<Ack>& acks_now) {
   Slot& slot = slots_[packet_id];
   if (dup && slot.digest == digest) {
-    const bool owed = std::any_of(owed_.begin(), owed_.end(),
-                                  [&](const Owed& o) { return o.packet_id == packet_id; });
-    if (owed) return Verdict::kDuplicate;  // acknowledged once, when its first copy is
+    if (owed_ids_[packet_id])
+      return Verdict::kDuplicate;  // acknowledged once, when its first copy is
     if (IsDurable(slot.seq)) {
       acks_now.push_back({packet_id, qos});
       return Verdict::kDuplicate;
@@ -90,16 +89,19 @@ DeliveryTracker::Verdict DeliveryTracker::OnPublish(uint16_t packet_id, uint8_t 
     auto at = std::upper_bound(owed_.begin(), owed_.end(), first,
                                [](uint64_t s, const Owed& o) { return s < o.seq; });
     owed_.insert(at, {first, packet_id, qos});
+    owed_ids_[packet_id] = true;
     return Verdict::kDuplicate;
   }
   slot = {digest, static_cast<uint32_t>(seq)};
   Verdict verdict = Verdict::kNew;
   if (owed_.size() >= kMaxOwed) {
     acks_now.push_back({owed_.front().packet_id, owed_.front().qos});
+    owed_ids_[owed_.front().packet_id] = false;
     owed_.pop_front();
     verdict = Verdict::kNewOverflow;
   }
   owed_.push_back({seq, packet_id, qos});
+  owed_ids_[packet_id] = true;
   return verdict;
 }
 
@@ -107,6 +109,7 @@ void DeliveryTracker::Durable(uint64_t seq, std::vector<Ack>& acks) {
   durable_ = std::max(durable_, seq);
   while (!owed_.empty() && owed_.front().seq <= durable_) {
     acks.push_back({owed_.front().packet_id, owed_.front().qos});
+    owed_ids_[owed_.front().packet_id] = false;
     owed_.pop_front();
   }
 }

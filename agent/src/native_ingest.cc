@@ -95,6 +95,7 @@ class NativeIngest final : public Ingest {
         keepalive_timer_(io_),
         backoff_timer_(io_),
         stall_timer_(io_),
+        room_timer_(io_),
         read_buffer_(kReadChunkBytes) {
     if (options_.ack_after_commit) {
       delivery_ = std::make_unique<DeliveryTracker>();
@@ -253,6 +254,13 @@ class NativeIngest final : public Ingest {
     Send(connect);
 
     while (true) {
+      while (options_.has_room && state_ == State::kReady && !options_.has_room() &&
+             !stopping_.load(std::memory_order_relaxed)) {
+        // The queue is more than half full: leave the rest with the broker for now.
+        room_timer_.expires_after(std::chrono::milliseconds(kQueueFullPauseMs));
+        co_await room_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (!fail_reason_.empty()) co_return fail_reason_;
+      }
       size_t n = 0;
       if (t->tls) {
         n = co_await t->tls->async_read_some(asio::buffer(read_buffer_),
@@ -682,6 +690,7 @@ class NativeIngest final : public Ingest {
   asio::steady_timer keepalive_timer_;  // PINGREQ and receive timeout
   asio::steady_timer backoff_timer_;    // between connection attempts
   asio::steady_timer stall_timer_;      // ArmStallTimer
+  asio::steady_timer room_timer_;       // while IngestOptions::has_room says no
   std::shared_ptr<Transport> transport_;
   std::vector<char> read_buffer_;
 };

@@ -189,6 +189,9 @@ void Pipeline::ForgetIdleSensors(int64_t now_mono) {
   last_forget_mono_ = now_mono;
   // Pending readings point into the engine's entries, which move when any is forgotten.
   CommitReadings(/*force=*/true);
+  // Still pending: the store refuses writes and they wait for it (acknowledge after
+  // commit). Sensors are forgotten once they are committed.
+  if (!pending_readings_.empty()) return;
   const size_t forgotten = engine_.ForgetIdle(now_mono - options_.sensor_idle_ms);
   if (forgotten > 0) counters_->sensors_forgotten.Inc(static_cast<double>(forgotten));
 }
@@ -322,6 +325,9 @@ void Pipeline::CloseRollupWindow(bool force) {
 }
 
 void Pipeline::RequestCommit() {
+  // While the store refuses writes every cycle tries again anyway; an early attempt would
+  // only fail sooner.
+  if (!store_writable()) return;
   commit_requested_.store(true);
   queue_.Wake();
 }
@@ -361,15 +367,17 @@ void Pipeline::CommitReadings(bool force) {
 std::span<const DeliveredMessage> Pipeline::DeliveredToStore() {
   if (pending_delivered_.empty()) return {};
   // The store keeps this commit's messages and, up to kMinDeliveredKept, the ones before (a
-  // resend can follow acks lost with a connection, not only a crash right after this commit).
-  const size_t keep = std::max(kMinDeliveredKept, pending_delivered_.size());
-  delivered_window_.insert(delivered_window_.end(), pending_delivered_.begin(),
-                           pending_delivered_.end());
-  if (delivered_window_.size() > keep) {
-    delivered_window_.erase(delivered_window_.begin(),
-                            delivered_window_.end() - static_cast<std::ptrdiff_t>(keep));
-  }
-  return delivered_window_;
+  // resend can follow acks lost with a connection, not only a crash right after this
+  // commit). It becomes delivered_window_ only once the commit succeeded.
+  const size_t earlier =
+      kMinDeliveredKept > pending_delivered_.size()
+          ? std::min(kMinDeliveredKept - pending_delivered_.size(), delivered_window_.size())
+          : 0;
+  delivered_next_.assign(delivered_window_.end() - static_cast<std::ptrdiff_t>(earlier),
+                         delivered_window_.end());
+  delivered_next_.insert(delivered_next_.end(), pending_delivered_.begin(),
+                         pending_delivered_.end());
+  return delivered_next_;
 }
 
 void Pipeline::ReadingsCommitted(const Status& s, int64_t pruned) {
@@ -378,6 +386,17 @@ void Pipeline::ReadingsCommitted(const Status& s, int64_t pruned) {
   if (s.ok()) {
     counters_->readings_stored.Inc(static_cast<double>(rows.size()));
     if (uncommitted_.empty() && rollup_rows_.empty()) SetStoreWritable(true);
+    if (!pending_delivered_.empty()) delivered_window_.swap(delivered_next_);
+  } else if (on_durable_) {
+    // Acknowledge after commit: the readings wait for the store (up to
+    // max_pending_readings), and their messages stay unacknowledged until then.
+    counters_->store_errors.Inc();
+    if (store_writable_) {
+      spdlog::error("readings commit failed, {} readings wait for the next attempt: {}",
+                    rows.size(), s.message());
+    }
+    SetStoreWritable(false);
+    return;
   } else {
     counters_->readings_store_error.Inc(static_cast<double>(rows.size()));
     counters_->store_errors.Inc();
@@ -388,7 +407,8 @@ void Pipeline::ReadingsCommitted(const Status& s, int64_t pruned) {
   }
   pending_readings_.clear();
   pending_delivered_.clear();
-  // Committed or dropped and counted: either way nothing more comes of these messages.
+  // Committed (or, acknowledging on receipt, dropped and counted): nothing more comes of
+  // these messages.
   readings_seq_ = processed_seq_;
   NoteDurable();
 }

@@ -359,6 +359,11 @@ Status MakeIngest(Run& run) {
     ingest_options.request_commit = [&pipeline = run.pipeline] {
       if (pipeline != nullptr) pipeline->RequestCommit();
     };
+    // A message the queue dropped would be acknowledged with the next one committed: the
+    // client stops reading at half the queue's bounds instead (a read adds at most 64 KiB).
+    ingest_options.has_room = [&queue = run.queue] {
+      return queue.size() < queue.capacity() / 2 && queue.bytes() < queue.max_bytes() / 2;
+    };
   }
   if (!mqtt.password_file.empty()) {
     auto pw = ReadTextFile(mqtt.password_file, kNoFileSizeLimit);
@@ -508,9 +513,12 @@ void MakePipeline(Run& run) {
       [uplink = run.uplink.get()] {
         if (uplink != nullptr) uplink->Notify();
       },
-      [ingest = run.ingest.get()](uint64_t seq) {
-        if (ingest != nullptr) ingest->Acknowledge(seq);
-      });
+      // Only when messages are acknowledged after commit: the pipeline then couples readings
+      // to their alerts' commits and keeps readings a failed commit could not store.
+      config.mqtt.AckAfterCommit()
+          ? std::function<void(uint64_t)>(
+                [ingest = run.ingest.get()](uint64_t seq) { ingest->Acknowledge(seq); })
+          : nullptr);
 }
 
 // Hot reload of the local policy file: polled on the network thread, swapped in by the

@@ -64,9 +64,11 @@ class DiskFullTest(harness.IntegrationTest):
         # No logical bound: the database hits SQLite's page limit (1.2 MiB) instead.
         agent = self.start_agent(mq, console, store={"max_bytes": "0", "max_pages": "300"})
         agent.wait_ingesting()
-        # Mostly quiet readings: one alert episode per sensor every 50 readings.
+        # Mostly quiet readings: one alert episode per sensor every 50 readings. Values of nine
+        # decimal places take 10 bytes a reading in the ring (a short decimal takes 2 or 3),
+        # so the database fills within the wait.
         stream = fault_util.SteadyStream(mq.port, sensors=40, period=0.02, workdir=self.tmp,
-                                         cycle=(20,) * 48 + (90, 25))
+                                         cycle=(20.123456789,) * 48 + (90.123456789, 25.123456789))
         stream.start()
         try:
             harness.wait_until(lambda: agent.metric("edge_agent_readings_pruned_total") > 0, 90,

@@ -41,7 +41,11 @@ Status SqliteStoreWriter::AppendRetrying(const std::vector<NewRow>& rows,
                                          const ReadingsBatch* readings) {
   if (seqs_out != nullptr) seqs_out->clear();
   if (evicted != nullptr) evicted->by_kind.clear();
-  if (rows.empty()) return Status::Ok();
+  if (rows.empty()) {
+    return readings == nullptr ? Status::Ok()
+                               : AppendReadings(readings->readings, readings->now_ms,
+                                                readings->pruned, readings->delivered);
+  }
   Status s = AppendOnce(rows, seqs_out, evicted, episodes, readings);
   if (s.ok() || !s.IsFull()) return s;
   // Full. First the write-ahead log is reused from its start; then the readings ring gives way

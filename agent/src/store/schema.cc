@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <random>
 #include <unordered_map>
 #include <vector>
@@ -230,6 +231,14 @@ Status InitSchema(sqlite3* db, std::string* epoch) {
     if (Status s = Exec(db, sql.c_str()); !s) return s.Annotate("write meta: ");
   } else {
     *epoch = *existing;
+    // A file of a newer agent (a rollback): its rows may be in forms this one cannot read
+    // (schema 7's decimal values), and rewriting its version would hide that.
+    if (const int v = std::atoi(version->c_str()); v > kSchemaVersion) {
+      return Status::WithCode(Status::Code::kInvalidArgument,
+                              "the database's schema version " + *version +
+                                  " is newer than this agent's (" + std::to_string(kSchemaVersion) +
+                                  "): run the newer edge-agent again, or move the file aside");
+    }
     if (*version == "1") {
       if (Status s = Exec(db, kBackfillV1); !s) return s.Annotate("upgrade schema: ");
     }

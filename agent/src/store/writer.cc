@@ -98,10 +98,12 @@ Result<std::unique_ptr<StoreWriter>> StoreWriter::Open(const StoreOptions& optio
   if (!db.ok()) {
     // Permission or missing-directory problems are not corruption, nor are an I/O error, a
     // full disk or a lock another process holds: they say nothing about the file, and moving
-    // it aside would abandon every row it holds. Report them as they are.
+    // it aside would abandon every row it holds. Nor is a file of a newer schema (a
+    // rollback: kInvalidArgument). Report them as they are.
     const Status::Code code = db.status().code();
     if (code == Status::Code::kIOError || code == Status::Code::kFull ||
-        code == Status::Code::kUnavailable || !std::filesystem::exists(options.path, ec) ||
+        code == Status::Code::kUnavailable || code == Status::Code::kInvalidArgument ||
+        !std::filesystem::exists(options.path, ec) ||
         access(options.path.c_str(), R_OK | W_OK) != 0) {
       return db.status();
     }

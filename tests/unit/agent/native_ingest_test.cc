@@ -164,6 +164,24 @@ TEST_F(NativeIngestTest, WithAckAfterCommitTheBrokerWaitsForTheCommit) {
   ingest->Stop(1000);
 }
 
+// While the queue has no room the client does not read: the broker keeps the messages.
+TEST_F(NativeIngestTest, WithoutRoomInTheQueueNothingIsReadUntilThereIs) {
+  Broker broker(dir_);
+  ASSERT_TRUE(broker.Start());
+  std::atomic<bool> room{false};  // checked once subscribed
+  IngestOptions o = Options("tcp://127.0.0.1:" + std::to_string(broker.port()));
+  o.ack_after_commit = true;
+  o.has_room = [&room] { return room.load(); };
+  auto ingest = Create(std::move(o));
+  ingest->Start();
+  ASSERT_TRUE(WaitFor([&] { return ingest->Connected(); }));
+  ASSERT_TRUE(PublishLines(broker.port(), "t/one", 1, Numbered("v", 5), dir_));
+  EXPECT_FALSE(WaitFor([&] { return Received() > 0; }, Ms(300)));
+  room = true;
+  ASSERT_TRUE(WaitFor([&] { return Received() == 5; }));
+  ingest->Stop(1000);
+}
+
 // A broker restart before the acknowledgements: the broker sends the messages again (DUP);
 // the client knows them, hands none over twice, and acknowledges them once committed.
 TEST_F(NativeIngestTest, MessagesSentAgainAfterABrokerRestartAreNotHandedOverTwice) {

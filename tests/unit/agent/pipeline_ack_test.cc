@@ -167,5 +167,36 @@ TEST_F(PipelineAckTest, ARequestedCommitWakesThePipelineThread) {
   EXPECT_EQ(durable_.back(), 1u);
 }
 
+TEST_F(PipelineAckTest, AFailedReadingsCommitKeepsItsReadingsAndAcknowledgesNothing) {
+  StoreOptions o{dir_.File("small.db")};
+  o.max_bytes = 0;
+  o.max_pages = 24;  // 96 KiB: far less than the batch below
+  auto small = StoreWriter::Open(o);
+  ASSERT_TRUE(small.ok()) << small.error();
+  PipelineOptions options;
+  options.node_id = "node-1";
+  options.rollup_interval_ms = 0;
+  Pipeline p(
+      options, queue_, rules::Engine(rules::Policy{}), **small, metrics_, clock_, [] {},
+      [this](uint64_t seq) { durable_.push_back(seq); });
+  std::vector<RawMessage> batch;
+  for (uint64_t i = 1; i <= 5000; ++i) {
+    RawMessage m{"other/s" + std::to_string(i), "1", 1000};
+    m.seq = i;
+    batch.push_back(std::move(m));
+  }
+  clock_.Advance(100);
+  p.ProcessBatch(batch);
+  EXPECT_FALSE(p.store_writable());
+  EXPECT_TRUE(durable_.empty());  // nothing acknowledged
+  EXPECT_EQ(metrics_.Counter("edge_agent_readings_dropped_total", "", {{"reason", "store_error"}})
+                .Value(),
+            0);  // kept for the next attempt, not dropped
+  std::vector<RawMessage> none;
+  clock_.Advance(100);
+  p.ProcessBatch(none);  // tried again, refused again
+  EXPECT_TRUE(durable_.empty());
+}
+
 }  // namespace
 }  // namespace edge::agent

@@ -612,6 +612,22 @@ TEST(SqliteStore, VersionSixBlocksOfEightByteValuesStillRead) {
   EXPECT_EQ((*got)[2].value, 7.0);
 }
 
+TEST(SqliteStore, ADatabaseOfANewerSchemaIsRefusedNotRewritten) {
+  TempDir dir;
+  const std::string path = dir.File("newer.db");
+  { ASSERT_TRUE(StoreWriter::Open({path}).ok()); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto w = StoreWriter::Open({path});
+  ASSERT_FALSE(w.ok());
+  EXPECT_NE(w.error().find("newer than this agent's"), std::string::npos) << w.error();
+  EXPECT_TRUE(std::filesystem::exists(path));  // not moved aside
+}
+
 TEST(SqliteStore, AVersionFourConsolePolicyGetsASequenceOfZero) {
   TempDir dir;
   const std::string path = dir.File("a.db");

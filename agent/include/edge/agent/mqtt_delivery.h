@@ -24,6 +24,7 @@
 // oldest is sent at once and counted by the caller (Verdict::kNewOverflow).
 // Not thread-safe: owned by the MQTT client's thread.
 
+#include <bitset>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -80,7 +81,10 @@ class DeliveryTracker {
 
   // The connection is gone: the acks owed on it are dropped (a persistent session's broker
   // sends those messages again, with DUP, on the next connection).
-  void Disconnected() { owed_.clear(); }
+  void Disconnected() {
+    owed_.clear();
+    owed_ids_.reset();
+  }
 
   uint64_t durable_seq() const { return durable_; }
   size_t owed() const { return owed_.size(); }
@@ -102,6 +106,7 @@ class DeliveryTracker {
 
   std::unique_ptr<Slot[], FreeSlots> slots_;  // by packet id
   std::deque<Owed> owed_;                     // ordered by seq
+  std::bitset<65'536> owed_ids_;              // packet ids in owed_
   uint64_t durable_ = 0;
 };
 

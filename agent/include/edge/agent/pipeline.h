@@ -35,8 +35,12 @@
 // outbox commit; `on_durable` then gets the highest such number (Ingest::Acknowledge). The
 // packet ids and digests of a readings commit's QoS 1/2 messages, and of the latest before
 // them up to 256 in all, are stored in it (StoreWriter::AppendReadings), and a commit is
-// made for them even when they carried no reading to store. While the store refuses writes nothing
-// becomes durable, so the broker holds back what it would send (its in-flight window).
+// made for them even when they carried no reading to store. While the store refuses writes
+// nothing becomes durable, so the broker holds back what it would send (its in-flight
+// window): a failed readings commit keeps its readings for the next attempt (up to
+// max_pending_readings; more are dropped and counted as backlog) instead of dropping them,
+// and idle sensors are not forgotten meanwhile. Only with `on_durable`; without it a failed
+// readings commit drops its readings (counted).
 //
 // Rules: each reading goes through rules::Engine::Process; a reading its filters reject is
 // neither rolled up nor stored, and one they thin out (deadband, downsample, a duplicate) is
@@ -229,6 +233,7 @@ class Pipeline {
   std::vector<StoreWriter::NewReading> pending_readings_;
   std::vector<DeliveredMessage> pending_delivered_;  // QoS 1/2 messages since the last commit
   std::vector<DeliveredMessage> delivered_window_;   // what the last commit stored of them
+  std::vector<DeliveredMessage> delivered_next_;     // what the commit under way stores
   std::function<void(uint64_t)> on_durable_;
   uint64_t processed_seq_ = 0;  // the highest message number processed
   uint64_t readings_seq_ = 0;   // ... whose readings are committed
