@@ -254,9 +254,11 @@ class NativeIngest final : public Ingest {
     Send(connect);
 
     while (true) {
-      while (options_.has_room && state_ == State::kReady && !options_.has_room() &&
-             !stopping_.load(std::memory_order_relaxed)) {
-        // The queue is more than half full: leave the rest with the broker for now.
+      while (options_.has_room && delivery_ && delivery_->owed() > 0 && state_ == State::kReady &&
+             !options_.has_room() && !stopping_.load(std::memory_order_relaxed)) {
+        // Acks are held and the queue is more than half full: leave the rest with the broker
+        // for now. (A flood of QoS 0 messages, with none held, is read on and the queue drops
+        // the oldest, counted: nothing is acknowledged for those.)
         room_timer_.expires_after(std::chrono::milliseconds(kQueueFullPauseMs));
         co_await room_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (!fail_reason_.empty()) co_return fail_reason_;

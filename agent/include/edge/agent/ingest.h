@@ -99,10 +99,11 @@ struct IngestOptions {
   // broker has stopped sending for kAckStallMs while acknowledgements are owed (its
   // in-flight window is full), and at Stop. Called on the client's thread; must not block.
   std::function<void()> request_commit;
-  // Native client: checked before each socket read; while it answers false the client does
-  // not read (checking again every kQueueFullPauseMs), so that TCP makes the broker hold
-  // what the ingest queue has no room for, instead of the queue dropping messages that
-  // would then be acknowledged unprocessed. Called on the client's thread; must not block.
+  // Native client with ack_after_commit: checked before each socket read while
+  // acknowledgements are held; while it answers false the client does not read (checking
+  // again every kQueueFullPauseMs), so that TCP makes the broker hold what the ingest queue
+  // has no room for, instead of the queue dropping QoS 1/2 messages that would then be
+  // acknowledged unprocessed. Called on the client's thread; must not block.
   std::function<bool()> has_room;
 };
 
