@@ -71,6 +71,14 @@ const std::vector<Field>& Fields() {
          return Status::Ok();
        },
        false},
+      {{"mqtt.username_file", "EDGE_AGENT_MQTT_USERNAME_FILE", "",
+        "File holding the broker user name (surrounding whitespace ignored), instead of "
+        "mqtt.username: both can come from one Secret."},
+       [](Config& c, std::string_view v) {
+         c.mqtt.username_file = std::string(v);
+         return Status::Ok();
+       },
+       false},
       {{"mqtt.password_file", "EDGE_AGENT_MQTT_PASSWORD_FILE", "",
         "File holding the broker password (surrounding whitespace ignored)."},
        [](Config& c, std::string_view v) {

@@ -256,6 +256,9 @@ Status CheckConfig(const Config& c) {
   check("mqtt.read_pause", CheckDurationRange(c.mqtt.read_pause_ms, 0, kMaxReadPauseMs));
   check("mqtt.backoff_max",
         CheckDurationRange(c.mqtt.backoff_max_ms, kMqttFirstRetryMs, kMaxMqttBackoffMs));
+  if (!c.mqtt.username.empty() && !c.mqtt.username_file.empty()) {
+    check("mqtt.username_file", Status::Error("set either mqtt.username or mqtt.username_file"));
+  }
   if (c.mqtt.client == "paho" && c.mqtt.ack == "commit") {
     check("mqtt.ack", Status::Error("commit needs mqtt.client: native (Paho acknowledges a "
                                     "message on receipt)"));

@@ -365,6 +365,11 @@ Status MakeIngest(Run& run) {
       return queue.size() < queue.capacity() / 2 && queue.bytes() < queue.max_bytes() / 2;
     };
   }
+  if (!mqtt.username_file.empty()) {
+    auto user = ReadTextFile(mqtt.username_file, kNoFileSizeLimit);
+    if (!user.ok()) return Status::Error("mqtt.username_file: " + user.error());
+    ingest_options.username = std::string(edge::Trim(*user));
+  }
   if (!mqtt.password_file.empty()) {
     auto pw = ReadTextFile(mqtt.password_file, kNoFileSizeLimit);
     if (!pw.ok()) return Status::Error("mqtt.password_file: " + pw.error());

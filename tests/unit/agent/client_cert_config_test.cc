@@ -1,5 +1,5 @@
 // mqtt.cert_file/key_file and console.cert_file/key_file: the agent's client certificates
-// for the broker and the console (docs/configuration.md).
+// for the broker and the console; mqtt.username_file and password_file (docs/configuration.md).
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -47,6 +47,20 @@ TEST(MqttCertConfig, ACertificateNeedsATlsBroker) {
   EXPECT_THAT(Validate(c).message(), HasSubstr("mqtt.cert_file: needs an ssl:// mqtt.url"));
   c.mqtt.url = "mqtts://broker:8883";
   EXPECT_TRUE(Validate(c).ok()) << Validate(c).message();
+}
+
+TEST(MqttCredentialFiles, AreReadAndTheUserNameComesFromOnePlace) {
+  Result<Config> c = ParseConfig(
+      "node_id: n1\nmqtt:\n  username_file: /run/secrets/user\n"
+      "  password_file: /run/secrets/password\n",
+      "cfg.yaml");
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c->mqtt.username_file, "/run/secrets/user");
+  EXPECT_TRUE(Validate(*c).ok());
+  Config both = *c;
+  both.mqtt.username = "node-1";
+  EXPECT_THAT(Validate(both).message(),
+              HasSubstr("mqtt.username_file: set either mqtt.username or mqtt.username_file"));
 }
 
 TEST(ConsoleCertConfig, AreReadAndNeedEachOther) {

@@ -36,6 +36,7 @@ struct MqttConfig {
   std::string client_id;                 // empty: MqttClientId() derives one from node_id
   int qos = 1;                           // 0..2
   std::string username;                  // empty: anonymous
+  std::string username_file;             // file holding the user name (instead of username)
   std::string password_file;             // file holding the password; empty: none
   std::string ca_file;                   // PEM CA bundle for ssl://; empty: system CAs
   std::string cert_file;                 // client certificate (PEM) for ssl://; empty: none
