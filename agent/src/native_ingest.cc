@@ -75,18 +75,7 @@ class NativeIngest final : public Ingest {
         // the decoder counts such payloads.
         too_large_(metrics.Counter("edge_agent_readings_rejected_total", kReadingsRejectedHelp,
                                    {{"reason", "too_large"}})),
-        duplicates_(metrics.Counter(
-            "edge_agent_mqtt_duplicates_total",
-            "QoS 1/2 messages the broker sent again that the agent already had (not processed "
-            "again)")),
-        ack_stalls_(metrics.Counter(
-            "edge_agent_mqtt_ack_stalls_total",
-            "Early commits asked for because the broker stopped sending while acknowledgements "
-            "were owed (its in-flight window was full)")),
-        acks_uncommitted_(metrics.Counter(
-            "edge_agent_mqtt_acks_uncommitted_total",
-            "Acknowledgements sent before their message was committed, because too many were "
-            "owed")),
+        ack_metrics_(metrics),
         reconnect_(options_, metrics_),
         tls_("mqtt", {options_.ca_file, options_.cert_file, options_.key_file}),
         parser_(options_.max_packet_bytes),
@@ -381,7 +370,7 @@ class NativeIngest final : public Ingest {
       stall_armed_ = false;
       if (ec || !delivery_ || delivery_->owed() < kAckStallMinOwed) return;
       if (clock_.MonotonicMs() - last_received_ms_ >= kAckStallMs) {
-        ack_stalls_.Inc();
+        ack_metrics_.stalls.Inc();
         if (options_.request_commit) options_.request_commit();
       }
       ArmStallTimer();
@@ -426,10 +415,10 @@ class NativeIngest final : public Ingest {
       const auto verdict =
           delivery_->OnPublish(p.packet_id, p.qos, p.dup, digest, next_seq_ + 1, delivery_acks_);
       if (verdict == DeliveryTracker::Verdict::kDuplicate) {
-        duplicates_.Inc();
+        ack_metrics_.duplicates.Inc();
         return;
       }
-      if (verdict == DeliveryTracker::Verdict::kNewOverflow) acks_uncommitted_.Inc();
+      if (verdict == DeliveryTracker::Verdict::kNewOverflow) ack_metrics_.uncommitted.Inc();
     } else {
       AcknowledgeNow(p);
       // A QoS 2 id already delivered and not yet released is the broker's resend.
@@ -642,9 +631,7 @@ class NativeIngest final : public Ingest {
   Clock& clock_;
   IngestMetrics metrics_;
   CounterHandle& too_large_;
-  CounterHandle& duplicates_;
-  CounterHandle& ack_stalls_;
-  CounterHandle& acks_uncommitted_;
+  AckMetrics ack_metrics_;
   std::atomic<bool> connected_{false};
   std::atomic<bool> stopping_{false};
 

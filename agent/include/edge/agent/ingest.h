@@ -138,6 +138,24 @@ struct IngestMetrics {
   CounterHandle& disconnected_seconds;
 };
 
+// The native client's acknowledge-after-commit metrics (CreateNativeIngest).
+struct AckMetrics {
+  explicit AckMetrics(Metrics& metrics)
+      : duplicates(metrics.Counter("edge_agent_mqtt_duplicates_total",
+                                   "QoS 1/2 messages the broker sent again that the agent "
+                                   "already had (not processed again)")),
+        stalls(metrics.Counter("edge_agent_mqtt_ack_stalls_total",
+                               "Early commits asked for because the broker stopped sending "
+                               "while acknowledgements were owed (its in-flight window was "
+                               "full)")),
+        uncommitted(metrics.Counter("edge_agent_mqtt_acks_uncommitted_total",
+                                    "Acknowledgements sent before their message was committed, "
+                                    "because too many were owed")) {}
+  CounterHandle& duplicates;
+  CounterHandle& stalls;
+  CounterHandle& uncommitted;
+};
+
 // Called on the MQTT client's thread with messages in the order received: the native client
 // passes all those of one socket read, Paho one at a time. The sink may move from them and
 // may leave spent messages in their place: the client copies later messages into those
