@@ -396,6 +396,20 @@ const std::vector<Field>& Fields() {
         "forgotten."},
        [](Config& c, std::string_view v) { return AssignInt(v, 1, kMaxSensors, c.max_sensors); },
        false},
+      {{"sparkplug.max_nodes", "EDGE_AGENT_SPARKPLUG_MAX_NODES", "1024",
+        "Most Sparkplug B edge nodes whose birth (metric names and aliases) is kept, 1 to "
+        "1000000; the birth of one more is refused (too_many_nodes) until a node dies."},
+       [](Config& c, std::string_view v) {
+         return AssignInt(v, 1, 1'000'000, c.sparkplug_max_nodes);
+       },
+       false},
+      {{"sparkplug.max_metrics", "EDGE_AGENT_SPARKPLUG_MAX_METRICS", "4096",
+        "Most metric definitions (and devices) one Sparkplug B edge node may declare in its "
+        "births, 1 to 1000000; a birth past it is refused (too_many_metrics)."},
+       [](Config& c, std::string_view v) {
+         return AssignInt(v, 1, 1'000'000, c.sparkplug_max_metrics);
+       },
+       false},
       {{"sensors.idle_after", "EDGE_AGENT_SENSORS_IDLE_AFTER", "10m",
         "A sensor without a reading this long (and no firing alert) is forgotten: its rule "
         "state goes, as if never seen. 1s to 30d."},

@@ -210,12 +210,7 @@ void Pipeline::ProcessBatch(std::span<RawMessage> batch) {
     bytes += msg.payload.size();
     processed_seq_ = std::max(processed_seq_, msg.seq);
     if (msg.digest != 0) pending_delivered_.push_back({msg.packet_id, msg.digest});
-    readings_.clear();
-    auto reject = DecodePayload(msg.topic, msg.payload, msg.receive_ms, options_.decode, readings_);
-    if (reject) {
-      counters_->rejected[*reject]->Inc();
-      continue;
-    }
+    if (!DecodeMessage(msg)) continue;
     readings += readings_.size();
     for (rules::Reading& r : readings_) {
       events_.clear();

@@ -8,6 +8,7 @@
 
 #include "edge/agent/decoder.h"
 #include "edge/agent/pipeline.h"
+#include "edge/agent/sparkplug.h"
 
 namespace edge::agent {
 
@@ -24,6 +25,37 @@ inline constexpr char kCommitHelp[] =
 // 0.25 ms to 1 s: an outbox commit on a quiet disk takes 1-4 ms.
 inline const std::vector<double> kCommitBuckets{0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075,
                                                 0.01,    0.025,  0.05,  0.1,   0.25,  1.0};
+
+// Sparkplug B: messages by type, rejects and skipped metrics by reason, sequence gaps, and
+// the edge nodes holding a birth. Registered up front, so that a zero shows.
+struct SparkplugCounters {
+  explicit SparkplugCounters(Metrics& m)
+      : seq_gaps(m.Counter("edge_agent_sparkplug_seq_gaps_total",
+                           "Sparkplug B messages whose seq was not the previous one + 1")),
+        nodes(m.Gauge("edge_agent_sparkplug_nodes", "Sparkplug B edge nodes holding a birth")) {
+    for (size_t i = 0; i < kSparkplugTypeCount; ++i) {
+      messages[i] = &m.Counter("edge_agent_sparkplug_messages_total",
+                               "Sparkplug B messages decoded or rejected, by message type",
+                               {{"type", std::string(SparkplugTypeLabel(SparkplugType(i)))}});
+    }
+    for (size_t i = 0; i < kSparkplugRejectCount; ++i) {
+      rejected[i] = &m.Counter("edge_agent_sparkplug_rejected_total",
+                               "Sparkplug B messages refused whole, by reason",
+                               {{"reason", std::string(SparkplugRejectLabel(SparkplugReject(i)))}});
+    }
+    for (size_t i = 0; i < kSparkplugSkipCount; ++i) {
+      skipped[i] = &m.Counter("edge_agent_sparkplug_metrics_skipped_total",
+                              "Sparkplug B metrics of accepted messages that made no reading, by "
+                              "reason",
+                              {{"reason", std::string(SparkplugSkipLabel(SparkplugSkip(i)))}});
+    }
+  }
+  CounterHandle* messages[kSparkplugTypeCount];
+  CounterHandle* rejected[kSparkplugRejectCount];
+  CounterHandle* skipped[kSparkplugSkipCount];
+  CounterHandle& seq_gaps;
+  GaugeHandle& nodes;
+};
 
 // Handles looked up once; label sets that depend on policy content are cached lazily.
 struct Pipeline::Counters {
@@ -82,7 +114,8 @@ struct Pipeline::Counters {
                                     "Sensors whose rule state was dropped after they were idle "
                                     "for sensors.idle_after")),
         sensors_tracked(
-            m.Gauge("edge_agent_sensors_tracked", "Sensors the rules engine keeps state for")) {
+            m.Gauge("edge_agent_sensors_tracked", "Sensors the rules engine keeps state for")),
+        sparkplug(m) {
     for (const char* kind : {"alert", "rollup", "status"}) {
       evicted[kind] = &m.Counter("edge_agent_outbox_evicted_total", kEvictedHelp, {{"kind", kind}});
     }
@@ -115,6 +148,7 @@ struct Pipeline::Counters {
   CounterHandle& too_many_sensors;
   CounterHandle& sensors_forgotten;
   GaugeHandle& sensors_tracked;
+  SparkplugCounters sparkplug;
   uint64_t last_non_finite = 0;
   uint64_t last_out_of_range = 0;
   uint64_t last_duplicates = 0;

@@ -386,6 +386,24 @@ void Engine::Advance(int64_t now_ms, std::vector<AlertEvent>& out) {
   }
 }
 
+size_t Engine::MarkOffline(std::string_view prefix, int64_t now_ms, std::vector<AlertEvent>& out) {
+  Impl& im = *impl_;
+  size_t fired = 0;
+  for (const Impl::StaleRef& ref : im.stale) {
+    if (!ref.sensor->starts_with(prefix)) continue;
+    SensorState& s = *ref.state;
+    RuleState& rs = s.rules[ref.index];
+    if (rs.phase == Phase::kFiring || !s.seen) continue;
+    const RuleSpec& spec = im.policy.rules[rs.rule];
+    if (rs.resolved_before && !ElapsedAtLeast(rs.resolved_ms, now_ms, spec.cooldown_ms)) continue;
+    rs.phase = Phase::kFiring;
+    rs.run_start_ms = now_ms;
+    im.Emit(spec, rs, s, *ref.sensor, now_ms, s.last_value, AlertState::kFiring, out);
+    ++fired;
+  }
+  return fired;
+}
+
 void Engine::SwapPolicy(Policy next, std::vector<AlertEvent>& out) {
   Impl& im = *impl_;
   Policy old = std::move(im.policy);

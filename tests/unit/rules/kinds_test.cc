@@ -281,6 +281,43 @@ TEST(StaleRule, EachSensorOnItsOwn) {
   EXPECT_EQ(events[0].sensor, "plant/a");
 }
 
+TEST(StaleRule, MarkOfflineFiresAtOnceForTheSensorsUnderThePrefix) {
+  Engine engine(PolicyOf({Rule("quiet", Stale(10 * kMin))}));
+  Feed(engine, 0, 1, "plant/line1/a");
+  Feed(engine, 0, 2, "plant/line1/b");
+  Feed(engine, 0, 3, "plant/line2/a");
+  std::vector<AlertEvent> out;
+  EXPECT_EQ(engine.MarkOffline("plant/line1/", 5 * kSec, out), 2u);
+  ASSERT_EQ(out.size(), 2u);
+  for (const AlertEvent& e : out) {
+    EXPECT_EQ(e.state, AlertState::kFiring);
+    EXPECT_TRUE(e.sensor.starts_with("plant/line1/")) << e.sensor;
+    EXPECT_EQ(e.ts_ms, 5 * kSec);
+    EXPECT_EQ(e.started_ms, 5 * kSec);
+  }
+  // Already firing: neither a second death nor the clock fires them again; line2 waits
+  // for its `after` as before.
+  out.clear();
+  EXPECT_EQ(engine.MarkOffline("plant/line1/", 6 * kSec, out), 0u);
+  const auto ticked = Tick(engine, 10 * kMin);
+  ASSERT_EQ(ticked.size(), 1u);
+  EXPECT_EQ(ticked[0].sensor, "plant/line2/a");
+  // The next reading (a birth) resolves it.
+  const auto back = Feed(engine, 11 * kMin, 1, "plant/line1/a");
+  ASSERT_EQ(back.size(), 1u);
+  EXPECT_EQ(back[0].state, AlertState::kResolved);
+}
+
+TEST(StaleRule, MarkOfflineRespectsTheCooldown) {
+  Engine engine(PolicyOf({Rule("quiet", Stale(kMin), 10 * kMin)}));
+  Feed(engine, 0, 1);
+  ASSERT_EQ(Tick(engine, kMin).size(), 1u);
+  ASSERT_EQ(Feed(engine, 2 * kMin, 1).size(), 1u);  // resolved at 2 min
+  std::vector<AlertEvent> out;
+  EXPECT_EQ(engine.MarkOffline("plant/", 3 * kMin, out), 0u);
+  EXPECT_EQ(engine.MarkOffline("plant/", 12 * kMin, out), 1u);
+}
+
 // ---- flatline ----
 
 FlatlineParams Flat(double epsilon, int64_t window_ms) {

@@ -112,6 +112,8 @@ struct Config {
   int64_t queue_max_bytes = 16 << 20;    // ingest queue, in topic + payload bytes
   size_t max_sensors = 10'000;           // sensors the rules engine tracks
   int64_t sensor_idle_ms = 10 * 60'000;  // idle sensors are forgotten after this
+  size_t sparkplug_max_nodes = 1024;     // Sparkplug B edge nodes holding a birth
+  size_t sparkplug_max_metrics = 4096;   // metric definitions per Sparkplug B edge node
 };
 
 // Parses a YAML configuration. Keys not in the text keep their defaults; an empty text

@@ -84,6 +84,7 @@
 #include "edge/agent/bounded_queue.h"
 #include "edge/agent/decoder.h"
 #include "edge/agent/ingest.h"
+#include "edge/agent/sparkplug.h"
 #include "edge/agent/store.h"
 #include "edge/common/clock.h"
 #include "edge/common/metrics.h"
@@ -97,6 +98,7 @@ using IngestQueue = BoundedQueue<RawMessage, RawMessageBytes>;
 struct PipelineOptions {
   std::string node_id;
   DecodeOptions decode;
+  SparkplugOptions sparkplug;        // topics under spBv1.0/ (docs/payloads.md, "Sparkplug B")
   size_t max_batch = 4096;           // messages taken from the queue per cycle
   int64_t commit_interval_ms = 100;  // longest wait for messages before a cycle ends
   // Least time between the starts of two outbox commits (each a sync); 0: every cycle.
@@ -180,6 +182,10 @@ class Pipeline {
     int64_t end_ms = 0;
   };
   void RunCycle(std::span<RawMessage> batch);
+  // Decodes one message into readings_ (JSON and plain text, or Sparkplug B), counting what
+  // it refuses; a Sparkplug death takes its sensors offline (events into uncommitted_).
+  // False when the message made no reading.
+  bool DecodeMessage(const RawMessage& msg);
   void Commit();
   // Commits the waiting outbox rows when the window since the last commit has passed;
   // otherwise sets the deadline and wakes the pipeline thread if it would sleep past it.
@@ -218,11 +224,12 @@ class Pipeline {
   Clock& clock_;
   std::function<void()> on_committed_;
   std::unique_ptr<Counters> counters_;
-  std::vector<rules::Reading> readings_;        // scratch, reused
-  std::vector<rules::AlertEvent> events_;       // scratch, reused
-  std::vector<rules::AlertEvent> uncommitted_;  // events waiting for a successful commit
-  std::deque<ClosedRollup> rollup_rows_;        // closed rollups waiting for a commit
-  std::vector<RollupEntry> rollups_;            // the open window, in order of first reading
+  std::vector<rules::Reading> readings_;         // scratch, reused
+  std::unique_ptr<SparkplugDecoder> sparkplug_;  // made at the first Sparkplug B message
+  std::vector<rules::AlertEvent> events_;        // scratch, reused
+  std::vector<rules::AlertEvent> uncommitted_;   // events waiting for a successful commit
+  std::deque<ClosedRollup> rollup_rows_;         // closed rollups waiting for a commit
+  std::vector<RollupEntry> rollups_;             // the open window, in order of first reading
   // Numbers the open window; a sensor's rollup slot (an engine caller word) holds a window
   // and an index in rollups_, and a slot of an earlier window is empty.
   uint64_t window_ = 1;

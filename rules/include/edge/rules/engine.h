@@ -111,6 +111,13 @@ class Engine {
   // rule-sensor pairs); call it about once a second, or in replay as event time advances.
   void Advance(int64_t now_ms, std::vector<AlertEvent>& out);
 
+  // Takes every sensor whose id starts with `prefix` offline at now_ms (a Sparkplug B death
+  // certificate says so): each of its stale rules that is not firing fires at once, without
+  // waiting for `after` (a cooldown still holds it back), with started_ms = now_ms and the
+  // newest reading's value; the sensor's next reading resolves it as usual. Appends the
+  // firing events to `out` and returns how many. O(stale rule-sensor pairs).
+  size_t MarkOffline(std::string_view prefix, int64_t now_ms, std::vector<AlertEvent>& out);
+
   // Replaces the policy between readings. A rule whose RuleSpec is equal in both policies
   // (same id and definition) keeps its state for every sensor: windows, pending runs,
   // firing episodes, cooldowns. A rule removed or changed starts afresh; its firing
