@@ -13,7 +13,7 @@ PACKAGES=(
   mosquitto mosquitto-clients prometheus python3 python3-yaml python3-matplotlib curl iproute2
   clang libclang-rt-14-dev
   libprotobuf-dev protobuf-compiler libmodbus-dev python3-pymodbus python3-serial
-  python3-serial-asyncio
+  python3-serial-asyncio python3-paho-mqtt
 )
 
 PACKAGES+=("$@")
