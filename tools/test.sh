@@ -97,7 +97,8 @@ fi
 if [ "$SANITIZE" = 1 ]; then
   stage "ASan/UBSan build (waiting for the background build)"
   wait_background "ASan/UBSan build"
-  # libFuzzer targets (clang): the policy parser, the payload decoder and the MQTT codec,
+  # libFuzzer targets (clang): the policy parser, the payload decoder, the Sparkplug B
+  # decoder and the MQTT codec,
   # bounded in time; then the unit tests under ThreadSanitizer (only the unit tests: the
   # integration tests run processes whose threads the unit tests already cover). Built in
   # the background, one after the other, while the ASan tests run.
@@ -106,7 +107,7 @@ if [ "$SANITIZE" = 1 ]; then
     -DEDGE_FUZZ_SECONDS="${EDGE_FUZZ_SECONDS:-20}" >/dev/null
   cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEDGE_TSAN=ON \
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O1 -g0' >/dev/null
-  background bash -c "cmake --build build-fuzz -j$JOBS --target policy_fuzz decoder_fuzz \
+  background bash -c "cmake --build build-fuzz -j$JOBS --target policy_fuzz decoder_fuzz sparkplug_fuzz \
     mqtt_codec_fuzz && cmake --build build-tsan -j$JOBS --target common_unit_tests \
     rules_unit_tests agent_unit_tests cloudsync_unit_tests console_unit_tests"
   stage "ctest (ASan/UBSan)"
