@@ -519,6 +519,8 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
 SparkplugDecoder::SparkplugDecoder(SparkplugOptions options)
     : impl_(std::make_unique<Impl>(options)) {}
 SparkplugDecoder::~SparkplugDecoder() = default;
+SparkplugDecoder::SparkplugDecoder(SparkplugDecoder&&) noexcept = default;
+SparkplugDecoder& SparkplugDecoder::operator=(SparkplugDecoder&&) noexcept = default;
 
 SparkplugOutcome SparkplugDecoder::Decode(std::string_view topic, std::string_view payload,
                                           int64_t receive_ms, std::vector<rules::Reading>& out) {

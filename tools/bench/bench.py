@@ -489,7 +489,7 @@ class Suite:
     def micro(self):
         """The Google Benchmark binaries, JSON output."""
         runs = [("decoder_bench", []), ("rules_bench", []), ("store_bench", []),
-                ("uplink_bench", []), ("mqtt_codec_bench", [])]
+                ("uplink_bench", []), ("mqtt_codec_bench", []), ("sparkplug_bench", [])]
         out = {}
         for name, extra in runs:
             path = os.path.join(self.build, "tools", "bench", name)
@@ -501,7 +501,8 @@ class Suite:
                 filt = {"rules_bench": "Compact", "store_bench": "AppendReadings/100/|AppendOutbox/100/",
                         "decoder_bench": "Plain|JsonValueTs",
                         "uplink_bench": "EncodeBatchBody/500|EncodeBatchBodyViaDom/500",
-                        "mqtt_codec_bench": "Qos0"}[name]
+                        "mqtt_codec_bench": "Qos0",
+                        "sparkplug_bench": "DData/10|Json_Object/10"}[name]
                 args += ["--benchmark_min_time=0.05", "--benchmark_filter=" + filt]
             else:
                 args += ["--benchmark_min_time=0.5"] if name != "rules_bench" else []

@@ -35,7 +35,7 @@ if [ "$BUILD_STEP" = 1 ]; then
   cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DEDGE_BUILD_BENCH=ON \
     -DEDGE_BUILD_TESTS=OFF >/dev/null
   cmake --build "$BUILD" -j"${JOBS:-2}" --target edge-agent edge-console sensor-sim \
-    decoder_bench rules_bench store_bench uplink_bench mqtt_codec_bench
+    decoder_bench rules_bench store_bench uplink_bench mqtt_codec_bench sparkplug_bench
 fi
 # Debian's interpreter: its python3-matplotlib draws the charts (a python3 earlier in PATH,
 # such as a pyenv one, would not see it).

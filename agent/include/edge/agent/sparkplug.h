@@ -110,6 +110,8 @@ class SparkplugDecoder {
  public:
   explicit SparkplugDecoder(SparkplugOptions options = {});
   ~SparkplugDecoder();
+  SparkplugDecoder(SparkplugDecoder&&) noexcept;
+  SparkplugDecoder& operator=(SparkplugDecoder&&) noexcept;
   SparkplugDecoder(const SparkplugDecoder&) = delete;
   SparkplugDecoder& operator=(const SparkplugDecoder&) = delete;
 
