@@ -16,6 +16,7 @@
 #include "edge/common/strings.h"
 #include "edge/rules/duration.h"
 #include "edge/rules/yaml_document.h"
+#include "modbus_config.h"
 
 namespace edge::agent {
 namespace {
@@ -114,7 +115,11 @@ class YamlReader {
     for (auto it = root.begin(); it != root.end(); ++it) {
       std::string name;
       if (!KeyName(it->first, seen, name)) continue;
-      if (const Field* field = FindField(name)) {
+      if (name == "modbus") {
+        config_internal::ReadModbusSection(
+            it->second, config_.modbus,
+            [this](const YAML::Mark& mark, const std::string& message) { Error(mark, message); });
+      } else if (const Field* field = FindField(name)) {
         Value(*field, it->first, it->second);
       } else if (IsSection(name)) {
         Section(name, it->second);

@@ -325,7 +325,7 @@ class NativeIngest final : public Ingest {
         sink_(std::span<RawMessage>(messages_.data(), pending_));
       }
       if (delivery_ && delivery_->owed() >= kAckStallMinOwed) ArmStallTimer();
-      for (size_t i = 0; i < pending_; ++i) ReleaseLargeBuffers(messages_[i]);
+      for (size_t i = 0; i < pending_; ++i) PrepareForReuse(messages_[i]);
       pending_ = 0;
     }
     SendAcks();

@@ -119,7 +119,7 @@ void Pipeline::Run() {
     RunCycle(batch);
     // The MQTT thread copies the next messages into these strings instead of allocating;
     // only small buffers are kept, so that one large payload does not stay allocated.
-    for (RawMessage& m : batch) ReleaseLargeBuffers(m);
+    for (RawMessage& m : batch) PrepareForReuse(m);
     queue_.Recycle(batch);
     if (burst_bytes_ > kBurstBytes && queue_.size() == 0) ReleaseBurstMemory();
   }

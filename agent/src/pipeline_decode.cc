@@ -6,6 +6,10 @@ namespace edge::agent {
 
 bool Pipeline::DecodeMessage(const RawMessage& msg) {
   readings_.clear();
+  if (msg.offline) {
+    MarkOffline(msg.topic, msg.receive_ms);
+    return false;
+  }
   if (!IsSparkplugTopic(msg.topic)) {
     const std::optional<RejectReason> reject =
         DecodePayload(msg.topic, msg.payload, msg.receive_ms, options_.decode, readings_);
@@ -26,12 +30,14 @@ bool Pipeline::DecodeMessage(const RawMessage& msg) {
     if (o.skipped[i] > 0) c.skipped[i]->Inc(static_cast<double>(o.skipped[i]));
   }
   c.nodes.Set(static_cast<double>(sparkplug_->nodes()));
-  if (!o.offline_prefix.empty()) {
-    events_.clear();
-    engine_.MarkOffline(o.offline_prefix, msg.receive_ms, events_);
-    for (auto& e : events_) uncommitted_.push_back(std::move(e));
-  }
+  if (!o.offline_prefix.empty()) MarkOffline(o.offline_prefix, msg.receive_ms);
   return !readings_.empty();
+}
+
+void Pipeline::MarkOffline(std::string_view prefix, int64_t now_ms) {
+  events_.clear();
+  engine_.MarkOffline(prefix, now_ms, events_);
+  for (auto& e : events_) uncommitted_.push_back(std::move(e));
 }
 
 }  // namespace edge::agent

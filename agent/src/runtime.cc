@@ -19,6 +19,7 @@
 #include "edge/agent/decoder.h"
 #include "edge/agent/http_server.h"
 #include "edge/agent/ingest.h"
+#include "edge/agent/modbus.h"
 #include "edge/agent/pipeline.h"
 #include "edge/agent/policy_watcher.h"
 #include "edge/agent/prometheus_metrics.h"
@@ -223,6 +224,7 @@ struct Run {
   CounterHandle* queue_drops = nullptr;
   GaugeHandle* queue_depth = nullptr;
   std::unique_ptr<Ingest> ingest;
+  std::unique_ptr<ModbusPoller> modbus;  // null without modbus devices
 
   PolicyInfo policy_info;
   std::unique_ptr<StoreOutboxSource> outbox;
@@ -600,6 +602,7 @@ void Start(Run& run) {
   run.pipeline_thread = std::thread([&pipeline = *run.pipeline] { pipeline.Run(); });
 
   run.ingest->Start();
+  if (run.modbus) run.modbus->Start();
   if (run.uplink) run.uplink->Start();
   if (run.channel) run.channel->Start();
   const Config& config = run.config;
@@ -627,6 +630,7 @@ void StopAndWait(StopFn stop, int64_t timeout_ms) {
 // closes, then the network thread.
 void Drain(Run& run) {
   run.ingest->Stop(kIngestStopMs);
+  if (run.modbus) run.modbus->Stop();
   run.queue.Close();
   run.pipeline_thread.join();
   if (run.channel) {
@@ -654,6 +658,10 @@ int RunAgent(const Config& config) {
     if (Status s = OpenStore(run); !s) return s;
     if (Status s = ChoosePolicy(run); !s) return s;
     if (Status s = MakeIngest(run); !s) return s;
+    if (!run.config.modbus.empty()) {
+      run.modbus =
+          std::make_unique<ModbusPoller>(run.config.modbus, run.queue, run.metrics, run.clock);
+    }
     if (Status s = MakeUplink(run); !s) return s;
     for (const std::string& w : ConfigWarnings(run.config)) spdlog::warn("{}", w);
     if (Status s = StartHttp(run); !s) return s;

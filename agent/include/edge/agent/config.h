@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "edge/agent/modbus.h"
 #include "edge/common/status.h"
 
 namespace edge::agent {
@@ -114,6 +115,7 @@ struct Config {
   int64_t sensor_idle_ms = 10 * 60'000;  // idle sensors are forgotten after this
   size_t sparkplug_max_nodes = 1024;     // Sparkplug B edge nodes holding a birth
   size_t sparkplug_max_metrics = 4096;   // metric definitions per Sparkplug B edge node
+  std::vector<ModbusDevice> modbus;      // devices polled over Modbus TCP (config file only)
 };
 
 // Parses a YAML configuration. Keys not in the text keep their defaults; an empty text

@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "edge/agent/bounded_queue.h"
 #include "edge/agent/mqtt_delivery.h"
 #include "edge/common/clock.h"
 #include "edge/common/metrics.h"
@@ -41,6 +42,9 @@ struct RawMessage {
   uint64_t seq = 0;
   uint16_t packet_id = 0;
   uint32_t digest = 0;
+  // Not a message from the broker: the sensors whose ids start with `topic` went offline at
+  // receive_ms (a Modbus device stopped answering); their stale rules fire at once.
+  bool offline = false;
 };
 
 // Message buffers are reused (the MQTT thread's slots, the queue's recycled messages) only up
@@ -48,15 +52,22 @@ struct RawMessage {
 // large payloads does not stay allocated in every buffer it passed through.
 inline constexpr size_t kMaxReusedBufferBytes = 512;
 
-inline void ReleaseLargeBuffers(RawMessage& m) {
+// Makes a spent message ready to be filled again by any producer: frees buffers over
+// kMaxReusedBufferBytes and clears the flags that producers other than MQTT set.
+inline void PrepareForReuse(RawMessage& m) {
   if (m.topic.capacity() > kMaxReusedBufferBytes) std::string().swap(m.topic);
   if (m.payload.capacity() > kMaxReusedBufferBytes) std::string().swap(m.payload);
+  m.offline = false;
 }
 
 // What a RawMessage weighs in the ingest queue's byte bound: its topic and payload bytes.
 struct RawMessageBytes {
   size_t operator()(const RawMessage& m) const { return m.topic.size() + m.payload.size(); }
 };
+
+// The ingest queue: bounded by messages and by topic + payload bytes. Producers: the MQTT
+// client, the Modbus poller; consumer: the pipeline.
+using IngestQueue = BoundedQueue<RawMessage, RawMessageBytes>;
 
 // The ceiling of the first reconnect delay; mqtt.backoff_max may not go below it.
 inline constexpr int64_t kMqttFirstRetryMs = 100;

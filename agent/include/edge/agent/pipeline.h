@@ -92,9 +92,6 @@
 
 namespace edge::agent {
 
-// The ingest queue: bounded by messages and by topic + payload bytes.
-using IngestQueue = BoundedQueue<RawMessage, RawMessageBytes>;
-
 struct PipelineOptions {
   std::string node_id;
   DecodeOptions decode;
@@ -186,6 +183,8 @@ class Pipeline {
   // it refuses; a Sparkplug death takes its sensors offline (events into uncommitted_).
   // False when the message made no reading.
   bool DecodeMessage(const RawMessage& msg);
+  // Fires the stale rules of the sensors under `prefix` (rules::Engine::MarkOffline).
+  void MarkOffline(std::string_view prefix, int64_t now_ms);
   void Commit();
   // Commits the waiting outbox rows when the window since the last commit has passed;
   // otherwise sets the deadline and wakes the pipeline thread if it would sleep past it.
