@@ -8,7 +8,7 @@ printed next to a baseline measured in the same run. tools/bench/run.sh builds f
 then calls this script; see docs/performance.md.
 
   tools/bench/bench.py --build-dir build-release --out bench-report [--smoke]
-      [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack,wear] [--baseline-agent PATH]
+      [--only ingest,cost,latency,drain,bandwidth,micro,storm,ack,wear,modbus] [--baseline-agent PATH]
 
 Exit status: 0 when every selected scenario ran and produced its figures (targets may be
 missed: the report says which), 1 when a scenario failed, 130 on SIGINT/SIGTERM.
@@ -29,12 +29,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as bl  # noqa: E402  pylint: disable=wrong-import-position
 import delivery as ack_scenario  # noqa: E402  pylint: disable=wrong-import-position
 import wear as wear_scenario  # noqa: E402  pylint: disable=wrong-import-position
+import modbus_cost as modbus_scenario  # noqa: E402  pylint: disable=wrong-import-position
 import storm as storm_scenario  # noqa: E402  pylint: disable=wrong-import-position
 from stack import (Stack, active_rate, agent_alert_log_times, commit_buckets,  # noqa: E402
                    commit_summary, log, now_ms, sim_summary)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm", "ack", "wear")
+SCENARIOS = ("ingest", "cost", "latency", "drain", "bandwidth", "micro", "storm", "ack", "wear",
+             "modbus")
 
 # Five rules on every simulated sensor, a different kind each, windows up to 10 minutes
 # (rolling zscore over 5 minutes), plus the probe rule the latency scenarios fire on.
@@ -536,6 +538,11 @@ class Suite:
         (tools/bench/wear.py)."""
         return wear_scenario.run(self)
 
+    def modbus(self):
+        """CPU of polling 10 Modbus TCP devices x 100 registers every second, against an idle
+        agent (tools/bench/modbus_cost.py)."""
+        return modbus_scenario.run(self)
+
     # --------------------------------------------------------------------------------
     def run(self, selected):
         started = time.time()
@@ -580,6 +587,7 @@ def check_figures(results):
         "storm": lambda r: r["after"]["cpu_ratio"] and r["after"]["storm"]["outbox"],
         "ack": lambda r: r["cpu_ratio"] and r["commit"]["outbox"] and r["receipt"]["outbox"],
         "wear": lambda r: r["after"]["written_per_reading_byte"],
+        "modbus": lambda r: r["polling"]["registers_per_s"] > 0,
         "micro": lambda r: all(isinstance(v, list) and v and all(not b.get("error_message")
                                                                   for b in v) for v in r.values()),
     }

@@ -9,6 +9,7 @@ import os
 
 from delivery import report_lines as ack_report
 from wear import report_lines as wear_report
+from modbus_cost import report_lines as modbus_report
 from storm import report_lines as storm_report
 
 MB = 1024 * 1024
@@ -274,6 +275,8 @@ def write(results, out, targets):
         L.extend(ack_report(results["ack"]))
     if results.get("wear"):
         L.extend(wear_report(results["wear"]))
+    if results.get("modbus"):
+        L.extend(modbus_report(results["modbus"]))
     r = results.get("micro")
     if r:
         heading("## Micro-benchmarks (Google Benchmark)")

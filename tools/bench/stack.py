@@ -125,8 +125,9 @@ class Stack:
         self.console.stop()
 
     def start_agent(self, policy, topics, console=True, store_extra=(), console_extra=(),
-                    agent_bin=None, mqtt_extra=()):
-        """`agent_bin`: another edge-agent binary than the build directory's."""
+                    agent_bin=None, mqtt_extra=(), extra_config=()):
+        """`agent_bin`: another edge-agent binary than the build directory's;
+        `extra_config`: more top-level lines of the agent's config file."""
         self.agent_port = bl.free_port()
         with open(self.path("policy.yaml"), "w") as f:
             f.write(policy)
@@ -147,7 +148,7 @@ class Stack:
             "sensors:",
             "  max: 20000",
             "policy: %s" % json.dumps(self.path("policy.yaml")),
-        ]
+        ] + list(extra_config)
         if console:
             cfg += ["console:",
                     "  url: http://127.0.0.1:%d" % self.console_port,
