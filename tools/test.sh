@@ -9,7 +9,10 @@
 #      1's tests run: they mostly wait on processes and sockets, and it takes the idle CPU;
 #   3. the libFuzzer targets for a bounded time (build-fuzz/, clang) and the unit tests
 #      under ThreadSanitizer (build-tsan/, -O1), both built at the lowest priority while
-#      step 2's tests run.
+#      step 2's tests run;
+#   4. the agent cross-compiled for linux/arm64 (build-arm64/, tools/arm64/build.sh), built
+#      while step 3's tests run, then run under qemu-user against a real mosquitto and
+#      console (tests/integration/test_arm64.py).
 #   --quick      only step 1
 #   --long       the long modes as well: the SIGKILL loop 100 times instead of 20, 1,000
 #                simulated power cuts instead of 200 (PowerCut unit test), each
@@ -115,11 +118,24 @@ if [ "$SANITIZE" = 1 ]; then
     "${CTEST_ARGS[@]}")
   stage "fuzz and TSan builds (waiting for the background build)"
   wait_background "fuzz or TSan build"
+  # linux/arm64: the agent cross-compiled (sysroot, toolchain) in the background while the
+  # fuzz and TSan tests run.
+  stage "arm64 cross build started in the background (nice 19)"
+  background tools/arm64/build.sh build-arm64 edge-agent
   stage "fuzz"
   (cd build-fuzz && ctest --output-on-failure -j"$JOBS" -L fuzz)
   stage "ctest (TSan, unit tests)"
   # halt_on_error: the first race fails its test, with both stacks in the output.
   (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
     ctest --output-on-failure -j"$JOBS" --timeout 300 -L unit)
+  stage "arm64 cross build (waiting for the background build)"
+  wait_background "arm64 cross build"
+  stage "arm64 agent under qemu-user"
+  PY=python3
+  [ -x /usr/bin/python3 ] && PY=/usr/bin/python3
+  EDGE_AGENT_BIN=$PWD/build/agent/edge-agent EDGE_CONSOLE_BIN=$PWD/build/tools/console/edge-console \
+    EDGE_AGENT_ARM64_BIN=$PWD/build-arm64/agent/edge-agent \
+    EDGE_ARM64_SYSROOT=$(realpath -m "${EDGE_ARM64_SYSROOT:-build-arm64-sysroot}") \
+    PYTHONDONTWRITEBYTECODE=1 "$PY" tests/integration/test_arm64.py
 fi
 stage "all passed"

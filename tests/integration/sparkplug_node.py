@@ -17,8 +17,6 @@ import struct
 import sys
 import time
 
-import paho.mqtt.client as mqtt
-
 # Sparkplug B datatypes (specification 3.0, "Datatypes").
 INT16, INT64, UINT32, DOUBLE, BOOLEAN = 2, 4, 7, 10, 11
 
@@ -80,6 +78,7 @@ def payload(metrics, seq=None, timestamp=None):
 
 class Node:
     def __init__(self, args):
+        import paho.mqtt.client as mqtt  # pylint: disable=import-outside-toplevel
         self.args = args
         self.seq = 0
         self.topic = "spBv1.0/%s/%%s/%s" % (args.group, args.node)

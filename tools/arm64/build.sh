@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Cross-compiles edge-agent and edge-console for linux/arm64 with Debian's aarch64 toolchain:
+# installs the toolchain and qemu-user if missing, makes the arm64 sysroot
+# (tools/arm64/sysroot.sh), configures BUILD_DIR with tools/arm64/toolchain.cmake and builds.
+# Run the result with `qemu-aarch64 -L SYSROOT BUILD_DIR/agent/edge-agent ...`.
+#
+# Usage: tools/arm64/build.sh [BUILD_DIR [TARGET...]]   (default build-arm64, edge-agent
+#        and edge-console; the sysroot is $EDGE_ARM64_SYSROOT, default build-arm64-sysroot)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BUILD=${1:-build-arm64}
+[ $# -gt 0 ] && shift
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(edge-agent edge-console)
+SYSROOT=$(realpath -m "${EDGE_ARM64_SYSROOT:-build-arm64-sysroot}")
+tools/setup.sh g++-aarch64-linux-gnu qemu-user file
+tools/arm64/sysroot.sh "$SYSROOT"
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE=tools/arm64/toolchain.cmake \
+  -DEDGE_ARM64_SYSROOT="$SYSROOT" -DEDGE_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$BUILD" -j"${JOBS:-2}" --target "${TARGETS[@]}"
+echo "arm64 build: $(file -b "$BUILD/agent/edge-agent" | cut -d, -f1-2)"

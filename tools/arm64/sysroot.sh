@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Makes an arm64 sysroot of the Debian 12 libraries edge-agent links, without installing
+# any arm64 package: adds the arm64 package index (dpkg --add-architecture arm64; the host
+# stays amd64), downloads the -dev packages and everything they depend on as .debs, and
+# unpacks them into SYSROOT. Arm64 -dev packages do not all co-install beside the amd64
+# ones (libyaml-cpp-dev, prometheus-cpp-dev), which is why they are unpacked, not installed.
+# Idempotent: a SYSROOT whose stamp matches the package list is kept.
+#
+# Usage: tools/arm64/sysroot.sh [SYSROOT]   (default: build-arm64-sysroot)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SYSROOT=$(realpath -m "${1:-build-arm64-sysroot}")
+
+PACKAGES=(
+  libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libboost1.81-dev prometheus-cpp-dev
+  libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev zlib1g-dev
+  libprotobuf-dev libmodbus-dev
+)
+STAMP="$SYSROOT/.packages"
+WANT="${PACKAGES[*]} $(sha256sum "$0" | cut -c1-16)"
+if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
+  echo "arm64 sysroot: $SYSROOT is up to date"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  $SUDO dpkg --add-architecture arm64
+  $SUDO apt-get update -qq
+elif ! apt-cache show libc6:arm64 >/dev/null 2>&1; then
+  $SUDO apt-get update -qq
+fi
+
+# The dependency closure, arm64 packages only (architecture-independent ones, such as
+# headers of -common packages, are taken as well); the C library and the compiler's own
+# libraries come from the cross toolchain, but unpacking them too does no harm.
+requests=()
+for p in "${PACKAGES[@]}"; do  # architecture-independent packages take no :arm64
+  if apt-cache show "$p" 2>/dev/null | grep -qx 'Architecture: all'; then
+    requests+=("$p")
+  else
+    requests+=("$p:arm64")
+  fi
+done
+mapfile -t closure < <(
+  apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+    --no-replaces --no-enhances "${requests[@]}" 2>/dev/null |
+  sed -n 's/^\([a-z0-9][a-z0-9.+-]*\)\(:arm64\)\{0,1\}$/\1/p' | sort -u)
+debs=$(mktemp -d)
+chmod 0755 "$debs"  # apt downloads as the _apt user where it can
+trap 'rm -rf "$debs"' EXIT
+names=()
+for p in "${closure[@]}"; do
+  # Virtual packages have no candidate; architecture-independent ones are "all".
+  arch=$(apt-cache show "$p:arm64" 2>/dev/null | sed -n 's/^Architecture: //p' | head -1)
+  [ -n "$arch" ] || arch=$(apt-cache show "$p" 2>/dev/null | sed -n 's/^Architecture: //p' | head -1)
+  case "$arch" in
+    arm64) names+=("$p:arm64") ;;
+    all) names+=("$p") ;;
+  esac
+done
+echo "arm64 sysroot: downloading ${#names[@]} packages"
+(cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "${names[@]}" >/dev/null)
+rm -rf "$SYSROOT"
+mkdir -p "$SYSROOT"
+for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
+# Absolute symlinks inside the sysroot (libfoo.so -> /lib/aarch64-linux-gnu/libfoo.so.1)
+# would point at the host: make them relative to the sysroot.
+find "$SYSROOT" -type l -lname '/*' | while read -r link; do
+  target=$(readlink "$link")
+  ln -sfn "$(realpath -m --relative-to="$(dirname "$link")" "$SYSROOT$target")" "$link"
+done
+echo "$WANT" > "$STAMP"
+echo "arm64 sysroot: $SYSROOT ($(du -sh "$SYSROOT" | cut -f1))"
