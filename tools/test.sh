@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite with ctest.
 # Usage: tools/test.sh [--quick | --long] [ctest args...]
-#   1. optimized build (build/, -O1): every ctest test, the container test, and the
-#      benchmark suite in smoke mode;
+#   1. optimized build (build/, -O1): every ctest test and the benchmark suite in smoke
+#      mode (with --quick, also the container test);
 #   2. ASan/UBSan build (build-asan/, -O0 with asserts on): unit and integration tests
 #      (the fault and deploy labels run in step 1 only: they exercise processes and
 #      images, not new code paths). It is compiled at the lowest CPU priority while step
@@ -12,7 +12,8 @@
 #      step 2's tests run;
 #   4. the agent cross-compiled for linux/arm64 (build-arm64/, tools/arm64/build.sh), built
 #      while step 3's tests run, then run under qemu-user against a real mosquitto and
-#      console (tests/integration/test_arm64.py).
+#      console (tests/integration/test_arm64.py); then the container test, with the amd64
+#      and arm64 images and a manifest list naming both (tools/deploy-test.sh).
 #   --quick      only step 1
 #   --long       the long modes as well: the SIGKILL loop 100 times instead of 20, 1,000
 #                simulated power cuts instead of 200 (PowerCut unit test), each
@@ -81,9 +82,12 @@ if [ "$SANITIZE" = 1 ]; then
 fi
 stage "ctest (optimized)"
 (cd build && ctest --output-on-failure -j"$JOBS" --timeout 300 "${CTEST_ARGS[@]}")
-stage "container test"
-# Container images built with podman from the binaries just built, run and checked.
-tools/deploy-test.sh --prebuilt build
+if [ "$SANITIZE" = 0 ]; then
+  stage "container test"
+  # Container images built with podman from the binaries just built, run and checked (in a
+  # full run at the end, with the arm64 images as well).
+  tools/deploy-test.sh --prebuilt build
+fi
 if [ "$LONG" = 1 ]; then
   stage "benchmark (full, Release build)"
   tools/bench/run.sh
@@ -121,7 +125,7 @@ if [ "$SANITIZE" = 1 ]; then
   # linux/arm64: the agent cross-compiled (sysroot, toolchain) in the background while the
   # fuzz and TSan tests run.
   stage "arm64 cross build started in the background (nice 19)"
-  background tools/arm64/build.sh build-arm64 edge-agent
+  background tools/arm64/build.sh build-arm64
   stage "fuzz"
   (cd build-fuzz && ctest --output-on-failure -j"$JOBS" -L fuzz)
   stage "ctest (TSan, unit tests)"
@@ -137,5 +141,7 @@ if [ "$SANITIZE" = 1 ]; then
     EDGE_AGENT_ARM64_BIN=$PWD/build-arm64/agent/edge-agent \
     EDGE_ARM64_SYSROOT=$(realpath -m "${EDGE_ARM64_SYSROOT:-build-arm64-sysroot}") \
     PYTHONDONTWRITEBYTECODE=1 "$PY" tests/integration/test_arm64.py
+  stage "container test (amd64 and arm64 images, manifest list)"
+  tools/deploy-test.sh --prebuilt build --arm64 build-arm64
 fi
 stage "all passed"

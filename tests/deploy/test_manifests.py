@@ -315,6 +315,12 @@ class DaemonSetShape(unittest.TestCase):
                 self.assertEqual(ds["spec"]["updateStrategy"]["type"], "RollingUpdate")
                 self.assertIn("maxUnavailable", ds["spec"]["updateStrategy"]["rollingUpdate"])
                 self.assertTrue(pod["nodeSelector"])
+                # Mixed-architecture clusters: only the architectures the image is built for.
+                terms = pod["affinity"]["nodeAffinity"][
+                    "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+                self.assertEqual([e for t in terms for e in t["matchExpressions"]],
+                                 [{"key": "kubernetes.io/arch", "operator": "In",
+                                   "values": ["amd64", "arm64"]}])
                 self.assertTrue(pod["tolerations"])
                 self.assertFalse(pod["automountServiceAccountToken"])
 

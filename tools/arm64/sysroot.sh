@@ -60,8 +60,17 @@ for p in "${closure[@]}"; do
     all) names+=("$p") ;;
   esac
 done
+for r in "${requests[@]}"; do  # a package list being rewritten (apt-get update) hides some
+  case " ${names[*]} " in
+    *" $r "*) ;;
+    *) echo "arm64 sysroot: $r is not in the package index; run apt-get update" >&2; exit 1 ;;
+  esac
+done
 echo "arm64 sysroot: downloading ${#names[@]} packages"
 (cd "$debs" && apt-get download -qq -o APT::Sandbox::User=root "${names[@]}" >/dev/null)
+got=$(find "$debs" -name '*.deb' | wc -l)
+[ "$got" = "${#names[@]}" ] \
+  || { echo "arm64 sysroot: downloaded $got of ${#names[@]} packages" >&2; exit 1; }
 rm -rf "$SYSROOT"
 mkdir -p "$SYSROOT"
 for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
