@@ -22,6 +22,57 @@ constexpr double kRenormalizeGain = 1 << 20;
 constexpr double kMadToSigma = 1.4826;
 constexpr double kMeanAdToSigma = 1.2533;
 
+// Distinct values SelectNear walks before it gives up on its guess.
+constexpr int kMaxWalk = 12;
+
+// The k-th smallest (0-based) of a[0..m), k < m. Between two refreshes only kRefresh of the
+// kRing values change, so the median and the median deviation move by a few ranks: from the
+// previous one as `guess`, a count and a few walks to the next distinct value, each a
+// branch-free pass the compiler vectorizes, cost a fraction of a selection, whose comparisons
+// are unpredictable. Further than kMaxWalk values from the guess it falls back to
+// nth_element on `scratch` (which may be `a`). The result is the same either way.
+float SelectNear(const float* a, size_t m, size_t k, float guess, float* scratch) {
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  uint32_t below = 0;
+  uint32_t equal = 0;
+  for (size_t i = 0; i < m; ++i) {
+    below += a[i] < guess;
+    equal += a[i] == guess;
+  }
+  if (k >= below && k < below + equal) return guess;
+  const bool up = k >= below + equal;
+  size_t rank = up ? below + equal : below;  // up: values <= cur; down: values < cur
+  float cur = guess;
+  for (int step = 0; step < kMaxWalk; ++step) {
+    float next = up ? kInf : -kInf;
+    if (up) {
+      for (size_t i = 0; i < m; ++i) {
+        const float x = a[i] > cur ? a[i] : kInf;
+        next = x < next ? x : next;
+      }
+    } else {
+      for (size_t i = 0; i < m; ++i) {
+        const float x = a[i] < cur ? a[i] : -kInf;
+        next = x > next ? x : next;
+      }
+    }
+    if (std::isinf(next)) break;  // not reached for k < m
+    uint32_t n = 0;
+    for (size_t i = 0; i < m; ++i) n += a[i] == next;
+    if (up) {
+      rank += n;
+      if (k < rank) return next;
+    } else {
+      rank -= n;
+      if (k >= rank) return next;
+    }
+    cur = next;
+  }
+  if (scratch != a) std::copy_n(a, m, scratch);
+  std::nth_element(scratch, scratch + k, scratch + m);
+  return scratch[k];
+}
+
 size_t Bin(double deviation) {
   const double b = std::floor((std::log2(deviation) - kHistLo) / kHistStep);
   if (!(b > 0)) return 0;  // also deviation 0 (log2 = -inf)
@@ -36,18 +87,17 @@ float AnomalyDetector::Relative(double value) const {
 }
 
 void AnomalyDetector::Refresh() {
-  std::array<float, kRing> scratch = ring_;  // the first count_ are the readings
-  const size_t m = count_;
-  float* const mid = scratch.data() + m / 2;
-  std::nth_element(scratch.data(), mid, scratch.data() + m);
-  const float med = *mid;
-  double sum = 0;
+  std::array<float, kRing> scratch;
+  const size_t m = count_;  // the first m of ring_ are the readings
+  // Values are relative to the previous median: 0 is the guess.
+  const float med = SelectNear(ring_.data(), m, m / 2, 0, scratch.data());
+  float sum = 0;
   for (size_t i = 0; i < m; ++i) {
-    scratch[i] = std::abs(scratch[i] - med);
+    scratch[i] = std::abs(ring_[i] - med);
     sum += scratch[i];
   }
-  std::nth_element(scratch.data(), mid, scratch.data() + m);
-  const double mad = *mid;
+  mad_ = SelectNear(scratch.data(), m, m / 2, mad_, scratch.data());
+  const double mad = mad_;
   // The median becomes the origin: every value kept moves by the same float, so the ring's
   // order and spread are unchanged and values stay small relative to their spread.
   origin_ += med;

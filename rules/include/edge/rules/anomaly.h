@@ -87,6 +87,7 @@ class AnomalyDetector {
   double hist_total_ = 0;  // sum of hist_, same units
   int64_t last_ts_ms_ = 0;
   float dt_ms_ = 0;  // smoothed reporting interval; 0 until two timestamps differ
+  float mad_ = 0;    // the baseline's median absolute deviation
   uint32_t scored_ = 0;
   uint16_t head_ = 0;   // next ring index to write
   uint16_t count_ = 0;  // readings in the ring, <= kRing
