@@ -195,9 +195,27 @@ Verdict Eval(const FlatlineParams& p, FlatlineState& s, int64_t ts, double value
 
 int64_t HoldFor(const FlatlineParams&) { return 0; }
 
+// ---- anomaly ----
+AnomalyState StateFor(const AnomalyParams&) { return {}; }
+
+Verdict Eval(const AnomalyParams& p, AnomalyState& s, int64_t ts, double value, bool firing) {
+  if (!s.detector) s.detector = std::make_unique<AnomalyDetector>();
+  const AnomalyScore score = s.detector->Update(ts, value);
+  if (!score.ready) return kUnknown;
+  const double alpha = anomaly::kAlpha * p.sensitivity;
+  // Hysteresis, as a clear level: a firing alert holds until deviations this large are no
+  // longer rare, so that one episode gives one alert. The 12 h hold-off after it is the
+  // rule's cooldown (kAnomalyCooldownMs).
+  if (firing) return Holds(score.rarity <= anomaly::kClearFactor * alpha);
+  return Holds(score.deviation >= anomaly::kMinDeviation && score.rarity <= alpha);
+}
+
+int64_t HoldFor(const AnomalyParams& p) { return p.for_ms; }
+
 // ---- heap bytes ----
 size_t Heap(const RateState& s) { return s.firsts.HeapBytes(); }
 size_t Heap(const ZScoreState& s) { return s.window.HeapBytes(); }
+size_t Heap(const AnomalyState& s) { return s.detector ? sizeof(AnomalyDetector) : 0; }
 template <typename T>
 size_t Heap(const T&) {
   return 0;

@@ -36,6 +36,8 @@ struct KindEntry;
 const KindEntry* FindKind(std::string_view name);
 // "threshold, rate, ...": the kind names, for error messages.
 std::string KindNames();
+// RuleSpec::cooldown_ms of a rule of `kind` that has no `cooldown` key.
+int64_t DefaultCooldownMs(const KindEntry& kind);
 // The `kind` name of the rule kind whose params are P.
 template <typename P>
 constexpr std::string_view KindName();
@@ -352,6 +354,7 @@ class PolicyParser {
     RuleSpec rule;
     const Entry* id = nullptr;
     bool have_match = false;
+    bool have_cooldown = false;
     std::vector<const Entry*> rest;  // the kind's own keys
     for (const Entry& e : *entries) {
       if (e.key == "kind") continue;
@@ -375,6 +378,7 @@ class PolicyParser {
         rule.severity = *sev;
       } else if (e.key == "cooldown") {
         if (Status st = ReadDuration(e, rule.cooldown_ms); !st.ok()) return st;
+        have_cooldown = true;
       } else {
         rest.push_back(&e);
       }
@@ -385,6 +389,7 @@ class PolicyParser {
     if (id == nullptr) return Error(node.Mark(), "rule has no 'id'");
     if (!have_match) return Error(node.Mark(), "rule '" + rule.id + "' has no 'match'");
     rule.params = std::move(*params);
+    if (!have_cooldown) rule.cooldown_ms = DefaultCooldownMs(*kind_entry);
 
     const auto [it, inserted] = rule_ids_.emplace(rule.id, id->value.Mark().line + 1);
     if (!inserted) {
@@ -542,6 +547,17 @@ class PolicyParser {
     return CheckMinBelowMax(p.min, p.max, max);
   }
 
+  Status ParseKind(const YAML::Node&, const std::vector<const Entry*>& rest,
+                   AnomalyParams& p) const {
+    return ReadRuleKeys<AnomalyParams>(
+        rest,
+        {Checked(
+             NumberKey("sensitivity", p.sensitivity),
+             [&p] { return p.sensitivity >= kMinSensitivity && p.sensitivity <= kMaxSensitivity; },
+             "'sensitivity' must be from 0.1 to 10"),
+         DurationKey("for", p.for_ms)});
+  }
+
   const std::string& source_name_;
   std::map<std::string, int> rule_ids_;  // id -> 1-based line of its first definition
 };
@@ -561,11 +577,12 @@ struct KindEntry {
   size_t index;           // of the kind's params in RuleParams
   Result<RuleParams> (PolicyParser::*parse)(const YAML::Node&,
                                             const std::vector<const Entry*>&) const;
+  int64_t default_cooldown_ms;  // RuleSpec::cooldown_ms when the rule has no `cooldown`
 };
 
 template <typename P>
-constexpr KindEntry Kind(std::string_view name) {
-  return {name, IndexInRuleParams<P>(), &PolicyParser::ParseAs<P>};
+constexpr KindEntry Kind(std::string_view name, int64_t default_cooldown_ms = 0) {
+  return {name, IndexInRuleParams<P>(), &PolicyParser::ParseAs<P>, default_cooldown_ms};
 }
 
 // The rule kinds: the one list of them, in RuleParams order. The parser, its error messages
@@ -573,9 +590,13 @@ constexpr KindEntry Kind(std::string_view name) {
 // new kind is a params struct in RuleParams, a ParseKind overload and an entry here (and,
 // in detector.cc, its overload set): the compiler refuses a kind with a piece missing.
 constexpr std::array kKindTable = {
-    Kind<ThresholdParams>("threshold"), Kind<RateParams>("rate"),
-    Kind<ZScoreParams>("zscore"),       Kind<StaleParams>("stale"),
-    Kind<FlatlineParams>("flatline"),   Kind<RangeParams>("range"),
+    Kind<ThresholdParams>("threshold"),
+    Kind<RateParams>("rate"),
+    Kind<ZScoreParams>("zscore"),
+    Kind<StaleParams>("stale"),
+    Kind<FlatlineParams>("flatline"),
+    Kind<RangeParams>("range"),
+    Kind<AnomalyParams>("anomaly", kAnomalyCooldownMs),
 };
 
 constexpr bool EveryKindOnceInOrder() {
@@ -599,6 +620,8 @@ const KindEntry* FindKind(std::string_view name) {
   }
   return nullptr;
 }
+
+int64_t DefaultCooldownMs(const KindEntry& kind) { return kind.default_cooldown_ms; }
 
 std::string KindNames() {
   std::string names;

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """NAB standard-profile score of binary detections on a labelled corpus (nab-dev).
 
-The corpus (default /work/shared/data/nab-dev, see its README.md) holds
-data/<group>/<name>.csv (timestamp,value) and labels/combined_windows.json. A detector's
+The corpus (--corpus DIR, or the NAB_CORPUS environment variable; see the corpus's README.md)
+holds data/<group>/<name>.csv (timestamp,value) and labels/combined_windows.json; it stays
+outside the repository. A detector's
 output is, per file, the rows at which it raised an alert ("a row flagged 1", as NAB's
 binary detections). Scoring follows NAB v1.1's standard profile (written from its paper
 and documented rules, not from its code):
@@ -23,21 +24,21 @@ and documented rules, not from its code):
   +(number of windows). Per group the same with the group's sums (undefined for a group
   without windows, where only the false alerts and the raw cost are shown).
 
-Subcommands:
+Subcommands (each takes --corpus DIR):
 
   # write the corpus as JSON lines for `edge-agent replay` (sensor nab/<group>/<name>)
-  nab_score.py readings OUT.jsonl [--corpus DIR]
+  nab_score.py readings OUT.jsonl
 
   # score the events of `edge-agent replay` (state "firing" = a detection), per rule
-  nab_score.py events EVENTS.jsonl [--rule ID] [--corpus DIR] [--per-file]
+  nab_score.py events EVENTS.jsonl [--rule ID] [--merge] [--per-file]
 
   # replay the corpus through the agent with a policy and score every rule of it
-  nab_score.py replay --agent build/agent/edge-agent --policy POLICY.yaml [--corpus DIR]
-      [--merge]   (--merge: all rules of the policy as one detector, e.g. per-sensor rules)
+  nab_score.py replay --agent build/agent/edge-agent --policy tools/bench/nab_policy.yaml
+      [--merge] [--per-file] [--keep DIR]
 
   # score a detections file: JSON {"<group>/<name>.csv": [timestamps...]}, a timestamp
   # being "YYYY-MM-DD HH:MM:SS" or epoch milliseconds
-  nab_score.py detections DETECTIONS.json [--corpus DIR] [--per-file]
+  nab_score.py detections DETECTIONS.json [--per-file]
 
 A detection whose timestamp is not exactly a row's is put on the last row at or before
 it (the alert fired on that row's reading).
@@ -56,7 +57,7 @@ import sys
 import tempfile
 import time
 
-DEFAULT_CORPUS = "/work/shared/data/nab-dev"
+CORPUS_ENV = "NAB_CORPUS"
 SENSOR_PREFIX = "nab/"
 
 # NAB v1.1 standard profile.
@@ -89,13 +90,14 @@ def parse_ts_ms(s):
 
 
 def probation_rows(n):
+    """Rows at the start of a file of n rows that are not scored."""
     return min(int(math.floor(PROBATION_FRACTION * n)), PROBATION_MAX_ROWS)
 
 
 class Corpus:
     """Files, their rows (timestamps in ms, values) and their windows as row indexes."""
 
-    def __init__(self, root=DEFAULT_CORPUS):
+    def __init__(self, root):
         self.root = root
         with open(os.path.join(root, "labels", "combined_windows.json")) as f:
             windows = json.load(f)
@@ -126,13 +128,16 @@ class Corpus:
 
     @staticmethod
     def group(name):
+        """'<group>/<name>.csv' -> '<group>'."""
         return name.split("/", 1)[0]
 
     @staticmethod
     def sensor(name):
+        """'<group>/<name>.csv' -> the sensor id of its readings, 'nab/<group>/<name>'."""
         return SENSOR_PREFIX + name[:-4] if name.endswith(".csv") else SENSOR_PREFIX + name
 
     def file_of_sensor(self, sensor):
+        """The file a sensor id (or file name) stands for; None if not in the corpus."""
         if sensor.startswith(SENSOR_PREFIX):
             sensor = sensor[len(SENSOR_PREFIX):]
         name = sensor if sensor.endswith(".csv") else sensor + ".csv"
@@ -191,6 +196,7 @@ def score_file(corpus, name, rows):
 
 
 def normalised(raw, null, perfect):
+    """NAB's normalised score, 0 for no detections and 100 for perfect; None without windows."""
     if perfect == null:
         return None
     return 100.0 * (raw - null) / (perfect - null)
@@ -215,11 +221,14 @@ def score_all(corpus, detections):
 
 
 def fmt_norm(s):
+    """A FileScore's normalised score as text."""
     v = normalised(s.raw, s.null, s.perfect)
     return "n/a" if v is None else "%.1f" % v
 
 
 def report(corpus, detections, title="", per_file=False, out=sys.stdout):
+    """Writes the score table (per group, overall, optionally per file) as Markdown; returns
+    (overall normalised score, {group: FileScore}, total FileScore)."""
     files, groups, total = score_all(corpus, detections)
     if title:
         out.write("## %s\n\n" % title)
@@ -275,6 +284,7 @@ def detections_from_events(corpus, lines, rule=None):
 
 
 def detections_from_json(corpus, obj):
+    """{file or sensor: [timestamps]} -> {file: [rows]}; unknown names are skipped."""
     out = {}
     for name, stamps in obj.items():
         if name not in corpus.ts:
@@ -296,6 +306,7 @@ def merge_rules(per_rule):
 
 
 def policy_rule_ids(path):
+    """The rule ids of a policy file, in order (a line scan for `id:`, not a YAML parse)."""
     ids = []
     for line in open(path):
         if "id:" in line and not line.lstrip().startswith("#"):
@@ -304,26 +315,37 @@ def policy_rule_ids(path):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", default=DEFAULT_CORPUS)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="Scoring rules and examples: see the module docstring (pydoc nab_score).")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--corpus", default=os.environ.get(CORPUS_ENV),
+                        help="the corpus directory (data/, labels/); default: $%s" % CORPUS_ENV)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("readings", help="write the corpus as JSON lines for replay")
-    p.add_argument("out")
-    p = sub.add_parser("events", help="score edge-agent replay events")
-    p.add_argument("events")
-    p.add_argument("--rule")
+    p = sub.add_parser("readings", parents=[common],
+                       help="write the corpus as JSON lines for edge-agent replay")
+    p.add_argument("out", help="the JSON-lines file to write")
+    p = sub.add_parser("events", parents=[common], help="score edge-agent replay events")
+    p.add_argument("events", help="the events replay wrote (JSON lines)")
+    p.add_argument("--rule", help="score only this rule id")
     p.add_argument("--merge", action="store_true", help="score all rules as one detector")
-    p.add_argument("--per-file", action="store_true")
-    p = sub.add_parser("replay", help="replay the corpus through the agent and score")
-    p.add_argument("--agent", required=True)
-    p.add_argument("--policy", required=True)
+    p.add_argument("--per-file", action="store_true", help="also a line per file")
+    p = sub.add_parser("replay", parents=[common],
+                       help="replay the corpus through edge-agent with a policy and score it")
+    p.add_argument("--agent", required=True, help="the edge-agent binary")
+    p.add_argument("--policy", required=True, help="the policy file; every rule is scored")
     p.add_argument("--merge", action="store_true", help="score all rules as one detector")
-    p.add_argument("--per-file", action="store_true")
-    p.add_argument("--keep", help="directory to keep readings.jsonl and events.jsonl in")
-    p = sub.add_parser("detections", help="score a JSON map file -> timestamps")
-    p.add_argument("detections")
-    p.add_argument("--per-file", action="store_true")
+    p.add_argument("--per-file", action="store_true", help="also a line per file")
+    p.add_argument("--keep", metavar="DIR",
+                   help="keep readings.jsonl and events.jsonl in DIR (default: a temporary "
+                        "directory, removed)")
+    p = sub.add_parser("detections", parents=[common],
+                       help="score a JSON file {file: [timestamps]}")
+    p.add_argument("detections", help="the JSON file")
+    p.add_argument("--per-file", action="store_true", help="also a line per file")
     args = ap.parse_args(argv)
+    if not args.corpus:
+        ap.error("no corpus: pass --corpus DIR or set %s" % CORPUS_ENV)
 
     corpus = Corpus(args.corpus)
     if args.cmd == "readings":

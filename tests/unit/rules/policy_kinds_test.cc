@@ -99,6 +99,28 @@ TEST(ParseKinds, FlatlineEpsilonDefaultsToZero) {
   EXPECT_EQ(std::get<FlatlineParams>(p.rules[0].params).epsilon, 0);
 }
 
+TEST(ParseKinds, AnomalyDefaultsToSensitivityOneNoForAndATwelveHourCooldown) {
+  const Policy p = Ok(OneRule("    kind: anomaly\n"));
+  EXPECT_EQ(p.rules[0].Kind(), "anomaly");
+  EXPECT_EQ(std::get<AnomalyParams>(p.rules[0].params), (AnomalyParams{1.0, 0}));
+  EXPECT_EQ(p.rules[0].cooldown_ms, 12 * 3'600'000);
+}
+
+TEST(ParseKinds, AnomalyTakesSensitivityForAndCooldown) {
+  const Policy p =
+      Ok(OneRule("    kind: anomaly\n    sensitivity: 0.1\n    for: 5m\n    cooldown: 0\n"));
+  EXPECT_EQ(std::get<AnomalyParams>(p.rules[0].params), (AnomalyParams{0.1, 300'000}));
+  EXPECT_EQ(p.rules[0].cooldown_ms, 0);
+  EXPECT_EQ(std::get<AnomalyParams>(
+                Ok(OneRule("    kind: anomaly\n    sensitivity: 10\n")).rules[0].params)
+                .sensitivity,
+            10);
+}
+
+TEST(ParseKinds, OtherKindsKeepNoCooldownByDefault) {
+  EXPECT_EQ(Ok(OneRule("    kind: range\n    max: 1\n")).rules[0].cooldown_ms, 0);
+}
+
 TEST(ParseKinds, JsonWorksToo) {
   const Policy p = Ok(R"({"filters": [{"match": "#", "valid_range": {"max": 10}}],
     "rules": [{"id": "s", "match": "#", "kind": "stale", "after": "90s"}]})");
@@ -134,6 +156,22 @@ TEST(ParseKindsError, UnknownKeyListsEveryKeyOfTheKindInOrder) {
               EndsWith(common + "window, epsilon)"));
   EXPECT_THAT(Err(OneRule("    kind: range\n    max: 1\n    x: 1\n")),
               EndsWith(common + "min, max, for)"));
+  EXPECT_THAT(Err(OneRule("    kind: anomaly\n    x: 1\n")),
+              EndsWith(common + "sensitivity, for)"));
+}
+
+TEST(ParseKindsError, AnomalySensitivityFromATenthToTen) {
+  EXPECT_EQ(Err(OneRule("    kind: anomaly\n    sensitivity: 0.09\n")),
+            "p.yaml:5:18: 'sensitivity' must be from 0.1 to 10");
+  EXPECT_EQ(Err(OneRule("    kind: anomaly\n    sensitivity: 10.5\n")),
+            "p.yaml:5:18: 'sensitivity' must be from 0.1 to 10");
+  EXPECT_EQ(Err(OneRule("    kind: anomaly\n    sensitivity: 0\n")),
+            "p.yaml:5:18: 'sensitivity' must be from 0.1 to 10");
+  EXPECT_EQ(Err(OneRule("    kind: anomaly\n    sensitivity: high\n")),
+            "p.yaml:5:18: 'sensitivity' must be a number, got 'high'");
+  EXPECT_EQ(Err(OneRule("    kind: anomaly\n    window: 1h\n")),
+            "p.yaml:5:5: unknown key 'window' in anomaly rule (expected id, match, kind, "
+            "severity, cooldown, sensitivity, for)");
 }
 
 TEST(ParseKindsError, RateNeedsWindowAndMaxRate) {
@@ -218,7 +256,7 @@ TEST(RuleKinds, ANameThatIsNoKindFindsNothingNotRange) {
 TEST(ParseKindsError, AnUnknownKindNamesEveryKind) {
   EXPECT_EQ(Err(OneRule("    kind: ranges\n    min: 1\n")),
             "p.yaml:4:11: unknown kind 'ranges' (expected threshold, rate, zscore, stale, "
-            "flatline, range)");
+            "flatline, range, anomaly)");
 }
 
 }  // namespace

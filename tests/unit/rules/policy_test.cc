@@ -309,7 +309,7 @@ TEST(ParsePolicyError, MissingKind) {
 TEST(ParsePolicyError, UnknownKind) {
   EXPECT_EQ(ParseError("rules:\n  - id: a\n    match: x\n    kind: treshold\n"),
             "p.yaml:4:11: unknown kind 'treshold' (expected threshold, rate, zscore, stale, "
-            "flatline, range)");
+            "flatline, range, anomaly)");
 }
 
 TEST(ParsePolicyError, KindIsNotAString) {

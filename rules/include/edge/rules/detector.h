@@ -20,6 +20,7 @@
 #include <memory>
 #include <variant>
 
+#include "edge/rules/anomaly.h"
 #include "edge/rules/policy.h"
 
 namespace edge::rules {
@@ -184,8 +185,14 @@ struct FlatlineState {
   double max = 0;
 };
 
-using DetectorState =
-    std::variant<ThresholdState, RateState, ZScoreState, StaleState, FlatlineState, RangeState>;
+// The detector (about 1.4 KiB) lives on the heap, so that the other kinds' states stay a few
+// words; allocated at the first reading, fixed size after.
+struct AnomalyState {
+  std::unique_ptr<AnomalyDetector> detector;
+};
+
+using DetectorState = std::variant<ThresholdState, RateState, ZScoreState, StaleState,
+                                   FlatlineState, RangeState, AnomalyState>;
 
 // A fresh state for a rule with these params.
 DetectorState MakeDetectorState(const RuleParams& params);
@@ -217,7 +224,8 @@ bool ConditionHolds(const RuleParams& params, DetectorState& state, int64_t ts_m
 // How long, in ms of event time, the condition must hold before the rule fires (`for`).
 int64_t HoldMs(const RuleParams& params);
 
-// Heap bytes a state holds beyond its own size (window buffers: fixed once allocated).
+// Heap bytes a state holds beyond its own size (window buffers, the anomaly detector: fixed
+// once allocated).
 size_t HeapBytes(const DetectorState& state);
 
 }  // namespace edge::rules

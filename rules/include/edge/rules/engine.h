@@ -172,7 +172,8 @@ class Engine {
   uint64_t out_of_range() const;
 
   // Approximate memory held for rule state: per sensor-rule state, context rings, the
-  // sensor table and, with `include_windows`, the window buffers of rate and zscore rules.
+  // sensor table and, with `include_windows`, the window buffers of rate and zscore rules and
+  // the detectors of anomaly rules.
   // For capacity planning and the benchmark.
   size_t ApproxStateBytes(bool include_windows = true) const;
 

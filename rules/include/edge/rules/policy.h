@@ -88,18 +88,39 @@ struct RangeParams {
   bool operator==(const RangeParams&) const = default;
 };
 
+// `kind: anomaly`. An untuned, one-pass detector of unusual readings: a reading is bad when
+// it deviates from the sensor's robust baseline (the median and spread of its last 200
+// readings, or of its hour of the day when that is closer) by at least 3 spreads and the
+// sensor has deviated that much at most 0.003 x sensitivity of the time. A firing alert
+// resolves once the deviation is no rarer than 10 times that. Higher sensitivity fires on
+// smaller, more common deviations. Undecided for its first 131 readings. The algorithm is
+// in docs/policy.md and anomaly.h; a rule of this kind has a 12 h `cooldown` by default.
+struct AnomalyParams {
+  double sensitivity = 1.0;  // kMinSensitivity..kMaxSensitivity
+  int64_t for_ms = 0;
+  bool operator==(const AnomalyParams&) const = default;
+};
+inline constexpr double kMinSensitivity = 0.1;
+inline constexpr double kMaxSensitivity = 10;
+// The cooldown of an anomaly rule without a `cooldown` key: one alert per episode, however
+// long the sensor takes to settle.
+inline constexpr int64_t kAnomalyCooldownMs = 12 * 3600 * 1000;
+
 // One alternative per rule kind.
 using RuleParams = std::variant<ThresholdParams, RateParams, ZScoreParams, StaleParams,
-                                FlatlineParams, RangeParams>;
+                                FlatlineParams, RangeParams, AnomalyParams>;
 
 struct RuleSpec {
   std::string id;     // [A-Za-z0-9_.-]+, unique within a policy
   std::string match;  // wildcard pattern over sensor ids, see pattern.h
   Severity severity = Severity::kWarning;
-  int64_t cooldown_ms = 0;  // after a resolve, no new firing for this sensor+rule this long
+  // After a resolve, no new firing for this sensor+rule this long. ParsePolicy defaults it to
+  // kAnomalyCooldownMs for an anomaly rule, to 0 for the other kinds.
+  int64_t cooldown_ms = 0;
   RuleParams params;
 
-  // The `kind` key of the rule: "threshold", "rate", "zscore", "stale", "flatline", "range".
+  // The `kind` key of the rule: "threshold", "rate", "zscore", "stale", "flatline", "range",
+  // "anomaly".
   std::string_view Kind() const;
   bool operator==(const RuleSpec&) const = default;
 };
