@@ -42,6 +42,16 @@ Result<std::unique_ptr<StoreReader>> StoreReader::Open(const StoreOptions& optio
       std::make_unique<SqliteStoreReader>(db, std::move(*epoch), options));
 }
 
+Result<std::vector<std::string>> SqliteStoreReader::Sensors() {
+  Stmt q(db_, "SELECT name FROM sensors ORDER BY name");
+  if (!q.ok()) return SqliteError(db_, q.rc(), "prepare sensors");
+  std::vector<std::string> out;
+  int rc = 0;
+  while ((rc = sqlite3_step(q.get())) == SQLITE_ROW) out.push_back(ColumnText(q.get(), 0));
+  if (rc != SQLITE_DONE) return SqliteError(db_, rc, "sensors");
+  return out;
+}
+
 Result<std::vector<StoredReading>> SqliteStoreReader::Readings(std::string_view sensor,
                                                                int64_t since_ms, int64_t until_ms,
                                                                size_t limit) {

@@ -29,6 +29,7 @@ class SqliteStoreReader final : public StoreReader {
   Result<int64_t> OutboxCount() override;
   Result<std::vector<StoredReading>> Readings(std::string_view sensor, int64_t since_ms,
                                               int64_t until_ms, size_t limit) override;
+  Result<std::vector<std::string>> Sensors() override;
   Result<StoreStats> Stats() override;
   Result<std::optional<StoredConsolePolicy>> LoadConsolePolicy() override;
   Status SaveConsolePolicy(const StoredConsolePolicy& policy) override;

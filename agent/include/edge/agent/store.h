@@ -296,6 +296,10 @@ class StoreReader {
   virtual Result<std::vector<StoredReading>> Readings(std::string_view sensor, int64_t since_ms,
                                                       int64_t until_ms, size_t limit) = 0;
 
+  // The ids of the sensors the readings ring has held readings of, sorted (a sensor whose
+  // readings were all pruned may still be listed).
+  virtual Result<std::vector<std::string>> Sensors() = 0;
+
   // Counters kept in the database itself, plus the file size; cheap (no table scans).
   virtual Result<StoreStats> Stats() = 0;
 
