@@ -1,5 +1,6 @@
 // edge-agent: command line and wiring only.
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 
@@ -8,6 +9,8 @@
 #include "edge/agent/logging.h"
 #include "edge/agent/replay.h"
 #include "edge/agent/runtime.h"
+#include "edge/agent/suggest.h"
+#include "edge/rules/duration.h"
 
 namespace {
 
@@ -83,6 +86,30 @@ int main(int argc, char** argv) {
       ->required()
       ->check(CLI::ExistingFile);
 
+  // suggest
+  auto* suggest = app.add_subcommand(
+      "suggest",
+      "Tune a policy's thresholds, for, z and sensitivity on recorded or stored readings of "
+      "normal operation: the most sensitive settings within a false-alert budget, as a "
+      "backtest table and a diff");
+  edge::agent::SuggestOptions suggest_options;
+  std::string suggest_since;
+  suggest->add_option("--policy", suggest_options.policy_file, "Policy file, YAML or JSON")
+      ->required()
+      ->check(CLI::ExistingFile);
+  suggest->add_option("--db", suggest_options.db,
+                      "An agent database: its readings ring (read while the agent runs)");
+  suggest->add_option("--since", suggest_since,
+                      "With --db: only readings of this last stretch, e.g. 24h (default: all)");
+  suggest
+      ->add_option("--budget", suggest_options.budget,
+                   "Firing alerts per sensor-day allowed (default 1)")
+      ->check(CLI::PositiveNumber);
+  suggest->add_option("--sensor", suggest_options.sensor,
+                      "Sensor id for inputs without a sensor column (default: file base name)");
+  suggest->add_option("inputs", suggest_options.inputs, "Recorded files (as for replay)")
+      ->check(CLI::ExistingFile);
+
   // version
   auto* version = app.add_subcommand("version", "Print the version");
 
@@ -94,6 +121,25 @@ int main(int argc, char** argv) {
   }
 
   if (replay->parsed()) return edge::agent::RunReplay(replay_options, std::cout, std::cerr);
+
+  if (suggest->parsed()) {
+    if (suggest_options.db.empty() && suggest_options.inputs.empty()) {
+      std::cerr << "suggest: give recorded files, --db, or both\n";
+      return 2;
+    }
+    if (!suggest_since.empty()) {
+      auto ms = edge::rules::ParseDuration(suggest_since);
+      if (!ms.ok()) {
+        std::cerr << "--since: " << ms.status().message() << "\n";
+        return 2;
+      }
+      suggest_options.since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count() -
+                                 *ms;
+    }
+    return edge::agent::RunSuggest(suggest_options, std::cout, std::cerr);
+  }
 
   if (check->parsed()) {
     int rc = 0;

@@ -104,7 +104,6 @@ class Reader {
            << ": the CSV header must name a timestamp and a value column, got '" << line << "'\n";
       return false;
     }
-    const uint32_t fixed_sensor = input_.Sensor(default_sensor);
     while (std::getline(in, line)) {
       ++line_no;
       if (!line.empty() && line.back() == '\r') line.pop_back();
@@ -125,11 +124,9 @@ class Reader {
         Problem(file, line_no, "bad value '" + f[static_cast<size_t>(value_col)] + "'");
         continue;
       }
-      uint32_t sensor = fixed_sensor;
-      if (sensor_col >= 0) {
-        const std::string_view s = Trim(f[static_cast<size_t>(sensor_col)]);
-        if (!s.empty()) sensor = input_.Sensor(std::string(s));
-      }
+      std::string_view name;
+      if (sensor_col >= 0) name = Trim(f[static_cast<size_t>(sensor_col)]);
+      const uint32_t sensor = input_.Sensor(name.empty() ? default_sensor : std::string(name));
       input_.rows.push_back({*ts, *value, sensor});
     }
     return true;
