@@ -17,9 +17,10 @@ namespace {
 using sparkplug::Payload;
 using Metric = sparkplug::Payload_Metric;
 
-// Bytes a metric definition or a device costs beyond its name, for the state bound: the
-// hash nodes of both maps and their bookkeeping.
+// Bytes a metric definition, a device or a node costs beyond its name, and an alias, for the
+// state bound: hash nodes and their bookkeeping.
 constexpr size_t kEntryOverhead = 128;
+constexpr size_t kAliasOverhead = 64;
 // Arena block reused by every message, so that a typical payload parses without malloc.
 constexpr size_t kArenaBlockBytes = 64 * 1024;
 
@@ -28,8 +29,9 @@ constexpr std::string_view kTypeLabels[] = {"NBIRTH", "NDATA",  "NDEATH", "DBIRT
 constexpr std::string_view kRejectLabels[] = {"bad_topic",   "not_protobuf",   "before_birth",
                                               "stale_death", "too_many_nodes", "too_many_metrics"};
 constexpr std::string_view kSkipLabels[] = {
-    "string",  "bytes",         "array",        "dataset",   "template",   "null",
-    "control", "unknown_alias", "unknown_type", "bad_value", "non_finite", "id_too_long"};
+    "string",     "bytes",       "array",         "dataset",      "template",
+    "null",       "control",     "unknown_alias", "unknown_type", "bad_value",
+    "non_finite", "id_too_long", "historical"};
 static_assert(std::size(kTypeLabels) == kSparkplugTypeCount);
 static_assert(std::size(kRejectLabels) == kSparkplugRejectCount);
 static_assert(std::size(kSkipLabels) == kSparkplugSkipCount);
@@ -275,12 +277,23 @@ struct SparkplugDecoder::Impl {
     return key;
   }
 
+  // Drops a node's definitions, aliases and devices (its own entry stays).
   void Forget(Node& n) {
     state_bytes -= n.bytes;
     n.bytes = 0;
     n.defs.clear();
     n.by_alias.clear();
     n.devices.clear();
+  }
+
+  static size_t NodeCost(const std::string& key, const Node& n) {
+    return key.size() + n.prefix.size() + kEntryOverhead;
+  }
+
+  void RemoveNode(std::unordered_map<std::string, Node, StringHash, std::equal_to<>>::iterator it) {
+    Forget(it->second);
+    state_bytes -= NodeCost(it->first, it->second);
+    nodes.erase(it);
   }
 
   void SequenceCheck(Node& n, const Payload& p, SparkplugOutcome& o) {
@@ -291,7 +304,15 @@ struct SparkplugDecoder::Impl {
 
   // Drops the definitions of one device (or, with 0, of the node's own metrics).
   void DropDefinitions(Node& n, uint32_t device) {
-    std::erase_if(n.by_alias, [&](const auto& a) { return a.second->second.device == device; });
+    for (auto a = n.by_alias.begin(); a != n.by_alias.end();) {
+      if (a->second->second.device != device) {
+        ++a;
+        continue;
+      }
+      n.bytes -= kAliasOverhead;
+      state_bytes -= kAliasOverhead;
+      a = n.by_alias.erase(a);
+    }
     for (auto it = n.defs.begin(); it != n.defs.end();) {
       if (it->second.device != device) {
         ++it;
@@ -337,7 +358,22 @@ struct SparkplugDecoder::Impl {
       } else {
         it->second = def;
       }
-      if (m.has_alias()) n.by_alias[m.alias()] = &*it;
+      if (m.has_alias()) {
+        // Aliases are bounded like definitions: a birth repeating one name under many
+        // aliases must not grow the map past them.
+        auto [a, fresh] = n.by_alias.try_emplace(m.alias(), &*it);
+        if (fresh) {
+          if (n.by_alias.size() > options.max_metrics_per_node ||
+              state_bytes + kAliasOverhead > options.max_state_bytes) {
+            n.by_alias.erase(a);
+            return false;
+          }
+          n.bytes += kAliasOverhead;
+          state_bytes += kAliasOverhead;
+        } else {
+          a->second = &*it;
+        }
+      }
       Emit(*it, m, p, ts_default, o, out);
     }
     return true;
@@ -368,6 +404,10 @@ struct SparkplugDecoder::Impl {
                    int64_t ts_default, SparkplugOutcome& o, std::vector<rules::Reading>& out) {
     if (def.second.control) {
       ++o.skipped[static_cast<size_t>(SparkplugSkip::kControl)];
+      return;
+    }
+    if (m.is_historical()) {  // store-and-forward backfill: not the current value
+      ++o.skipped[static_cast<size_t>(SparkplugSkip::kHistorical)];
       return;
     }
     const uint32_t datatype = m.has_datatype()                            ? m.datatype()
@@ -405,7 +445,8 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
                                                 std::string_view payload, int64_t receive_ms,
                                                 std::vector<rules::Reading>& out) {
   SparkplugOutcome o;
-  const std::optional<Topic> topic = ParseTopic(topic_text);
+  const std::optional<Topic> topic =
+      topic_text.size() <= options.max_sensor_id_bytes ? ParseTopic(topic_text) : std::nullopt;
   if (!topic) {
     o.reject = SparkplugReject::kBadTopic;
     return o;
@@ -434,8 +475,15 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
           o.reject = SparkplugReject::kTooManyNodes;
           return o;
         }
-        node_it = nodes.try_emplace(key).first;
-        node_it->second.prefix.assign(kSparkplugNamespace).append(key).append("/");
+        Node fresh;
+        fresh.prefix.assign(kSparkplugNamespace).append(key).append("/");
+        const size_t cost = NodeCost(key, fresh);
+        if (state_bytes + cost > options.max_state_bytes) {
+          o.reject = SparkplugReject::kTooManyNodes;
+          return o;
+        }
+        state_bytes += cost;
+        node_it = nodes.try_emplace(key, std::move(fresh)).first;
       }
       Node& n = node_it->second;
       Forget(n);
@@ -443,23 +491,22 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
       n.next_seq = static_cast<uint8_t>(((p->has_seq() ? p->seq() : 0) + 1) & 0xFF);
       if (!Birth(n, 0, n.prefix, *p, receive_ms, o, out)) {
         out.erase(out.begin() + static_cast<std::ptrdiff_t>(mark), out.end());
-        Forget(n);
-        nodes.erase(node_it);
+        RemoveNode(node_it);
         o.reject = SparkplugReject::kTooManyMetrics;
       }
       return o;
     }
     case SparkplugType::kNDeath: {
-      if (node_it != nodes.end()) {
-        const std::optional<uint64_t> dying = BdSeq(*p);
-        if (dying && node_it->second.bd_seq && *dying != *node_it->second.bd_seq) {
-          o.reject = SparkplugReject::kStaleDeath;
-          return o;
-        }
-        Forget(node_it->second);
-        nodes.erase(node_it);
+      // Only a node with a session goes offline: a death of an unknown node (never born, or
+      // already dead) changes nothing and costs nothing.
+      if (node_it == nodes.end()) return o;
+      const std::optional<uint64_t> dying = BdSeq(*p);
+      if (dying && node_it->second.bd_seq && *dying != *node_it->second.bd_seq) {
+        o.reject = SparkplugReject::kStaleDeath;
+        return o;
       }
-      o.offline_prefix.assign(kSparkplugNamespace).append(key).append("/");
+      o.offline_prefix = node_it->second.prefix;
+      RemoveNode(node_it);
       return o;
     }
     default:
@@ -480,6 +527,7 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
   device_prefix.append(n.prefix).append(topic->device).append("/");
   auto dev = n.devices.find(topic->device);
   if (o.type == SparkplugType::kDBirth) {
+    SequenceCheck(n, *p, o);
     if (dev == n.devices.end()) {
       const size_t cost = topic->device.size() + kEntryOverhead;
       if (n.defs.size() + n.devices.size() + 1 > options.max_metrics_per_node ||
@@ -492,7 +540,6 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
       dev = n.devices.try_emplace(std::string(topic->device), Device{n.next_device_id++, false})
                 .first;
     }
-    SequenceCheck(n, *p, o);
     DropDefinitions(n, dev->second.id);
     dev->second.born = Birth(n, dev->second.id, device_prefix, *p, receive_ms, o, out);
     if (!dev->second.born) {
@@ -509,7 +556,7 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
   SequenceCheck(n, *p, o);
   if (o.type == SparkplugType::kDData) {
     Data(n, dev->second.id, device_prefix, *p, receive_ms, o, out);
-  } else {  // DDEATH
+  } else if (dev->second.born) {  // DDEATH; a device already dead changes nothing
     dev->second.born = false;
     o.offline_prefix = std::move(device_prefix);
   }

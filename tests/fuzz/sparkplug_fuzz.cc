@@ -1,6 +1,7 @@
 // libFuzzer target for SparkplugDecoder. The input is a sequence of messages, each a topic
-// selector byte, a length byte and that many payload bytes, fed to one decoder that lives
-// across inputs (births, aliases and deaths are state) under small bounds. Any input must
+// selector byte, a length byte and that many payload bytes, fed to one decoder made for the
+// input (births, aliases and deaths are state within it, so a crash reproduces from its
+// input alone) under small bounds. Any input must
 // decode or be rejected, never crash; a reject leaves the output untouched; readings name a
 // sensor under spBv1.0/ within the id limit; the bounds hold.
 
@@ -35,8 +36,8 @@ edge::agent::SparkplugOptions Options() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static edge::agent::SparkplugDecoder decoder(Options());
-  static const edge::agent::SparkplugOptions options = Options();
+  const edge::agent::SparkplugOptions options = Options();
+  edge::agent::SparkplugDecoder decoder(options);
   const edge::rules::Reading sentinel{"sentinel", 1, 2.0};
   size_t i = 0;
   while (i + 2 <= size) {

@@ -252,6 +252,30 @@ TEST_F(SparkplugDecoderTest, NodeDeathTakesTheNodeAndItsDevicesOffline) {
             SparkplugReject::kBeforeBirth);
 }
 
+TEST_F(SparkplugDecoderTest, DeathsOfNodesAndDevicesWithoutASessionTakeNothingOffline) {
+  Payload death;
+  Add(death, "bdSeq", 0, sparkplug::Int64)->set_long_value(0);
+  const Decoded unknown = Decode("spBv1.0/plant/NDEATH/never-born", death);
+  EXPECT_FALSE(unknown.outcome.reject);
+  EXPECT_TRUE(unknown.outcome.offline_prefix.empty());
+  BornWithDevice();
+  EXPECT_FALSE(Decode("spBv1.0/plant/DDEATH/press1/dev1", Data(2)).outcome.offline_prefix.empty());
+  EXPECT_TRUE(Decode("spBv1.0/plant/DDEATH/press1/dev1", Data(3)).outcome.offline_prefix.empty());
+}
+
+TEST_F(SparkplugDecoderTest, HistoricalMetricsAreSkipped) {
+  BornWithDevice();
+  Payload dd = Data(2);
+  Metric* old = Add(dd, "", 2, 0);
+  old->set_float_value(1);
+  old->set_is_historical(true);
+  Add(dd, "", 2, 0)->set_float_value(2);
+  const Decoded d = Decode("spBv1.0/plant/DDATA/press1/dev1", dd);
+  EXPECT_THAT(d.readings,
+              ElementsAre(FieldsAre("spBv1.0/plant/press1/dev1/Speed", kPayloadMs, 2.0)));
+  EXPECT_EQ(d.skipped(SparkplugSkip::kHistorical), 1u);
+}
+
 TEST_F(SparkplugDecoderTest, DeathOfAnEarlierSessionIsIgnored) {
   BornWithDevice();  // bdSeq 7
   Payload late;
@@ -334,6 +358,52 @@ TEST(SparkplugDecoderBounds, NodesAndMetricDefinitionsAreBounded) {
             SparkplugReject::kTooManyMetrics);
   EXPECT_THAT(out, IsEmpty());
   EXPECT_EQ(decoder.nodes(), 1u);  // the refused birth ended n1's session
+}
+
+TEST(SparkplugDecoderBounds, AliasesAreBoundedLikeDefinitions) {
+  SparkplugOptions options;
+  options.max_metrics_per_node = 4;
+  SparkplugDecoder decoder(options);
+  Payload nb = Data(0);
+  for (uint64_t alias = 1; alias <= 10; ++alias) {  // one name under ten aliases
+    Add(nb, "same", alias, sparkplug::Double)->set_double_value(1);
+  }
+  std::vector<rules::Reading> out;
+  EXPECT_EQ(decoder.Decode("spBv1.0/g/NBIRTH/n", nb.SerializeAsString(), 0, out).reject,
+            SparkplugReject::kTooManyMetrics);
+  EXPECT_THAT(out, IsEmpty());
+  EXPECT_EQ(decoder.nodes(), 0u);
+}
+
+TEST(SparkplugDecoderBounds, AllNodesTogetherStayWithinTheStateBytes) {
+  SparkplugOptions options;
+  options.max_state_bytes = 1500;  // about three small nodes
+  SparkplugDecoder decoder(options);
+  Payload nb = Data(0);
+  Add(nb, "t", 1, sparkplug::Double)->set_double_value(1);
+  std::vector<rules::Reading> out;
+  size_t accepted = 0;
+  for (int i = 0; i < 20; ++i) {
+    const std::string topic = "spBv1.0/g/NBIRTH/node-" + std::to_string(i);
+    if (!decoder.Decode(topic, nb.SerializeAsString(), 0, out).reject) ++accepted;
+  }
+  EXPECT_GT(accepted, 0u);
+  EXPECT_LT(accepted, 20u);
+  EXPECT_EQ(decoder.nodes(), accepted);
+  // A death gives the bytes back: another node fits again.
+  Payload death;
+  Add(death, "bdSeq", 0, sparkplug::Int64)->set_long_value(0);
+  EXPECT_FALSE(decoder.Decode("spBv1.0/g/NDEATH/node-0", death.SerializeAsString(), 0, out).reject);
+  EXPECT_FALSE(decoder.Decode("spBv1.0/g/NBIRTH/late", nb.SerializeAsString(), 0, out).reject);
+}
+
+TEST(SparkplugDecoderBounds, TopicsLongerThanASensorIdAreRefusedBeforeParsing) {
+  SparkplugDecoder decoder;
+  std::vector<rules::Reading> out;
+  const std::string topic = "spBv1.0/g/NBIRTH/" + std::string(2000, 'n');
+  EXPECT_EQ(decoder.Decode(topic, Data(0).SerializeAsString(), 0, out).reject,
+            SparkplugReject::kBadTopic);
+  EXPECT_EQ(decoder.nodes(), 0u);
 }
 
 TEST(SparkplugDecoderBounds, SensorIdsLongerThanTheLimitAreSkipped) {

@@ -23,8 +23,10 @@
 // device with no birth since the agent started (or since its death) cannot be resolved and
 // is rejected (`before_birth`). An NDEATH whose bdSeq differs from the current birth's is a
 // late will of an earlier session and is ignored (`stale_death`); a valid one ends the
-// node's session and all its devices'. A death returns the sensor-id prefix that went
-// offline (SparkplugOutcome::offline_prefix), for rules::Engine::MarkOffline.
+// node's session and all its devices'. The death of a node or device with a session returns
+// the sensor-id prefix that went offline (SparkplugOutcome::offline_prefix), for
+// rules::Engine::MarkOffline; that of one without (never born, already dead) returns none.
+// Metrics marked is_historical (store-and-forward backfill) are skipped.
 //
 // Thread safety: none; one owner (the pipeline) calls Decode.
 
@@ -53,7 +55,8 @@ inline constexpr size_t kSparkplugTypeCount = 7;
 
 // Why a whole message produced nothing.
 enum class SparkplugReject {
-  kBadTopic,        // not spBv1.0/<group>/<type>/<node>[/<device>], or an unknown type
+  kBadTopic,        // not spBv1.0/<group>/<type>/<node>[/<device>], an unknown type, or a
+                    // topic longer than max_sensor_id_bytes
   kNotProtobuf,     // the payload is not a Sparkplug B protobuf Payload
   kBeforeBirth,     // data or device message for a node or device without a birth
   kStaleDeath,      // NDEATH whose bdSeq is not the current birth's
@@ -76,22 +79,25 @@ enum class SparkplugSkip {
   kBadValue,      // a value that does not fit its datatype
   kNonFinite,     // a NaN or infinite Float or Double
   kIdTooLong,     // the sensor id would be longer than max_sensor_id_bytes
+  kHistorical,    // is_historical: store-and-forward backfill, not the current value
 };
-inline constexpr size_t kSparkplugSkipCount = 12;
+inline constexpr size_t kSparkplugSkipCount = 13;
 
 // Prometheus label values: "NBIRTH".."DDEATH", "other"; "bad_topic", "not_protobuf",
 // "before_birth", "stale_death", "too_many_nodes", "too_many_metrics"; "string", "bytes",
 // "array", "dataset", "template", "null", "control", "unknown_alias", "unknown_type",
-// "bad_value", "non_finite", "id_too_long".
+// "bad_value", "non_finite", "id_too_long", "historical".
 std::string_view SparkplugTypeLabel(SparkplugType type);
 std::string_view SparkplugRejectLabel(SparkplugReject reason);
 std::string_view SparkplugSkipLabel(SparkplugSkip reason);
 
 struct SparkplugOptions {
-  size_t max_nodes = 1024;             // edge nodes holding a birth at once
-  size_t max_metrics_per_node = 4096;  // metric definitions of one node and its devices
-  size_t max_sensor_id_bytes = 1024;   // as DecodeOptions::max_sensor_id_bytes
-  // Memory for all nodes' definitions: metric names and ids, plus about 128 bytes each.
+  size_t max_nodes = 1024;  // edge nodes holding a birth at once
+  // Metric definitions (and, separately, aliases) of one node and its devices.
+  size_t max_metrics_per_node = 4096;
+  size_t max_sensor_id_bytes = 1024;  // as DecodeOptions::max_sensor_id_bytes
+  // Memory for all nodes' state: node keys, metric names and ids, device ids (plus about 128
+  // bytes each) and aliases (64 bytes each). A birth that would pass it is refused.
   size_t max_state_bytes = 32 * 1024 * 1024;
 };
 
