@@ -187,7 +187,8 @@ bool ReadRegister(const YAML::Node& node, ModbusRegister& reg, const YamlError& 
 
 bool ReadDevice(const YAML::Node& node, ModbusDevice& d, const YamlError& error) {
   MapReader r(node, "a modbus device",
-              {"name", "host", "port", "unit", "interval", "timeout", "prefix", "registers"},
+              {"name", "host", "port", "unit", "interval", "timeout", "prefix", "offline_after",
+               "registers"},
               error);
   if (!r.ok()) return false;
   r.String("name", d.name, true, IsName, "must be [A-Za-z0-9_.-]+");
@@ -196,6 +197,10 @@ bool ReadDevice(const YAML::Node& node, ModbusDevice& d, const YamlError& error)
       "must be a host name or address");
   r.Int("port", d.port, 1, 65535);
   r.Int("unit", d.unit, 0, 255);
+  if (d.unit > 247 && d.unit != 255) {
+    r.Fail(node.Mark(), "device '" + d.name + "': 'unit' must be 0 to 247, or 255");
+  }
+  r.Int("offline_after", d.offline_after, 1, 100);
   r.Duration("interval", d.interval_ms, kMinIntervalMs, kMaxIntervalMs);
   r.Duration("timeout", d.timeout_ms, kMinTimeoutMs, kMaxTimeoutMs);
   r.String("prefix", d.prefix, false, IsSensorPart, "must be a sensor id prefix without + or #");
@@ -248,7 +253,25 @@ void ReadModbusSection(const YAML::Node& node, std::vector<ModbusDevice>& device
       error(item.Mark(), "modbus: two devices named '" + d.name + "'");
       continue;
     }
-    devices.push_back(std::move(d));
+    // A device going offline takes every sensor under its prefix with it: prefixes may not
+    // nest, and none may be Sparkplug B's (those readings would go to its decoder).
+    const std::string prefix = d.SensorPrefix() + "/";
+    if (prefix.starts_with("spBv1.0/")) {
+      error(item.Mark(),
+            "modbus: device '" + d.name + "': a prefix under spBv1.0/ is Sparkplug B's");
+      continue;
+    }
+    bool nested = false;
+    for (const ModbusDevice& other : devices) {
+      const std::string theirs = other.SensorPrefix() + "/";
+      if (prefix.starts_with(theirs) || theirs.starts_with(prefix)) {
+        error(item.Mark(), "modbus: the sensor prefixes of devices '" + other.name + "' and '" +
+                               d.name + "' overlap");
+        nested = true;
+        break;
+      }
+    }
+    if (!nested) devices.push_back(std::move(d));
   }
 }
 

@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -28,6 +29,9 @@ constexpr size_t kResultCount = std::size(kResultLabels);
 constexpr char kPollsHelp[] = "Modbus polls of a device, by result";
 
 bool IsException(int err) { return err >= EMBXILFUN && err <= EMBXGTAR; }
+// A gateway's "path unavailable" and "target failed to respond": the gateway answered, the
+// device behind it did not.
+bool IsGatewayException(int err) { return err == EMBXGPATH || err == EMBXGTAR; }
 
 struct ModbusFree {
   void operator()(modbus_t* ctx) const {
@@ -49,6 +53,10 @@ struct ModbusPoller::Impl {
           registers_read(m.Counter("edge_agent_modbus_registers_read_total",
                                    "Modbus registers and bits read into readings",
                                    {{"device", config.name}})),
+          readings_dropped(m.Counter("edge_agent_modbus_readings_dropped_total",
+                                     "Modbus readings not queued because the ingest queue was "
+                                     "half full",
+                                     {{"device", config.name}})),
           connected(m.Gauge("edge_agent_modbus_connected",
                             "1 while the agent holds a connection to the Modbus device",
                             {{"device", config.name}})) {
@@ -63,12 +71,15 @@ struct ModbusPoller::Impl {
     std::string prefix;  // "<sensor prefix>/"
     cloudsync::Backoff backoff;
     ModbusPtr ctx;
-    bool answered = false;  // the last poll reached the device
+    bool answered = false;        // the device is taken as answering (not offline)
+    int failures = 0;             // consecutive polls that did not reach it
+    bool gateway_failed = false;  // the last poll got a gateway exception
     std::vector<uint16_t> words;
     std::vector<uint8_t> bits;
     std::vector<RawMessage> out;
     CounterHandle* polls[kResultCount];
     CounterHandle& registers_read;
+    CounterHandle& readings_dropped;
     GaugeHandle& connected;
   };
 
@@ -87,9 +98,15 @@ struct ModbusPoller::Impl {
     if (!d.ctx) return false;
     const auto sec = static_cast<uint32_t>(d.config.timeout_ms / 1000);
     const auto usec = static_cast<uint32_t>((d.config.timeout_ms % 1000) * 1000);
+    // The response timeout covers the whole answer: with a byte timeout, each byte would
+    // re-arm it and a device trickling bytes could hold a request far longer.
     modbus_set_response_timeout(d.ctx.get(), sec, usec);
-    modbus_set_byte_timeout(d.ctx.get(), sec, usec);
-    modbus_set_slave(d.ctx.get(), d.config.unit);
+    modbus_set_byte_timeout(d.ctx.get(), 0, 0);
+    if (modbus_set_slave(d.ctx.get(), d.config.unit) == -1) {
+      spdlog::warn("modbus {}: unit {}: {}", d.config.name, d.config.unit, modbus_strerror(errno));
+      d.ctx.reset();
+      return false;
+    }
     if (modbus_connect(d.ctx.get()) == -1) {
       spdlog::debug("modbus {}: connect to {}:{}: {}", d.config.name, d.config.host, d.config.port,
                     modbus_strerror(errno));
@@ -124,13 +141,16 @@ struct ModbusPoller::Impl {
     if (!Connect(d)) return PollResult::kConnect;
     const int64_t now = clock.WallMs();
     PollResult result = PollResult::kOk;
+    d.gateway_failed = false;
     d.out.clear();
     for (const ModbusRead& r : d.plan) {
+      if (stopping.load(std::memory_order_relaxed)) break;
       if (Read(d, r) != r.count) {
         const int err = errno;
-        if (IsException(err)) {  // the device answered: the connection stays
+        if (IsException(err)) {  // an answer: the connection stays
           spdlog::debug("modbus {}: read {} at {}: {}", d.config.name, r.count, r.address,
                         modbus_strerror(err));
+          if (IsGatewayException(err)) d.gateway_failed = true;
           result = PollResult::kException;
           continue;
         }
@@ -149,7 +169,15 @@ struct ModbusPoller::Impl {
       }
     }
     d.registers_read.Inc(static_cast<double>(d.out.size()));
-    if (!d.out.empty()) queue.PushBatch(d.out);
+    if (!d.out.empty()) {
+      // Above half the queue the MQTT client holds back (acknowledge after commit): these
+      // readings must not push its messages out of the queue, so the poll's are dropped.
+      if (queue.size() < queue.capacity() / 2 && queue.bytes() < queue.max_bytes() / 2) {
+        queue.PushBatch(d.out);
+      } else {
+        d.readings_dropped.Inc(static_cast<double>(d.out.size()));
+      }
+    }
     return result;
   }
 
@@ -169,23 +197,30 @@ struct ModbusPoller::Impl {
       {
         std::unique_lock lock(mu);
         const int64_t wait = next - clock.MonotonicMs();
-        if (wait > 0) cv.wait_for(lock, std::chrono::milliseconds(wait), [&] { return stopping; });
-        if (stopping) break;
+        if (wait > 0) {
+          cv.wait_for(lock, std::chrono::milliseconds(wait),
+                      [&] { return stopping.load(std::memory_order_relaxed); });
+        }
+        if (stopping.load(std::memory_order_relaxed)) break;
       }
       const PollResult r = Poll(d);
+      if (stopping.load(std::memory_order_relaxed)) break;
       d.polls[static_cast<size_t>(r)]->Inc();
       d.connected.Set(d.ctx ? 1 : 0);
-      const bool answered = r == PollResult::kOk || r == PollResult::kException;
-      if (answered != d.answered) {
-        if (answered) {
-          spdlog::info("modbus {}: {}:{} answering", d.config.name, d.config.host, d.config.port);
-        } else {
-          spdlog::warn("modbus {}: {}:{} stopped answering ({}); its sensors are offline",
-                       d.config.name, d.config.host, d.config.port,
-                       kResultLabels[static_cast<size_t>(r)]);
-          TakeOffline(d);
-        }
-        d.answered = answered;
+      const bool answered =
+          r == PollResult::kOk || (r == PollResult::kException && !d.gateway_failed);
+      d.failures = answered ? 0 : d.failures + 1;
+      if (answered && !d.answered) {
+        spdlog::info("modbus {}: {}:{} answering", d.config.name, d.config.host, d.config.port);
+        d.answered = true;
+      } else if (d.answered && d.failures >= d.config.offline_after) {
+        spdlog::warn(
+            "modbus {}: {}:{} stopped answering ({} polls, the last: {}); its sensors "
+            "are offline",
+            d.config.name, d.config.host, d.config.port, d.failures,
+            kResultLabels[static_cast<size_t>(r)]);
+        TakeOffline(d);
+        d.answered = false;
       }
       const int64_t now = clock.MonotonicMs();
       if (answered) {
@@ -205,7 +240,8 @@ struct ModbusPoller::Impl {
   std::vector<std::unique_ptr<Device>> devices;
   std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;  // guarded by mu
+  // Set under mu (for the waits on cv); read without it between requests.
+  std::atomic<bool> stopping{false};
   std::vector<std::thread> threads;
 };
 
@@ -216,17 +252,22 @@ ModbusPoller::ModbusPoller(std::vector<ModbusDevice> devices, IngestQueue& queue
 ModbusPoller::~ModbusPoller() { Stop(); }
 
 void ModbusPoller::Start() {
+  if (!impl_->threads.empty() || impl_->stopping.load()) return;  // once only
   for (auto& d : impl_->devices) {
     impl_->threads.emplace_back([this, dev = d.get()] { impl_->Loop(*dev); });
   }
 }
 
-void ModbusPoller::Stop() {
+void ModbusPoller::RequestStop() {
   {
     std::lock_guard lock(impl_->mu);
-    impl_->stopping = true;
+    impl_->stopping.store(true);
   }
   impl_->cv.notify_all();
+}
+
+void ModbusPoller::Stop() {
+  RequestStop();
   for (std::thread& t : impl_->threads) t.join();
   impl_->threads.clear();
 }

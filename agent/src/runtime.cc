@@ -630,9 +630,12 @@ void StopAndWait(StopFn stop, int64_t timeout_ms) {
 // closes, then the network thread.
 void Drain(Run& run) {
   run.ingest->Stop(kIngestStopMs);
-  if (run.modbus) run.modbus->Stop();
+  // Modbus threads start no new request; one under way may still end in a push, which the
+  // closed queue refuses: the pipeline's last commit does not wait for a slow device.
+  if (run.modbus) run.modbus->RequestStop();
   run.queue.Close();
   run.pipeline_thread.join();
+  if (run.modbus) run.modbus->Stop();
   if (run.channel) {
     StopAndWait([&run](auto done) { run.channel->Stop(std::move(done)); }, kChannelStopMs);
   }

@@ -54,7 +54,8 @@ def words_u32_little(v):
 # hr[0] = -123 (int16, scale 0.1: -12.3), hr[1..2] = 21.5 (float32, high word first),
 # hr[3..4] = 100000 (uint32, low word first).
 HOLDING = [65536 - 123] + words_f32_big(21.5) + words_u32_little(100000)
-EXPECTED = {"temp": -12.3, "flow": 21.5, "count": 100000, "level": 42, "run": 1, "door": 1}
+EXPECTED = {"temp": -12.3, "flow": 21.5, "count": 100000, "level": 42, "run": 1, "idle": 0,
+            "door": 1, "alarm": 1}
 
 
 class ModbusTest(harness.IntegrationTest):
@@ -94,7 +95,7 @@ class ModbusTest(harness.IntegrationTest):
         hung.listen(8)  # accepts connections (the kernel does), never answers
         self.addCleanup(hung.close)
         press = self.server("modbus-press1", press_port, holding=HOLDING, input=[42],
-                            coils=[1, 0, 1])
+                            coils=[1, 0, 0, 1], discrete=[0, 1])
         self.server("modbus-broken", broken_port, holding=[7, 8])
 
         def device(name, port, registers, interval="200ms"):
@@ -113,7 +114,9 @@ class ModbusTest(harness.IntegrationTest):
                 {"name": "count", "address": 3, "type": "uint32", "word_order": "little"},
                 {"name": "level", "table": "input", "address": 0},
                 {"name": "run", "table": "coil", "address": 0},
-                {"name": "door", "table": "coil", "address": 2}]),
+                {"name": "idle", "table": "coil", "address": 2},
+                {"name": "door", "table": "coil", "address": 3},
+                {"name": "alarm", "table": "discrete", "address": 1}]),
             device("broken", broken_port, [
                 {"name": "ok", "address": 0},
                 {"name": "missing", "address": 100}]),
@@ -149,17 +152,20 @@ class ModbusTest(harness.IntegrationTest):
                            what="the alert on the float32 register")
         self.assertEqual(self.alerts(console, "offline", "firing"), [])
 
-        # The device goes away: its six sensors are offline at once, not after an hour.
+        # The device goes away: after offline_after (3) failed polls its sensors are offline,
+        # not after the stale rule's hour.
         press.kill()
-        harness.wait_until(lambda: len(self.alerts(console, "offline", "firing")) >= 6, 30,
-                           what="offline alerts for press1's sensors")
+        harness.wait_until(
+            lambda: len(self.alerts(console, "offline", "firing")) >= len(EXPECTED), 30,
+            what="offline alerts for press1's sensors")
         self.assertEqual({a["sensor"] for a in self.alerts(console, "offline", "firing")},
                          {"plant/press1/" + n for n in EXPECTED})
         # Back on the same port: the next good poll resolves them.
         self.server("modbus-press1-again", press_port, holding=HOLDING, input=[42],
-                    coils=[1, 0, 1])
-        harness.wait_until(lambda: len(self.alerts(console, "offline", "resolved")) >= 6, 60,
-                           what="offline alerts resolved")
+                    coils=[1, 0, 0, 1], discrete=[0, 1])
+        harness.wait_until(
+            lambda: len(self.alerts(console, "offline", "resolved")) >= len(EXPECTED), 90,
+            what="offline alerts resolved")
         agent.process.check_alive()
 
 

@@ -16,6 +16,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 ModbusRegister Reg(ModbusTable table, uint16_t address, ModbusType type = ModbusType::kUint16) {
   ModbusRegister r;
@@ -147,6 +148,7 @@ modbus:
   EXPECT_EQ(pump.interval_ms, 250);
   EXPECT_EQ(pump.timeout_ms, 100);
   EXPECT_EQ(pump.SensorPrefix(), "site/pump");
+  EXPECT_EQ(pump.offline_after, 3);
   EXPECT_EQ(pump.registers[0].table, ModbusTable::kInput);
 }
 
@@ -177,6 +179,25 @@ modbus:
   EXPECT_THAT(m, HasSubstr("unknown key 'adress' in a register"));
   EXPECT_THAT(m, HasSubstr("'name' must be [A-Za-z0-9_.-]+"));
   EXPECT_THAT(m, HasSubstr("device 'empty' needs a non-empty list of registers"));
+}
+
+TEST(ModbusConfig, UnitsPastTheProtocolsRangeAndOverlappingPrefixesAreRefused) {
+  const Result<Config> c = ParseConfig(R"(
+node_id: n1
+modbus:
+  - {name: a, host: h, unit: 250, registers: [{name: t, address: 0}]}
+  - {name: b, host: h, prefix: plant/line1, registers: [{name: t, address: 0}]}
+  - {name: c, host: h, prefix: plant/line1/press, registers: [{name: t, address: 0}]}
+  - {name: d, host: h, prefix: spBv1.0/x, registers: [{name: t, address: 0}]}
+  - {name: e, host: h, unit: 255, offline_after: 5, registers: [{name: t, address: 0}]}
+)",
+                                       "agent.yaml");
+  ASSERT_FALSE(c.ok());
+  const std::string m = c.status().message();
+  EXPECT_THAT(m, HasSubstr("'unit' must be 0 to 247, or 255"));
+  EXPECT_THAT(m, HasSubstr("the sensor prefixes of devices 'b' and 'c' overlap"));
+  EXPECT_THAT(m, HasSubstr("a prefix under spBv1.0/ is Sparkplug B's"));
+  EXPECT_THAT(m, Not(HasSubstr("'e'")));
 }
 
 TEST(ModbusConfig, DuplicateNamesAreRefused) {

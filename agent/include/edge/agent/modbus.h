@@ -7,15 +7,18 @@
 //
 // Threads: one thread per device (`edge-modbus`), so that a device that stops answering
 // delays only itself; each owns its libmodbus connection. Every request is bounded by the
-// device's `timeout` (connect included). A failed poll closes the connection; the next
-// attempt waits the device's interval or, after consecutive failures, an exponential
-// backoff with full jitter (up to 30 s), whichever is longer. When a device that answered
-// stops answering, its sensors are taken offline at once (stale rules fire, as for a
-// Sparkplug death); its next good poll brings them back.
+// device's `timeout` (connect included; the whole answer, not each byte). A failed poll
+// closes the connection; the next attempt waits the device's interval or, after consecutive
+// failures, an exponential backoff with full jitter (up to 30 s), whichever is longer. When a
+// device that answered fails `offline_after` polls in a row (no connection, no answer in
+// time, a broken answer, or a gateway's exception for the device behind it), its sensors are
+// taken offline at once (stale rules fire, as for a Sparkplug death); its next good poll
+// brings them back. While the ingest queue is half full (where the MQTT client holds back
+// too) a poll's readings are dropped and counted instead of queued.
 //
 // Metrics (registered up front per device): edge_agent_modbus_polls_total{device,result}
 // (ok, connect, timeout, exception, error), edge_agent_modbus_registers_read_total{device},
-// edge_agent_modbus_connected{device}.
+// edge_agent_modbus_readings_dropped_total{device}, edge_agent_modbus_connected{device}.
 
 #include <cstddef>
 #include <cstdint>
@@ -55,9 +58,10 @@ struct ModbusDevice {
   std::string name;  // [A-Za-z0-9_.-]+, the `device` label of its metrics
   std::string host;
   uint16_t port = 502;
-  int unit = 1;  // unit (slave) id, 0 to 255
+  int unit = 1;  // unit (slave) id: 0 to 247, or 255
   int64_t interval_ms = 1000;
-  int64_t timeout_ms = 1000;  // connect and each response
+  int64_t timeout_ms = 1000;  // connect and each whole response
+  int offline_after = 3;      // consecutive failed polls before its sensors go offline
   std::string prefix;         // sensor id prefix; empty: modbus/<name>
   std::vector<ModbusRegister> registers;
 
@@ -96,9 +100,12 @@ class ModbusPoller {
   ModbusPoller(const ModbusPoller&) = delete;
   ModbusPoller& operator=(const ModbusPoller&) = delete;
 
-  // Starts one thread per device.
+  // Starts one thread per device. Once: a poller does not start again after a stop.
   void Start();
-  // Stops every thread; returns within the longest device timeout. Idempotent.
+  // Asks every thread to stop: none starts another request. Returns at once.
+  void RequestStop();
+  // RequestStop, then waits for the threads: at most the longest device timeout (a request
+  // under way). Idempotent.
   void Stop();
 
  private:
