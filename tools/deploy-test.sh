@@ -10,9 +10,9 @@
 #                      this Debian 12 host); the default, with BIN_DIR = build-deploy, which
 #                      is configured and built (Release, no tests) here if needed
 #   --arm64 DIR        also the linux/arm64 images, from the arm64 binaries in DIR (built by
-#                      tools/arm64/build.sh) and their sysroot ($EDGE_ARM64_SYSROOT, default
-#                      build-arm64-sysroot): checks that they are arm64, that the agent
-#                      image's own files run it (under qemu-user), and makes a manifest list
+#                      tools/arm64/build.sh) and their sysroot (tools/arm64/sysroot.sh
+#                      --path): checks that they are arm64, that each image's own files run
+#                      its binary (under qemu-user), and makes a manifest list
 #                      naming the amd64 and arm64 agent images
 #   --keep-images      leave the images in podman's store afterwards
 #
@@ -141,7 +141,8 @@ AGENT_IMAGE=$AGENT_IMAGE CONSOLE_IMAGE=$CONSOLE_IMAGE \
 
 # ----------------------------------------------------------------------- linux/arm64
 if [ -n "$ARM64_DIR" ]; then
-  SYSROOT=$(realpath -m "${EDGE_ARM64_SYSROOT:-build-arm64-sysroot}")
+  tools/setup.sh qemu-user
+  SYSROOT=$(tools/arm64/sysroot.sh --path)
   [ -d "$SYSROOT/usr/lib/aarch64-linux-gnu" ] \
     || { echo "deploy-test: no arm64 sysroot at $SYSROOT (tools/arm64/sysroot.sh)" >&2; exit 1; }
   ARM64_STAGE=$(mktemp -d /var/tmp/edge-prebuilt-arm64.XXXXXX)

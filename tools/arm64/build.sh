@@ -4,19 +4,21 @@
 # (tools/arm64/sysroot.sh), configures BUILD_DIR with tools/arm64/toolchain.cmake and builds.
 # Run the result with `qemu-aarch64 -L SYSROOT BUILD_DIR/agent/edge-agent ...`.
 #
-# Usage: tools/arm64/build.sh [BUILD_DIR [TARGET...]]   (default build-arm64, edge-agent
-#        and edge-console; the sysroot is $EDGE_ARM64_SYSROOT, default build-arm64-sysroot)
+# Usage: tools/arm64/build.sh [BUILD_DIR [TARGET...]]   (default build-arm64 in the
+#        repository, edge-agent and edge-console; the sysroot is tools/arm64/sysroot.sh's
+#        default, or $EDGE_ARM64_SYSROOT)
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-BUILD=${1:-build-arm64}
+ROOT=$(realpath "$(dirname "$(realpath "$0")")/../..")
+BUILD=$(realpath -m "${1:-$ROOT/build-arm64}")  # resolved where the caller stands
 [ $# -gt 0 ] && shift
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(edge-agent edge-console)
-SYSROOT=$(realpath -m "${EDGE_ARM64_SYSROOT:-build-arm64-sysroot}")
+SYSROOT=$("$ROOT/tools/arm64/sysroot.sh" --path)
+cd "$ROOT"
 tools/setup.sh g++-aarch64-linux-gnu qemu-user file
 tools/arm64/sysroot.sh "$SYSROOT"
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
 cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE=tools/arm64/toolchain.cmake \
   -DEDGE_ARM64_SYSROOT="$SYSROOT" -DEDGE_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"${JOBS:-2}" --target "${TARGETS[@]}"
-echo "arm64 build: $(file -b "$BUILD/agent/edge-agent" | cut -d, -f1-2)"
+echo "arm64 build: $(file -b "$BUILD/agent/edge-agent" | cut -d, -f1-2); sysroot $SYSROOT"

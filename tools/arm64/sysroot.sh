@@ -4,12 +4,21 @@
 # stays amd64), downloads the -dev packages and everything they depend on as .debs, and
 # unpacks them into SYSROOT. Arm64 -dev packages do not all co-install beside the amd64
 # ones (libyaml-cpp-dev, prometheus-cpp-dev), which is why they are unpacked, not installed.
-# Idempotent: a SYSROOT whose stamp matches the package list is kept.
+# Idempotent: a SYSROOT whose stamp matches the package list and this script is kept. The
+# default place is outside any clone, so that fresh clones (CI) reuse it.
 #
-# Usage: tools/arm64/sysroot.sh [SYSROOT]   (default: build-arm64-sysroot)
+# Usage: tools/arm64/sysroot.sh [SYSROOT]
+#        (default: $EDGE_ARM64_SYSROOT, else ${XDG_CACHE_HOME:-~/.cache}/edge-agent/arm64-sysroot)
+#        tools/arm64/sysroot.sh --path   prints where it is, makes nothing
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-SYSROOT=$(realpath -m "${1:-build-arm64-sysroot}")
+DEFAULT=${EDGE_ARM64_SYSROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/edge-agent/arm64-sysroot}
+if [ "${1:-}" = --path ]; then
+  realpath -m "$DEFAULT"
+  exit 0
+fi
+SYSROOT=$(realpath -m "${1:-$DEFAULT}")  # resolved where the caller stands
+SELF=$(realpath "$0")
+cd "$(dirname "$SELF")/../.."
 
 PACKAGES=(
   libpaho-mqttpp-dev libpaho-mqtt-dev libsqlite3-dev libboost1.81-dev prometheus-cpp-dev
@@ -17,7 +26,7 @@ PACKAGES=(
   libprotobuf-dev libmodbus-dev
 )
 STAMP="$SYSROOT/.packages"
-WANT="${PACKAGES[*]} $(sha256sum "$0" | cut -c1-16)"
+WANT="${PACKAGES[*]} $(sha256sum "$SELF" | cut -c1-16)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   echo "arm64 sysroot: $SYSROOT is up to date"
   exit 0
@@ -71,6 +80,11 @@ echo "arm64 sysroot: downloading ${#names[@]} packages"
 got=$(find "$debs" -name '*.deb' | wc -l)
 [ "$got" = "${#names[@]}" ] \
   || { echo "arm64 sysroot: downloaded $got of ${#names[@]} packages" >&2; exit 1; }
+# Only a directory this script made (its stamp) or an empty one is replaced.
+if [ -e "$SYSROOT" ] && [ ! -f "$STAMP" ] && [ -n "$(ls -A "$SYSROOT" 2>/dev/null)" ]; then
+  echo "arm64 sysroot: $SYSROOT exists and is not a sysroot made here; not touching it" >&2
+  exit 1
+fi
 rm -rf "$SYSROOT"
 mkdir -p "$SYSROOT"
 for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
