@@ -31,13 +31,25 @@ if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
   echo "arm64 sysroot: $SYSROOT is up to date"
   exit 0
 fi
+# Only a directory this script made (its stamp) or an empty one is replaced.
+if [ -e "$SYSROOT" ] && [ ! -f "$STAMP" ] && [ -n "$(ls -A "$SYSROOT" 2>/dev/null)" ]; then
+  echo "arm64 sysroot: $SYSROOT exists and is not a sysroot made here; not touching it" >&2
+  exit 1
+fi
 
+# apt-cache's output is taken whole before it is parsed: under pipefail, a reader that stops
+# early (grep -q, head) would make apt-cache die of SIGPIPE and the test read as false.
+arch_of() {  # arch_of PACKAGE[:ARCH]: its Architecture field, empty if it has no candidate
+  local info
+  info=$(apt-cache show "$1" 2>/dev/null || true)
+  sed -n '/^Architecture: /{s/^Architecture: //p;q}' <<<"$info"
+}
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+if ! grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)"; then
   $SUDO dpkg --add-architecture arm64
   $SUDO apt-get update -qq
-elif ! apt-cache show libc6:arm64 >/dev/null 2>&1; then
+elif [ -z "$(arch_of libc6:arm64)" ]; then
   $SUDO apt-get update -qq
 fi
 
@@ -46,24 +58,23 @@ fi
 # libraries come from the cross toolchain, but unpacking them too does no harm.
 requests=()
 for p in "${PACKAGES[@]}"; do  # architecture-independent packages take no :arm64
-  if apt-cache show "$p" 2>/dev/null | grep -qx 'Architecture: all'; then
+  if [ "$(arch_of "$p")" = all ]; then
     requests+=("$p")
   else
     requests+=("$p:arm64")
   fi
 done
-mapfile -t closure < <(
-  apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-    --no-replaces --no-enhances "${requests[@]}" 2>/dev/null |
-  sed -n 's/^\([a-z0-9][a-z0-9.+-]*\)\(:arm64\)\{0,1\}$/\1/p' | sort -u)
+deps=$(apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+  --no-replaces --no-enhances "${requests[@]}" 2>/dev/null)
+mapfile -t closure < <(sed -n 's/^\([a-z0-9][a-z0-9.+-]*\)\(:arm64\)\{0,1\}$/\1/p' <<<"$deps" | sort -u)
 debs=$(mktemp -d)
 chmod 0755 "$debs"  # apt downloads as the _apt user where it can
 trap 'rm -rf "$debs"' EXIT
 names=()
 for p in "${closure[@]}"; do
   # Virtual packages have no candidate; architecture-independent ones are "all".
-  arch=$(apt-cache show "$p:arm64" 2>/dev/null | sed -n 's/^Architecture: //p' | head -1)
-  [ -n "$arch" ] || arch=$(apt-cache show "$p" 2>/dev/null | sed -n 's/^Architecture: //p' | head -1)
+  arch=$(arch_of "$p:arm64")
+  [ -n "$arch" ] || arch=$(arch_of "$p")
   case "$arch" in
     arm64) names+=("$p:arm64") ;;
     all) names+=("$p") ;;
@@ -80,11 +91,6 @@ echo "arm64 sysroot: downloading ${#names[@]} packages"
 got=$(find "$debs" -name '*.deb' | wc -l)
 [ "$got" = "${#names[@]}" ] \
   || { echo "arm64 sysroot: downloaded $got of ${#names[@]} packages" >&2; exit 1; }
-# Only a directory this script made (its stamp) or an empty one is replaced.
-if [ -e "$SYSROOT" ] && [ ! -f "$STAMP" ] && [ -n "$(ls -A "$SYSROOT" 2>/dev/null)" ]; then
-  echo "arm64 sysroot: $SYSROOT exists and is not a sysroot made here; not touching it" >&2
-  exit 1
-fi
 rm -rf "$SYSROOT"
 mkdir -p "$SYSROOT"
 for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$SYSROOT"; done
