@@ -18,6 +18,11 @@ cd "$ROOT"
 tools/setup.sh g++-aarch64-linux-gnu qemu-user file
 tools/arm64/sysroot.sh "$SYSROOT"
 export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
+# Libraries found in another sysroot stay in a build directory's cache: start it afresh.
+if [ -f "$BUILD/CMakeCache.txt" ] &&
+   ! grep -qx "EDGE_ARM64_SYSROOT:UNINITIALIZED=$SYSROOT" "$BUILD/CMakeCache.txt"; then
+  rm -rf "$BUILD/CMakeCache.txt" "$BUILD/CMakeFiles"
+fi
 cmake -S . -B "$BUILD" -DCMAKE_TOOLCHAIN_FILE=tools/arm64/toolchain.cmake \
   -DEDGE_ARM64_SYSROOT="$SYSROOT" -DEDGE_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$BUILD" -j"${JOBS:-2}" --target "${TARGETS[@]}"
