@@ -32,7 +32,10 @@ struct SparkplugCounters {
   explicit SparkplugCounters(Metrics& m)
       : seq_gaps(m.Counter("edge_agent_sparkplug_seq_gaps_total",
                            "Sparkplug B messages whose seq was not the previous one + 1")),
-        nodes(m.Gauge("edge_agent_sparkplug_nodes", "Sparkplug B edge nodes holding a birth")) {
+        nodes(m.Gauge("edge_agent_sparkplug_nodes", "Sparkplug B edge nodes holding a birth")),
+        nodes_evicted(m.Counter("edge_agent_sparkplug_nodes_evicted_total",
+                                "Sparkplug B edge nodes forgotten, silent for sensors.idle_after, "
+                                "to make room for a new one")) {
     for (size_t i = 0; i < kSparkplugTypeCount; ++i) {
       messages[i] = &m.Counter("edge_agent_sparkplug_messages_total",
                                "Sparkplug B messages decoded or rejected, by message type",
@@ -55,6 +58,8 @@ struct SparkplugCounters {
   CounterHandle* skipped[kSparkplugSkipCount];
   CounterHandle& seq_gaps;
   GaugeHandle& nodes;
+  CounterHandle& nodes_evicted;
+  uint64_t last_evicted = 0;
 };
 
 // Handles looked up once; label sets that depend on policy content are cached lazily.

@@ -30,6 +30,10 @@ bool Pipeline::DecodeMessage(const RawMessage& msg) {
     if (o.skipped[i] > 0) c.skipped[i]->Inc(static_cast<double>(o.skipped[i]));
   }
   c.nodes.Set(static_cast<double>(sparkplug_->nodes()));
+  if (const uint64_t evicted = sparkplug_->evicted_nodes(); evicted > c.last_evicted) {
+    c.nodes_evicted.Inc(static_cast<double>(evicted - c.last_evicted));
+    c.last_evicted = evicted;
+  }
   if (!o.offline_prefix.empty()) MarkOffline(o.offline_prefix, msg.receive_ms);
   return !readings_.empty();
 }

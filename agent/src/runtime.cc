@@ -511,6 +511,7 @@ void MakePipeline(Run& run) {
   pipeline_options.decode.max_payload_bytes = config.mqtt.max_payload_bytes;
   pipeline_options.sparkplug.max_nodes = config.sparkplug_max_nodes;
   pipeline_options.sparkplug.max_metrics_per_node = config.sparkplug_max_metrics;
+  pipeline_options.sparkplug.idle_after_ms = config.sensor_idle_ms;
   pipeline_options.sparkplug.max_sensor_id_bytes = pipeline_options.decode.max_sensor_id_bytes;
   pipeline_options.commit_interval_ms = config.store.commit_interval_ms;
   pipeline_options.alert_commit_window_ms = config.store.alert_commit_window_ms;

@@ -264,7 +264,8 @@ struct SparkplugDecoder::Impl {
     std::unordered_map<uint64_t, Defs::value_type*> by_alias;  // into defs (nodes are stable)
     std::unordered_map<std::string, Device, StringHash, std::equal_to<>> devices;
     uint32_t next_device_id = 1;
-    size_t bytes = 0;  // counted in state_bytes
+    size_t bytes = 0;          // counted in state_bytes
+    int64_t last_seen_ms = 0;  // receive time of its latest message
   };
 
   explicit Impl(SparkplugOptions o) : options(o), arena_block(kArenaBlockBytes) {}
@@ -294,6 +295,23 @@ struct SparkplugDecoder::Impl {
     Forget(it->second);
     state_bytes -= NodeCost(it->first, it->second);
     nodes.erase(it);
+  }
+
+  // Makes room for a new node by forgetting the one silent longest, if it has been silent
+  // for idle_after_ms (its death was missed, say). O(nodes), only when the table is full.
+  bool EvictIdleNode(int64_t now_ms) {
+    auto oldest = nodes.end();
+    for (auto it = nodes.begin(); it != nodes.end(); ++it) {
+      if (oldest == nodes.end() || it->second.last_seen_ms < oldest->second.last_seen_ms) {
+        oldest = it;
+      }
+    }
+    if (oldest == nodes.end() || now_ms - oldest->second.last_seen_ms < options.idle_after_ms) {
+      return false;
+    }
+    RemoveNode(oldest);
+    ++evicted_nodes;
+    return true;
   }
 
   void SequenceCheck(Node& n, const Payload& p, SparkplugOutcome& o) {
@@ -439,6 +457,7 @@ struct SparkplugDecoder::Impl {
   std::vector<char> arena_block;
   std::unordered_map<std::string, Node, StringHash, std::equal_to<>> nodes;
   size_t state_bytes = 0;
+  uint64_t evicted_nodes = 0;
 };
 
 SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
@@ -466,16 +485,18 @@ SparkplugOutcome SparkplugDecoder::Impl::Decode(std::string_view topic_text,
   }
   const std::string key = NodeKey(*topic);
   auto node_it = nodes.find(key);
+  if (node_it != nodes.end()) node_it->second.last_seen_ms = receive_ms;
   const size_t mark = out.size();
 
   switch (o.type) {
     case SparkplugType::kNBirth: {
       if (node_it == nodes.end()) {
-        if (nodes.size() >= options.max_nodes) {
+        if (nodes.size() >= options.max_nodes && !EvictIdleNode(receive_ms)) {
           o.reject = SparkplugReject::kTooManyNodes;
           return o;
         }
         Node fresh;
+        fresh.last_seen_ms = receive_ms;
         fresh.prefix.assign(kSparkplugNamespace).append(key).append("/");
         const size_t cost = NodeCost(key, fresh);
         if (state_bytes + cost > options.max_state_bytes) {
@@ -575,5 +596,7 @@ SparkplugOutcome SparkplugDecoder::Decode(std::string_view topic, std::string_vi
 }
 
 size_t SparkplugDecoder::nodes() const { return impl_->nodes.size(); }
+
+uint64_t SparkplugDecoder::evicted_nodes() const { return impl_->evicted_nodes; }
 
 }  // namespace edge::agent

@@ -360,6 +360,30 @@ TEST(SparkplugDecoderBounds, NodesAndMetricDefinitionsAreBounded) {
   EXPECT_EQ(decoder.nodes(), 1u);  // the refused birth ended n1's session
 }
 
+TEST(SparkplugDecoderBounds, ANodeSilentForTheIdleTimeMakesRoomForANewOne) {
+  SparkplugOptions options;
+  options.max_nodes = 2;
+  options.idle_after_ms = 600'000;
+  SparkplugDecoder decoder(options);
+  const std::string birth = Birth(0, 1).SerializeAsString();
+  std::vector<rules::Reading> out;
+  ASSERT_FALSE(decoder.Decode("spBv1.0/g/NBIRTH/n1", birth, 0, out).reject);
+  ASSERT_FALSE(decoder.Decode("spBv1.0/g/NBIRTH/n2", birth, 0, out).reject);
+  // Both heard from within the idle time: the third is refused.
+  EXPECT_EQ(decoder.Decode("spBv1.0/g/NBIRTH/n3", birth, 300'000, out).reject,
+            SparkplugReject::kTooManyNodes);
+  Payload nd = Data(1);
+  ASSERT_FALSE(decoder.Decode("spBv1.0/g/NDATA/n2", nd.SerializeAsString(), 360'000, out).reject);
+  // n1 silent for 11 minutes (its death missed): it makes room; n2 stays.
+  EXPECT_FALSE(decoder.Decode("spBv1.0/g/NBIRTH/n3", birth, 660'000, out).reject);
+  EXPECT_EQ(decoder.evicted_nodes(), 1u);
+  EXPECT_EQ(decoder.nodes(), 2u);
+  EXPECT_EQ(decoder.Decode("spBv1.0/g/NDATA/n1", Data(1).SerializeAsString(), 661'000, out).reject,
+            SparkplugReject::kBeforeBirth);
+  Payload nd2 = Data(2);
+  EXPECT_FALSE(decoder.Decode("spBv1.0/g/NDATA/n2", nd2.SerializeAsString(), 662'000, out).reject);
+}
+
 TEST(SparkplugDecoderBounds, AliasesAreBoundedLikeDefinitions) {
   SparkplugOptions options;
   options.max_metrics_per_node = 4;

@@ -92,7 +92,11 @@ std::string_view SparkplugRejectLabel(SparkplugReject reason);
 std::string_view SparkplugSkipLabel(SparkplugSkip reason);
 
 struct SparkplugOptions {
-  size_t max_nodes = 1024;  // edge nodes holding a birth at once
+  // Edge nodes holding a birth at once. When a new node's birth finds them all taken, the
+  // node silent longest is forgotten if it has been silent idle_after_ms (its death was
+  // missed); otherwise the birth is refused.
+  size_t max_nodes = 1024;
+  int64_t idle_after_ms = 10 * 60'000;
   // Metric definitions (and, separately, aliases) of one node and its devices.
   size_t max_metrics_per_node = 4096;
   size_t max_sensor_id_bytes = 1024;  // as DecodeOptions::max_sensor_id_bytes
@@ -129,6 +133,8 @@ class SparkplugDecoder {
 
   // Edge nodes holding a birth.
   size_t nodes() const;
+  // Nodes forgotten so far to make room for a new one (SparkplugOptions::max_nodes).
+  uint64_t evicted_nodes() const;
 
  private:
   struct Impl;
