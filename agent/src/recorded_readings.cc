@@ -188,6 +188,28 @@ bool LooksLikeJsonLines(const std::string& path, std::istream& in) {
 
 }  // namespace
 
+void RunRows(rules::Engine& engine, const RecordedReadings& in, std::span<const RecordedRow> rows,
+             const RowEvents& on_events) {
+  constexpr int64_t kAdvanceStepMs = 1000;
+  std::vector<rules::AlertEvent> events;
+  bool advanced = false;
+  int64_t last_advance = 0;
+  rules::Reading reading;
+  for (const RecordedRow& row : rows) {
+    if (!advanced || row.ts_ms - last_advance >= kAdvanceStepMs) {
+      engine.Advance(row.ts_ms, events);
+      last_advance = row.ts_ms;
+      advanced = true;
+    }
+    reading.sensor = in.sensors[row.sensor];
+    reading.ts_ms = row.ts_ms;
+    reading.value = row.value;
+    engine.Process(reading, events);
+    on_events(row, events);
+    events.clear();
+  }
+}
+
 bool LoadRecordedFiles(const std::vector<std::string>& paths, const std::string& default_sensor,
                        RecordedReadings& out, std::ostream& err) {
   Reader reader(out, err);

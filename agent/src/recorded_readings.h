@@ -4,10 +4,14 @@
 // of an agent's database, loaded into memory ordered by timestamp.
 
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
+
+#include "edge/rules/engine.h"
 
 namespace edge::agent {
 
@@ -43,5 +47,13 @@ bool LoadRecordedFiles(const std::vector<std::string>& paths, const std::string&
 // False (reported on `err`) when the database cannot be opened or read.
 bool LoadStoredReadings(const std::string& db_path, int64_t since_ms, RecordedReadings& out,
                         std::ostream& err);
+
+// Runs `rows` (of `in`, oldest first) through `engine` in event time, as the live agent would:
+// clock-driven rules (stale) get Advance(ts) whenever event time has moved on by a second or
+// more since the last time, so gaps inside a recording are found. After each row
+// `on_events(row, events)` gets the events the row caused (cleared after the call).
+using RowEvents = std::function<void(const RecordedRow&, std::vector<rules::AlertEvent>&)>;
+void RunRows(rules::Engine& engine, const RecordedReadings& in, std::span<const RecordedRow> rows,
+             const RowEvents& on_events);
 
 }  // namespace edge::agent

@@ -12,12 +12,6 @@
 #include "recorded_readings.h"
 
 namespace edge::agent {
-namespace {
-
-// Clock-driven rules get the time at most once per this much event time.
-constexpr int64_t kAdvanceStepMs = 1000;
-
-}  // namespace
 
 int RunReplay(const ReplayOptions& options, std::ostream& out, std::ostream& err) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -38,39 +32,23 @@ int RunReplay(const ReplayOptions& options, std::ostream& out, std::ostream& err
   if (!LoadRecordedFiles(options.inputs, options.sensor, input, err)) return 2;
 
   rules::Engine engine(std::move(*policy));
-  std::vector<rules::AlertEvent> events;
   std::map<std::string, std::pair<int64_t, int64_t>> per_rule;  // firing, resolved
   for (const auto& r : engine.policy().rules) per_rule[r.id];
   int64_t firing = 0, resolved = 0;
-  const auto flush = [&] {
-    for (const rules::AlertEvent& e : events) {
-      out << AlertPayloadJson(e) << "\n";
-      auto& counts = per_rule[e.rule_id];
-      if (e.state == rules::AlertState::kFiring) {
-        ++firing;
-        ++counts.first;
-      } else {
-        ++resolved;
-        ++counts.second;
-      }
-    }
-    events.clear();
-  };
-  bool advanced = false;
-  int64_t last_advance = 0;
-  rules::Reading reading;
-  for (const RecordedRow& row : input.rows) {
-    if (!advanced || row.ts_ms - last_advance >= kAdvanceStepMs) {
-      engine.Advance(row.ts_ms, events);
-      last_advance = row.ts_ms;
-      advanced = true;
-    }
-    reading.sensor = input.sensors[row.sensor];
-    reading.ts_ms = row.ts_ms;
-    reading.value = row.value;
-    engine.Process(reading, events);
-    flush();
-  }
+  RunRows(engine, input, input.rows,
+          [&](const RecordedRow&, std::vector<rules::AlertEvent>& events) {
+            for (const rules::AlertEvent& e : events) {
+              out << AlertPayloadJson(e) << "\n";
+              auto& counts = per_rule[e.rule_id];
+              if (e.state == rules::AlertState::kFiring) {
+                ++firing;
+                ++counts.first;
+              } else {
+                ++resolved;
+                ++counts.second;
+              }
+            }
+          });
   out.flush();
 
   const double ms =

@@ -20,7 +20,6 @@ namespace edge::agent {
 namespace {
 
 constexpr int64_t kDayMs = 86'400'000;
-constexpr int64_t kAdvanceStepMs = 1000;
 // Candidate levels: quantiles of the readings a rule sees. Below the 90th percentile a
 // level would be crossed most of the time.
 constexpr double kQuantiles[] = {0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999, 0.9999, 1.0};
@@ -84,34 +83,17 @@ Result Backtest(const rules::Policy& base, const rules::RuleSpec& rule, const Ru
   p.filters = base.filters;
   p.rules = {rule};
   rules::Engine engine(std::move(p));
-  std::vector<rules::AlertEvent> events;
   Result result;
   int64_t firing_readings = 0;
   std::vector<char> firing(in.sensors.size());
-  bool advanced = false;
-  int64_t last_advance = 0;
-  rules::Reading reading;
-  const auto count = [&] {
+  RunRows(engine, in, d.rows, [&](const RecordedRow& row, std::vector<rules::AlertEvent>& events) {
     for (const auto& e : events) {
       const bool fires = e.state == rules::AlertState::kFiring;
       result.alerts += fires ? 1 : 0;
       firing[in.sensor_index.at(e.sensor)] = fires ? 1 : 0;
     }
-    events.clear();
-  };
-  for (const RecordedRow& row : d.rows) {
-    if (!advanced || row.ts_ms - last_advance >= kAdvanceStepMs) {
-      engine.Advance(row.ts_ms, events);
-      last_advance = row.ts_ms;
-      advanced = true;
-    }
-    reading.sensor = in.sensors[row.sensor];
-    reading.ts_ms = row.ts_ms;
-    reading.value = row.value;
-    engine.Process(reading, events);
-    count();
     firing_readings += firing[row.sensor];
-  }
+  });
   if (!d.rows.empty()) {
     result.firing_share = static_cast<double>(firing_readings) / static_cast<double>(d.rows.size());
   }

@@ -303,6 +303,24 @@ struct Engine::Impl {
     uint32_t index;
   };
   std::vector<StaleRef> stale;
+
+  // Fires a stale rule at now_ms with the episode starting at started_ms, unless it is
+  // firing already, its sensor was never seen, or its cooldown holds. Whether it fired.
+  bool FireStale(const StaleRef& ref, int64_t now_ms, int64_t started_ms,
+                 std::vector<AlertEvent>& out) const {
+    SensorState& s = *ref.state;
+    RuleState& rs = s.rules[ref.index];
+    if (rs.phase == Phase::kFiring || !s.seen) return false;
+    const RuleSpec& spec = policy.rules[rs.rule];
+    if (rs.resolved_before && !ElapsedAtLeast(rs.resolved_ms, now_ms, spec.cooldown_ms)) {
+      return false;
+    }
+    rs.phase = Phase::kFiring;
+    rs.run_start_ms = started_ms;
+    Emit(spec, rs, s, *ref.sensor, now_ms, s.last_value, AlertState::kFiring, out);
+    return true;
+  }
+
   uint64_t out_of_order = 0;
   uint64_t duplicates = 0;
   uint64_t non_finite = 0;
@@ -373,16 +391,12 @@ ReadingVerdict Engine::Process(const Reading& r, std::vector<AlertEvent>& out) {
 void Engine::Advance(int64_t now_ms, std::vector<AlertEvent>& out) {
   Impl& im = *impl_;
   for (const Impl::StaleRef& ref : im.stale) {
-    SensorState& s = *ref.state;
-    RuleState& rs = s.rules[ref.index];
-    if (rs.phase == Phase::kFiring || !s.seen) continue;
-    const RuleSpec& spec = im.policy.rules[rs.rule];
+    const SensorState& s = *ref.state;
+    if (!s.seen) continue;
+    const RuleSpec& spec = im.policy.rules[s.rules[ref.index].rule];
     const int64_t after = std::get<StaleParams>(spec.params).after_ms;
     if (!ElapsedAtLeast(s.last_ts_ms, now_ms, after)) continue;
-    if (rs.resolved_before && !ElapsedAtLeast(rs.resolved_ms, now_ms, spec.cooldown_ms)) continue;
-    rs.phase = Phase::kFiring;
-    rs.run_start_ms = s.last_ts_ms + after;  // <= now_ms here: no overflow
-    im.Emit(spec, rs, s, *ref.sensor, now_ms, s.last_value, AlertState::kFiring, out);
+    im.FireStale(ref, now_ms, s.last_ts_ms + after, out);  // <= now_ms here: no overflow
   }
 }
 
@@ -390,16 +404,7 @@ size_t Engine::MarkOffline(std::string_view prefix, int64_t now_ms, std::vector<
   Impl& im = *impl_;
   size_t fired = 0;
   for (const Impl::StaleRef& ref : im.stale) {
-    if (!ref.sensor->starts_with(prefix)) continue;
-    SensorState& s = *ref.state;
-    RuleState& rs = s.rules[ref.index];
-    if (rs.phase == Phase::kFiring || !s.seen) continue;
-    const RuleSpec& spec = im.policy.rules[rs.rule];
-    if (rs.resolved_before && !ElapsedAtLeast(rs.resolved_ms, now_ms, spec.cooldown_ms)) continue;
-    rs.phase = Phase::kFiring;
-    rs.run_start_ms = now_ms;
-    im.Emit(spec, rs, s, *ref.sensor, now_ms, s.last_value, AlertState::kFiring, out);
-    ++fired;
+    if (ref.sensor->starts_with(prefix) && im.FireStale(ref, now_ms, now_ms, out)) ++fired;
   }
   return fired;
 }

@@ -654,30 +654,6 @@ Status CheckSingleDocument(const std::string& text, const PolicyParser& parser,
 
 }  // namespace
 
-std::string_view ToString(Severity severity) {
-  switch (severity) {
-    case Severity::kInfo:
-      return "info";
-    case Severity::kWarning:
-      return "warning";
-    case Severity::kCritical:
-      return "critical";
-  }
-  return "unknown";
-}
-
-std::string_view ToString(Direction direction) {
-  switch (direction) {
-    case Direction::kUp:
-      return "up";
-    case Direction::kDown:
-      return "down";
-    case Direction::kBoth:
-      return "both";
-  }
-  return "unknown";
-}
-
 std::string_view RuleSpec::Kind() const {
   return std::visit([](const auto& p) { return KindName<std::decay_t<decltype(p)>>(); }, params);
 }
